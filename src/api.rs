@@ -1,0 +1,86 @@
+//! The admin API's JSON shapes and parameters, shared by the server and the CLI.
+
+use scepd_ca::Serial;
+use serde_json::{json, Value};
+
+use crate::store::{CertFilter, CertRecord, CertStatus};
+
+/// RFC 3339, UTC.
+pub fn rfc3339(unix: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix as i64)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// A serial as operators type it: hex, any case, colons allowed.
+pub fn parse_serial(text: &str) -> Option<Serial> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(hex).ok()?;
+    // Accept a leading 00 (some tools print the DER INTEGER's sign byte).
+    let bytes = if bytes.len() == 17 && bytes[0] == 0 { bytes[1..].to_vec() } else { bytes };
+    Some(Serial(bytes.try_into().ok()?))
+}
+
+pub fn parse_status(text: &str) -> Option<CertStatus> {
+    Some(match text {
+        "active" => CertStatus::Active,
+        "superseded" => CertStatus::Superseded,
+        "revoked" => CertStatus::Revoked,
+        "expired" => CertStatus::Expired,
+        _ => return None,
+    })
+}
+
+/// `?device=…&status=…`
+pub fn cert_filter(query: &str) -> Result<CertFilter, String> {
+    let mut filter = CertFilter::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = String::from_utf8_lossy(&crate::scep::query::percent_decode(v)).into_owned();
+        match k {
+            "device" => filter.device_id = Some(v),
+            "status" => filter.status = Some(parse_status(&v).ok_or_else(|| format!("unknown status {v:?}"))?),
+            _ => return Err(format!("unknown parameter {k:?}")),
+        }
+    }
+    Ok(filter)
+}
+
+pub fn cert_json(r: &CertRecord, der: Option<&[u8]>) -> Value {
+    let mut v = json!({
+        "serial": r.serial,
+        "subject": r.subject,
+        "not_before": rfc3339(r.not_before),
+        "not_after": rfc3339(r.not_after),
+        "status": r.status_at(scepd_ca::time::unix_now()).as_str(),
+        "device_id": r.device_id,
+        "transaction_id": r.transaction_id,
+        "issued_at": rfc3339(r.issued_at),
+    });
+    if let Some(der) = der {
+        v["pem"] = Value::String(scepd_ca::pem::encode("CERTIFICATE", der));
+    }
+    v
+}
+
+pub fn cert_list_json(records: &[CertRecord]) -> Value {
+    Value::Array(records.iter().map(|r| cert_json(r, None)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_in_any_operator_form() {
+        let s = Serial([0x4a; 16]);
+        assert_eq!(parse_serial(&s.to_hex()), Some(s));
+        assert_eq!(parse_serial(&s.to_hex().to_lowercase()), Some(s));
+        let colons = s.to_hex().as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
+        assert_eq!(parse_serial(&colons), Some(s));
+        assert_eq!(parse_serial(&format!("00{}", s.to_hex())), Some(s));
+        assert_eq!(parse_serial("xyz"), None);
+        assert_eq!(parse_serial("abcd"), None);
+    }
+}

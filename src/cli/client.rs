@@ -1,0 +1,104 @@
+//! CLI commands that talk to the running server's admin API.
+
+
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use super::{CertCommand, ClientArgs};
+use crate::datadir::DataDir;
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+struct AdminClient {
+    base: String,
+    token: String,
+}
+
+impl AdminClient {
+    fn new(args: &ClientArgs) -> Result<AdminClient, Box<dyn std::error::Error>> {
+        let dir = DataDir::new(&args.data);
+        let base = match &args.server {
+            Some(s) => s.clone(),
+            None => std::fs::read_to_string(dir.path("admin.url"))
+                .map_err(|e| format!("{}: {e} (is `scepd serve --data {}` running? or pass --server)",
+                    dir.path("admin.url").display(), args.data.display()))?,
+        };
+        let token = match &args.token_file {
+            Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
+            None => dir.admin_token()?,
+        };
+        Ok(AdminClient { base: base.trim().trim_end_matches('/').to_string(), token: token.trim().to_string() })
+    }
+
+    fn get(&self, path: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
+        let url = format!("{}{path}", self.base);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+            let req = Request::get(&url).header("authorization", format!("Bearer {}", self.token)).body(Empty::new())?;
+            let resp = client.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            let value: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: bad JSON: {e}"))?;
+            if !status.is_success() {
+                let msg = value.get("error").and_then(Value::as_str).unwrap_or("request failed");
+                return Err(format!("{url}: {status}: {msg}").into());
+            }
+            Ok((status, value))
+        })
+    }
+}
+
+pub(super) fn cert(cmd: CertCommand) -> CliResult {
+    match cmd {
+        CertCommand::List { client, json, device, status } => {
+            let mut query = Vec::new();
+            if let Some(d) = device {
+                query.push(format!("device={}", encode(&d)));
+            }
+            if let Some(s) = status {
+                query.push(format!("status={}", encode(&s)));
+            }
+            let path = if query.is_empty() { "/api/v1/certificates".to_string() } else { format!("/api/v1/certificates?{}", query.join("&")) };
+            let (_, list) = AdminClient::new(&client)?.get(&path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<32}  {:<10}  {:<20}  SUBJECT", "SERIAL", "STATUS", "NOT AFTER");
+                for c in list.as_array().into_iter().flatten() {
+                    println!("{:<32}  {:<10}  {:<20}  {}", s(c, "serial"), s(c, "status"), s(c, "not_after"), s(c, "subject"));
+                }
+            }
+            Ok(())
+        }
+        CertCommand::Show { serial, client, json } => {
+            let serial = crate::api::parse_serial(&serial).ok_or("SERIAL must be 32 hex digits (colons allowed)")?;
+            let (_, cert) = AdminClient::new(&client)?.get(&format!("/api/v1/certificates/{}", serial.to_hex()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&cert)?);
+            } else {
+                println!("serial: {}\nsubject: {}\nstatus: {}\nnot before: {}\nnot after: {}",
+                    s(&cert, "serial"), s(&cert, "subject"), s(&cert, "status"), s(&cert, "not_before"), s(&cert, "not_after"));
+                print!("{}", s(&cert, "pem"));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+

@@ -1,0 +1,215 @@
+//! The command line. `serve` and `init` work on the data directory; every other command is a
+//! client of the running server's admin API.
+
+mod client;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use scepd_ca::{CaParams, KeyBits};
+
+use crate::config::{Config, ServeArgs, DEFAULT_DATA};
+use crate::datadir::DataDir;
+
+#[derive(Parser)]
+#[command(name = "scepd", version, about = "SCEP certificate authority for managed devices")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (initializing an empty data directory first).
+    Serve(ServeArgs),
+    /// Create a new CA, import an existing one, or start a delegated (two-step) CA.
+    Init(InitArgs),
+    /// The CA certificate.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Issued certificates (through the admin API).
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
+    data: PathBuf,
+    /// Let the CA act as its own RA (no separate RA certificate).
+    #[arg(long)]
+    no_ra: bool,
+    #[arg(long, default_value_t = 2048)]
+    key_bits: u32,
+    #[arg(long, default_value = DEFAULT_CA_SUBJECT)]
+    ca_subject: String,
+    #[arg(long, default_value_t = 3650)]
+    validity_days: u32,
+    /// Existing CA certificate (PEM) to use instead of creating one.
+    #[arg(long, requires = "import_ca_key")]
+    import_ca_cert: Option<PathBuf>,
+    /// Its private key (PKCS#8 or PKCS#1 PEM).
+    #[arg(long, requires = "import_ca_cert")]
+    import_ca_key: Option<PathBuf>,
+    /// Certificates above the imported CA (PEM), nearest first.
+    #[arg(long, requires = "import_ca_cert")]
+    import_chain: Option<PathBuf>,
+    /// Two-step delegated CA: write a CA key into DIR and its CSR to this file; install the
+    /// signed certificate later with `scepd ca install-cert`.
+    #[arg(long, conflicts_with = "import_ca_cert")]
+    ca_csr: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Print the issuing CA certificate (PEM): the file to upload to Okta.
+    Export {
+        #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
+        data: PathBuf,
+    },
+    /// Install the certificate an external root signed for `scepd init --ca-csr`.
+    InstallCert {
+        #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        signed: PathBuf,
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        #[arg(long)]
+        no_ra: bool,
+    },
+}
+
+/// How CLI commands reach the server.
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    /// Data directory of the running server (its admin.url and admin.token are read from it).
+    #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
+    data: PathBuf,
+    /// Admin API base URL (instead of DIR/admin.url).
+    #[arg(long, env = "SCEPD_SERVER")]
+    server: Option<String>,
+    /// File holding the admin token (instead of DIR/admin.token).
+    #[arg(long, env = "SCEPD_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// List issued certificates.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        device: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// One certificate: PEM and status.
+    Show {
+        serial: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub const DEFAULT_CA_SUBJECT: &str = "CN=scepd CA,O=scepd";
+
+pub fn default_ca_params() -> CaParams {
+    CaParams {
+        subject: scepd_ca::name::parse(DEFAULT_CA_SUBJECT).expect("valid default subject"),
+        key_bits: KeyBits::Rsa2048,
+        validity_days: 3650,
+        with_ra: true,
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::Init(args) => init(args),
+        Command::Ca(CaCommand::Export { data }) => export(&data),
+        Command::Ca(CaCommand::InstallCert { data, signed, chain, no_ra }) => install_cert(&data, &signed, chain, no_ra),
+        Command::Cert(cmd) => client::cert(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scepd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> CliResult {
+    let config = Config::resolve(args)?;
+    crate::server::init_logging(config.log_format, &config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(crate::server::run(config))
+}
+
+fn read(path: &PathBuf) -> Result<String, Box<dyn std::error::Error>> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn init(args: InitArgs) -> CliResult {
+    let dir = DataDir::new(&args.data);
+    let bits = KeyBits::try_from(args.key_bits)?;
+    if let Some(out) = &args.ca_csr {
+        let csr = dir.init_csr(&args.ca_subject, bits)?;
+        std::fs::write(out, scepd_ca::pem::encode("CERTIFICATE REQUEST", &csr))?;
+        println!("CA key written to {}; have {} signed, then run `scepd ca install-cert`",
+            dir.path("ca.key.pending").display(), out.display());
+        return Ok(());
+    }
+    let authority = match (&args.import_ca_cert, &args.import_ca_key) {
+        (Some(cert), Some(key)) => {
+            let chain = args.import_chain.as_ref().map(read).transpose()?;
+            let (authority, warnings) = dir.init_import(&read(cert)?, &read(key)?, chain.as_deref(), !args.no_ra)?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            authority
+        }
+        _ => dir.init_new(&CaParams {
+            subject: scepd_ca::name::parse(&args.ca_subject)?,
+            key_bits: bits,
+            validity_days: args.validity_days,
+            with_ra: !args.no_ra,
+        })?,
+    };
+    println!("CA: {}", authority.ca.subject());
+    println!("CA SHA-256 fingerprint: {}", hex::encode(authority.ca.fingerprint_sha256()));
+    if let Some(ra) = &authority.ra {
+        println!("RA: {}", ra.subject());
+    }
+    Ok(())
+}
+
+fn install_cert(data: &PathBuf, signed: &PathBuf, chain: Option<PathBuf>, no_ra: bool) -> CliResult {
+    let dir = DataDir::new(data);
+    let chain = chain.as_ref().map(read).transpose()?;
+    let (authority, warnings) = dir.install_cert(&read(signed)?, chain.as_deref(), !no_ra)?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("CA installed: {}", authority.ca.subject());
+    Ok(())
+}
+
+fn export(data: &PathBuf) -> CliResult {
+    let dir = DataDir::new(data);
+    if !dir.is_initialized() {
+        return Err(crate::datadir::DataDirError::NotInitialized(data.clone()).into());
+    }
+    print!("{}", std::fs::read_to_string(dir.path("ca.pem"))?);
+    Ok(())
+}

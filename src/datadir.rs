@@ -1,0 +1,221 @@
+//! The data directory: where the CA, RA, admin token and store live.
+//!
+//! ```text
+//! DIR/ca.pem  DIR/ca.key     issuing CA certificate and key (key 0600, PKCS#8 PEM)
+//! DIR/ra.pem  DIR/ra.key     RA certificate and key, unless the CA is its own RA
+//! DIR/chain.pem              certificates above an imported CA, nearest first (optional)
+//! DIR/ca.key.pending         the CA key of a two-step setup waiting for its certificate
+//! DIR/admin.token            bearer token of the admin API (0600)
+//! DIR/admin.url              where the running server's admin API listens (for the CLI)
+//! DIR/scepd.redb             the store
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use der::{Decode, Encode};
+use scepd_ca::{pem, Authority, CaParams, Identity, ImportWarning, RsaKey};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataDirError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Ca(#[from] scepd_ca::CaError),
+    #[error("{0} is readable by group or others; run: chmod 600 {0}")]
+    KeyPermissions(PathBuf),
+    #[error("{0} already holds a CA; refusing to overwrite it")]
+    AlreadyInitialized(PathBuf),
+    #[error("{0} has no CA; run `scepd init --data {0}` first")]
+    NotInitialized(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub struct DataDir {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
+    move |source| DataDirError::Io { path: path.to_path_buf(), source }
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.path("scepd.redb")
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.path("ca.pem").exists()
+    }
+
+    fn ensure_root(&self) -> Result<(), DataDirError> {
+        fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(io(&self.root))
+    }
+
+    fn read(&self, name: &str) -> Result<String, DataDirError> {
+        let p = self.path(name);
+        fs::read_to_string(&p).map_err(io(&p))
+    }
+
+    fn write_public(&self, name: &str, contents: &str) -> Result<(), DataDirError> {
+        write_file(&self.path(name), contents.as_bytes(), 0o644)
+    }
+
+    /// Secrets are created 0600 from the start (never briefly world-readable).
+    pub fn write_secret(&self, name: &str, contents: &[u8]) -> Result<(), DataDirError> {
+        write_file(&self.path(name), contents, 0o600)
+    }
+
+    /// Reads a secret, refusing one that group or others can read.
+    pub fn read_secret(&self, name: &str) -> Result<String, DataDirError> {
+        let p = self.path(name);
+        let meta = fs::metadata(&p).map_err(io(&p))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(DataDirError::KeyPermissions(p));
+        }
+        self.read(name)
+    }
+
+    /// A new CA (and RA unless `params.with_ra` is false), plus the admin token.
+    pub fn init_new(&self, params: &CaParams) -> Result<Authority, DataDirError> {
+        self.refuse_if_initialized()?;
+        self.ensure_root()?;
+        let authority = Authority::create(params)?;
+        self.save(&authority)?;
+        Ok(authority)
+    }
+
+    /// An imported CA certificate and key (and the chain above it).
+    pub fn init_import(
+        &self,
+        cert_pem: &str,
+        key_pem: &str,
+        chain_pem: Option<&str>,
+        with_ra: bool,
+    ) -> Result<(Authority, Vec<ImportWarning>), DataDirError> {
+        self.refuse_if_initialized()?;
+        let cert = pem::certificates(cert_pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataDirError::Invalid("no CERTIFICATE in the CA certificate file".into()))?;
+        let key = RsaKey::from_pem(key_pem)?;
+        let chain = chain_pem.map(pem::certificates).transpose()?.unwrap_or_default();
+        let (authority, warnings) = Authority::import(&cert, key, chain, with_ra)?;
+        self.ensure_root()?;
+        self.save(&authority)?;
+        Ok((authority, warnings))
+    }
+
+    /// Step one of a delegated CA: a key and a CSR for an external root to sign.
+    pub fn init_csr(&self, subject: &str, bits: scepd_ca::KeyBits) -> Result<Vec<u8>, DataDirError> {
+        self.refuse_if_initialized()?;
+        self.ensure_root()?;
+        let key = RsaKey::generate(bits)?;
+        let csr = Authority::ca_csr(&scepd_ca::name::parse(subject)?, &key)?;
+        self.write_secret("ca.key.pending", key.to_pkcs8_pem().as_bytes())?;
+        Ok(csr)
+    }
+
+    /// Step two: the signed CA certificate for the pending key.
+    pub fn install_cert(
+        &self,
+        cert_pem: &str,
+        chain_pem: Option<&str>,
+        with_ra: bool,
+    ) -> Result<(Authority, Vec<ImportWarning>), DataDirError> {
+        let key_pem = self.read_secret("ca.key.pending")?;
+        let result = self.init_import(cert_pem, &key_pem, chain_pem, with_ra)?;
+        let pending = self.path("ca.key.pending");
+        fs::remove_file(&pending).map_err(io(&pending))?;
+        Ok(result)
+    }
+
+    fn refuse_if_initialized(&self) -> Result<(), DataDirError> {
+        if self.is_initialized() {
+            return Err(DataDirError::AlreadyInitialized(self.root.clone()));
+        }
+        Ok(())
+    }
+
+    fn save(&self, authority: &Authority) -> Result<(), DataDirError> {
+        self.write_secret("ca.key", authority.ca.key.to_pkcs8_pem().as_bytes())?;
+        if let Some(ra) = &authority.ra {
+            self.write_secret("ra.key", ra.key.to_pkcs8_pem().as_bytes())?;
+            self.write_public("ra.pem", &pem::encode("CERTIFICATE", &ra.der))?;
+        }
+        if !authority.chain.is_empty() {
+            let chain: String = authority.chain.iter().map(|c| pem::encode("CERTIFICATE", c)).collect();
+            self.write_public("chain.pem", &chain)?;
+        }
+        if !self.path("admin.token").exists() {
+            self.write_secret("admin.token", new_token().as_bytes())?;
+        }
+        // ca.pem last: its presence marks the directory as initialized.
+        self.write_public("ca.pem", &pem::encode("CERTIFICATE", &authority.ca.der))
+    }
+
+    /// Loads the CA, the RA (if any) and the chain. Keys must be 0600.
+    pub fn load(&self) -> Result<Authority, DataDirError> {
+        if !self.is_initialized() {
+            return Err(DataDirError::NotInitialized(self.root.clone()));
+        }
+        let ca = self.identity("ca.pem", "ca.key")?;
+        scepd_ca::check_ca_certificate(&ca.cert, &ca.key)?;
+        let ra = if self.path("ra.pem").exists() { Some(self.identity("ra.pem", "ra.key")?) } else { None };
+        let chain = if self.path("chain.pem").exists() { pem::certificates(&self.read("chain.pem")?)? } else { Vec::new() };
+        Ok(Authority { ca, ra, chain })
+    }
+
+    fn identity(&self, cert: &str, key: &str) -> Result<Identity, DataDirError> {
+        let der = pem::certificates(&self.read(cert)?)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataDirError::Invalid(format!("{cert} holds no certificate")))?;
+        let cert = scepd_ca::Certificate::from_der(&der).map_err(scepd_ca::CaError::from)?;
+        let key = RsaKey::from_pem(&self.read_secret(key)?)?;
+        if cert.tbs_certificate().subject_public_key_info().to_der().map_err(scepd_ca::CaError::from)?
+            != key.public_key_spki_der()
+        {
+            return Err(scepd_ca::CaError::KeyMismatch.into());
+        }
+        Ok(Identity { cert, der, key })
+    }
+
+    pub fn admin_token(&self) -> Result<String, DataDirError> {
+        Ok(self.read_secret("admin.token")?.trim().to_string())
+    }
+}
+
+/// 32 random bytes as hex: an admin token.
+pub fn new_token() -> String {
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).expect("system RNG");
+    hex::encode(b)
+}
+
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), DataDirError> {
+    // Write to a temporary file and rename, so a crash never leaves half a key behind.
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io(&tmp))?;
+    f.write_all(contents).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}

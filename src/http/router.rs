@@ -1,0 +1,41 @@
+//! Routing by path.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use tracing::Instrument;
+
+use super::response::{self, Body};
+use super::{admin, scep, AppState};
+
+/// SCEP lives at `/scep` and every path below it (`/scep/pkiclient.exe`), and at the
+/// `/cgi-bin/pkiclient.exe` path that older clients (Cisco, sscep defaults) hard-code.
+fn is_scep_path(path: &str) -> bool {
+    path == "/scep" || path.starts_with("/scep/") || path == "/cgi-bin/pkiclient.exe"
+}
+
+pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let id = state.request_id();
+    let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), client = %peer);
+    let started = Instant::now();
+    async move {
+        let path = req.uri().path().to_string();
+        let resp = if is_scep_path(&path) {
+            scep::handle(state, req).await
+        } else if path == "/api/v1" || path.starts_with("/api/v1/") {
+            admin::handle(state, req).await
+        } else {
+            match (req.method(), path.as_str()) {
+                (&Method::GET, "/healthz") => response::text(StatusCode::OK, "ok"),
+                (&Method::GET, "/readyz") => response::json(StatusCode::OK, &serde_json::json!({"ready": true})),
+                _ => response::text(StatusCode::NOT_FOUND, "not found"),
+            }
+        };
+        tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1e3, "done");
+        resp
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,87 @@
+//! The SCEP endpoint: GetCACaps, GetCACert, PKIOperation over GET and POST.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::response::{self, Body};
+use super::AppState;
+use crate::scep::query;
+use crate::service::ServiceError;
+
+pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let q = query::parse(req.uri().query().unwrap_or(""));
+    let Some(operation) = q.operation.as_deref() else {
+        return response::text(StatusCode::BAD_REQUEST, "missing operation parameter");
+    };
+    // Apple sends `message=<payload name>` with GetCACaps and GetCACert; there is one CA, so
+    // the message is ignored.
+    match (req.method(), operation) {
+        (&Method::GET, "GetCACaps") => response::text(StatusCode::OK, state.service.ca_caps()),
+        (&Method::GET, "GetCACert") => {
+            let (body, content_type) = state.service.ca_cert();
+            response::bytes(StatusCode::OK, content_type, body.to_vec())
+        }
+        (&Method::GET, "PKIOperation") => match q.message.as_deref().map(query::decode_message) {
+            None => response::text(StatusCode::BAD_REQUEST, "missing message parameter"),
+            Some(Err(e)) => response::text(StatusCode::BAD_REQUEST, e.to_string()),
+            Some(Ok(message)) => pki_operation(state, message.into()).await,
+        },
+        (&Method::POST, "PKIOperation") => {
+            // Any request Content-Type is accepted: clients disagree on it.
+            match Limited::new(req.into_body(), state.max_body_bytes).collect().await {
+                Ok(body) => pki_operation(state, body.to_bytes()).await,
+                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                    response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                }
+                Err(_) => response::text(StatusCode::BAD_REQUEST, "could not read the request body"),
+            }
+        }
+        (&Method::GET | &Method::POST, _) => {
+            response::text(StatusCode::BAD_REQUEST, format!("unsupported operation {operation:?}"))
+        }
+        _ => response::text(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST"),
+    }
+}
+
+async fn pki_operation(state: &AppState, body: Bytes) -> Response<Body> {
+    let Ok(_permit) = state.signing_permits.acquire().await else {
+        return response::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let service = Arc::clone(&state.service);
+    let result = tokio::task::spawn_blocking(move || service.pki_operation(&body)).await;
+    match result {
+        Ok(Ok(reply)) => {
+            tracing::info!(
+                message_type = reply.message_type.map(|m| m.name()).unwrap_or("unknown"),
+                transaction_id = %reply.transaction_id,
+                status = if reply.fail_info.is_some() { "FAILURE" } else { "SUCCESS" },
+                fail_info = reply.fail_info.map(|f| f.name()).unwrap_or(""),
+                reason = reply.fail_text.unwrap_or(""),
+                challenge_rejection = reply.challenge_rejection.unwrap_or(""),
+                serial = reply.issued_serial.as_deref().unwrap_or(""),
+                "PKIOperation"
+            );
+            response::bytes(StatusCode::OK, "application/x-pki-message", reply.body)
+        }
+        Ok(Err(ServiceError::Malformed(e))) => {
+            tracing::info!(error = %e, "PKIOperation refused");
+            response::text(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(ServiceError::Store(e))) => {
+            tracing::error!(error = %e, "store unavailable");
+            response::text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later")
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "PKIOperation failed");
+            response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "PKIOperation task failed");
+            response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The SCEP service: the policy between the wire format and the store. Synchronous and
+//! free of HTTP; the HTTP adapter runs it on the blocking pool.
+
+mod enroll;
+
+use std::sync::Arc;
+
+use scepd_ca::Authority;
+
+use crate::challenge::ChallengePolicy;
+use crate::scep::envelope::CipherPolicy;
+use crate::scep::request::{self, Header};
+use crate::scep::reply::{self, Outcome};
+use crate::scep::{caps, FailInfo, MalformedRequest, MessageType, Rejection};
+use crate::store::{Store, StoreError};
+
+/// Issuance policy, from the configuration.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub challenge: ChallengePolicy,
+    pub cipher: CipherPolicy,
+    pub min_key_bits: usize,
+    pub cert_validity_days: u32,
+    /// The URL put in every certificate's CRL distribution point.
+    pub crl_url: Option<String>,
+}
+
+/// Failures that cannot be answered in SCEP.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    #[error(transparent)]
+    Malformed(#[from] MalformedRequest),
+    #[error("store unavailable: {0}")]
+    Store(#[from] StoreError),
+    #[error("CA: {0}")]
+    Ca(#[from] scepd_ca::CaError),
+    #[error("encoding the reply: {0}")]
+    Encoding(#[from] der::Error),
+}
+
+/// A CertRep and what it said, for logs and metrics.
+#[derive(Debug)]
+pub struct PkiReply {
+    pub body: Vec<u8>,
+    pub message_type: Option<MessageType>,
+    pub transaction_id: String,
+    pub fail_info: Option<FailInfo>,
+    /// The failInfoText sent with a FAILURE.
+    pub fail_text: Option<&'static str>,
+    /// Set when a certificate was issued (or re-sent for a retried transaction).
+    pub issued_serial: Option<String>,
+    /// Why a challenge was refused, when it was.
+    pub challenge_rejection: Option<&'static str>,
+}
+
+pub struct ScepService {
+    authority: Authority,
+    store: Arc<dyn Store>,
+    policy: Policy,
+    ca_cert_body: (Vec<u8>, &'static str),
+}
+
+impl ScepService {
+    pub fn new(authority: Authority, store: Arc<dyn Store>, policy: Policy) -> Result<ScepService, ServiceError> {
+        let ca_cert_body = ca_cert_body(&authority)?;
+        Ok(ScepService { authority, store, policy, ca_cert_body })
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn ca_caps(&self) -> String {
+        caps::body()
+    }
+
+    /// GetCACert body and content type.
+    pub fn ca_cert(&self) -> (&[u8], &'static str) {
+        (&self.ca_cert_body.0, self.ca_cert_body.1)
+    }
+
+    /// Handles a PKIOperation body (already base64-decoded for GET).
+    pub fn pki_operation(&self, body: &[u8]) -> Result<PkiReply, ServiceError> {
+        let message = request::decode(body)?;
+        let header = message.header.clone();
+        let result = match message.verify() {
+            Err(rejection) => Err(rejection.into()),
+            Ok(signer) => match header.message_type {
+                Some(MessageType::PkcsReq) => enroll::pkcs_req(self, &message, signer),
+                _ => Err(Rejection::new(FailInfo::BadRequest, "unsupported messageType").into()),
+            },
+        };
+        match result {
+            Ok(issued) => self.reply(&header, &Outcome::Success { enveloped: &issued.enveloped }, |r| {
+                r.issued_serial = Some(issued.serial)
+            }),
+            Err(enroll::Refusal::Rejected { rejection, challenge }) => self.reply(
+                &header,
+                &Outcome::Failure { fail_info: rejection.fail_info, text: rejection.text },
+                |r| {
+                    r.fail_info = Some(rejection.fail_info);
+                    r.fail_text = Some(rejection.text);
+                    r.challenge_rejection = challenge;
+                },
+            ),
+            Err(enroll::Refusal::Internal(e)) => Err(e),
+        }
+    }
+
+    fn reply(&self, header: &Header, outcome: &Outcome<'_>, fill: impl FnOnce(&mut PkiReply)) -> Result<PkiReply, ServiceError> {
+        let body = reply::cert_rep(header, outcome, self.authority.recipient())?;
+        let mut r = PkiReply {
+            body,
+            message_type: header.message_type,
+            transaction_id: header.transaction_id_text(),
+            fail_info: None,
+            fail_text: None,
+            issued_serial: None,
+            challenge_rejection: None,
+        };
+        fill(&mut r);
+        Ok(r)
+    }
+}
+
+/// GetCACert (RFC 8894 §4.2): the CA certificate alone when it is its own RA; otherwise a
+/// certs-only SignedData with the RA first, then the CA and any certificates above it. Only the
+/// RA carries keyEncipherment, which is how Apple picks the certificate to encrypt to.
+fn ca_cert_body(authority: &Authority) -> Result<(Vec<u8>, &'static str), ServiceError> {
+    match &authority.ra {
+        None if authority.chain.is_empty() => Ok((authority.ca.der.clone(), "application/x-x509-ca-cert")),
+        ra => {
+            let mut certs: Vec<&[u8]> = Vec::new();
+            if let Some(ra) = ra {
+                certs.push(&ra.der);
+            }
+            certs.push(&authority.ca.der);
+            certs.extend(authority.chain.iter().map(Vec::as_slice));
+            Ok((reply::certs_only(&certs, &[])?, "application/x-x509-ca-ra-cert"))
+        }
+    }
+}

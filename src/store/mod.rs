@@ -1,0 +1,42 @@
+//! The store: every issued certificate (and later challenge and revocation), durably.
+//!
+//! [`Store`] is the unit of atomicity: each method is one transaction, committed (fsync)
+//! before it returns. The embedded implementation is redb ([`redb_store`]); a networked one can
+//! implement the same trait for multi-node deployments.
+
+pub mod record;
+pub mod redb_store;
+
+pub use record::{CertFilter, CertRecord, CertStatus, Issuance, IssuanceOutcome};
+pub use redb_store::RedbStore;
+
+use scepd_ca::Serial;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("store I/O: {0}")]
+    Backend(String),
+    #[error("store schema version {found} is newer than this scepd supports ({supported})")]
+    SchemaTooNew { found: u64, supported: u64 },
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Every operation is atomic and durable when it returns `Ok`.
+pub trait Store: Send + Sync {
+    /// The certificate issued for a transactionID, if any (a retried request).
+    fn find_by_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>, StoreError>;
+
+    /// Records an issued certificate. In one transaction: a transactionID already issued with the
+    /// same CSR returns that certificate instead (the caller sends it again); a serial already
+    /// taken is refused (the caller draws a new one).
+    fn record_issuance(&self, issuance: &Issuance) -> Result<IssuanceOutcome, StoreError>;
+
+    /// One certificate with its DER.
+    fn certificate(&self, serial: &Serial) -> Result<Option<(CertRecord, Vec<u8>)>, StoreError>;
+
+    /// Certificates matching `filter`, newest first.
+    fn certificates(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError>;
+}
