@@ -128,7 +128,7 @@ impl DataDir {
         self.refuse_if_initialized()?;
         self.ensure_root()?;
         let key = RsaKey::generate(bits)?;
-        let csr = Authority::ca_csr(&scepd_ca::name::parse(subject)?, &key)?;
+        let csr = scepd_ca::request::ca_csr(&scepd_ca::name::parse(subject)?, &key)?;
         self.write_secret("ca.key.pending", key.to_pkcs8_pem().as_bytes())?;
         Ok(csr)
     }

@@ -202,17 +202,6 @@ impl Authority {
             &self.ca.key,
         )
     }
-
-    /// A CSR for `key`, for an external root to sign (two-step delegated CA setup).
-    pub fn ca_csr(subject: &Name, key: &RsaKey) -> Result<Vec<u8>, CaError> {
-        let mut builder = x509_cert::request::RequestBuilder::new(subject.clone())?;
-        builder.add_extension(&BasicConstraints { ca: true, path_len_constraint: Some(0) })?;
-        builder.add_extension(&KeyUsage(
-            KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature,
-        ))?;
-        let csr = sign_tbs(builder, key)?;
-        Ok(csr.to_der()?)
-    }
 }
 
 /// An RA certificate under `ca`: signs CertReps and decrypts requests, not a CA.
@@ -246,11 +235,11 @@ fn strip_cn(dn: &str) -> String {
     dn.split(',').filter(|part| !part.trim_start().to_ascii_uppercase().starts_with("CN=")).collect::<Vec<_>>().join(",")
 }
 
-fn spki_of(key: &RsaKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
+pub(crate) fn spki_of(key: &RsaKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
     Ok(SubjectPublicKeyInfoOwned::from_der(&key.public_key_spki_der())?)
 }
 
-fn build(
+pub(crate) fn build(
     profile: FixedProfile,
     serial: Serial,
     not_before: u64,

@@ -5,7 +5,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{
     KeySize, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey,
 };
-use aws_lc_rs::signature::{KeyPair, RsaKeyPair, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{KeyPair, RsaEncoding, RsaKeyPair, RSA_PKCS1_SHA256};
 
 use crate::error::CaError;
 use crate::pem;
@@ -112,12 +112,15 @@ impl RsaKey {
         spki_from_pkcs1(self.signing.public_key().as_ref())
     }
 
-    /// PKCS#1 v1.5 signature with SHA-256.
+    /// PKCS#1 v1.5 signature with SHA-256: everything scepd itself signs.
     pub fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
+        self.sign_with(&RSA_PKCS1_SHA256, message)
+    }
+
+    /// A signature with any aws-lc-rs RSA encoding (SCEP clients may use SHA-1/384/512).
+    pub fn sign_with(&self, encoding: &'static dyn RsaEncoding, message: &[u8]) -> Result<Vec<u8>, CaError> {
         let mut sig = vec![0u8; self.signing.public_modulus_len()];
-        self.signing
-            .sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
-            .map_err(|_| CaError::Signing)?;
+        self.signing.sign(encoding, &self.rng, message, &mut sig).map_err(|_| CaError::Signing)?;
         Ok(sig)
     }
 

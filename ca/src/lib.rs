@@ -12,6 +12,7 @@ mod extensions;
 mod key;
 pub mod name;
 pub mod pem;
+pub mod request;
 mod serial;
 mod signer;
 pub mod time;

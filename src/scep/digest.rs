@@ -47,6 +47,27 @@ impl DigestAlg {
         }
     }
 
+    /// The `shaNWithRSAEncryption` OID for this digest.
+    pub fn rsa_signature_oid(self) -> ObjectIdentifier {
+        match self {
+            DigestAlg::Sha1 => oids::SHA1_WITH_RSA,
+            DigestAlg::Sha256 => oids::SHA256_WITH_RSA,
+            DigestAlg::Sha384 => oids::SHA384_WITH_RSA,
+            DigestAlg::Sha512 => oids::SHA512_WITH_RSA,
+        }
+    }
+
+    /// PKCS#1 v1.5 signing with this digest. aws-lc-rs does not sign with SHA-1 (scepd never
+    /// needs to: SHA-1 requests come from clients, and are tested with micromdm's scepclient).
+    pub fn rsa_encoding(self) -> Option<&'static dyn signature::RsaEncoding> {
+        match self {
+            DigestAlg::Sha1 => None,
+            DigestAlg::Sha256 => Some(&signature::RSA_PKCS1_SHA256),
+            DigestAlg::Sha384 => Some(&signature::RSA_PKCS1_SHA384),
+            DigestAlg::Sha512 => Some(&signature::RSA_PKCS1_SHA512),
+        }
+    }
+
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
         let alg = match self {
             DigestAlg::Sha1 => &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,

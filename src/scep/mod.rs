@@ -8,6 +8,7 @@ pub mod asn1;
 pub mod ber;
 pub mod caps;
 pub mod cipher;
+pub mod client;
 pub mod csr;
 pub mod digest;
 pub mod envelope;
@@ -15,6 +16,7 @@ pub mod oids;
 pub mod query;
 pub mod reply;
 pub mod request;
+pub mod signed;
 
 use thiserror::Error;
 

@@ -18,6 +18,17 @@ pub struct Header {
     /// transactionID exactly as sent (tag and value), so the reply echoes it byte for byte.
     pub transaction_id: Any,
     pub sender_nonce: Vec<u8>,
+    /// The attributes only a CertRep carries (read by the client side).
+    pub reply: ReplyAttributes,
+}
+
+/// pkiStatus, failInfo, failInfoText and recipientNonce, as sent.
+#[derive(Clone, Debug, Default)]
+pub struct ReplyAttributes {
+    pub pki_status: Option<String>,
+    pub fail_info: Option<String>,
+    pub fail_info_text: Option<String>,
+    pub recipient_nonce: Option<Vec<u8>>,
 }
 
 impl Header {
@@ -87,16 +98,19 @@ pub fn decode(body: &[u8]) -> Result<PkiMessage, MalformedRequest> {
     let message_type_text = first_value(attrs, oids::MESSAGE_TYPE)
         .and_then(ca_string)
         .ok_or(MalformedRequest::MissingAttribute("messageType"))?;
+    let octets = |oid| first_value(attrs, oid).and_then(|v| v.decode_as::<OctetString>().ok()).map(|o| o.as_bytes().to_vec());
+    let text = |oid| first_value(attrs, oid).and_then(ca_string);
     // Any length is accepted: Apple sends 8 bytes, RFC 8894 says 16.
-    let sender_nonce = first_value(attrs, oids::SENDER_NONCE)
-        .and_then(|v| v.decode_as::<OctetString>().ok())
-        .map(|o| o.as_bytes().to_vec())
-        .unwrap_or_default();
-    let header = Header { message_type: MessageType::from_wire(&message_type_text), transaction_id, sender_nonce };
-
-    let message_digest = first_value(attrs, oids::MESSAGE_DIGEST)
-        .and_then(|v| v.decode_as::<OctetString>().ok())
-        .map(|o| o.as_bytes().to_vec());
+    let sender_nonce = octets(oids::SENDER_NONCE).unwrap_or_default();
+    let reply = ReplyAttributes {
+        pki_status: text(oids::PKI_STATUS),
+        fail_info: text(oids::FAIL_INFO),
+        fail_info_text: text(oids::FAIL_INFO_TEXT),
+        recipient_nonce: octets(oids::RECIPIENT_NONCE),
+    };
+    let header =
+        Header { message_type: MessageType::from_wire(&message_type_text), transaction_id, sender_nonce, reply };
+    let message_digest = octets(oids::MESSAGE_DIGEST);
     // The signature covers the DER of the signed attributes with a SET tag (RFC 5652 §5.4):
     // take the client's own bytes rather than re-encoding them.
     let signed_attrs_der = ber::children(&si_der)

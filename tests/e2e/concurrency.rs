@@ -1,0 +1,47 @@
+//! 200 enrollments at concurrency 16: 200 distinct serials, all of them in `scepd cert list`.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use scepd_ca::KeyBits;
+
+use crate::support::requester::{recipient, Opts};
+use crate::support::{Requester, Server};
+
+const CHALLENGE: &str = "concurrency-challenge";
+
+#[test]
+fn two_hundred_enrollments_at_concurrency_16() {
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let serials = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for worker in 0..16 {
+            let (server, ra, serials) = (&server, &ra, &serials);
+            scope.spawn(move || {
+                // One key per worker (key generation is not what is tested); a CSR per enrollment.
+                let requester = Requester::new(KeyBits::Rsa2048);
+                for i in (worker..200).step_by(16) {
+                    let csr = requester.csr(&format!("CN=device-{i}"), Some(CHALLENGE));
+                    let rep = requester.post(&server.scep_url(), &requester.message(&csr, ra, &Opts::default()));
+                    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
+                    let cert: x509_cert::Certificate = der::Decode::from_der(&rep.certificates[0]).unwrap();
+                    let serial: String = cert.tbs_certificate().serial_number().as_bytes().iter().map(|b| format!("{b:02X}")).collect();
+                    serials.lock().unwrap().push(serial);
+                }
+            });
+        }
+    });
+    let serials = serials.into_inner().unwrap();
+    assert_eq!(serials.len(), 200);
+    let unique: HashSet<&String> = serials.iter().collect();
+    assert_eq!(unique.len(), 200, "duplicate serials");
+    let out = server.cli(&["cert", "list", "--json"]);
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: HashSet<String> = list.as_array().unwrap().iter().map(|c| c["serial"].as_str().unwrap().to_string()).collect();
+    assert_eq!(listed.len(), 200);
+    for s in &serials {
+        assert!(listed.contains(s), "{s} issued but not listed");
+    }
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `scepd` binary, driven over HTTP by real clients (micromdm's
+//! scepclient, certmonger), by messages made with the `openssl` command line, and by scepd's
+//! own client-side code; results are checked with `openssl`.
+
+mod support;
+
+mod cli;
+mod clients;
+mod concurrency;
+mod negative;
+mod wire;

@@ -1,0 +1,185 @@
+//! Refusals: each bad request gets its exact answer — a signed CertRep FAILURE with the right
+//! failInfo, or an HTTP 4xx when there is nothing to answer in SCEP — and the server keeps serving.
+
+use der::{Decode, Encode};
+use scepd::scep::cipher::ContentCipher;
+use scepd::scep::client::signer_cert_of;
+use scepd::scep::envelope;
+use scepd_ca::KeyBits;
+
+use crate::support::requester::{recipient, Opts};
+use crate::support::{http, openssl, Requester, Server};
+
+const CHALLENGE: &str = "negative-test-challenge";
+
+fn assert_failure(rep: &scepd::scep::client::CertRep, fail_info: &str, text: &str) {
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("2"), "{:?}", rep.header.reply);
+    assert_eq!(rep.header.reply.fail_info.as_deref(), Some(fail_info), "{:?}", rep.header.reply);
+    assert_eq!(rep.header.reply.fail_info_text.as_deref(), Some(text), "{:?}", rep.header.reply);
+    assert!(rep.certificates.is_empty());
+}
+
+fn still_serves(server: &Server, requester: &Requester) {
+    assert_eq!(http::get(&format!("{}/healthz", server.base)).unwrap().status, 200);
+    let ra = recipient(&server.scep_url());
+    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=after", Some(CHALLENGE)), &ra, &Opts::default()));
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
+}
+
+#[test]
+fn challenge_and_key_policy_failures() {
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let send = |csr: Vec<u8>, opts: &Opts| requester.post(&server.scep_url(), &requester.message(&csr, &ra, opts));
+
+    assert_failure(&send(requester.csr("CN=wrong", Some("not-the-challenge")), &Opts::default()), "2", "challenge password rejected");
+    assert_failure(&send(requester.csr("CN=none", None), &Opts::default()), "2", "challenge password rejected");
+
+    // Apple: a 1024-bit CSR key (its default Keysize), signed over by a separate signer key.
+    let dir = tempfile::tempdir().unwrap();
+    let small = openssl::csr(dir.path(), "small", 1024, Some(CHALLENGE));
+    assert_failure(&send(small, &Opts::default()), "2", "RSA key too small");
+
+    assert_failure(&send(requester.csr("CN=des", Some(CHALLENGE)), &Opts { cipher: ContentCipher::DesCbc, ..Default::default() }),
+        "0", "single DES is not allowed");
+    still_serves(&server, &requester);
+    assert!(server.log_text().contains("challenge_rejection=\"unknown\""));
+    assert!(server.log_text().contains("challenge_rejection=\"missing\""));
+    assert!(!server.log_text().contains(CHALLENGE), "the challenge must never be logged");
+}
+
+#[test]
+fn min_key_bits_1024_accepts_apple_default_keys() {
+    let server = Server::start(&["--static-challenge", CHALLENGE, "--min-key-bits", "1024"]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let dir = tempfile::tempdir().unwrap();
+    let small = openssl::csr(dir.path(), "apple-1024", 1024, Some(CHALLENGE));
+    let rep = requester.post(&server.scep_url(), &requester.message(&small, &ra, &Opts::default()));
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
+}
+
+#[test]
+fn no_challenge_configured_refuses_and_insecure_mode_accepts() {
+    let strict = Server::start(&[]);
+    let ra = recipient(&strict.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let rep = requester.post(&strict.scep_url(), &requester.message(&requester.csr("CN=x", Some("anything")), &ra, &Opts::default()));
+    assert_failure(&rep, "2", "challenge password rejected");
+
+    let lab = Server::start(&["--insecure-no-challenge"]);
+    let ra = recipient(&lab.scep_url());
+    let rep = requester.post(&lab.scep_url(), &requester.message(&requester.csr("CN=lab", None), &ra, &Opts::default()));
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"));
+    let log = lab.log_text();
+    assert!(log.contains("INSECURE") && log.contains("issued without a challenge"), "{log}");
+}
+
+#[test]
+fn des_refused_for_micromdm_scepclient_without_allow_des() {
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::clients::scepclient(dir.path(), &server.scep_url(), CHALLENGE, "des-device");
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("badAlg"), "{text}");
+}
+
+#[test]
+fn tampering_and_undecryptable_envelopes() {
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let csr = requester.csr("CN=tamper", Some(CHALLENGE));
+    let message = requester.message(&csr, &ra, &Opts::default());
+
+    // The signature is the last OCTET STRING of the message: flip its last byte.
+    let mut bad_sig = message.clone();
+    *bad_sig.last_mut().unwrap() ^= 1;
+    assert_failure(&requester.post(&server.scep_url(), &bad_sig), "1", "pkiMessage signature does not verify");
+
+    // A byte of the signed content: the messageDigest no longer matches.
+    let target = signer_cert_of(&ra).unwrap();
+    let sealed = envelope::seal(&csr, ContentCipher::Aes128Cbc, &target).unwrap();
+    let mut bad_content = requester.sign_envelope(&sealed, &Opts::default());
+    let at = bad_content.windows(sealed.len()).position(|w| w == sealed.as_slice()).unwrap();
+    bad_content[at + sealed.len() - 1] ^= 1;
+    assert_failure(&requester.post(&server.scep_url(), &bad_content), "1", "pkiMessage signature does not verify");
+
+    // Implicit rejection: a bad RSA block, a wrong-length key and bad content padding all get
+    // the same answer.
+    let variants = [corrupt_key(&sealed, |k| k[10] ^= 0xff), corrupt_content(&sealed), wrong_key_length(&ra, &csr)];
+    for env in variants {
+        let rep = requester.post(&server.scep_url(), &requester.sign_envelope(&env, &Opts::default()));
+        assert_failure(&rep, "1", "cannot decrypt the request");
+    }
+
+    // An envelope for another recipient.
+    let other = Requester::new(KeyBits::Rsa2048);
+    let env = envelope::seal(&csr, ContentCipher::Aes128Cbc, &signer_cert_of(&other.identity.cert).unwrap()).unwrap();
+    assert_failure(&requester.post(&server.scep_url(), &requester.sign_envelope(&env, &Opts::default())), "1",
+        "request is not encrypted to this CA");
+    still_serves(&server, &requester);
+}
+
+fn with_enveloped(sealed: &[u8], f: impl FnOnce(&mut cms::enveloped_data::EnvelopedData)) -> Vec<u8> {
+    let mut ci = cms::content_info::ContentInfo::from_der(sealed).unwrap();
+    let mut env: cms::enveloped_data::EnvelopedData = ci.content.decode_as().unwrap();
+    f(&mut env);
+    ci.content = der::asn1::Any::encode_from(&env).unwrap();
+    ci.to_der().unwrap()
+}
+
+fn corrupt_key(sealed: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    with_enveloped(sealed, |env| {
+        let mut infos: Vec<_> = env.recip_infos.0.iter().cloned().collect();
+        if let cms::enveloped_data::RecipientInfo::Ktri(k) = &mut infos[0] {
+            let mut bytes = k.enc_key.as_bytes().to_vec();
+            f(&mut bytes);
+            k.enc_key = der::asn1::OctetString::new(bytes).unwrap();
+        }
+        env.recip_infos = cms::enveloped_data::RecipientInfos(der::asn1::SetOfVec::try_from(infos).unwrap());
+    })
+}
+
+fn corrupt_content(sealed: &[u8]) -> Vec<u8> {
+    with_enveloped(sealed, |env| {
+        let mut bytes = env.encrypted_content.encrypted_content.as_ref().unwrap().as_bytes().to_vec();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0x5a; // the last block holds the padding
+        env.encrypted_content.encrypted_content = Some(der::asn1::OctetString::new(bytes).unwrap());
+    })
+}
+
+/// A well-formed RSA block whose content-encryption key has the wrong length for the cipher.
+fn wrong_key_length(ra: &x509_cert::Certificate, csr: &[u8]) -> Vec<u8> {
+    let sealed = envelope::seal(csr, ContentCipher::Aes256Cbc, &signer_cert_of(ra).unwrap()).unwrap();
+    with_enveloped(&sealed, |env| {
+        env.encrypted_content.content_enc_alg.oid = scepd::scep::oids::AES128_CBC;
+    })
+}
+
+#[test]
+fn undecodable_requests_get_http_4xx() {
+    let server = Server::start(&["--static-challenge", CHALLENGE, "--max-body-bytes", "65536"]);
+    let url = format!("{}?operation=PKIOperation", server.scep_url());
+    let post = |body: &[u8]| http::post(&url, "application/x-pki-message", body).unwrap();
+    assert_eq!(post(b"").status, 400, "empty body");
+    assert_eq!(post(b"this is not CMS").status, 400);
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let ra = recipient(&server.scep_url());
+    let message = requester.message(&requester.csr("CN=trunc", Some(CHALLENGE)), &ra, &Opts::default());
+    for cut in [1, 10, message.len() / 2, message.len() - 1] {
+        let resp = post(&message[..cut]);
+        assert_eq!(resp.status, 400, "truncated at {cut}: {}", resp.text());
+    }
+    assert_eq!(post(&vec![0x30; 70_000]).status, 413, "body over the limit");
+    assert_eq!(http::get(&format!("{}?operation=PKIOperation&message=%%%", server.scep_url())).unwrap().status, 400);
+    assert_eq!(http::get(&format!("{}?operation=PKIOperation", server.scep_url())).unwrap().status, 400);
+    assert_eq!(http::get(&format!("{}?operation=Nope", server.scep_url())).unwrap().status, 400);
+    assert_eq!(http::get(&server.scep_url()).unwrap().status, 400);
+    assert_eq!(http::request("DELETE", &format!("{}?operation=GetCACaps", server.scep_url()), &[], b"").unwrap().status, 405);
+    assert_eq!(http::get(&format!("{}/nowhere", server.base)).unwrap().status, 404);
+    still_serves(&server, &requester);
+}

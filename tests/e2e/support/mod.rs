@@ -1,0 +1,11 @@
+//! Test support: the real scepd binary as a process, a small HTTP client, the `openssl`
+//! command line, and scepd's own client-side message builder.
+
+pub mod ber;
+pub mod http;
+pub mod openssl;
+pub mod requester;
+pub mod server;
+
+pub use requester::Requester;
+pub use server::Server;
