@@ -3,7 +3,7 @@
 use scepd_ca::Serial;
 use serde_json::{json, Value};
 
-use crate::store::{CertFilter, CertRecord, CertStatus};
+use crate::store::{CertFilter, CertRecord, CertStatus, MdmClient};
 
 /// RFC 3339, UTC.
 pub fn rfc3339(unix: u64) -> String {
@@ -66,6 +66,23 @@ pub fn cert_json(r: &CertRecord, der: Option<&[u8]>) -> Value {
 
 pub fn cert_list_json(records: &[CertRecord]) -> Value {
     Value::Array(records.iter().map(|r| cert_json(r, None)).collect())
+}
+
+/// `POST /api/v1/mdm-clients` body.
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMdmClient {
+    pub name: String,
+    pub challenge_ttl_seconds: Option<u64>,
+}
+
+/// MDM client names go into URLs and Basic credentials (where ':' would end the user name).
+pub fn valid_mdm_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+pub fn mdm_client_json(c: &MdmClient) -> Value {
+    json!({ "name": c.name, "created_at": rfc3339(c.created_at), "challenge_ttl_seconds": c.challenge_ttl_seconds })
 }
 
 #[cfg(test)]

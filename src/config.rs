@@ -69,6 +69,18 @@ pub struct ServeArgs {
     /// Maximum request body in bytes.
     #[arg(long, env = "SCEPD_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Default lifetime of a one-time challenge, in seconds.
+    #[arg(long, env = "SCEPD_CHALLENGE_TTL")]
+    pub challenge_ttl: Option<u64>,
+    /// Longest lifetime a challenge may be given (per MDM client or per request), in seconds.
+    #[arg(long, env = "SCEPD_CHALLENGE_MAX_TTL")]
+    pub challenge_max_ttl: Option<u64>,
+    /// How often expired challenges are swept from the store, in seconds.
+    #[arg(long, env = "SCEPD_CHALLENGE_SWEEP_INTERVAL")]
+    pub challenge_sweep_interval: Option<u64>,
+    /// Failed authentications (MDM or admin) allowed per source address per minute.
+    #[arg(long, env = "SCEPD_AUTH_FAILURES_PER_MINUTE")]
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// The TOML file: the same keys as the flags, all optional.
@@ -86,6 +98,10 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub max_body_bytes: Option<usize>,
+    pub challenge_ttl: Option<u64>,
+    pub challenge_max_ttl: Option<u64>,
+    pub challenge_sweep_interval: Option<u64>,
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// The effective configuration.
@@ -103,6 +119,10 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub max_body_bytes: usize,
+    pub challenge_ttl: u64,
+    pub challenge_max_ttl: u64,
+    pub challenge_sweep_interval: u64,
+    pub auth_failures_per_minute: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -153,7 +173,16 @@ impl Config {
         if cert_validity_days == 0 {
             return Err(ConfigError::Invalid("cert_validity_days must be at least 1".into()));
         }
+        let challenge_max_ttl = args.challenge_max_ttl.or(file.challenge_max_ttl).unwrap_or(86_400);
+        let challenge_ttl = args.challenge_ttl.or(file.challenge_ttl).unwrap_or(3_600);
+        if challenge_ttl == 0 || challenge_ttl > challenge_max_ttl {
+            return Err(ConfigError::Invalid("challenge_ttl must be between 1 and challenge_max_ttl".into()));
+        }
         Ok(Config {
+            challenge_ttl,
+            challenge_max_ttl,
+            challenge_sweep_interval: args.challenge_sweep_interval.or(file.challenge_sweep_interval).unwrap_or(60).max(1),
+            auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute).unwrap_or(10),
             data: args.data.clone().or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
             listen,
             public_url,

@@ -6,6 +6,7 @@
 //! DIR/chain.pem              certificates above an imported CA, nearest first (optional)
 //! DIR/ca.key.pending         the CA key of a two-step setup waiting for its certificate
 //! DIR/admin.token            bearer token of the admin API (0600)
+//! DIR/challenge.key          HMAC key for challenges and MDM passwords (0600)
 //! DIR/admin.url              where the running server's admin API listens (for the CLI)
 //! DIR/scepd.redb             the store
 //! ```
@@ -167,6 +168,7 @@ impl DataDir {
         if !self.path("admin.token").exists() {
             self.write_secret("admin.token", new_token().as_bytes())?;
         }
+        self.challenge_key()?;
         // ca.pem last: its presence marks the directory as initialized.
         self.write_public("ca.pem", &pem::encode("CERTIFICATE", &authority.ca.der))
     }
@@ -196,6 +198,16 @@ impl DataDir {
             return Err(scepd_ca::CaError::KeyMismatch.into());
         }
         Ok(Identity { cert, der, key })
+    }
+
+    /// The challenge key, created on first use (data directories from before it existed).
+    pub fn challenge_key(&self) -> Result<crate::challenge::key::ChallengeKey, DataDirError> {
+        if !self.path("challenge.key").exists() {
+            self.write_secret("challenge.key", crate::challenge::key::ChallengeKey::generate_secret().as_bytes())?;
+        }
+        let hex_secret = self.read_secret("challenge.key")?;
+        let secret = hex::decode(hex_secret.trim()).map_err(|_| DataDirError::Invalid("challenge.key is not hex".into()))?;
+        Ok(crate::challenge::key::ChallengeKey::new(&secret))
     }
 
     pub fn admin_token(&self) -> Result<String, DataDirError> {

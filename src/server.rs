@@ -9,7 +9,7 @@ use crate::config::{Config, LogFormat};
 use crate::datadir::DataDir;
 use crate::http::{self, AppState};
 use crate::scep::envelope::CipherPolicy;
-use crate::service::{Policy, ScepService};
+use crate::service::{ChallengeTtl, Policy, ScepService};
 use crate::store::RedbStore;
 
 pub fn init_logging(format: LogFormat, level: &str) {
@@ -32,22 +32,21 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let authority = dir.load()?;
     let store = Arc::new(RedbStore::open(&dir.store_path())?);
     let policy = Policy {
-        challenge: ChallengePolicy::new(config.static_challenge.as_deref(), config.insecure_no_challenge),
+        challenge: ChallengePolicy::new(config.static_challenge.as_deref(), config.insecure_no_challenge, dir.challenge_key()?),
         cipher: CipherPolicy { allow_des: config.allow_des },
         min_key_bits: config.min_key_bits,
         cert_validity_days: config.cert_validity_days,
         crl_url: Some(config.crl_url()),
+        challenge_ttl: ChallengeTtl { default_seconds: config.challenge_ttl, max_seconds: config.challenge_max_ttl },
     };
     if config.insecure_no_challenge {
         tracing::warn!("INSECURE: --insecure-no-challenge is set: any client can get a certificate. Lab use only.");
     }
-    if config.static_challenge.is_none() && !config.insecure_no_challenge {
-        tracing::warn!("no challenge configured: every PKCSReq will be refused (set --static-challenge)");
-    }
     let fingerprint = hex::encode(authority.ca.fingerprint_sha256());
     let ca_subject = authority.ca.subject().to_string();
     let service = Arc::new(ScepService::new(authority, store, policy)?);
-    let state = Arc::new(AppState::new(service, &dir.admin_token()?, config.max_body_bytes));
+    let state = Arc::new(AppState::new(service.clone(), &dir.admin_token()?, config.max_body_bytes, config.auth_failures_per_minute));
+    tokio::spawn(maintenance(service, std::time::Duration::from_secs(config.challenge_sweep_interval)));
 
     let listener = TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
@@ -62,6 +61,34 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     http::serve(listener, state, shutdown_signal()).await;
     tracing::info!("scepd stopped");
     Ok(())
+}
+
+/// Background upkeep: makes minted challenges durable (they are committed without their own
+/// fsync) and sweeps expired challenges so the store stays bounded.
+async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration) {
+    let mut flush = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut sweep = tokio::time::interval(sweep_every);
+    loop {
+        let sweeping = tokio::select! {
+            _ = flush.tick() => false,
+            _ = sweep.tick() => true,
+        };
+        let service = service.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let store = service.store();
+            if sweeping {
+                store.sweep_challenges(scepd_ca::time::unix_now()).map(Some)
+            } else {
+                store.flush().map(|()| None)
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(Some(n))) if n > 0 => tracing::info!(swept = n, "expired challenges swept"),
+            Ok(Err(e)) => tracing::error!(error = %e, "store maintenance failed"),
+            _ => {}
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,17 +1,25 @@
 //! Challenge passwords: what a PKCSReq must carry to be issued a certificate.
 //!
-//! For now the static challenge (one shared value, for MDMs that cannot fetch a fresh one,
-//! such as Kandji's SCEP library item) and the lab-only "no challenge" mode.
+//! Dynamic one-time challenges, minted per device for MDMs ([`key`] mints and hashes them,
+//! [`binding`] checks what they are bound to; the store redeems them atomically), the static
+//! challenge (one shared value, for MDMs that cannot fetch a fresh one, such as Kandji's SCEP
+//! library item) and the lab-only "no challenge" mode.
+
+pub mod binding;
+pub mod key;
 
 use subtle::ConstantTimeEq;
 
+use crate::store::ChallengeHash;
+
 /// How PKCSReq challenges are checked.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ChallengePolicy {
     /// SHA-256 of the static challenge: the plaintext is not kept in memory longer than start-up.
     static_sha256: Option<[u8; 32]>,
     /// Lab only: issue without any challenge.
     insecure_no_challenge: bool,
+    key: std::sync::Arc<key::ChallengeKey>,
 }
 
 impl std::fmt::Debug for ChallengePolicy {
@@ -28,7 +36,9 @@ impl std::fmt::Debug for ChallengePolicy {
 pub enum ChallengeRejection {
     Missing,
     Unknown,
-    NoneConfigured,
+    Expired,
+    Used,
+    Mismatch,
 }
 
 impl ChallengeRejection {
@@ -36,16 +46,23 @@ impl ChallengeRejection {
         match self {
             ChallengeRejection::Missing => "missing",
             ChallengeRejection::Unknown => "unknown",
-            ChallengeRejection::NoneConfigured => "none_configured",
+            ChallengeRejection::Expired => "expired",
+            ChallengeRejection::Used => "used",
+            ChallengeRejection::Mismatch => "mismatch",
         }
     }
 }
 
-/// What let a request through.
+/// What a presented challenge is, before the store is asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChallengeGrant {
+pub enum Presented {
+    /// The static challenge.
     Static,
+    /// No challenge, and the lab-only mode allows that.
     Insecure,
+    /// Possibly a dynamic challenge: its keyed hash, to look up.
+    Dynamic(ChallengeHash),
+    Missing,
 }
 
 fn sha256(s: &str) -> [u8; 32] {
@@ -53,32 +70,32 @@ fn sha256(s: &str) -> [u8; 32] {
 }
 
 impl ChallengePolicy {
-    pub fn new(static_challenge: Option<&str>, insecure_no_challenge: bool) -> ChallengePolicy {
+    pub fn new(static_challenge: Option<&str>, insecure_no_challenge: bool, key: key::ChallengeKey) -> ChallengePolicy {
         ChallengePolicy {
             static_sha256: static_challenge.filter(|s| !s.is_empty()).map(sha256),
             insecure_no_challenge,
+            key: std::sync::Arc::new(key),
         }
+    }
+
+    pub fn key(&self) -> &key::ChallengeKey {
+        &self.key
     }
 
     pub fn insecure(&self) -> bool {
         self.insecure_no_challenge
     }
 
-    /// Checks the challengePassword of a CSR. Compared as SHA-256 digests in constant time, so
-    /// neither the content nor the length of the static challenge leaks through timing.
-    pub fn check(&self, presented: Option<&str>) -> Result<ChallengeGrant, ChallengeRejection> {
-        if let Some(expected) = &self.static_sha256 {
-            return match presented {
-                Some(p) if bool::from(sha256(p).ct_eq(expected)) => Ok(ChallengeGrant::Static),
-                _ if self.insecure_no_challenge => Ok(ChallengeGrant::Insecure),
-                Some(_) => Err(ChallengeRejection::Unknown),
-                None => Err(ChallengeRejection::Missing),
-            };
+    /// Classifies the challengePassword of a CSR. The static challenge is compared as SHA-256
+    /// digests in constant time, so neither its content nor its length leaks through timing;
+    /// anything else may be a dynamic challenge.
+    pub fn classify(&self, presented: Option<&str>) -> Presented {
+        match presented.filter(|p| !p.is_empty()) {
+            Some(p) if self.static_sha256.is_some_and(|s| bool::from(sha256(p).ct_eq(&s))) => Presented::Static,
+            Some(p) => Presented::Dynamic(self.key.hash_challenge(p)),
+            None if self.insecure_no_challenge => Presented::Insecure,
+            None => Presented::Missing,
         }
-        if self.insecure_no_challenge {
-            return Ok(ChallengeGrant::Insecure);
-        }
-        Err(ChallengeRejection::NoneConfigured)
     }
 }
 
@@ -86,19 +103,24 @@ impl ChallengePolicy {
 mod tests {
     use super::*;
 
+    fn policy(static_challenge: Option<&str>, insecure: bool) -> ChallengePolicy {
+        ChallengePolicy::new(static_challenge, insecure, key::ChallengeKey::new(b"test"))
+    }
+
     #[test]
-    fn static_challenge() {
-        let p = ChallengePolicy::new(Some("s3cret"), false);
-        assert_eq!(p.check(Some("s3cret")), Ok(ChallengeGrant::Static));
-        assert_eq!(p.check(Some("s3cre")), Err(ChallengeRejection::Unknown));
-        assert_eq!(p.check(None), Err(ChallengeRejection::Missing));
+    fn static_dynamic_and_missing() {
+        let p = policy(Some("s3cret"), false);
+        assert_eq!(p.classify(Some("s3cret")), Presented::Static);
+        assert_eq!(p.classify(Some("s3cre")), Presented::Dynamic(p.key().hash_challenge("s3cre")));
+        assert_eq!(p.classify(None), Presented::Missing);
+        assert_eq!(p.classify(Some("")), Presented::Missing);
         assert!(!format!("{p:?}").contains("s3cret"));
     }
 
     #[test]
-    fn nothing_configured_refuses_and_insecure_accepts() {
-        assert_eq!(ChallengePolicy::new(None, false).check(Some("x")), Err(ChallengeRejection::NoneConfigured));
-        assert_eq!(ChallengePolicy::new(None, true).check(None), Ok(ChallengeGrant::Insecure));
-        assert_eq!(ChallengePolicy::new(Some(""), false).check(Some("")), Err(ChallengeRejection::NoneConfigured));
+    fn insecure_mode_only_covers_a_missing_challenge() {
+        let p = policy(None, true);
+        assert_eq!(p.classify(None), Presented::Insecure);
+        assert!(matches!(p.classify(Some("x")), Presented::Dynamic(_)));
     }
 }

@@ -3,13 +3,13 @@
 
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use super::{CertCommand, ClientArgs};
+use super::{CertCommand, ChallengeCommand, ClientArgs, MdmCommand};
 use crate::datadir::DataDir;
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -36,19 +36,33 @@ impl AdminClient {
     }
 
     fn get(&self, path: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
+        self.call(Method::GET, path, None)
+    }
+
+    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
         let url = format!("{}{path}", self.base);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(async {
-            let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-            let req = Request::get(&url).header("authorization", format!("Bearer {}", self.token)).body(Empty::new())?;
+            let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+            let payload = body.map(|b| b.to_string()).unwrap_or_default();
+            let req = Request::builder()
+                .method(method)
+                .uri(&url)
+                .header("authorization", format!("Bearer {}", self.token))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(payload)))?;
             let resp = client.request(req).await.map_err(|e| format!("{url}: {e}"))?;
             let status = resp.status();
             let body = resp.into_body().collect().await?.to_bytes();
-            let value: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: bad JSON: {e}"))?;
+            let value: Option<Value> = serde_json::from_slice(&body).ok();
             if !status.is_success() {
-                let msg = value.get("error").and_then(Value::as_str).unwrap_or("request failed");
+                let msg = value
+                    .as_ref()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
                 return Err(format!("{url}: {status}: {msg}").into());
             }
+            let value = value.ok_or_else(|| format!("{url}: the server did not answer JSON"))?;
             Ok((status, value))
         })
     }
@@ -89,6 +103,49 @@ pub(super) fn cert(cmd: CertCommand) -> CliResult {
             Ok(())
         }
     }
+}
+
+pub(super) fn mdm(cmd: MdmCommand) -> CliResult {
+    match cmd {
+        MdmCommand::Add { name, client, ttl } => {
+            let body = serde_json::json!({ "name": name, "challenge_ttl_seconds": ttl });
+            let (_, created) = AdminClient::new(&client)?.call(Method::POST, "/api/v1/mdm-clients", Some(body))?;
+            println!("MDM client {name} created. Its password is shown once, on the next line:");
+            println!("{}", s(&created, "password"));
+        }
+        MdmCommand::List { client, json } => {
+            let (_, list) = AdminClient::new(&client)?.get("/api/v1/mdm-clients")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for c in list.as_array().into_iter().flatten() {
+                    println!("{}\tcreated {}", s(c, "name"), s(c, "created_at"));
+                }
+            }
+        }
+        MdmCommand::Remove { name, client } => {
+            AdminClient::new(&client)?.call(Method::DELETE, &format!("/api/v1/mdm-clients/{}", encode(&name)), None)?;
+            println!("MDM client {name} removed");
+        }
+        MdmCommand::Rotate { name, client } => {
+            let path = format!("/api/v1/mdm-clients/{}/rotate", encode(&name));
+            let (_, rotated) = AdminClient::new(&client)?.call(Method::POST, &path, None)?;
+            println!("New password for MDM client {name}, shown once, on the next line:");
+            println!("{}", s(&rotated, "password"));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn challenge(cmd: ChallengeCommand) -> CliResult {
+    match cmd {
+        ChallengeCommand::New { client, device, ttl, subject_cn, san } => {
+            let body = serde_json::json!({ "device_id": device, "ttl_seconds": ttl, "subject_cn": subject_cn, "san": san });
+            let (_, minted) = AdminClient::new(&client)?.call(Method::POST, "/api/v1/challenges", Some(body))?;
+            println!("{}", s(&minted, "challenge"));
+        }
+    }
+    Ok(())
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {

@@ -31,6 +31,64 @@ enum Command {
     /// Issued certificates (through the admin API).
     #[command(subcommand)]
     Cert(CertCommand),
+    /// MDM credentials for the challenge endpoints (through the admin API).
+    #[command(subcommand)]
+    Mdm(MdmCommand),
+    /// One-time challenges (through the admin API).
+    #[command(subcommand)]
+    Challenge(ChallengeCommand),
+}
+
+#[derive(Subcommand)]
+enum MdmCommand {
+    /// Create an MDM client; its generated password is printed once, alone on the last line.
+    Add {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Lifetime of the challenges this client mints, in seconds (default: the server's).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Give an MDM client a new password (printed once, alone on the last line).
+    Rotate {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChallengeCommand {
+    /// Mint a one-time challenge; prints it alone on stdout.
+    New {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Bind it to a device: the certificate records this device, and the CSR must name it
+        /// (in its CN or a SAN).
+        #[arg(long)]
+        device: Option<String>,
+        /// Lifetime in seconds (capped by the server's challenge_max_ttl).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// The CSR's subject CN must equal this.
+        #[arg(long)]
+        subject_cn: Option<String>,
+        /// One of the CSR's subjectAltNames must equal this.
+        #[arg(long)]
+        san: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -139,6 +197,8 @@ pub fn main() -> ExitCode {
         Command::Ca(CaCommand::Export { data }) => export(&data),
         Command::Ca(CaCommand::InstallCert { data, signed, chain, no_ra }) => install_cert(&data, &signed, chain, no_ra),
         Command::Cert(cmd) => client::cert(cmd),
+        Command::Mdm(cmd) => client::mdm(cmd),
+        Command::Challenge(cmd) => client::challenge(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,37 +2,38 @@
 
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response, StatusCode};
-use subtle::ConstantTimeEq;
 
 use super::response::{self, Body};
-use super::{sha256, AppState};
+use super::{auth, AppState};
 use crate::api;
 
-fn authorized(state: &AppState, req: &Request<Incoming>) -> bool {
-    let presented = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| sha256(t.trim().as_bytes()));
-    presented.is_some_and(|p| bool::from(p.ct_eq(&state.admin_token_sha256)))
-}
-
-pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
-    if !authorized(state, &req) {
-        let mut r = response::json_error(StatusCode::UNAUTHORIZED, "admin token required");
-        r.headers_mut().insert("www-authenticate", hyper::header::HeaderValue::from_static("Bearer realm=\"scepd\""));
+pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    if let Some(wait) = state.auth_failures.retry_after(peer.ip()) {
+        let mut r = response::json_error(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; retry later");
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
         return r;
     }
+    if !auth::is_admin(state, req.headers()) {
+        state.auth_failures.record_failure(peer.ip());
+        tracing::warn!(client = %peer, "admin authentication failed");
+        return auth::unauthorized("Bearer");
+    }
+    let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_string();
     let query = req.uri().query().unwrap_or("").to_string();
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return response::json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
     let service = Arc::clone(&state.service);
     let result = tokio::task::spawn_blocking(move || -> Result<Response<Body>, crate::store::StoreError> {
         let store = service.store();
-        match (req.method(), path.as_str()) {
+        match (&method, path.as_str()) {
             (&Method::GET, "/api/v1/certificates") => {
                 let filter = match api::cert_filter(&query) {
                     Ok(f) => f,
@@ -50,6 +51,47 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> 
                     None => response::json_error(StatusCode::NOT_FOUND, "no such certificate"),
                 })
             }
+            (&Method::GET, "/api/v1/mdm-clients") => {
+                let clients: Vec<_> = store.mdm_clients()?.iter().map(api::mdm_client_json).collect();
+                Ok(response::json(StatusCode::OK, &serde_json::Value::Array(clients)))
+            }
+            (&Method::POST, "/api/v1/mdm-clients") => {
+                let params: api::NewMdmClient = match serde_json::from_slice(&body) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(response::json_error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}"))),
+                };
+                if !api::valid_mdm_name(&params.name) {
+                    return Ok(response::json_error(StatusCode::BAD_REQUEST, "name: 1-64 characters of [A-Za-z0-9._-]"));
+                }
+                if store.mdm_client(&params.name)?.is_some() {
+                    return Ok(response::json_error(StatusCode::CONFLICT, "an MDM client of that name exists (rotate it instead)"));
+                }
+                let password = service.set_mdm_password(&params.name, params.challenge_ttl_seconds)?;
+                tracing::info!(name = %params.name, "MDM client added");
+                Ok(response::json(StatusCode::CREATED, &serde_json::json!({ "name": params.name, "password": password })))
+            }
+            (&Method::DELETE, p) if p.starts_with("/api/v1/mdm-clients/") => {
+                let name = &p["/api/v1/mdm-clients/".len()..];
+                Ok(if store.remove_mdm_client(name)? {
+                    tracing::info!(%name, "MDM client removed");
+                    response::json(StatusCode::OK, &serde_json::json!({ "removed": name }))
+                } else {
+                    response::json_error(StatusCode::NOT_FOUND, "no such MDM client")
+                })
+            }
+            (&Method::POST, p) if p.starts_with("/api/v1/mdm-clients/") && p.ends_with("/rotate") => {
+                let name = &p["/api/v1/mdm-clients/".len()..p.len() - "/rotate".len()];
+                let Some(existing) = store.mdm_client(name)? else {
+                    return Ok(response::json_error(StatusCode::NOT_FOUND, "no such MDM client"));
+                };
+                let password = service.set_mdm_password(name, existing.challenge_ttl_seconds)?;
+                tracing::info!(%name, "MDM client password rotated");
+                Ok(response::json(StatusCode::OK, &serde_json::json!({ "name": name, "password": password })))
+            }
+            (&Method::GET, "/api/v1/stats") => Ok(response::json(
+                StatusCode::OK,
+                &serde_json::json!({ "challenges_stored": store.challenge_count()? }),
+            )),
             _ => Ok(response::json_error(StatusCode::NOT_FOUND, "no such endpoint")),
         }
     })

@@ -3,6 +3,9 @@
 //! them to status codes and content types, and enforces the transport limits.
 
 mod admin;
+mod auth;
+mod mdm;
+mod ratelimit;
 mod response;
 mod router;
 mod scep;
@@ -31,17 +34,20 @@ pub struct AppState {
     /// Bounds concurrent private-key work to the cores, so a flood queues instead of starving
     /// the accept loop and the health checks.
     pub signing_permits: Semaphore,
+    /// Failed MDM/admin authentications per source address.
+    pub auth_failures: ratelimit::FailureLimiter,
     next_request_id: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(service: Arc<ScepService>, admin_token: &str, max_body_bytes: usize) -> AppState {
+    pub fn new(service: Arc<ScepService>, admin_token: &str, max_body_bytes: usize, auth_failures_per_minute: u32) -> AppState {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         AppState {
             service,
             admin_token_sha256: sha256(admin_token.as_bytes()),
             max_body_bytes,
             signing_permits: Semaphore::new(cores),
+            auth_failures: ratelimit::FailureLimiter::new(auth_failures_per_minute),
             next_request_id: AtomicU64::new(1),
         }
     }

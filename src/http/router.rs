@@ -8,7 +8,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tracing::Instrument;
 
 use super::response::{self, Body};
-use super::{admin, scep, AppState};
+use super::{admin, mdm, scep, AppState};
 
 /// SCEP lives at `/scep` and every path below it (`/scep/pkiclient.exe`), and at the
 /// `/cgi-bin/pkiclient.exe` path that older clients (Cisco, sscep defaults) hard-code.
@@ -24,10 +24,13 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -
         let path = req.uri().path().to_string();
         let resp = if is_scep_path(&path) {
             scep::handle(state, req).await
-        } else if path == "/api/v1" || path.starts_with("/api/v1/") {
-            admin::handle(state, req).await
         } else {
             match (req.method(), path.as_str()) {
+                // Jamf Pro and Fleet request the page with and without the trailing slash.
+                (&Method::GET, "/certsrv/mscep_admin/" | "/certsrv/mscep_admin") => mdm::ndes_page(state, req, peer).await,
+                (&Method::POST, "/api/v1/webhooks/jamf/scep-challenge") => mdm::jamf_webhook(state, req, peer).await,
+                (&Method::POST, "/api/v1/challenges") => mdm::challenge_api(state, req, peer).await,
+                (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => admin::handle(state, req, peer).await,
                 (&Method::GET, "/healthz") => response::text(StatusCode::OK, "ok"),
                 (&Method::GET, "/readyz") => response::json(StatusCode::OK, &serde_json::json!({"ready": true})),
                 _ => response::text(StatusCode::NOT_FOUND, "not found"),

@@ -26,13 +26,16 @@ fn printable(s: &str) -> der::Result<Any> {
 
 /// A CertRep pkiMessage (RFC 8894 §3.3.2) signed by `signer` (the RA, or the CA acting as RA)
 /// with SHA-256 and `rsaEncryption` in the signatureAlgorithm field: transactionID echoed byte
-/// for byte, recipientNonce = the request's senderNonce, a fresh senderNonce. FAILURE and
-/// PENDING carry no content.
+/// for byte, recipientNonce = the request's senderNonce, a fresh senderNonce.
+///
+/// FAILURE and PENDING carry no pkcsPKIEnvelope, but an *empty* eContent rather than none:
+/// certmonger (OpenSSL's PKCS7_dataVerify) refuses a CertRep without content ("PKCS7
+/// routines::no content") and then retries forever instead of reporting the rejection.
 pub fn cert_rep(header: &Header, outcome: &Outcome<'_>, signer: &Identity) -> der::Result<Vec<u8>> {
-    let (status, content) = match outcome {
-        Outcome::Success { enveloped } => (PkiStatus::Success, Some(*enveloped)),
-        Outcome::Failure { .. } => (PkiStatus::Failure, None),
-        Outcome::Pending => (PkiStatus::Pending, None),
+    let (status, content): (_, &[u8]) = match outcome {
+        Outcome::Success { enveloped } => (PkiStatus::Success, enveloped),
+        Outcome::Failure { .. } => (PkiStatus::Failure, &[]),
+        Outcome::Pending => (PkiStatus::Pending, &[]),
     };
     let mut attrs = vec![
         attribute(oids::MESSAGE_TYPE, printable(MessageType::CertRep.wire())?)?,
@@ -51,7 +54,7 @@ pub fn cert_rep(header: &Header, outcome: &Outcome<'_>, signer: &Identity) -> de
         digest: DigestAlg::Sha256,
         algorithm_field: SignatureAlgorithmField::RsaEncryption,
     };
-    signed_data(content, attrs, &signing)
+    signed_data(Some(content), attrs, &signing)
 }
 
 /// A certs-only SignedData (RFC 8894 §3.4) holding `certs` (DER) in the given order, and

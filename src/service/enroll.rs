@@ -6,7 +6,8 @@ use scepd_ca::{LeafRequest, Okta, Serial};
 use super::{ScepService, ServiceError};
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{csr, envelope, reply, FailInfo, Rejection};
-use crate::store::{CertRecord, CertStatus, Issuance, IssuanceOutcome};
+use crate::challenge::{binding, ChallengeRejection, Presented};
+use crate::store::{CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome};
 
 /// A certificate ready to send: the sealed certs-only body and its serial.
 pub(super) struct Issued {
@@ -67,13 +68,18 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     if csr.key_bits < svc.policy().min_key_bits {
         return Err(Rejection::new(FailInfo::BadRequest, "RSA key too small").into());
     }
-    if let Err(why) = svc.policy().challenge.check(csr.challenge.as_deref()) {
-        return Err(Refusal::Rejected { rejection: CHALLENGE_REFUSED, challenge: Some(why.reason()) });
-    }
-
-    let subject = csr.subject.to_string();
-    let device_id = scepd_ca::name::common_name(&csr.subject);
     let now = scepd_ca::time::unix_now();
+    let grant = check_challenge(svc, &csr, now)?;
+    let subject = csr.subject.to_string();
+    // The device a challenge was bound to, else the subject CN.
+    let device_id = match &grant {
+        Grant::Dynamic(_, record) if record.device_id.is_some() => record.device_id.clone(),
+        _ => scepd_ca::name::common_name(&csr.subject),
+    };
+    let redeems = match &grant {
+        Grant::Dynamic(hash, _) => Some(*hash),
+        _ => None,
+    };
     for _ in 0..SERIAL_ATTEMPTS {
         let serial = Serial::random();
         let cert = authority.issue(&LeafRequest {
@@ -102,9 +108,9 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
             csr_sha256: csr_sha256.clone(),
             issued_at: now,
         };
-        match svc.store().record_issuance(&Issuance { serial, record, der: der.clone() })? {
+        match svc.store().record_issuance(&Issuance { serial, record, der: der.clone(), redeems })? {
             IssuanceOutcome::Stored => {
-                if svc.policy().challenge.insecure() {
+                if grant == Grant::Insecure {
                     tracing::warn!(serial = %serial, "INSECURE: certificate issued without a challenge (--insecure-no-challenge)");
                 }
                 return seal(&der, serial.to_hex(), &opened, signer);
@@ -115,9 +121,52 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
                 return Err(Rejection::new(FailInfo::BadRequest, "transactionID already used for another request").into())
             }
             IssuanceOutcome::SerialTaken => continue,
+            // A concurrent request redeemed the challenge first: this certificate is dropped
+            // unsent and unstored.
+            IssuanceOutcome::ChallengeUnavailable => {
+                return Err(Refusal::Rejected { rejection: CHALLENGE_REFUSED, challenge: Some(ChallengeRejection::Used.reason()) })
+            }
         }
     }
     Err(ServiceError::Store(crate::store::StoreError::Backend("no free serial number".into())).into())
+}
+
+/// What let a request through.
+#[derive(Debug, PartialEq, Eq)]
+enum Grant {
+    Static,
+    Insecure,
+    Dynamic(ChallengeHash, ChallengeRecord),
+}
+
+fn refuse(why: ChallengeRejection) -> Refusal {
+    Refusal::Rejected { rejection: CHALLENGE_REFUSED, challenge: Some(why.reason()) }
+}
+
+/// The challenge step: static, lab-only insecure, or a dynamic challenge that must exist, be
+/// unused and unexpired, and match its bindings. The store redeems it later, atomically with
+/// recording the certificate.
+fn check_challenge(svc: &ScepService, csr: &csr::Csr, now: u64) -> Result<Grant, Refusal> {
+    let policy = &svc.policy().challenge;
+    let hash = match policy.classify(csr.challenge.as_deref()) {
+        Presented::Static => return Ok(Grant::Static),
+        Presented::Insecure => return Ok(Grant::Insecure),
+        Presented::Missing => return Err(refuse(ChallengeRejection::Missing)),
+        Presented::Dynamic(hash) => hash,
+    };
+    let why = match svc.store().challenge(&hash)? {
+        None => ChallengeRejection::Unknown,
+        Some(record) => match record.state_at(now) {
+            ChallengeState::Used => ChallengeRejection::Used,
+            ChallengeState::Expired => ChallengeRejection::Expired,
+            ChallengeState::Usable if !binding::matches(&record, csr) => ChallengeRejection::Mismatch,
+            ChallengeState::Usable => return Ok(Grant::Dynamic(hash, record)),
+        },
+    };
+    if policy.insecure() {
+        return Ok(Grant::Insecure);
+    }
+    Err(refuse(why))
 }
 
 fn parse_serial(hex_serial: &str) -> Result<Serial, ServiceError> {

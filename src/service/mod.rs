@@ -1,7 +1,10 @@
 //! The SCEP service: the policy between the wire format and the store. Synchronous and
 //! free of HTTP; the HTTP adapter runs it on the blocking pool.
 
+mod challenges;
 mod enroll;
+
+pub use challenges::{ChallengeTtl, MintRequest, Minted};
 
 use std::sync::Arc;
 
@@ -23,6 +26,7 @@ pub struct Policy {
     pub cert_validity_days: u32,
     /// The URL put in every certificate's CRL distribution point.
     pub crl_url: Option<String>,
+    pub challenge_ttl: ChallengeTtl,
 }
 
 /// Failures that cannot be answered in SCEP.

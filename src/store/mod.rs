@@ -7,7 +7,9 @@
 pub mod record;
 pub mod redb_store;
 
-pub use record::{CertFilter, CertRecord, CertStatus, Issuance, IssuanceOutcome};
+pub use record::{
+    CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome, MdmClient,
+};
 pub use redb_store::RedbStore;
 
 use scepd_ca::Serial;
@@ -39,4 +41,31 @@ pub trait Store: Send + Sync {
 
     /// Certificates matching `filter`, newest first.
     fn certificates(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError>;
+
+    /// Stores a minted challenge. Minting is frequent and cheap to repeat, so this commit may
+    /// be made durable by the next durable commit or [`Store::flush`] rather than by its own
+    /// fsync: a challenge minted just before a crash can be lost (the MDM fetches another), a
+    /// redeemed one never comes back.
+    fn insert_challenge(&self, hash: &ChallengeHash, record: &ChallengeRecord) -> Result<(), StoreError>;
+
+    fn challenge(&self, hash: &ChallengeHash) -> Result<Option<ChallengeRecord>, StoreError>;
+
+    /// Deletes challenges that expired before `now` (redeemed ones included); returns how many.
+    fn sweep_challenges(&self, now: u64) -> Result<u64, StoreError>;
+
+    /// Challenges stored (outstanding and redeemed-but-not-yet-expired).
+    fn challenge_count(&self) -> Result<u64, StoreError>;
+
+    /// Creates or replaces an MDM client.
+    fn put_mdm_client(&self, client: &MdmClient) -> Result<(), StoreError>;
+
+    fn mdm_client(&self, name: &str) -> Result<Option<MdmClient>, StoreError>;
+
+    fn mdm_clients(&self) -> Result<Vec<MdmClient>, StoreError>;
+
+    /// Returns whether it existed.
+    fn remove_mdm_client(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Makes every earlier commit durable.
+    fn flush(&self) -> Result<(), StoreError>;
 }

@@ -56,6 +56,65 @@ pub struct Issuance {
     pub serial: Serial,
     pub record: CertRecord,
     pub der: Vec<u8>,
+    /// The one-time challenge this issuance redeems (its keyed hash), consumed in the same
+    /// transaction: of two requests carrying it, exactly one gets a certificate.
+    pub redeems: Option<ChallengeHash>,
+}
+
+/// HMAC-SHA256 of a challenge under the server's challenge key: what the store keeps
+/// instead of the challenge.
+pub type ChallengeHash = [u8; 32];
+
+/// A minted one-time challenge. Times are Unix seconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    pub expires_at: u64,
+    pub created_at: u64,
+    /// Who minted it: an MDM client's name, or `admin`.
+    pub minted_by: String,
+    /// Which endpoint minted it (`ndes`, `jamf`, `api`, `cli`).
+    pub endpoint: String,
+    /// Binding: the certificate will belong to this device.
+    pub device_id: Option<String>,
+    /// Binding: the CSR's subject CN must equal this.
+    pub subject_cn: Option<String>,
+    /// Binding: one of the CSR's subjectAltName values must equal this.
+    pub san: Option<String>,
+    /// Jamf's payloadIdentifier, recorded from its webhook.
+    pub payload_identifier: Option<String>,
+    /// Set when redeemed; the record stays (as a tombstone) until it expires.
+    pub redeemed_at: Option<u64>,
+}
+
+/// Why a challenge cannot be redeemed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeState {
+    Usable,
+    Used,
+    Expired,
+}
+
+impl ChallengeRecord {
+    pub fn state_at(&self, now: u64) -> ChallengeState {
+        if self.redeemed_at.is_some() {
+            ChallengeState::Used
+        } else if self.expires_at <= now {
+            ChallengeState::Expired
+        } else {
+            ChallengeState::Usable
+        }
+    }
+}
+
+/// A named MDM credential; the password is kept only as a keyed hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdmClient {
+    pub name: String,
+    /// HMAC-SHA256 of the password under the server's challenge key, hex.
+    pub password_hmac: String,
+    pub created_at: u64,
+    /// TTL of the challenges this client mints, when it differs from the server default.
+    pub challenge_ttl_seconds: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +125,9 @@ pub enum IssuanceOutcome {
     /// The transactionID was already used for a different CSR.
     TransactionConflict,
     SerialTaken,
+    /// The challenge was redeemed (or expired, or swept) since it was checked: a concurrent
+    /// request won. Nothing was stored.
+    ChallengeUnavailable,
 }
 
 /// Which certificates to list.

@@ -7,35 +7,60 @@
 //! - `cert_der`: serial → certificate DER.
 //! - `certs_by_transaction`: transactionID → serial.
 //! - `certs_by_device`: device id ‖ 0x00 ‖ serial → () (prefix range per device).
+//! - `challenges`: HMAC of the challenge → JSON [`ChallengeRecord`].
+//! - `challenges_by_expiry`: expires_at (big-endian) ‖ HMAC → () (the sweeper's range).
+//! - `mdm_clients`: name → JSON [`MdmClient`].
 //!
-//! Every write is one redb transaction with immediate durability (fsync before commit returns).
+//! Every write is one redb transaction with immediate durability (fsync before commit returns),
+//! except minting a challenge (see [`Store::insert_challenge`]).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use scepd_ca::Serial;
 
-use super::{CertFilter, CertRecord, Issuance, IssuanceOutcome, Store, StoreError};
+use super::{
+    CertFilter, CertRecord, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome, MdmClient, Store,
+    StoreError,
+};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
 const CERT_DER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cert_der");
 const BY_TRANSACTION: TableDefinition<&str, &[u8]> = TableDefinition::new("certs_by_transaction");
 const BY_DEVICE: TableDefinition<&[u8], ()> = TableDefinition::new("certs_by_device");
+const CHALLENGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("challenges");
+const CHALLENGES_BY_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("challenges_by_expiry");
+const MDM_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("mdm_clients");
 
 /// The schema this build writes. Opening a newer one is refused rather than misread.
 pub const SCHEMA_VERSION: u64 = 1;
 
 pub struct RedbStore {
     db: Database,
+    /// Set by a commit made without fsync; cleared by [`Store::flush`].
+    unflushed: AtomicBool,
 }
 
 fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn decode_record(bytes: &[u8]) -> Result<CertRecord, StoreError> {
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode_record(bytes: &[u8]) -> Result<CertRecord, StoreError> {
+    decode(bytes)
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn expiry_key(expires_at: u64, hash: &ChallengeHash) -> Vec<u8> {
+    [&expires_at.to_be_bytes()[..], hash].concat()
 }
 
 fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
@@ -68,9 +93,12 @@ impl RedbStore {
             txn.open_table(CERT_DER).map_err(backend)?;
             txn.open_table(BY_TRANSACTION).map_err(backend)?;
             txn.open_table(BY_DEVICE).map_err(backend)?;
+            txn.open_table(CHALLENGES).map_err(backend)?;
+            txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
+            txn.open_table(MDM_CLIENTS).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
-        Ok(RedbStore { db })
+        Ok(RedbStore { db, unflushed: AtomicBool::new(false) })
     }
 }
 
@@ -115,8 +143,10 @@ impl Store for RedbStore {
                 }
             } else if certs.get(serial.as_slice()).map_err(backend)?.is_some() {
                 IssuanceOutcome::SerialTaken
+            } else if !issuance.redeems.as_ref().map(|h| redeem(&txn, h)).transpose()?.unwrap_or(true) {
+                IssuanceOutcome::ChallengeUnavailable
             } else {
-                let json = serde_json::to_vec(&issuance.record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let json = encode(&issuance.record)?;
                 certs.insert(serial.as_slice(), json.as_slice()).map_err(backend)?;
                 ders.insert(serial.as_slice(), issuance.der.as_slice()).map_err(backend)?;
                 by_txn.insert(issuance.record.transaction_id.as_str(), serial.as_slice()).map_err(backend)?;
@@ -177,4 +207,112 @@ impl Store for RedbStore {
         out.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then_with(|| b.serial.cmp(&a.serial)));
         Ok(out)
     }
+
+    fn insert_challenge(&self, hash: &ChallengeHash, record: &ChallengeRecord) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(Durability::None).map_err(backend)?;
+        {
+            let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
+            challenges.insert(hash.as_slice(), encode(record)?.as_slice()).map_err(backend)?;
+            let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
+            by_expiry.insert(expiry_key(record.expires_at, hash).as_slice(), ()).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        self.unflushed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn challenge(&self, hash: &ChallengeHash) -> Result<Option<ChallengeRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let challenges = txn.open_table(CHALLENGES).map_err(backend)?;
+        let found = challenges.get(hash.as_slice()).map_err(backend)?;
+        found.map(|r| decode(r.value())).transpose()
+    }
+
+    fn sweep_challenges(&self, now: u64) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut swept = 0;
+        {
+            let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
+            let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
+            let end = expiry_key(now, &[0u8; 32]);
+            let expired: Vec<Vec<u8>> = by_expiry
+                .range(..end.as_slice())
+                .map_err(backend)?
+                .map(|e| e.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            for key in expired {
+                by_expiry.remove(key.as_slice()).map_err(backend)?;
+                challenges.remove(&key[8..]).map_err(backend)?;
+                swept += 1;
+            }
+        }
+        txn.commit().map_err(backend)?;
+        Ok(swept)
+    }
+
+    fn challenge_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let challenges = txn.open_table(CHALLENGES).map_err(backend)?;
+        challenges.len().map_err(backend)
+    }
+
+    fn put_mdm_client(&self, client: &MdmClient) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        txn.open_table(MDM_CLIENTS).map_err(backend)?.insert(client.name.as_str(), encode(client)?.as_slice()).map_err(backend)?;
+        txn.commit().map_err(backend)
+    }
+
+    fn mdm_client(&self, name: &str) -> Result<Option<MdmClient>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let clients = txn.open_table(MDM_CLIENTS).map_err(backend)?;
+        let found = clients.get(name).map_err(backend)?;
+        found.map(|r| decode(r.value())).transpose()
+    }
+
+    fn mdm_clients(&self) -> Result<Vec<MdmClient>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let clients = txn.open_table(MDM_CLIENTS).map_err(backend)?;
+        let mut out = Vec::new();
+        for entry in clients.iter().map_err(backend)? {
+            let (_, v) = entry.map_err(backend)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn remove_mdm_client(&self, name: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let existed = txn.open_table(MDM_CLIENTS).map_err(backend)?.remove(name).map_err(backend)?.is_some();
+        txn.commit().map_err(backend)?;
+        Ok(existed)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        if !self.unflushed.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // An empty durable commit persists every earlier non-durable one.
+        let txn = self.db.begin_write().map_err(backend)?;
+        txn.commit().map_err(|e| {
+            self.unflushed.store(true, Ordering::Release);
+            backend(e)
+        })
+    }
+}
+
+/// Marks a usable challenge redeemed inside `txn`; false when it is unknown, used or expired.
+fn redeem(txn: &redb::WriteTransaction, hash: &ChallengeHash) -> Result<bool, StoreError> {
+    let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
+    let Some(mut record) = challenges.get(hash.as_slice()).map_err(backend)?.map(|r| decode::<ChallengeRecord>(r.value())).transpose()? else {
+        return Ok(false);
+    };
+    let now = scepd_ca::time::unix_now();
+    if record.state_at(now) != ChallengeState::Usable {
+        return Ok(false);
+    }
+    record.redeemed_at = Some(now);
+    challenges.insert(hash.as_slice(), encode(&record)?.as_slice()).map_err(backend)?;
+    Ok(true)
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod challenges;
 mod cli;
 mod clients;
 mod concurrency;

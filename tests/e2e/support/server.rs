@@ -51,6 +51,10 @@ impl Server {
         Server { child: Some(child), data: data.to_path_buf(), _tmp: None, base, log }
     }
 
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
     pub fn scep_url(&self) -> String {
         format!("{}/scep", self.base)
     }
