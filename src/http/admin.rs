@@ -72,7 +72,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
             }
             (&Method::DELETE, p) if p.starts_with("/api/v1/mdm-clients/") => {
                 let name = &p["/api/v1/mdm-clients/".len()..];
-                Ok(if store.remove_mdm_client(name)? {
+                Ok(if service.remove_mdm_client(name)? {
                     tracing::info!(%name, "MDM client removed");
                     response::json(StatusCode::OK, &serde_json::json!({ "removed": name }))
                 } else {

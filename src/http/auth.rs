@@ -66,6 +66,9 @@ pub async fn authenticate(
         return Ok(Caller::Admin);
     }
     if let Some((name, password)) = basic(headers) {
+        if let Some(client) = state.service.cached_mdm(&name, &password) {
+            return Ok(Caller::Mdm(client));
+        }
         let service = Arc::clone(&state.service);
         let found = tokio::task::spawn_blocking(move || service.authenticate_mdm(&name, &password)).await;
         match found {

@@ -1,8 +1,6 @@
 //! The endpoints MDMs fetch one-time challenges from, each in a format an MDM already speaks.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -31,20 +29,18 @@ fn no_store(mut r: Response<Body>) -> Response<Body> {
 }
 
 async fn mint(state: &AppState, request: MintRequest) -> Result<Minted, Response<Body>> {
-    let service = Arc::clone(&state.service);
     let endpoint = request.endpoint;
     let minted_by = request.minted_by.clone();
     let payload_identifier = request.payload_identifier.clone().unwrap_or_default();
-    match tokio::task::spawn_blocking(move || service.mint_challenge(request)).await {
-        Ok(Ok(minted)) => {
+    match state.service.mint_challenge(request).await {
+        Ok(minted) => {
             tracing::info!(endpoint, %minted_by, %payload_identifier, ttl_seconds = minted.ttl_seconds, "challenge minted");
             Ok(minted)
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!(error = %e, "store unavailable");
             Err(response::text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"))
         }
-        Err(_) => Err(response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
     }
 }
 

@@ -154,7 +154,13 @@ fn check_challenge(svc: &ScepService, csr: &csr::Csr, now: u64) -> Result<Grant,
         Presented::Missing => return Err(refuse(ChallengeRejection::Missing)),
         Presented::Dynamic(hash) => hash,
     };
-    let why = match svc.store().challenge(&hash)? {
+    let mut found = svc.store().challenge(&hash)?;
+    if found.is_none() {
+        // Minted an instant ago and still on its way to the store?
+        svc.sync_challenges();
+        found = svc.store().challenge(&hash)?;
+    }
+    let why = match found {
         None => ChallengeRejection::Unknown,
         Some(record) => match record.state_at(now) {
             ChallengeState::Used => ChallengeRejection::Used,

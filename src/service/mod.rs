@@ -5,6 +5,7 @@ mod challenges;
 mod enroll;
 
 pub use challenges::{ChallengeTtl, MintRequest, Minted};
+use challenges::{ChallengeWriter, CredentialCache};
 
 use std::sync::Arc;
 
@@ -63,12 +64,15 @@ pub struct ScepService {
     store: Arc<dyn Store>,
     policy: Policy,
     ca_cert_body: (Vec<u8>, &'static str),
+    challenge_writer: ChallengeWriter,
+    credentials: CredentialCache,
 }
 
 impl ScepService {
     pub fn new(authority: Authority, store: Arc<dyn Store>, policy: Policy) -> Result<ScepService, ServiceError> {
         let ca_cert_body = ca_cert_body(&authority)?;
-        Ok(ScepService { authority, store, policy, ca_cert_body })
+        let challenge_writer = ChallengeWriter::start(Arc::clone(&store));
+        Ok(ScepService { authority, store, policy, ca_cert_body, challenge_writer, credentials: CredentialCache::default() })
     }
 
     pub fn authority(&self) -> &Authority {

@@ -42,11 +42,11 @@ pub trait Store: Send + Sync {
     /// Certificates matching `filter`, newest first.
     fn certificates(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError>;
 
-    /// Stores a minted challenge. Minting is frequent and cheap to repeat, so this commit may
+    /// Stores minted challenges (a batch: see `service::challenges`). Minting is frequent and cheap to repeat, so this commit may
     /// be made durable by the next durable commit or [`Store::flush`] rather than by its own
     /// fsync: a challenge minted just before a crash can be lost (the MDM fetches another), a
     /// redeemed one never comes back.
-    fn insert_challenge(&self, hash: &ChallengeHash, record: &ChallengeRecord) -> Result<(), StoreError>;
+    fn insert_challenges(&self, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), StoreError>;
 
     fn challenge(&self, hash: &ChallengeHash) -> Result<Option<ChallengeRecord>, StoreError>;
 

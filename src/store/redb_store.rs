@@ -34,6 +34,10 @@ const CHALLENGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("challeng
 const CHALLENGES_BY_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("challenges_by_expiry");
 const MDM_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("mdm_clients");
 
+/// redb's page cache. Its default (a large share of memory) is not what a small service wants;
+/// the working set (indexes, recent challenges) fits well within this.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The schema this build writes. Opening a newer one is refused rather than misread.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -70,7 +74,7 @@ fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
 impl RedbStore {
     /// Opens (or creates) the store file and checks its schema version.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
-        let db = Database::create(path).map_err(backend)?;
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(backend)?;
         let txn = db.begin_write().map_err(backend)?;
         {
             let mut meta = txn.open_table(META).map_err(backend)?;
@@ -208,14 +212,16 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    fn insert_challenge(&self, hash: &ChallengeHash, record: &ChallengeRecord) -> Result<(), StoreError> {
+    fn insert_challenges(&self, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(backend)?;
         txn.set_durability(Durability::None).map_err(backend)?;
         {
             let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
-            challenges.insert(hash.as_slice(), encode(record)?.as_slice()).map_err(backend)?;
             let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
-            by_expiry.insert(expiry_key(record.expires_at, hash).as_slice(), ()).map_err(backend)?;
+            for (hash, record) in batch {
+                challenges.insert(hash.as_slice(), encode(record)?.as_slice()).map_err(backend)?;
+                by_expiry.insert(expiry_key(record.expires_at, hash).as_slice(), ()).map_err(backend)?;
+            }
         }
         txn.commit().map_err(backend)?;
         self.unflushed.store(true, Ordering::Release);
