@@ -30,11 +30,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// `scepd serve` flags. Each is optional so that the file and defaults can fill it.
-#[derive(Debug, Clone, Default, Args)]
+/// `scepd serve` flags, and (the same keys) the TOML file. Each is optional so that the
+/// environment, the file and the defaults can fill it.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "SCEPD_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Data directory (CA, keys, store); initialized on first start when empty or missing.
     #[arg(long, env = "SCEPD_DATA")]
@@ -83,27 +86,6 @@ pub struct ServeArgs {
     pub auth_failures_per_minute: Option<u32>,
 }
 
-/// The TOML file: the same keys as the flags, all optional.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub data: Option<PathBuf>,
-    pub listen: Option<SocketAddr>,
-    pub public_url: Option<String>,
-    pub static_challenge: Option<String>,
-    pub allow_des: Option<bool>,
-    pub insecure_no_challenge: Option<bool>,
-    pub min_key_bits: Option<usize>,
-    pub cert_validity_days: Option<u32>,
-    pub log_format: Option<LogFormat>,
-    pub log_level: Option<String>,
-    pub max_body_bytes: Option<usize>,
-    pub challenge_ttl: Option<u64>,
-    pub challenge_max_ttl: Option<u64>,
-    pub challenge_sweep_interval: Option<u64>,
-    pub auth_failures_per_minute: Option<u32>,
-}
-
 /// The effective configuration.
 #[derive(Clone, Serialize)]
 pub struct Config {
@@ -143,7 +125,7 @@ pub const DEFAULT_DATA: &str = "./scepd-data";
 /// 2 MiB, like the other SCEP servers.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
 }
@@ -152,7 +134,7 @@ impl Config {
     pub fn resolve(args: &ServeArgs) -> Result<Config, ConfigError> {
         let file = match &args.config {
             Some(p) => read_file(p)?,
-            None => FileConfig::default(),
+            None => ServeArgs::default(),
         };
         let listen = args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
         let public_url = args

@@ -98,7 +98,8 @@ fn is_string_tag(tag: &[u8]) -> bool {
     matches!(tag, [t] if t & 0xc0 == 0 && matches!(t & 0x1f, 0x03 | 0x04 | 0x0c | 0x13 | 0x14 | 0x16 | 0x1a | 0x1e))
 }
 
-fn push_length(out: &mut Vec<u8>, len: usize) {
+/// Appends a DER length.
+pub fn push_length(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         out.push(len as u8);
     } else {

@@ -184,8 +184,15 @@ fn real_clients_redeem_challenges_from_every_endpoint_once() {
         let out = certmonger(&server.scep_url(), &server.ca_pem(), challenge, &format!("certmonger-{i}-again"), &dir.path().join("b"));
         assert_eq!(out.status.code(), Some(5), "reused challenge must be rejected: {}", String::from_utf8_lossy(&out.stderr));
     }
+    // An expired challenge, with a real client.
+    let expiring = api_mint(&server, &auth, r#"{"ttl_seconds": 1}"#);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let dir = tempfile::tempdir().unwrap();
+    let out = scepclient(dir.path(), &server.scep_url(), &expiring, "scepclient-expired");
+    assert!(!out.status.success());
     let log = server.log_text();
     assert!(log.contains("challenge_rejection=\"used\""), "{log}");
+    assert!(log.contains("challenge_rejection=\"expired\""), "{log}");
 }
 
 #[test]

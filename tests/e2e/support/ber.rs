@@ -15,15 +15,7 @@ fn read(input: &[u8]) -> (u8, usize, usize) {
 
 fn definite(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
     out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
+    scepd::scep::ber::push_length(out, content.len());
     out.extend_from_slice(content);
 }
 
