@@ -55,8 +55,12 @@ pub fn cert_json(r: &CertRecord, der: Option<&[u8]>) -> Value {
         "not_after": rfc3339(r.not_after),
         "status": r.status_at(scepd_ca::time::unix_now()).as_str(),
         "device_id": r.device_id,
+        "kind": r.kind,
         "transaction_id": r.transaction_id,
         "issued_at": rfc3339(r.issued_at),
+        "superseded_by": r.superseded_by,
+        "revoked_at": r.revoked_at.map(rfc3339),
+        "revocation_reason": r.revocation_reason,
     });
     if let Some(der) = der {
         v["pem"] = Value::String(scepd_ca::pem::encode("CERTIFICATE", der));
@@ -66,6 +70,28 @@ pub fn cert_json(r: &CertRecord, der: Option<&[u8]>) -> Value {
 
 pub fn cert_list_json(records: &[CertRecord]) -> Value {
     Value::Array(records.iter().map(|r| cert_json(r, None)).collect())
+}
+
+/// `{"reason": "keyCompromise"}` (optional; default `unspecified`).
+pub fn revocation_reason(body: &[u8]) -> Result<scepd_ca::Reason, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(scepd_ca::Reason::UNSPECIFIED);
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("bad request body: {e}"))?;
+    match v.get("reason").and_then(Value::as_str) {
+        None => Ok(scepd_ca::Reason::UNSPECIFIED),
+        Some(name) => scepd_ca::Reason::from_name(name).ok_or_else(|| {
+            format!("unknown reason {name:?}; one of: {}", scepd_ca::Reason::names().collect::<Vec<_>>().join(", "))
+        }),
+    }
+}
+
+/// Service errors on the admin API are store errors (the only kind revocation has).
+pub fn store_error(e: crate::service::ServiceError) -> crate::store::StoreError {
+    match e {
+        crate::service::ServiceError::Store(s) => s,
+        other => crate::store::StoreError::Backend(other.to_string()),
+    }
 }
 
 /// `POST /api/v1/mdm-clients` body.

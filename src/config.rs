@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::service::DeviceIdField;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -84,6 +86,45 @@ pub struct ServeArgs {
     /// Failed authentications (MDM or admin) allowed per source address per minute.
     #[arg(long, env = "SCEPD_AUTH_FAILURES_PER_MINUTE")]
     pub auth_failures_per_minute: Option<u32>,
+    /// Which CSR field names the device when no challenge binding does.
+    #[arg(long, env = "SCEPD_DEVICE_ID_FIELD", value_enum)]
+    pub device_id_field: Option<DeviceIdField>,
+    /// Keep at most this many valid certificates per device; older ones are revoked (superseded).
+    #[arg(long, env = "SCEPD_MAX_ACTIVE_PER_DEVICE")]
+    pub max_active_per_device: Option<u32>,
+    /// Revoke superseded certificates this long after their successor was issued (e.g. `24h`).
+    #[arg(long, env = "SCEPD_REVOKE_SUPERSEDED_AFTER")]
+    pub revoke_superseded_after: Option<String>,
+    /// RenewalReq is accepted in the last PERCENT of the old certificate's lifetime (100 = any time).
+    #[arg(long, env = "SCEPD_RENEWAL_WINDOW")]
+    pub renewal_window: Option<u8>,
+    /// Accept a RenewalReq that keeps the old key.
+    #[arg(long, env = "SCEPD_ALLOW_KEY_REUSE", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_key_reuse: Option<bool>,
+    /// Add the Okta Device Access extension (1.3.6.1.4.1.51150.13.1 = 1) to issued certificates.
+    #[arg(long, env = "SCEPD_OKTA_DEVICE_ACCESS", num_args = 0..=1, default_missing_value = "true")]
+    pub okta_device_access: Option<bool>,
+    /// How long a CRL is valid (nextUpdate − thisUpdate), e.g. `24h`.
+    #[arg(long, env = "SCEPD_CRL_NEXT_UPDATE")]
+    pub crl_next_update: Option<String>,
+    /// How long a revoked certificate stays on the CRL after it expires, e.g. `0s`, `30d`.
+    #[arg(long, env = "SCEPD_CRL_KEEP_EXPIRED")]
+    pub crl_keep_expired: Option<String>,
+}
+
+/// `90`, `90s`, `15m`, `24h`, `30d` → seconds.
+pub fn parse_duration(text: &str) -> Result<u64, ConfigError> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = number.parse().map_err(|_| ConfigError::Invalid(format!("bad duration {text:?} (use e.g. 90s, 15m, 24h, 30d)")))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(ConfigError::Invalid(format!("bad duration unit in {text:?} (s, m, h or d)"))),
+    };
+    Ok(n * factor)
 }
 
 /// The effective configuration.
@@ -105,6 +146,14 @@ pub struct Config {
     pub challenge_max_ttl: u64,
     pub challenge_sweep_interval: u64,
     pub auth_failures_per_minute: u32,
+    pub device_id_field: DeviceIdField,
+    pub max_active_per_device: Option<u32>,
+    pub revoke_superseded_after: Option<u64>,
+    pub renewal_window: u8,
+    pub allow_key_reuse: bool,
+    pub okta_device_access: bool,
+    pub crl_next_update: u64,
+    pub crl_keep_expired: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -160,7 +209,31 @@ impl Config {
         if challenge_ttl == 0 || challenge_ttl > challenge_max_ttl {
             return Err(ConfigError::Invalid("challenge_ttl must be between 1 and challenge_max_ttl".into()));
         }
+        let renewal_window = args.renewal_window.or(file.renewal_window).unwrap_or(33);
+        if !(1..=100).contains(&renewal_window) {
+            return Err(ConfigError::Invalid("renewal_window is a percentage, 1 to 100".into()));
+        }
+        if args.max_active_per_device.or(file.max_active_per_device) == Some(0) {
+            return Err(ConfigError::Invalid("max_active_per_device must be at least 1".into()));
+        }
+        let crl_next_update = parse_duration(args.crl_next_update.as_deref().or(file.crl_next_update.as_deref()).unwrap_or("24h"))?;
+        if crl_next_update < 60 {
+            return Err(ConfigError::Invalid("crl_next_update must be at least a minute".into()));
+        }
         Ok(Config {
+            device_id_field: args.device_id_field.or(file.device_id_field).unwrap_or_default(),
+            max_active_per_device: args.max_active_per_device.or(file.max_active_per_device),
+            revoke_superseded_after: args
+                .revoke_superseded_after
+                .as_deref()
+                .or(file.revoke_superseded_after.as_deref())
+                .map(parse_duration)
+                .transpose()?,
+            renewal_window,
+            allow_key_reuse: args.allow_key_reuse.or(file.allow_key_reuse).unwrap_or(false),
+            okta_device_access: args.okta_device_access.or(file.okta_device_access).unwrap_or(false),
+            crl_next_update,
+            crl_keep_expired: parse_duration(args.crl_keep_expired.as_deref().or(file.crl_keep_expired.as_deref()).unwrap_or("0s"))?,
             challenge_ttl,
             challenge_max_ttl,
             challenge_sweep_interval: args.challenge_sweep_interval.or(file.challenge_sweep_interval).unwrap_or(60).max(1),
@@ -182,6 +255,14 @@ impl Config {
     pub fn crl_url(&self) -> String {
         format!("{}/crl", self.public_url)
     }
+
+    pub fn ocsp_url(&self) -> String {
+        format!("{}/ocsp", self.public_url)
+    }
+
+    pub fn ca_issuers_url(&self) -> String {
+        format!("{}/ca.crt", self.public_url)
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +281,15 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.crl_url(), "http://127.0.0.1:8080/crl");
         assert!(!format!("{c:?}").contains("abc"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), 90);
+        assert_eq!(parse_duration("15m").unwrap(), 900);
+        assert_eq!(parse_duration("24h").unwrap(), 86_400);
+        assert_eq!(parse_duration("30d").unwrap(), 2_592_000);
+        assert!(parse_duration("1w").is_err() && parse_duration("h").is_err());
     }
 
     #[test]

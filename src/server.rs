@@ -9,7 +9,7 @@ use crate::config::{Config, LogFormat};
 use crate::datadir::DataDir;
 use crate::http::{self, AppState};
 use crate::scep::envelope::CipherPolicy;
-use crate::service::{ChallengeTtl, Policy, ScepService};
+use crate::service::{ChallengeTtl, Lifecycle, Policy, ScepService};
 use crate::store::RedbStore;
 
 pub fn init_logging(format: LogFormat, level: &str) {
@@ -38,6 +38,18 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         cert_validity_days: config.cert_validity_days,
         crl_url: Some(config.crl_url()),
         challenge_ttl: ChallengeTtl { default_seconds: config.challenge_ttl, max_seconds: config.challenge_max_ttl },
+        lifecycle: Lifecycle {
+            device_id_field: config.device_id_field,
+            max_active_per_device: config.max_active_per_device,
+            revoke_superseded_after: config.revoke_superseded_after,
+            renewal_window_percent: config.renewal_window,
+            allow_key_reuse: config.allow_key_reuse,
+            okta_device_access: config.okta_device_access,
+            crl_next_update_seconds: config.crl_next_update,
+            crl_keep_expired_seconds: config.crl_keep_expired,
+            ocsp_url: Some(config.ocsp_url()),
+            ca_issuers_url: Some(config.ca_issuers_url()),
+        },
     };
     if config.insecure_no_challenge {
         tracing::warn!("INSECURE: --insecure-no-challenge is set: any client can get a certificate. Lab use only.");
@@ -77,6 +89,16 @@ async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration
         let result = tokio::task::spawn_blocking(move || {
             let store = service.store();
             if sweeping {
+                let revoked = service.revoke_due_superseded();
+                if let Ok(serials) = &revoked {
+                    if !serials.is_empty() {
+                        tracing::info!(count = serials.len(), "superseded certificates revoked");
+                    }
+                }
+                // Keeps the CRL from ever going past nextUpdate, even with no traffic.
+                if let Err(e) = service.crl() {
+                    tracing::error!(error = %e, "CRL refresh failed");
+                }
                 store.sweep_challenges(scepd_ca::time::unix_now()).map(Some)
             } else {
                 store.flush().map(|()| None)

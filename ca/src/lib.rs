@@ -7,11 +7,14 @@
 //! pure-Rust `rsa` crate for RSA-2048 signing and decryption, which dominate the cost of an enrollment.
 
 mod authority;
+pub mod crl;
 mod error;
 mod extensions;
 mod key;
+pub mod ocsp;
 pub mod name;
 pub mod pem;
+mod reason;
 pub mod request;
 mod serial;
 mod signer;
@@ -21,6 +24,7 @@ pub use authority::{check_ca_certificate, Authority, CaParams, Identity, ImportW
 pub use error::CaError;
 pub use extensions::{Okta, OKTA_DEVICE_ACCESS_OID};
 pub use key::{KeyBits, RsaKey};
+pub use reason::Reason;
 pub use serial::Serial;
 pub use signer::sign_tbs;
 

@@ -16,10 +16,12 @@ pub fn parse(dn: &str) -> Result<Name, CaError> {
 
 /// The first commonName of `name`, if it is a string type we can read.
 pub fn common_name(name: &Name) -> Option<String> {
-    name.iter_rdn()
-        .flat_map(|rdn| rdn.iter())
-        .find(|atv| atv.oid == CN)
-        .and_then(|atv| attribute_string(&atv.value))
+    attribute(name, CN)
+}
+
+/// The first value of attribute `oid` in `name`, if it is a string type we can read.
+pub fn attribute(name: &Name, oid: const_oid::ObjectIdentifier) -> Option<String> {
+    name.iter_rdn().flat_map(|rdn| rdn.iter()).find(|atv| atv.oid == oid).and_then(|atv| attribute_string(&atv.value))
 }
 
 /// Reads a DirectoryString-like attribute value as text.

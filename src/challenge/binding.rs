@@ -8,7 +8,7 @@ use crate::scep::csr::Csr;
 use crate::store::ChallengeRecord;
 
 /// The textual values of a CSR's requested subjectAltName.
-fn san_values(csr: &Csr) -> Vec<String> {
+pub fn san_values(csr: &Csr) -> Vec<String> {
     let Some(ext) = &csr.subject_alt_name else { return Vec::new() };
     let Ok(san) = <SubjectAltName as der::Decode>::from_der(ext.extn_value.as_bytes()) else { return Vec::new() };
     san.0

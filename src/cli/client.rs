@@ -9,7 +9,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use super::{CertCommand, ChallengeCommand, ClientArgs, MdmCommand};
+use super::{CertCommand, ChallengeCommand, ClientArgs, DeviceCommand, MdmCommand};
 use crate::datadir::DataDir;
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -90,6 +90,14 @@ pub(super) fn cert(cmd: CertCommand) -> CliResult {
             }
             Ok(())
         }
+        CertCommand::Revoke { serial, client, reason } => {
+            let serial = crate::api::parse_serial(&serial).ok_or("SERIAL must be 32 hex digits (colons allowed)")?;
+            let reason = checked_reason(&reason)?;
+            let path = format!("/api/v1/certificates/{}/revoke", serial.to_hex());
+            let (_, cert) = AdminClient::new(&client)?.call(Method::POST, &path, Some(serde_json::json!({ "reason": reason })))?;
+            println!("{} revoked ({})", s(&cert, "serial"), s(&cert, "revocation_reason"));
+            Ok(())
+        }
         CertCommand::Show { serial, client, json } => {
             let serial = crate::api::parse_serial(&serial).ok_or("SERIAL must be 32 hex digits (colons allowed)")?;
             let (_, cert) = AdminClient::new(&client)?.get(&format!("/api/v1/certificates/{}", serial.to_hex()))?;
@@ -143,6 +151,26 @@ pub(super) fn challenge(cmd: ChallengeCommand) -> CliResult {
             let body = serde_json::json!({ "device_id": device, "ttl_seconds": ttl, "subject_cn": subject_cn, "san": san });
             let (_, minted) = AdminClient::new(&client)?.call(Method::POST, "/api/v1/challenges", Some(body))?;
             println!("{}", s(&minted, "challenge"));
+        }
+    }
+    Ok(())
+}
+
+fn checked_reason(reason: &str) -> Result<&'static str, String> {
+    scepd_ca::Reason::from_name(reason).map(|r| r.as_str()).ok_or_else(|| {
+        format!("unknown reason {reason:?}; one of: {}", scepd_ca::Reason::names().collect::<Vec<_>>().join(", "))
+    })
+}
+
+pub(super) fn device(cmd: DeviceCommand) -> CliResult {
+    match cmd {
+        DeviceCommand::Revoke { device_id, client, reason } => {
+            let reason = checked_reason(&reason)?;
+            let path = format!("/api/v1/devices/{}/revoke", encode(&device_id));
+            let (_, result) = AdminClient::new(&client)?.call(Method::POST, &path, Some(serde_json::json!({ "reason": reason })))?;
+            for serial in result["revoked"].as_array().into_iter().flatten() {
+                println!("{} revoked ({reason})", serial.as_str().unwrap_or(""));
+            }
         }
     }
     Ok(())

@@ -37,6 +37,21 @@ enum Command {
     /// One-time challenges (through the admin API).
     #[command(subcommand)]
     Challenge(ChallengeCommand),
+    /// Devices (through the admin API).
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Revoke every active or superseded certificate of a device.
+    Revoke {
+        device_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -166,6 +181,15 @@ enum CertCommand {
         #[arg(long)]
         status: Option<String>,
     },
+    /// Revoke a certificate (idempotent). SERIAL in hex, any case, colons allowed.
+    Revoke {
+        serial: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, …
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
     /// One certificate: PEM and status.
     Show {
         serial: String,
@@ -199,6 +223,7 @@ pub fn main() -> ExitCode {
         Command::Cert(cmd) => client::cert(cmd),
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),
+        Command::Device(cmd) => client::device(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

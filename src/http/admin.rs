@@ -11,6 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::response::{self, Body};
 use super::{auth, AppState};
 use crate::api;
+use crate::store::RevokeOutcome;
 
 pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     if let Some(wait) = state.auth_failures.retry_after(peer.ip()) {
@@ -50,6 +51,30 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                     Some((record, der)) => response::json(StatusCode::OK, &api::cert_json(&record, Some(&der))),
                     None => response::json_error(StatusCode::NOT_FOUND, "no such certificate"),
                 })
+            }
+            (&Method::POST, p) if p.starts_with("/api/v1/certificates/") && p.ends_with("/revoke") => {
+                let text = &p["/api/v1/certificates/".len()..p.len() - "/revoke".len()];
+                let Some(serial) = api::parse_serial(text) else {
+                    return Ok(response::json_error(StatusCode::BAD_REQUEST, "serial must be 32 hex digits"));
+                };
+                let reason = match api::revocation_reason(&body) {
+                    Ok(r) => r,
+                    Err(msg) => return Ok(response::json_error(StatusCode::BAD_REQUEST, &msg)),
+                };
+                Ok(match service.revoke(&serial, reason).map_err(api::store_error)? {
+                    RevokeOutcome::Revoked(r) | RevokeOutcome::AlreadyRevoked(r) => response::json(StatusCode::OK, &api::cert_json(&r, None)),
+                    RevokeOutcome::NotFound => response::json_error(StatusCode::NOT_FOUND, "no such certificate"),
+                })
+            }
+            (&Method::POST, p) if p.starts_with("/api/v1/devices/") && p.ends_with("/revoke") => {
+                let encoded = &p["/api/v1/devices/".len()..p.len() - "/revoke".len()];
+                let device = String::from_utf8_lossy(&crate::scep::query::percent_decode(encoded)).into_owned();
+                let reason = match api::revocation_reason(&body) {
+                    Ok(r) => r,
+                    Err(msg) => return Ok(response::json_error(StatusCode::BAD_REQUEST, &msg)),
+                };
+                let revoked = service.revoke_device(&device, reason).map_err(api::store_error)?;
+                Ok(response::json(StatusCode::OK, &serde_json::json!({ "device_id": device, "revoked": revoked })))
             }
             (&Method::GET, "/api/v1/mdm-clients") => {
                 let clients: Vec<_> = store.mdm_clients()?.iter().map(api::mdm_client_json).collect();

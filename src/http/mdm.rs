@@ -138,6 +138,8 @@ struct ChallengeParams {
     subject_cn: Option<String>,
     san: Option<String>,
     ttl_seconds: Option<u64>,
+    /// Add the Okta Device Access extension to the certificate this challenge redeems for.
+    okta_device_access: Option<bool>,
 }
 
 /// `POST /api/v1/challenges`: `{"device_id", "subject_cn", "san", "ttl_seconds"}` (all optional)
@@ -168,6 +170,7 @@ pub async fn challenge_api(state: &AppState, req: Request<Incoming>, peer: Socke
         subject_cn: params.subject_cn,
         san: params.san,
         ttl_seconds: params.ttl_seconds,
+        okta_device_access: params.okta_device_access,
         ..from_caller(&caller, endpoint)
     };
     match mint(state, request).await {

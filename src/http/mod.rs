@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod mdm;
+mod pki;
 mod ratelimit;
 mod response;
 mod router;

@@ -8,7 +8,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tracing::Instrument;
 
 use super::response::{self, Body};
-use super::{admin, mdm, scep, AppState};
+use super::{admin, mdm, pki, scep, AppState};
 
 /// SCEP lives at `/scep` and every path below it (`/scep/pkiclient.exe`), and at the
 /// `/cgi-bin/pkiclient.exe` path that older clients (Cisco, sscep defaults) hard-code.
@@ -31,6 +31,10 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -
                 (&Method::POST, "/api/v1/webhooks/jamf/scep-challenge") => mdm::jamf_webhook(state, req, peer).await,
                 (&Method::POST, "/api/v1/challenges") => mdm::challenge_api(state, req, peer).await,
                 (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => admin::handle(state, req, peer).await,
+                (&Method::GET, p) if p == "/crl" || (p.starts_with("/crl/") && p.ends_with(".crl")) => pki::crl(state, req).await,
+                (&Method::POST, "/ocsp") => pki::ocsp(state, req).await,
+                (&Method::GET, p) if p.starts_with("/ocsp/") => pki::ocsp(state, req).await,
+                (&Method::GET, "/ca.crt") => pki::ca_cert(state),
                 (&Method::GET, "/healthz") => response::text(StatusCode::OK, "ok"),
                 (&Method::GET, "/readyz") => response::json(StatusCode::OK, &serde_json::json!({"ready": true})),
                 _ => response::text(StatusCode::NOT_FOUND, "not found"),

@@ -134,6 +134,7 @@ pub struct MintRequest {
     pub subject_cn: Option<String>,
     pub san: Option<String>,
     pub payload_identifier: Option<String>,
+    pub okta_device_access: Option<bool>,
     /// Requested lifetime; otherwise the MDM client's, otherwise the server's. Capped.
     pub ttl_seconds: Option<u64>,
     pub client_ttl_seconds: Option<u64>,
@@ -161,6 +162,7 @@ impl ScepService {
             subject_cn: req.subject_cn,
             san: req.san,
             payload_identifier: req.payload_identifier,
+            okta_device_access: req.okta_device_access,
             redeemed_at: None,
         };
         let expires_at = record.expires_at;

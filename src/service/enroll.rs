@@ -1,18 +1,24 @@
-//! PKCSReq: the enrollment policy, step by step (challenge → CSR checks → issue → record).
+//! PKCSReq and RenewalReq: the issuance policy, step by step (authorization → CSR checks →
+//! issue → record, which supersedes the device's earlier certificates).
 
 use der::Encode;
 use scepd_ca::{LeafRequest, Okta, Serial};
 
-use super::{ScepService, ServiceError};
+use super::{DeviceIdField, ScepService, ServiceError};
+use crate::challenge::{binding, ChallengeRejection, Presented};
+use crate::scep::csr::Csr;
+use crate::scep::envelope::Opened;
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{csr, envelope, reply, FailInfo, Rejection};
-use crate::challenge::{binding, ChallengeRejection, Presented};
-use crate::store::{CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome};
+use crate::store::{
+    CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
+};
 
 /// A certificate ready to send: the sealed certs-only body and its serial.
 pub(super) struct Issued {
     pub enveloped: Vec<u8>,
     pub serial: String,
+    pub kind: &'static str,
 }
 
 /// Why no certificate was sent.
@@ -37,49 +43,98 @@ impl<E: Into<ServiceError>> From<E> for Refusal {
 
 /// The same answer for every refused challenge (missing, wrong, used, expired): no oracle.
 const CHALLENGE_REFUSED: Rejection = Rejection::new(FailInfo::BadRequest, "challenge password rejected");
+const TRANSACTION_REUSED: Rejection = Rejection::new(FailInfo::BadRequest, "transactionID already used for another request");
 const SERIAL_ATTEMPTS: usize = 4;
 
-pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
+/// Opens the envelope with the RA (or, for clients that encrypt to it, the CA's) key.
+pub(super) fn open_envelope(svc: &ScepService, message: &PkiMessage) -> Result<Opened, Refusal> {
     let authority = svc.authority();
     let mut identities = vec![authority.recipient()];
     if authority.ra.is_some() {
         identities.push(&authority.ca);
     }
-    let opened = envelope::open(&message.econtent, &identities, svc.policy().cipher)?;
+    Ok(envelope::open(&message.econtent, &identities, svc.policy().cipher)?)
+}
+
+/// Opens the envelope and reads the CSR.
+pub(super) fn open_csr(svc: &ScepService, message: &PkiMessage) -> Result<(Opened, Csr), Refusal> {
+    let opened = open_envelope(svc, message)?;
     let csr = csr::parse_and_verify(&opened.content).map_err(|r| {
         // Content that decrypted but is no CSR gets the same answer as content that did not
         // decrypt: a wrong key yields garbage, and that must not be distinguishable.
         if r.fail_info == FailInfo::BadRequest { envelope::UNDECRYPTABLE } else { r }
     })?;
-    let transaction_id = message.header.transaction_id_text();
-    let csr_sha256 = hex::encode(csr.fingerprint);
+    Ok((opened, csr))
+}
 
-    // A retried transaction (same transactionID, same CSR) gets the same certificate again.
-    if let Some(existing) = svc.store().find_by_transaction(&transaction_id)? {
-        if existing.csr_sha256 != csr_sha256 {
-            return Err(Rejection::new(FailInfo::BadRequest, "transactionID already used for another request").into());
-        }
-        let serial = parse_serial(&existing.serial)?;
-        if let Some((record, der)) = svc.store().certificate(&serial)? {
-            return seal(&der, record.serial, &opened, signer);
-        }
+/// A retried transaction (same transactionID, same CSR) gets the same certificate again.
+fn retried(svc: &ScepService, transaction_id: &str, csr: &Csr, opened: &Opened, signer: &SignerCert) -> Result<Option<Issued>, Refusal> {
+    let Some(existing) = svc.store().find_by_transaction(transaction_id)? else { return Ok(None) };
+    if existing.csr_sha256 != hex::encode(csr.fingerprint) {
+        return Err(TRANSACTION_REUSED.into());
     }
+    let serial = parse_serial(&existing.serial)?;
+    match svc.store().certificate(&serial)? {
+        Some((record, der)) => Ok(Some(seal(&der, record.serial, "retry", opened, signer)?)),
+        None => Ok(None),
+    }
+}
 
+pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
+    let (opened, csr) = open_csr(svc, message)?;
+    let transaction_id = message.header.transaction_id_text();
+    if let Some(issued) = retried(svc, &transaction_id, &csr, &opened, signer)? {
+        return Ok(issued);
+    }
     if csr.key_bits < svc.policy().min_key_bits {
         return Err(Rejection::new(FailInfo::BadRequest, "RSA key too small").into());
     }
     let now = scepd_ca::time::unix_now();
     let grant = check_challenge(svc, &csr, now)?;
-    let subject = csr.subject.to_string();
-    // The device a challenge was bound to, else the subject CN.
+    // The device a challenge was bound to, else the configured CSR field.
     let device_id = match &grant {
         Grant::Dynamic(_, record) if record.device_id.is_some() => record.device_id.clone(),
-        _ => scepd_ca::name::common_name(&csr.subject),
+        _ => device_id_from_csr(svc.policy().lifecycle.device_id_field, &csr),
+    };
+    let okta = match &grant {
+        Grant::Dynamic(_, ChallengeRecord { okta_device_access: Some(v), .. }) => *v,
+        _ => svc.policy().lifecycle.okta_device_access,
     };
     let redeems = match &grant {
         Grant::Dynamic(hash, _) => Some(*hash),
         _ => None,
     };
+    // Apple re-enrolls by sending a new PKCSReq for the same device: never refused.
+    let had_before = match &device_id {
+        Some(d) => !svc.store().certificates(&CertFilter { device_id: Some(d.clone()), status: None })?.is_empty(),
+        None => false,
+    };
+    let plan = Plan {
+        transaction_id,
+        device_id,
+        kind: if had_before { "reenroll" } else { "new" },
+        redeems,
+        okta,
+        insecure: grant == Grant::Insecure,
+    };
+    issue(svc, &csr, &plan, &opened, signer, now)
+}
+
+/// What to issue, decided by the request's checks.
+pub(super) struct Plan {
+    pub transaction_id: String,
+    pub device_id: Option<String>,
+    pub kind: &'static str,
+    pub redeems: Option<ChallengeHash>,
+    pub okta: bool,
+    pub insecure: bool,
+}
+
+/// Issues the certificate, records it (consuming the challenge, superseding the device's earlier
+/// certificates) and seals it to the requester.
+pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, signer: &SignerCert, now: u64) -> Result<Issued, Refusal> {
+    let policy = svc.policy();
+    let authority = svc.authority();
     for _ in 0..SERIAL_ATTEMPTS {
         let serial = Serial::random();
         let cert = authority.issue(&LeafRequest {
@@ -89,46 +144,66 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
             subject_alt_name: csr.subject_alt_name.clone(),
             // Back-date a little for clients whose clocks run slow.
             not_before: now.saturating_sub(300),
-            validity_days: svc.policy().cert_validity_days,
-            crl_url: svc.policy().crl_url.clone(),
-            ocsp_url: None,
-            ca_issuers_url: None,
-            okta: Okta::Plain,
+            validity_days: policy.cert_validity_days,
+            crl_url: policy.crl_url.clone(),
+            ocsp_url: policy.lifecycle.ocsp_url.clone(),
+            ca_issuers_url: policy.lifecycle.ca_issuers_url.clone(),
+            okta: if plan.okta { Okta::DeviceAccess } else { Okta::Plain },
         })?;
         let der = cert.to_der()?;
         let tbs = cert.tbs_certificate();
         let record = CertRecord {
             serial: serial.to_hex(),
-            subject: subject.clone(),
+            subject: csr.subject.to_string(),
             not_before: scepd_ca::time::from_x509(&tbs.validity().not_before),
             not_after: scepd_ca::time::from_x509(&tbs.validity().not_after),
             status: CertStatus::Active,
-            device_id: device_id.clone(),
-            transaction_id: transaction_id.clone(),
-            csr_sha256: csr_sha256.clone(),
+            device_id: plan.device_id.clone(),
+            transaction_id: plan.transaction_id.clone(),
+            csr_sha256: hex::encode(csr.fingerprint),
             issued_at: now,
+            kind: plan.kind.to_string(),
+            superseded_by: None,
+            revoked_at: None,
+            revocation_reason: None,
+            superseded_at: None,
         };
-        match svc.store().record_issuance(&Issuance { serial, record, der: der.clone(), redeems })? {
-            IssuanceOutcome::Stored => {
-                if grant == Grant::Insecure {
+        let issuance = Issuance {
+            serial,
+            record,
+            der: der.clone(),
+            redeems: plan.redeems,
+            max_valid_per_device: policy.lifecycle.max_active_per_device,
+        };
+        match svc.store().record_issuance(&issuance)? {
+            IssuanceOutcome::Stored { superseded, revoked } => {
+                if plan.insecure {
                     tracing::warn!(serial = %serial, "INSECURE: certificate issued without a challenge (--insecure-no-challenge)");
                 }
-                return seal(&der, serial.to_hex(), &opened, signer);
+                if !superseded.is_empty() || !revoked.is_empty() {
+                    tracing::info!(serial = %serial, superseded = ?superseded, revoked = ?revoked, "earlier certificates of the device replaced");
+                }
+                return seal(&der, serial.to_hex(), plan.kind, opened, signer);
             }
             // A concurrent retry of the same transaction won the race: send its certificate.
-            IssuanceOutcome::AlreadyIssued(record, der) => return seal(&der, record.serial, &opened, signer),
-            IssuanceOutcome::TransactionConflict => {
-                return Err(Rejection::new(FailInfo::BadRequest, "transactionID already used for another request").into())
-            }
+            IssuanceOutcome::AlreadyIssued(record, der) => return seal(&der, record.serial, "retry", opened, signer),
+            IssuanceOutcome::TransactionConflict => return Err(TRANSACTION_REUSED.into()),
             IssuanceOutcome::SerialTaken => continue,
             // A concurrent request redeemed the challenge first: this certificate is dropped
             // unsent and unstored.
-            IssuanceOutcome::ChallengeUnavailable => {
-                return Err(Refusal::Rejected { rejection: CHALLENGE_REFUSED, challenge: Some(ChallengeRejection::Used.reason()) })
-            }
+            IssuanceOutcome::ChallengeUnavailable => return Err(refuse(ChallengeRejection::Used)),
         }
     }
     Err(ServiceError::Store(crate::store::StoreError::Backend("no free serial number".into())).into())
+}
+
+/// The device identity taken from the CSR when no challenge binding names one.
+fn device_id_from_csr(field: DeviceIdField, csr: &Csr) -> Option<String> {
+    match field {
+        DeviceIdField::CommonName => scepd_ca::name::common_name(&csr.subject),
+        DeviceIdField::SerialNumber => scepd_ca::name::attribute(&csr.subject, const_oid::db::rfc4519::SERIAL_NUMBER),
+        DeviceIdField::SubjectAltName => binding::san_values(csr).into_iter().next(),
+    }
 }
 
 /// What let a request through.
@@ -146,7 +221,7 @@ fn refuse(why: ChallengeRejection) -> Refusal {
 /// The challenge step: static, lab-only insecure, or a dynamic challenge that must exist, be
 /// unused and unexpired, and match its bindings. The store redeems it later, atomically with
 /// recording the certificate.
-fn check_challenge(svc: &ScepService, csr: &csr::Csr, now: u64) -> Result<Grant, Refusal> {
+fn check_challenge(svc: &ScepService, csr: &Csr, now: u64) -> Result<Grant, Refusal> {
     let policy = &svc.policy().challenge;
     let hash = match policy.classify(csr.challenge.as_deref()) {
         Presented::Static => return Ok(Grant::Static),
@@ -175,15 +250,15 @@ fn check_challenge(svc: &ScepService, csr: &csr::Csr, now: u64) -> Result<Grant,
     Err(refuse(why))
 }
 
-fn parse_serial(hex_serial: &str) -> Result<Serial, ServiceError> {
-    let bytes = hex::decode(hex_serial).ok().and_then(|b| <[u8; 16]>::try_from(b).ok());
-    bytes.map(Serial).ok_or_else(|| ServiceError::Store(crate::store::StoreError::Corrupt(format!("serial {hex_serial}"))))
+pub(super) fn parse_serial(hex_serial: &str) -> Result<Serial, ServiceError> {
+    crate::api::parse_serial(hex_serial)
+        .ok_or_else(|| ServiceError::Store(crate::store::StoreError::Corrupt(format!("serial {hex_serial}"))))
 }
 
 /// The issued certificate in a certs-only SignedData, sealed to the request's signer with the
 /// request's own cipher.
-fn seal(der: &[u8], serial: String, opened: &envelope::Opened, signer: &SignerCert) -> Result<Issued, Refusal> {
+pub(super) fn seal(der: &[u8], serial: String, kind: &'static str, opened: &Opened, signer: &SignerCert) -> Result<Issued, Refusal> {
     let certs_only = reply::certs_only(&[der], &[])?;
     let enveloped = envelope::seal(&certs_only, opened.cipher, signer)?;
-    Ok(Issued { enveloped, serial })
+    Ok(Issued { enveloped, serial, kind })
 }

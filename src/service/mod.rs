@@ -3,9 +3,14 @@
 
 mod challenges;
 mod enroll;
+mod lifecycle;
+mod queries;
+mod renewal;
 
 pub use challenges::{ChallengeTtl, MintRequest, Minted};
 use challenges::{ChallengeWriter, CredentialCache};
+pub use lifecycle::CrlSnapshot;
+use lifecycle::CrlCache;
 
 use std::sync::Arc;
 
@@ -28,6 +33,45 @@ pub struct Policy {
     /// The URL put in every certificate's CRL distribution point.
     pub crl_url: Option<String>,
     pub challenge_ttl: ChallengeTtl,
+    pub lifecycle: Lifecycle,
+}
+
+/// Which CSR field names the device when no challenge binding does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceIdField {
+    /// The subject commonName.
+    #[default]
+    #[value(name = "cn")]
+    #[serde(rename = "cn")]
+    CommonName,
+    /// The subject serialNumber attribute.
+    #[value(name = "serial_number")]
+    SerialNumber,
+    /// The first DNS, email or URI subjectAltName.
+    #[value(name = "san")]
+    #[serde(rename = "san")]
+    SubjectAltName,
+}
+
+/// Re-enrollment, renewal, revocation and the CRL, from the configuration.
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    pub device_id_field: DeviceIdField,
+    /// Keep at most this many valid certificates per device (older ones are revoked).
+    pub max_active_per_device: Option<u32>,
+    /// Revoke superseded certificates this many seconds after their successor was issued.
+    pub revoke_superseded_after: Option<u64>,
+    /// RenewalReq is accepted in the last this-many percent of the old certificate's lifetime.
+    pub renewal_window_percent: u8,
+    pub allow_key_reuse: bool,
+    /// Add the Okta Device Access extension (1.3.6.1.4.1.51150.13.1) to issued certificates.
+    pub okta_device_access: bool,
+    pub crl_next_update_seconds: u64,
+    /// Revoked certificates stay on the CRL this long after they expire.
+    pub crl_keep_expired_seconds: u64,
+    pub ocsp_url: Option<String>,
+    pub ca_issuers_url: Option<String>,
 }
 
 /// Failures that cannot be answered in SCEP.
@@ -57,6 +101,8 @@ pub struct PkiReply {
     pub issued_serial: Option<String>,
     /// Why a challenge was refused, when it was.
     pub challenge_rejection: Option<&'static str>,
+    /// What a SUCCESS was: `new`, `reenroll`, `renewal`, `retry`, `get`, `poll` or `crl`.
+    pub kind: Option<&'static str>,
 }
 
 pub struct ScepService {
@@ -66,13 +112,22 @@ pub struct ScepService {
     ca_cert_body: (Vec<u8>, &'static str),
     challenge_writer: ChallengeWriter,
     credentials: CredentialCache,
+    crl_cache: CrlCache,
 }
 
 impl ScepService {
     pub fn new(authority: Authority, store: Arc<dyn Store>, policy: Policy) -> Result<ScepService, ServiceError> {
         let ca_cert_body = ca_cert_body(&authority)?;
         let challenge_writer = ChallengeWriter::start(Arc::clone(&store));
-        Ok(ScepService { authority, store, policy, ca_cert_body, challenge_writer, credentials: CredentialCache::default() })
+        Ok(ScepService {
+            authority,
+            store,
+            policy,
+            ca_cert_body,
+            challenge_writer,
+            credentials: CredentialCache::default(),
+            crl_cache: CrlCache::default(),
+        })
     }
 
     pub fn authority(&self) -> &Authority {
@@ -104,12 +159,17 @@ impl ScepService {
             Err(rejection) => Err(rejection.into()),
             Ok(signer) => match header.message_type {
                 Some(MessageType::PkcsReq) => enroll::pkcs_req(self, &message, signer),
+                Some(MessageType::RenewalReq) => renewal::renewal_req(self, &message, signer),
+                Some(MessageType::GetCert) => queries::get_cert(self, &message, signer),
+                Some(MessageType::GetCrl) => queries::get_crl(self, &message, signer),
+                Some(MessageType::CertPoll) => queries::cert_poll(self, &message, signer),
                 _ => Err(Rejection::new(FailInfo::BadRequest, "unsupported messageType").into()),
             },
         };
         match result {
             Ok(issued) => self.reply(&header, &Outcome::Success { enveloped: &issued.enveloped }, |r| {
-                r.issued_serial = Some(issued.serial)
+                r.issued_serial = Some(issued.serial).filter(|s| !s.is_empty());
+                r.kind = Some(issued.kind);
             }),
             Err(enroll::Refusal::Rejected { rejection, challenge }) => self.reply(
                 &header,
@@ -134,6 +194,7 @@ impl ScepService {
             fail_text: None,
             issued_serial: None,
             challenge_rejection: None,
+            kind: None,
         };
         fill(&mut r);
         Ok(r)

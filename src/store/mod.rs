@@ -9,6 +9,7 @@ pub mod redb_store;
 
 pub use record::{
     CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome, MdmClient,
+    RevokeOutcome, RevokedRow,
 };
 pub use redb_store::RedbStore;
 
@@ -33,7 +34,8 @@ pub trait Store: Send + Sync {
 
     /// Records an issued certificate. In one transaction: a transactionID already issued with the
     /// same CSR returns that certificate instead (the caller sends it again); a serial already
-    /// taken is refused (the caller draws a new one).
+    /// taken is refused (the caller draws a new one); the redeemed challenge is consumed; the
+    /// device's earlier active certificates become `superseded`.
     fn record_issuance(&self, issuance: &Issuance) -> Result<IssuanceOutcome, StoreError>;
 
     /// One certificate with its DER.
@@ -65,6 +67,24 @@ pub trait Store: Send + Sync {
 
     /// Returns whether it existed.
     fn remove_mdm_client(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Revokes one certificate (idempotent).
+    fn revoke(&self, serial: &Serial, reason: &str, at: u64) -> Result<RevokeOutcome, StoreError>;
+
+    /// Revokes every active or superseded certificate of a device; returns their serials.
+    fn revoke_device(&self, device_id: &str, reason: &str, at: u64) -> Result<Vec<String>, StoreError>;
+
+    /// Revokes (reason `superseded`) the certificates superseded before `cutoff`.
+    fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<String>, StoreError>;
+
+    /// Every revoked certificate (the CRL's entries before the expiry filter).
+    fn revoked(&self) -> Result<Vec<RevokedRow>, StoreError>;
+
+    /// Counts revocations: a node's CRL is stale when this moved since it was built.
+    fn revocation_epoch(&self) -> Result<u64, StoreError>;
+
+    /// The next CRL number, durably: numbers never repeat or go back.
+    fn next_crl_number(&self) -> Result<u64, StoreError>;
 
     /// Makes every earlier commit durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -38,9 +38,45 @@ pub struct CertRecord {
     /// SHA-256 of the CSR, hex: a retry with the same transactionID must carry the same CSR.
     pub csr_sha256: String,
     pub issued_at: u64,
+    /// `new`, `reenroll` (a PKCSReq for a device that had a certificate) or `renewal`.
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    /// The certificate that superseded this one.
+    #[serde(default)]
+    pub superseded_by: Option<String>,
+    #[serde(default)]
+    pub revoked_at: Option<u64>,
+    /// RFC 5280 reason name.
+    #[serde(default)]
+    pub revocation_reason: Option<String>,
+    #[serde(default)]
+    pub superseded_at: Option<u64>,
+}
+
+fn default_kind() -> String {
+    "new".into()
+}
+
+/// A revoked certificate, as the CRL and OCSP need it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedRow {
+    pub serial: String,
+    pub revoked_at: u64,
+    pub reason: String,
+    pub not_after: u64,
+}
+
+/// What a revocation found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    Revoked(CertRecord),
+    /// Already revoked: nothing changed (revocation is idempotent).
+    AlreadyRevoked(CertRecord),
+    NotFound,
 }
 
 impl CertRecord {
+
     /// The status as of `now`: an active or superseded certificate past notAfter is expired.
     pub fn status_at(&self, now: u64) -> CertStatus {
         match self.status {
@@ -59,6 +95,9 @@ pub struct Issuance {
     /// The one-time challenge this issuance redeems (its keyed hash), consumed in the same
     /// transaction: of two requests carrying it, exactly one gets a certificate.
     pub redeems: Option<ChallengeHash>,
+    /// Keep at most this many valid (active or superseded, unexpired) certificates for the
+    /// device: older ones are revoked with reason `superseded` in the same transaction.
+    pub max_valid_per_device: Option<u32>,
 }
 
 /// HMAC-SHA256 of a challenge under the server's challenge key: what the store keeps
@@ -82,6 +121,10 @@ pub struct ChallengeRecord {
     pub san: Option<String>,
     /// Jamf's payloadIdentifier, recorded from its webhook.
     pub payload_identifier: Option<String>,
+    /// Add the Okta Device Access extension to the certificate this challenge redeems for
+    /// (overrides the server's `okta_device_access` when set).
+    #[serde(default)]
+    pub okta_device_access: Option<bool>,
     /// Set when redeemed; the record stays (as a tombstone) until it expires.
     pub redeemed_at: Option<u64>,
 }
@@ -119,7 +162,9 @@ pub struct MdmClient {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IssuanceOutcome {
-    Stored,
+    /// Recorded; the device's earlier active certificates are now superseded (and some revoked,
+    /// under `max_valid_per_device`).
+    Stored { superseded: Vec<String>, revoked: Vec<String> },
     /// The transactionID was already issued for the same CSR: this is that certificate.
     AlreadyIssued(CertRecord, Vec<u8>),
     /// The transactionID was already used for a different CSR.

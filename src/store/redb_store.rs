@@ -10,6 +10,9 @@
 //! - `challenges`: HMAC of the challenge → JSON [`ChallengeRecord`].
 //! - `challenges_by_expiry`: expires_at (big-endian) ‖ HMAC → () (the sweeper's range).
 //! - `mdm_clients`: name → JSON [`MdmClient`].
+//! - `revoked`: serial → JSON [`RevokedRow`] (the CRL's source: no scan of all certificates).
+//! - `superseded`: superseded_at (big-endian) ‖ serial → () (for `revoke_superseded_after`).
+//! - `meta` also holds `crl_number` and `revocation_epoch`.
 //!
 //! Every write is one redb transaction with immediate durability (fsync before commit returns),
 //! except minting a challenge (see [`Store::insert_challenge`]).
@@ -21,8 +24,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 use scepd_ca::Serial;
 
 use super::{
-    CertFilter, CertRecord, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome, MdmClient, Store,
-    StoreError,
+    CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
+    MdmClient, RevokeOutcome, RevokedRow, Store, StoreError,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -33,6 +36,8 @@ const BY_DEVICE: TableDefinition<&[u8], ()> = TableDefinition::new("certs_by_dev
 const CHALLENGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("challenges");
 const CHALLENGES_BY_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("challenges_by_expiry");
 const MDM_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("mdm_clients");
+const REVOKED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revoked");
+const SUPERSEDED: TableDefinition<&[u8], ()> = TableDefinition::new("superseded");
 
 /// redb's page cache. Its default (a large share of memory) is not what a small service wants;
 /// the working set (indexes, recent challenges) fits well within this.
@@ -100,6 +105,8 @@ impl RedbStore {
             txn.open_table(CHALLENGES).map_err(backend)?;
             txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
             txn.open_table(MDM_CLIENTS).map_err(backend)?;
+            txn.open_table(REVOKED).map_err(backend)?;
+            txn.open_table(SUPERSEDED).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
         Ok(RedbStore { db, unflushed: AtomicBool::new(false) })
@@ -118,49 +125,50 @@ impl Store for RedbStore {
 
     fn record_issuance(&self, issuance: &Issuance) -> Result<IssuanceOutcome, StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        let outcome = {
-            let mut certs = txn.open_table(CERTS).map_err(backend)?;
-            let mut ders = txn.open_table(CERT_DER).map_err(backend)?;
-            let mut by_txn = txn.open_table(BY_TRANSACTION).map_err(backend)?;
-            let mut by_device = txn.open_table(BY_DEVICE).map_err(backend)?;
-            let serial = issuance.serial.0;
-            let existing = by_txn
-                .get(issuance.record.transaction_id.as_str())
-                .map_err(backend)?
-                .map(|s| s.value().to_vec());
-            if let Some(existing_serial) = existing {
-                let record = certs
+        let serial = issuance.serial.0;
+        let existing = txn
+            .open_table(BY_TRANSACTION)
+            .map_err(backend)?
+            .get(issuance.record.transaction_id.as_str())
+            .map_err(backend)?
+            .map(|s| s.value().to_vec());
+        let outcome = if let Some(existing_serial) = existing {
+            let record = get_record(&txn, &existing_serial)?
+                .ok_or_else(|| StoreError::Corrupt("transaction index points nowhere".into()))?;
+            if record.csr_sha256 != issuance.record.csr_sha256 {
+                IssuanceOutcome::TransactionConflict
+            } else {
+                let der = txn
+                    .open_table(CERT_DER)
+                    .map_err(backend)?
                     .get(existing_serial.as_slice())
                     .map_err(backend)?
-                    .map(|r| decode_record(r.value()))
-                    .transpose()?
-                    .ok_or_else(|| StoreError::Corrupt("transaction index points nowhere".into()))?;
-                if record.csr_sha256 != issuance.record.csr_sha256 {
-                    IssuanceOutcome::TransactionConflict
-                } else {
-                    let der = ders
-                        .get(existing_serial.as_slice())
-                        .map_err(backend)?
-                        .map(|d| d.value().to_vec())
-                        .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
-                    IssuanceOutcome::AlreadyIssued(record, der)
-                }
-            } else if certs.get(serial.as_slice()).map_err(backend)?.is_some() {
-                IssuanceOutcome::SerialTaken
-            } else if !issuance.redeems.as_ref().map(|h| redeem(&txn, h)).transpose()?.unwrap_or(true) {
-                IssuanceOutcome::ChallengeUnavailable
-            } else {
-                let json = encode(&issuance.record)?;
-                certs.insert(serial.as_slice(), json.as_slice()).map_err(backend)?;
-                ders.insert(serial.as_slice(), issuance.der.as_slice()).map_err(backend)?;
-                by_txn.insert(issuance.record.transaction_id.as_str(), serial.as_slice()).map_err(backend)?;
-                if let Some(device) = &issuance.record.device_id {
-                    by_device.insert(device_key(device, &serial).as_slice(), ()).map_err(backend)?;
-                }
-                IssuanceOutcome::Stored
+                    .map(|d| d.value().to_vec())
+                    .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
+                IssuanceOutcome::AlreadyIssued(record, der)
             }
+        } else if get_record(&txn, &serial)?.is_some() {
+            IssuanceOutcome::SerialTaken
+        } else if !issuance.redeems.as_ref().map(|h| redeem(&txn, h)).transpose()?.unwrap_or(true) {
+            IssuanceOutcome::ChallengeUnavailable
+        } else {
+            let now = issuance.record.issued_at;
+            let (superseded, revoked) = match &issuance.record.device_id {
+                Some(device) => supersede_device(&txn, device, issuance, now)?,
+                None => (Vec::new(), Vec::new()),
+            };
+            put_record(&txn, &serial, &issuance.record)?;
+            txn.open_table(CERT_DER).map_err(backend)?.insert(serial.as_slice(), issuance.der.as_slice()).map_err(backend)?;
+            txn.open_table(BY_TRANSACTION)
+                .map_err(backend)?
+                .insert(issuance.record.transaction_id.as_str(), serial.as_slice())
+                .map_err(backend)?;
+            if let Some(device) = &issuance.record.device_id {
+                txn.open_table(BY_DEVICE).map_err(backend)?.insert(device_key(device, &serial).as_slice(), ()).map_err(backend)?;
+            }
+            IssuanceOutcome::Stored { superseded, revoked }
         };
-        if outcome == IssuanceOutcome::Stored {
+        if matches!(outcome, IssuanceOutcome::Stored { .. }) {
             txn.commit().map_err(backend)?;
         } else {
             txn.abort().map_err(backend)?;
@@ -295,6 +303,77 @@ impl Store for RedbStore {
         Ok(existed)
     }
 
+    fn revoke(&self, serial: &Serial, reason: &str, at: u64) -> Result<RevokeOutcome, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let outcome = match get_record(&txn, &serial.0)? {
+            None => RevokeOutcome::NotFound,
+            Some(r) if r.status == CertStatus::Revoked => RevokeOutcome::AlreadyRevoked(r),
+            Some(_) => RevokeOutcome::Revoked(revoke_in(&txn, &serial.0, reason, at)?),
+        };
+        if matches!(outcome, RevokeOutcome::Revoked(_)) {
+            txn.commit().map_err(backend)?;
+        } else {
+            txn.abort().map_err(backend)?;
+        }
+        Ok(outcome)
+    }
+
+    fn revoke_device(&self, device_id: &str, reason: &str, at: u64) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut revoked = Vec::new();
+        for serial in device_serials(&txn, device_id)? {
+            if get_record(&txn, &serial)?.is_some_and(|r| r.status != CertStatus::Revoked) {
+                revoked.push(revoke_in(&txn, &serial, reason, at)?.serial);
+            }
+        }
+        txn.commit().map_err(backend)?;
+        Ok(revoked)
+    }
+
+    fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let end = cutoff.to_be_bytes();
+        let due: Vec<Vec<u8>> = txn
+            .open_table(SUPERSEDED)
+            .map_err(backend)?
+            .range(..end.as_slice())
+            .map_err(backend)?
+            .map(|e| e.map(|(k, _)| k.value()[8..].to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        let mut revoked = Vec::new();
+        for serial in due {
+            revoked.push(revoke_in(&txn, &serial, "superseded", at)?.serial);
+        }
+        txn.commit().map_err(backend)?;
+        Ok(revoked)
+    }
+
+    fn revoked(&self) -> Result<Vec<RevokedRow>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(REVOKED).map_err(backend)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(backend)? {
+            let (_, v) = entry.map_err(backend)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn revocation_epoch(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let meta = txn.open_table(META).map_err(backend)?;
+        let value = meta.get("revocation_epoch").map_err(backend)?.map(|v| be_u64(v.value()));
+        Ok(value.unwrap_or(0))
+    }
+
+    fn next_crl_number(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let next = bump(&txn, "crl_number")?;
+        txn.commit().map_err(backend)?;
+        Ok(next)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         if !self.unflushed.swap(false, Ordering::AcqRel) {
             return Ok(());
@@ -306,6 +385,98 @@ impl Store for RedbStore {
             backend(e)
         })
     }
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[8 - n..].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// Increments a counter in `meta` and returns its new value.
+fn bump(txn: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META).map_err(backend)?;
+    let next = meta.get(key).map_err(backend)?.map(|v| be_u64(v.value())).unwrap_or(0) + 1;
+    meta.insert(key, next.to_be_bytes().as_slice()).map_err(backend)?;
+    Ok(next)
+}
+
+fn get_record(txn: &redb::WriteTransaction, serial: &[u8]) -> Result<Option<CertRecord>, StoreError> {
+    let certs = txn.open_table(CERTS).map_err(backend)?;
+    let found = certs.get(serial).map_err(backend)?;
+    found.map(|r| decode_record(r.value())).transpose()
+}
+
+fn put_record(txn: &redb::WriteTransaction, serial: &[u8], record: &CertRecord) -> Result<(), StoreError> {
+    txn.open_table(CERTS).map_err(backend)?.insert(serial, encode(record)?.as_slice()).map_err(backend)?;
+    Ok(())
+}
+
+fn device_serials(txn: &redb::WriteTransaction, device: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+    let start = device_key(device, &[]);
+    let end = [device.as_bytes(), &[1u8]].concat();
+    let by_device = txn.open_table(BY_DEVICE).map_err(backend)?;
+    let keys = by_device
+        .range(start.as_slice()..end.as_slice())
+        .map_err(backend)?
+        .map(|e| e.map(|(k, _)| k.value()[start.len()..].to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    Ok(keys)
+}
+
+/// Revokes one certificate inside `txn` (the caller checked it exists and is not revoked).
+fn revoke_in(txn: &redb::WriteTransaction, serial: &[u8], reason: &str, at: u64) -> Result<CertRecord, StoreError> {
+    let mut record = get_record(txn, serial)?.ok_or_else(|| StoreError::Corrupt("revoking a missing certificate".into()))?;
+    if let (CertStatus::Superseded, Some(when)) = (record.status, record.superseded_at) {
+        txn.open_table(SUPERSEDED).map_err(backend)?.remove([&when.to_be_bytes()[..], serial].concat().as_slice()).map_err(backend)?;
+    }
+    record.status = CertStatus::Revoked;
+    record.revoked_at = Some(at);
+    record.revocation_reason = Some(reason.to_string());
+    put_record(txn, serial, &record)?;
+    let row = RevokedRow { serial: record.serial.clone(), revoked_at: at, reason: reason.to_string(), not_after: record.not_after };
+    txn.open_table(REVOKED).map_err(backend)?.insert(serial, encode(&row)?.as_slice()).map_err(backend)?;
+    bump(txn, "revocation_epoch")?;
+    Ok(record)
+}
+
+/// Marks the device's active certificates superseded by the one being issued, and enforces
+/// `max_valid_per_device` by revoking the oldest valid ones.
+fn supersede_device(
+    txn: &redb::WriteTransaction,
+    device: &str,
+    issuance: &Issuance,
+    now: u64,
+) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let mut superseded = Vec::new();
+    let mut valid = Vec::new();
+    for serial in device_serials(txn, device)? {
+        let Some(mut record) = get_record(txn, &serial)? else { continue };
+        if record.status == CertStatus::Active && record.not_after > now {
+            record.status = CertStatus::Superseded;
+            record.superseded_by = Some(issuance.record.serial.clone());
+            record.superseded_at = Some(now);
+            put_record(txn, &serial, &record)?;
+            txn.open_table(SUPERSEDED).map_err(backend)?.insert([&now.to_be_bytes()[..], &serial].concat().as_slice(), ()).map_err(backend)?;
+            superseded.push(record.serial.clone());
+        }
+        if matches!(record.status, CertStatus::Active | CertStatus::Superseded) && record.not_after > now {
+            valid.push((record.issued_at, serial));
+        }
+    }
+    let mut revoked = Vec::new();
+    if let Some(max) = issuance.max_valid_per_device {
+        // The new certificate counts as one of the `max`.
+        let keep = (max as usize).saturating_sub(1);
+        valid.sort();
+        let excess = valid.len().saturating_sub(keep);
+        for (_, serial) in valid.into_iter().take(excess) {
+            revoked.push(revoke_in(txn, &serial, "superseded", now)?.serial);
+        }
+    }
+    Ok((superseded, revoked))
 }
 
 /// Marks a usable challenge redeemed inside `txn`; false when it is unknown, used or expired.

@@ -1,0 +1,96 @@
+//! Relying-party endpoints: the CRL, OCSP and the CA certificate.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, CACHE_CONTROL, ETAG, EXPIRES, IF_NONE_MATCH, LAST_MODIFIED};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::response::{self, Body};
+use super::AppState;
+
+/// An OCSP request is a few hundred bytes.
+const MAX_OCSP_REQUEST: usize = 16 * 1024;
+
+/// RFC 7231 IMF-fixdate.
+fn http_date(unix: u64) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::OffsetDateTime::from_unix_timestamp(unix as i64).ok().and_then(|t| t.format(format).ok()).unwrap_or_default()
+}
+
+fn header(v: String) -> HeaderValue {
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `GET /crl` and `/crl/<name>.crl`: DER (`application/pkix-crl`), or PEM with
+/// `Accept: application/x-pem-file` or `?format=pem`. Caching headers follow nextUpdate.
+pub async fn crl(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let service = Arc::clone(&state.service);
+    let snapshot = match tokio::task::spawn_blocking(move || service.crl()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "CRL unavailable");
+            return response::text(StatusCode::SERVICE_UNAVAILABLE, "CRL unavailable, retry later");
+        }
+        Err(_) => return response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let wants_pem = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "format=pem"))
+        || req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/x-pem-file"));
+    let etag = format!("\"crl-{}{}\"", snapshot.number, if wants_pem { "-pem" } else { "" });
+    let now = scepd_ca::time::unix_now();
+    let mut resp = if req.headers().get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        let mut r = response::bytes(StatusCode::NOT_MODIFIED, "application/pkix-crl", Bytes::new());
+        r.headers_mut().remove(hyper::header::CONTENT_TYPE);
+        r
+    } else if wants_pem {
+        response::bytes(StatusCode::OK, "application/x-pem-file", scepd_ca::pem::encode("X509 CRL", &snapshot.der))
+    } else {
+        response::bytes(StatusCode::OK, "application/pkix-crl", snapshot.der.clone())
+    };
+    let h = resp.headers_mut();
+    h.insert(ETAG, header(etag));
+    h.insert(LAST_MODIFIED, header(http_date(snapshot.this_update)));
+    h.insert(EXPIRES, header(http_date(snapshot.next_update)));
+    // Caches may keep it until nextUpdate, but no later.
+    h.insert(CACHE_CONTROL, header(format!("public, max-age={}, must-revalidate", snapshot.next_update.saturating_sub(now))));
+    resp
+}
+
+/// `POST /ocsp` (body: the DER request) and `GET /ocsp/{base64 of the request}` (RFC 6960 A.1).
+pub async fn ocsp(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let request: Vec<u8> = if req.method() == Method::POST {
+        match Limited::new(req.into_body(), MAX_OCSP_REQUEST).collect().await {
+            Ok(b) => b.to_bytes().to_vec(),
+            Err(_) => return response::text(StatusCode::PAYLOAD_TOO_LARGE, "OCSP request too large"),
+        }
+    } else {
+        let encoded = req.uri().path().trim_start_matches("/ocsp").trim_start_matches('/');
+        let decoded = crate::scep::query::percent_decode(encoded);
+        match crate::scep::query::decode_message(&decoded) {
+            Ok(der) => der,
+            Err(_) => return response::text(StatusCode::BAD_REQUEST, "bad base64 OCSP request"),
+        }
+    };
+    let service = Arc::clone(&state.service);
+    match tokio::task::spawn_blocking(move || service.ocsp(&request)).await {
+        Ok(der) => response::bytes(StatusCode::OK, "application/ocsp-response", der),
+        Err(_) => response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+/// `GET /ca.crt`: the issuing CA certificate, DER (the caIssuers URL of issued certificates).
+pub fn ca_cert(state: &AppState) -> Response<Body> {
+    response::bytes(StatusCode::OK, "application/pkix-cert", state.service.authority().ca.der.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn http_dates() {
+        assert_eq!(super::http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+}

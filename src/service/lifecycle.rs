@@ -1,0 +1,132 @@
+//! Revocation, the CRL and OCSP: what Okta and other relying parties check.
+
+use std::sync::{Arc, Mutex};
+
+use scepd_ca::crl::{build_crl, CrlParams, RevokedEntry};
+use scepd_ca::ocsp::{self, CertStatus as OcspStatus, ResponseStatus};
+use scepd_ca::{Reason, Serial};
+
+use super::{ScepService, ServiceError};
+use crate::store::{CertStatus, RevokeOutcome};
+
+/// A signed CRL and when it was made.
+#[derive(Debug)]
+pub struct CrlSnapshot {
+    pub der: Vec<u8>,
+    pub number: u64,
+    pub this_update: u64,
+    pub next_update: u64,
+    /// The store's revocation epoch it reflects.
+    epoch: u64,
+}
+
+/// The current CRL, rebuilt when a revocation happened (here or on another node sharing the
+/// store) or when half its validity has passed, so relying parties never see one past nextUpdate.
+#[derive(Default)]
+pub struct CrlCache {
+    current: Mutex<Option<Arc<CrlSnapshot>>>,
+}
+
+/// OCSP answers are good for an hour.
+const OCSP_VALIDITY: u64 = 3600;
+
+impl ScepService {
+    pub fn revoke(&self, serial: &Serial, reason: Reason) -> Result<RevokeOutcome, ServiceError> {
+        let outcome = self.store().revoke(serial, reason.as_str(), scepd_ca::time::unix_now())?;
+        if let RevokeOutcome::Revoked(r) = &outcome {
+            tracing::info!(serial = %r.serial, reason = reason.as_str(), "certificate revoked");
+        }
+        Ok(outcome)
+    }
+
+    pub fn revoke_device(&self, device_id: &str, reason: Reason) -> Result<Vec<String>, ServiceError> {
+        let revoked = self.store().revoke_device(device_id, reason.as_str(), scepd_ca::time::unix_now())?;
+        tracing::info!(device_id, count = revoked.len(), reason = reason.as_str(), "device revoked");
+        Ok(revoked)
+    }
+
+    /// Revokes superseded certificates whose successor is older than `revoke_superseded_after`.
+    pub fn revoke_due_superseded(&self) -> Result<Vec<String>, ServiceError> {
+        let Some(after) = self.policy().lifecycle.revoke_superseded_after else { return Ok(Vec::new()) };
+        let now = scepd_ca::time::unix_now();
+        Ok(self.store().revoke_superseded_before(now.saturating_sub(after), now)?)
+    }
+
+    /// The current CRL, rebuilding it if it is stale.
+    pub fn crl(&self) -> Result<Arc<CrlSnapshot>, ServiceError> {
+        let epoch = self.store().revocation_epoch()?;
+        let now = scepd_ca::time::unix_now();
+        let mut current = self.crl_cache.current.lock().expect("CRL cache");
+        if let Some(snapshot) = current.as_ref() {
+            let half_life = snapshot.this_update + (snapshot.next_update - snapshot.this_update) / 2;
+            if snapshot.epoch == epoch && now < half_life {
+                return Ok(Arc::clone(snapshot));
+            }
+        }
+        let snapshot = Arc::new(self.build_crl(epoch, now)?);
+        tracing::info!(number = snapshot.number, "CRL issued");
+        *current = Some(Arc::clone(&snapshot));
+        Ok(snapshot)
+    }
+
+    fn build_crl(&self, epoch: u64, now: u64) -> Result<CrlSnapshot, ServiceError> {
+        let lifecycle = &self.policy().lifecycle;
+        let entries: Vec<RevokedEntry> = self
+            .store()
+            .revoked()?
+            .into_iter()
+            // Entries of certificates that expired (longer ago than configured) are dropped.
+            .filter(|row| row.not_after + lifecycle.crl_keep_expired_seconds >= now)
+            .filter_map(|row| {
+                Some(RevokedEntry {
+                    serial: crate::api::parse_serial(&row.serial)?,
+                    revoked_at: row.revoked_at,
+                    reason: Reason::from_name(&row.reason).unwrap_or(Reason::UNSPECIFIED),
+                })
+            })
+            .collect();
+        let number = self.store().next_crl_number()?;
+        let params = CrlParams { number, this_update: now, next_update: now + lifecycle.crl_next_update_seconds };
+        let der = build_crl(&self.authority().ca, &params, &entries)?;
+        Ok(CrlSnapshot { der, number, this_update: params.this_update, next_update: params.next_update, epoch })
+    }
+
+    /// Answers an OCSP request (DER) with a signed response (DER); never fails: errors are
+    /// OCSP error statuses.
+    pub fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+        let Ok(parsed) = ocsp::parse_request(request) else {
+            return ocsp::error_response(ResponseStatus::MalformedRequest);
+        };
+        if parsed.cert_ids.is_empty() {
+            return ocsp::error_response(ResponseStatus::MalformedRequest);
+        }
+        let ca = &self.authority().ca;
+        let now = scepd_ca::time::unix_now();
+        let mut answers = Vec::new();
+        for id in parsed.cert_ids {
+            let status = match ocsp::serial_if_issued_by(&id, &ca.cert).and_then(|s| crate::api::parse_serial(&hex::encode(s))) {
+                None => OcspStatus::Unknown,
+                Some(serial) => match self.store().certificate(&serial) {
+                    Err(e) => {
+                        tracing::error!(error = %e, "store unavailable for OCSP");
+                        return ocsp::error_response(ResponseStatus::TryLater);
+                    }
+                    Ok(None) => OcspStatus::Unknown,
+                    Ok(Some((record, _))) if record.status == CertStatus::Revoked => OcspStatus::Revoked {
+                        at: record.revoked_at.unwrap_or(now),
+                        reason: record.revocation_reason.as_deref().and_then(Reason::from_name).unwrap_or(Reason::UNSPECIFIED),
+                    },
+                    Ok(Some(_)) => OcspStatus::Good,
+                },
+            };
+            answers.push((id, status));
+        }
+        match ocsp::build_response(ca, false, &answers, parsed.nonce.as_deref(), now, now + OCSP_VALIDITY) {
+            Ok(der) => der,
+            Err(e) => {
+                tracing::error!(error = %e, "building an OCSP response failed");
+                ocsp::error_response(ResponseStatus::InternalError)
+            }
+        }
+    }
+}
