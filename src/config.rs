@@ -132,7 +132,8 @@ pub fn parse_duration(text: &str) -> Result<u64, ConfigError> {
 pub struct Config {
     pub data: PathBuf,
     pub listen: SocketAddr,
-    pub public_url: String,
+    /// When not set, `http://` + the address actually bound.
+    pub public_url: Option<String>,
     #[serde(serialize_with = "redact")]
     pub static_challenge: Option<String>,
     pub allow_des: bool,
@@ -186,15 +187,11 @@ impl Config {
             None => ServeArgs::default(),
         };
         let listen = args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
-        let public_url = args
-            .public_url
-            .clone()
-            .or(file.public_url)
-            .unwrap_or_else(|| format!("http://{listen}"))
-            .trim_end_matches('/')
-            .to_string();
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid(format!("public_url {public_url:?} must start with http:// or https://")));
+        let public_url = args.public_url.clone().or(file.public_url).map(|u| u.trim_end_matches('/').to_string());
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!("public_url {url:?} must start with http:// or https://")));
+            }
         }
         let min_key_bits = args.min_key_bits.or(file.min_key_bits).unwrap_or(2048);
         if !(1024..=8192).contains(&min_key_bits) {
@@ -252,17 +249,7 @@ impl Config {
         })
     }
 
-    pub fn crl_url(&self) -> String {
-        format!("{}/crl", self.public_url)
-    }
 
-    pub fn ocsp_url(&self) -> String {
-        format!("{}/ocsp", self.public_url)
-    }
-
-    pub fn ca_issuers_url(&self) -> String {
-        format!("{}/ca.crt", self.public_url)
-    }
 }
 
 #[cfg(test)]
@@ -279,7 +266,6 @@ mod tests {
         assert_eq!(c.min_key_bits, 1024);
         assert_eq!(c.cert_validity_days, 7);
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.crl_url(), "http://127.0.0.1:8080/crl");
         assert!(!format!("{c:?}").contains("abc"));
     }
 

@@ -30,13 +30,16 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         dir.init_new(&crate::cli::default_ca_params())?;
     }
     let authority = dir.load()?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let local = listener.local_addr()?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| http::local_url(local));
     let store = Arc::new(RedbStore::open(&dir.store_path())?);
     let policy = Policy {
         challenge: ChallengePolicy::new(config.static_challenge.as_deref(), config.insecure_no_challenge, dir.challenge_key()?),
         cipher: CipherPolicy { allow_des: config.allow_des },
         min_key_bits: config.min_key_bits,
         cert_validity_days: config.cert_validity_days,
-        crl_url: Some(config.crl_url()),
+        crl_url: Some(format!("{public_url}/crl")),
         challenge_ttl: ChallengeTtl { default_seconds: config.challenge_ttl, max_seconds: config.challenge_max_ttl },
         lifecycle: Lifecycle {
             device_id_field: config.device_id_field,
@@ -47,8 +50,8 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             okta_device_access: config.okta_device_access,
             crl_next_update_seconds: config.crl_next_update,
             crl_keep_expired_seconds: config.crl_keep_expired,
-            ocsp_url: Some(config.ocsp_url()),
-            ca_issuers_url: Some(config.ca_issuers_url()),
+            ocsp_url: Some(format!("{public_url}/ocsp")),
+            ca_issuers_url: Some(format!("{public_url}/ca.crt")),
         },
     };
     if config.insecure_no_challenge {
@@ -60,11 +63,9 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let state = Arc::new(AppState::new(service.clone(), &dir.admin_token()?, config.max_body_bytes, config.auth_failures_per_minute));
     tokio::spawn(maintenance(service, std::time::Duration::from_secs(config.challenge_sweep_interval)));
 
-    let listener = TcpListener::bind(config.listen).await?;
-    let local = listener.local_addr()?;
     dir.write_secret("admin.url", http::local_url(local).as_bytes())?;
     tracing::info!(
-        scep_url = %format!("{}/scep", config.public_url),
+        scep_url = %format!("{public_url}/scep"),
         listen = %local,
         ca_subject = %ca_subject,
         ca_sha256 = %fingerprint,

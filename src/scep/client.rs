@@ -63,6 +63,8 @@ pub struct CertRep {
     pub signer_der: Vec<u8>,
     /// The certificates of a SUCCESS, DER, as sent.
     pub certificates: Vec<Vec<u8>>,
+    /// The CRLs of a SUCCESS (GetCRL), DER.
+    pub crls: Vec<Vec<u8>>,
 }
 
 /// Verifies a CertRep's signature and, for SUCCESS, opens the envelope with `requester` (the
@@ -72,6 +74,7 @@ pub fn read_cert_rep(body: &[u8], requester: &Identity) -> Result<CertRep, Strin
     let signer = message.verify().map_err(|r| r.text.to_string())?;
     let signer_der = signer.der.clone();
     let mut certificates = Vec::new();
+    let mut crls = Vec::new();
     if message.header.reply.pki_status.as_deref() == Some("0") {
         let policy = CipherPolicy { allow_des: true };
         let opened = envelope::open(&message.econtent, &[requester], policy).map_err(|r| r.text.to_string())?;
@@ -80,6 +83,9 @@ pub fn read_cert_rep(body: &[u8], requester: &Identity) -> Result<CertRep, Strin
         for cert in sd.certificates.unwrap_or_default() {
             certificates.push(cert.to_der().map_err(|e| e.to_string())?);
         }
+        for crl in sd.crls.unwrap_or_default() {
+            crls.push(crl.to_der().map_err(|e| e.to_string())?);
+        }
     }
-    Ok(CertRep { header: message.header, signer_der, certificates })
+    Ok(CertRep { header: message.header, signer_der, certificates, crls })
 }

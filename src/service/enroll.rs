@@ -167,6 +167,7 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
             revoked_at: None,
             revocation_reason: None,
             superseded_at: None,
+            seq: 0,
         };
         let issuance = Issuance {
             serial,

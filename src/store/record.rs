@@ -51,6 +51,9 @@ pub struct CertRecord {
     pub revocation_reason: Option<String>,
     #[serde(default)]
     pub superseded_at: Option<u64>,
+    /// Issuance order, assigned by the store (issued_at has only second resolution).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 fn default_kind() -> String {

@@ -157,7 +157,9 @@ impl Store for RedbStore {
                 Some(device) => supersede_device(&txn, device, issuance, now)?,
                 None => (Vec::new(), Vec::new()),
             };
-            put_record(&txn, &serial, &issuance.record)?;
+            let mut record = issuance.record.clone();
+            record.seq = bump(&txn, "cert_seq")?;
+            put_record(&txn, &serial, &record)?;
             txn.open_table(CERT_DER).map_err(backend)?.insert(serial.as_slice(), issuance.der.as_slice()).map_err(backend)?;
             txn.open_table(BY_TRANSACTION)
                 .map_err(backend)?
@@ -216,7 +218,7 @@ impl Store for RedbStore {
         if let Some(status) = filter.status {
             out.retain(|r| r.status_at(now) == status);
         }
-        out.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then_with(|| b.serial.cmp(&a.serial)));
+        out.sort_by(|a, b| b.seq.cmp(&a.seq));
         Ok(out)
     }
 
@@ -463,7 +465,7 @@ fn supersede_device(
             superseded.push(record.serial.clone());
         }
         if matches!(record.status, CertStatus::Active | CertStatus::Superseded) && record.not_after > now {
-            valid.push((record.issued_at, serial));
+            valid.push((record.seq, serial));
         }
     }
     let mut revoked = Vec::new();

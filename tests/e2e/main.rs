@@ -8,5 +8,6 @@ mod challenges;
 mod cli;
 mod clients;
 mod concurrency;
+mod lifecycle;
 mod negative;
 mod wire;
