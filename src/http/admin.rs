@@ -113,10 +113,11 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                 tracing::info!(%name, "MDM client password rotated");
                 Ok(response::json(StatusCode::OK, &serde_json::json!({ "name": name, "password": password })))
             }
-            (&Method::GET, "/api/v1/stats") => Ok(response::json(
-                StatusCode::OK,
-                &serde_json::json!({ "challenges_stored": store.challenge_count()? }),
-            )),
+            (&Method::GET, "/api/v1/stats") => {
+                // Count the challenges minted so far, including those still queued for the store.
+                service.sync_challenges();
+                Ok(response::json(StatusCode::OK, &serde_json::json!({ "challenges_stored": store.challenge_count()? })))
+            }
             _ => Ok(response::json_error(StatusCode::NOT_FOUND, "no such endpoint")),
         }
     })

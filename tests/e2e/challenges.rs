@@ -288,7 +288,8 @@ fn expired_challenges_are_swept_and_static_still_works() {
     let server = Server::start(&["--challenge-sweep-interval", "1", "--static-challenge", "kandji-static"]);
     let admin = admin_auth(&server);
     for _ in 0..50 {
-        api_mint(&server, &admin, r#"{"ttl_seconds": 1}"#);
+        // Long enough to still be there when counted below, short enough to be swept soon.
+        api_mint(&server, &admin, r#"{"ttl_seconds": 3}"#);
     }
     let kept = api_mint(&server, &admin, r#"{"ttl_seconds": 3600}"#);
     let stats = |server: &Server| -> u64 {
