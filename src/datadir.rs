@@ -4,6 +4,7 @@
 //! DIR/ca.pem  DIR/ca.key     issuing CA certificate and key (key 0600, PKCS#8 PEM)
 //! DIR/ra.pem  DIR/ra.key     RA certificate and key, unless the CA is its own RA
 //! DIR/chain.pem              certificates above an imported CA, nearest first (optional)
+//! DIR/ocsp.pem DIR/ocsp.key  delegated OCSP signer (optional, `init --ocsp-signer`; key 0600)
 //! DIR/ca.key.pending         the CA key of a two-step setup waiting for its certificate
 //! DIR/admin.token            bearer token of the admin API (0600)
 //! DIR/challenge.key          HMAC key for challenges and MDM passwords (0600)
@@ -95,10 +96,13 @@ impl DataDir {
     }
 
     /// A new CA (and RA unless `params.with_ra` is false), plus the admin token.
-    pub fn init_new(&self, params: &CaParams) -> Result<Authority, DataDirError> {
+    pub fn init_new(&self, params: &CaParams, ocsp_signer: bool) -> Result<Authority, DataDirError> {
         self.refuse_if_initialized()?;
         self.ensure_root()?;
-        let authority = Authority::create(params)?;
+        let mut authority = Authority::create(params)?;
+        if ocsp_signer {
+            authority.ocsp_signer = Some(authority.new_ocsp_signer()?);
+        }
         self.save(&authority)?;
         Ok(authority)
     }
@@ -110,6 +114,7 @@ impl DataDir {
         key_pem: &str,
         chain_pem: Option<&str>,
         with_ra: bool,
+        ocsp_signer: bool,
     ) -> Result<(Authority, Vec<ImportWarning>), DataDirError> {
         self.refuse_if_initialized()?;
         let cert = pem::certificates(cert_pem)?
@@ -118,7 +123,10 @@ impl DataDir {
             .ok_or_else(|| DataDirError::Invalid("no CERTIFICATE in the CA certificate file".into()))?;
         let key = RsaKey::from_pem(key_pem)?;
         let chain = chain_pem.map(pem::certificates).transpose()?.unwrap_or_default();
-        let (authority, warnings) = Authority::import(&cert, key, chain, with_ra)?;
+        let (mut authority, warnings) = Authority::import(&cert, key, chain, with_ra)?;
+        if ocsp_signer {
+            authority.ocsp_signer = Some(authority.new_ocsp_signer()?);
+        }
         self.ensure_root()?;
         self.save(&authority)?;
         Ok((authority, warnings))
@@ -140,9 +148,10 @@ impl DataDir {
         cert_pem: &str,
         chain_pem: Option<&str>,
         with_ra: bool,
+        ocsp_signer: bool,
     ) -> Result<(Authority, Vec<ImportWarning>), DataDirError> {
         let key_pem = self.read_secret("ca.key.pending")?;
-        let result = self.init_import(cert_pem, &key_pem, chain_pem, with_ra)?;
+        let result = self.init_import(cert_pem, &key_pem, chain_pem, with_ra, ocsp_signer)?;
         let pending = self.path("ca.key.pending");
         fs::remove_file(&pending).map_err(io(&pending))?;
         Ok(result)
@@ -160,6 +169,10 @@ impl DataDir {
         if let Some(ra) = &authority.ra {
             self.write_secret("ra.key", ra.key.to_pkcs8_pem().as_bytes())?;
             self.write_public("ra.pem", &pem::encode("CERTIFICATE", &ra.der))?;
+        }
+        if let Some(ocsp) = &authority.ocsp_signer {
+            self.write_secret("ocsp.key", ocsp.key.to_pkcs8_pem().as_bytes())?;
+            self.write_public("ocsp.pem", &pem::encode("CERTIFICATE", &ocsp.der))?;
         }
         if !authority.chain.is_empty() {
             let chain: String = authority.chain.iter().map(|c| pem::encode("CERTIFICATE", c)).collect();
@@ -182,7 +195,8 @@ impl DataDir {
         scepd_ca::check_ca_certificate(&ca.cert, &ca.key)?;
         let ra = if self.path("ra.pem").exists() { Some(self.identity("ra.pem", "ra.key")?) } else { None };
         let chain = if self.path("chain.pem").exists() { pem::certificates(&self.read("chain.pem")?)? } else { Vec::new() };
-        Ok(Authority { ca, ra, chain })
+        let ocsp_signer = if self.path("ocsp.pem").exists() { Some(self.identity("ocsp.pem", "ocsp.key")?) } else { None };
+        Ok(Authority { ca, ra, chain, ocsp_signer })
     }
 
     fn identity(&self, cert: &str, key: &str) -> Result<Identity, DataDirError> {

@@ -27,7 +27,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let dir = DataDir::new(&config.data);
     if !dir.is_initialized() {
         tracing::info!(data = %config.data.display(), "data directory is empty: creating a new CA");
-        dir.init_new(&crate::cli::default_ca_params())?;
+        dir.init_new(&crate::cli::default_ca_params(), false)?;
     }
     let authority = dir.load()?;
     let listener = TcpListener::bind(config.listen).await?;

@@ -106,6 +106,9 @@ pub struct Authority {
     pub ra: Option<Identity>,
     /// DER certificates above the CA, nearest first.
     pub chain: Vec<Vec<u8>>,
+    /// A delegated OCSP signing certificate (id-kp-OCSPSigning), when configured; otherwise the
+    /// CA signs OCSP responses itself.
+    pub ocsp_signer: Option<Identity>,
 }
 
 impl Authority {
@@ -134,7 +137,7 @@ impl Authority {
         )?;
         let ca = Identity::new(cert, key)?;
         let ra = if params.with_ra { Some(new_ra(&ca, params.key_bits)?) } else { None };
-        Ok(Authority { ca, ra, chain: Vec::new() })
+        Ok(Authority { ca, ra, chain: Vec::new(), ocsp_signer: None })
     }
 
     /// An existing (typically intermediate) CA certificate and its key.
@@ -161,7 +164,15 @@ impl Authority {
             }
             None
         };
-        Ok((Authority { ca, ra, chain }, warnings))
+        Ok((Authority { ca, ra, chain, ocsp_signer: None }, warnings))
+    }
+
+    /// A delegated OCSP signer under this CA: id-kp-OCSPSigning, and id-pkix-ocsp-nocheck so
+    /// that relying parties do not ask about the signer itself (RFC 6960 §4.2.2.2.1).
+    pub fn new_ocsp_signer(&self) -> Result<Identity, CaError> {
+        let bits = KeyBits::try_from(self.ca.key.bits() as u32).unwrap_or(KeyBits::Rsa2048);
+        let extra = vec![extensions::ocsp_signing()?, extensions::ocsp_nocheck()?];
+        delegate(&self.ca, bits, "scepd OCSP", KeyUsages::DigitalSignature.into(), extra)
     }
 
     /// The identity that decrypts SCEP requests and signs CertReps: the RA, or the CA itself.
@@ -206,18 +217,30 @@ impl Authority {
 
 /// An RA certificate under `ca`: signs CertReps and decrypts requests, not a CA.
 fn new_ra(ca: &Identity, bits: KeyBits) -> Result<Identity, CaError> {
+    delegate(ca, bits, "scepd RA", KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment, Vec::new())
+}
+
+/// A certificate under `ca` for one of its helpers (the RA, the OCSP signer), valid as long
+/// as the CA.
+fn delegate(
+    ca: &Identity,
+    bits: KeyBits,
+    cn: &str,
+    usages: der::flagset::FlagSet<KeyUsages>,
+    extra: Vec<Extension>,
+) -> Result<Identity, CaError> {
     let key = RsaKey::generate(bits)?;
     let spki = spki_of(&key)?;
     let ca_spki = ca.cert.tbs_certificate().subject_public_key_info();
-    let mut subject = ca.subject().to_string();
-    subject = format!("CN=scepd RA,{}", strip_cn(&subject));
+    let subject = format!("CN={cn},{}", strip_cn(&ca.subject().to_string()));
     let subject = crate::name::parse(subject.trim_end_matches(','))?;
-    let extensions = vec![
+    let mut extensions = vec![
         extensions::basic_constraints(false)?,
-        extensions::key_usage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)?,
+        extensions::key_usage(usages)?,
         extensions::ski(&spki)?,
         extensions::aki(ca_spki)?,
     ];
+    extensions.extend(extra);
     let now = time::unix_now();
     let cert = build(
         FixedProfile { issuer: ca.subject().clone(), subject, extensions },

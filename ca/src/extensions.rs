@@ -65,6 +65,19 @@ pub(crate) fn client_auth() -> Result<Extension, CaError> {
     extension(&ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]), false)
 }
 
+pub(crate) fn ocsp_signing() -> Result<Extension, CaError> {
+    extension(&ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_OCSP_SIGNING]), false)
+}
+
+/// id-pkix-ocsp-nocheck (1.3.6.1.5.5.7.48.1.5), value NULL.
+pub(crate) fn ocsp_nocheck() -> Result<Extension, CaError> {
+    Ok(Extension {
+        extn_id: ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5"),
+        critical: false,
+        extn_value: OctetString::new(der::asn1::Null.to_der()?)?,
+    })
+}
+
 fn uri(url: &str) -> Result<GeneralName, CaError> {
     Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(url)?))
 }

@@ -132,6 +132,9 @@ struct InitArgs {
     /// signed certificate later with `scepd ca install-cert`.
     #[arg(long, conflicts_with = "import_ca_cert")]
     ca_csr: Option<PathBuf>,
+    /// Also create a delegated OCSP signing certificate (otherwise the CA signs OCSP responses).
+    #[arg(long)]
+    ocsp_signer: bool,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +153,8 @@ enum CaCommand {
         chain: Option<PathBuf>,
         #[arg(long)]
         no_ra: bool,
+        #[arg(long)]
+        ocsp_signer: bool,
     },
 }
 
@@ -219,7 +224,9 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Init(args) => init(args),
         Command::Ca(CaCommand::Export { data }) => export(&data),
-        Command::Ca(CaCommand::InstallCert { data, signed, chain, no_ra }) => install_cert(&data, &signed, chain, no_ra),
+        Command::Ca(CaCommand::InstallCert { data, signed, chain, no_ra, ocsp_signer }) => {
+            install_cert(&data, &signed, chain, no_ra, ocsp_signer)
+        }
         Command::Cert(cmd) => client::cert(cmd),
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),
@@ -258,18 +265,21 @@ fn init(args: InitArgs) -> CliResult {
     let authority = match (&args.import_ca_cert, &args.import_ca_key) {
         (Some(cert), Some(key)) => {
             let chain = args.import_chain.as_ref().map(read).transpose()?;
-            let (authority, warnings) = dir.init_import(&read(cert)?, &read(key)?, chain.as_deref(), !args.no_ra)?;
+            let (authority, warnings) = dir.init_import(&read(cert)?, &read(key)?, chain.as_deref(), !args.no_ra, args.ocsp_signer)?;
             for w in warnings {
                 eprintln!("warning: {w}");
             }
             authority
         }
-        _ => dir.init_new(&CaParams {
-            subject: scepd_ca::name::parse(&args.ca_subject)?,
-            key_bits: bits,
-            validity_days: args.validity_days,
-            with_ra: !args.no_ra,
-        })?,
+        _ => dir.init_new(
+            &CaParams {
+                subject: scepd_ca::name::parse(&args.ca_subject)?,
+                key_bits: bits,
+                validity_days: args.validity_days,
+                with_ra: !args.no_ra,
+            },
+            args.ocsp_signer,
+        )?,
     };
     println!("CA: {}", authority.ca.subject());
     println!("CA SHA-256 fingerprint: {}", hex::encode(authority.ca.fingerprint_sha256()));
@@ -279,10 +289,10 @@ fn init(args: InitArgs) -> CliResult {
     Ok(())
 }
 
-fn install_cert(data: &PathBuf, signed: &PathBuf, chain: Option<PathBuf>, no_ra: bool) -> CliResult {
+fn install_cert(data: &PathBuf, signed: &PathBuf, chain: Option<PathBuf>, no_ra: bool, ocsp_signer: bool) -> CliResult {
     let dir = DataDir::new(data);
     let chain = chain.as_ref().map(read).transpose()?;
-    let (authority, warnings) = dir.install_cert(&read(signed)?, chain.as_deref(), !no_ra)?;
+    let (authority, warnings) = dir.install_cert(&read(signed)?, chain.as_deref(), !no_ra, ocsp_signer)?;
     for w in warnings {
         eprintln!("warning: {w}");
     }

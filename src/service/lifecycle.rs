@@ -121,7 +121,12 @@ impl ScepService {
             };
             answers.push((id, status));
         }
-        match ocsp::build_response(ca, false, &answers, parsed.nonce.as_deref(), now, now + OCSP_VALIDITY) {
+        // A delegated signer's certificate goes with the response, so clients can chain it.
+        let (signer, include_cert) = match &self.authority().ocsp_signer {
+            Some(delegate) => (delegate, true),
+            None => (ca, false),
+        };
+        match ocsp::build_response(signer, include_cert, &answers, parsed.nonce.as_deref(), now, now + OCSP_VALIDITY) {
             Ok(der) => der,
             Err(e) => {
                 tracing::error!(error = %e, "building an OCSP response failed");

@@ -340,3 +340,22 @@ fn okta_device_access_per_challenge() {
         assert_eq!(has, want, "{body}");
     }
 }
+
+#[test]
+fn delegated_ocsp_signer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let init = std::process::Command::new(crate::support::server::BIN)
+        .args(["init", "--data", data.to_str().unwrap(), "--ocsp-signer"]).output().unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let meta = std::fs::metadata(data.join("ocsp.key")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    let server = Server::start_in(&data, &["--static-challenge", CHALLENGE]);
+    let d = tmp.path();
+    let text = String::from_utf8(openssl::run(d, &["x509", "-in", data.join("ocsp.pem").to_str().unwrap(), "-noout", "-text"])).unwrap();
+    assert!(text.contains("OCSP Signing") && text.contains("OCSP No Check"), "{text}");
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let leaf = openssl::write(d, "leaf.pem", scepd_ca::pem::encode("CERTIFICATE", &enroll(&server, &requester, "CN=ocsp-delegated")).as_bytes());
+    let status = ocsp_status(&server, d, &leaf);
+    assert!(status.contains(": good"), "{status}");
+}
