@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, env = "SCEPD_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// A separate listener serving only /metrics.
+    #[arg(long, env = "SCEPD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Public base URL clients reach this server at (CRL distribution points are built from it).
     #[arg(long, env = "SCEPD_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -132,6 +135,7 @@ pub fn parse_duration(text: &str) -> Result<u64, ConfigError> {
 pub struct Config {
     pub data: PathBuf,
     pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
     /// When not set, `http://` + the address actually bound.
     pub public_url: Option<String>,
     #[serde(serialize_with = "redact")]
@@ -149,17 +153,32 @@ pub struct Config {
     pub auth_failures_per_minute: u32,
     pub device_id_field: DeviceIdField,
     pub max_active_per_device: Option<u32>,
+    #[serde(serialize_with = "optional_seconds")]
     pub revoke_superseded_after: Option<u64>,
     pub renewal_window: u8,
     pub allow_key_reuse: bool,
     pub okta_device_access: bool,
+    #[serde(serialize_with = "seconds")]
     pub crl_next_update: u64,
+    #[serde(serialize_with = "seconds")]
     pub crl_keep_expired: u64,
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&toml::to_string(self).unwrap_or_default())
+    }
+}
+
+/// Durations print as the file takes them: `"86400s"`.
+fn seconds<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v}s"))
+}
+
+fn optional_seconds<S: serde::Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => seconds(v, s),
+        None => s.serialize_none(),
     }
 }
 
@@ -214,8 +233,8 @@ impl Config {
             return Err(ConfigError::Invalid("max_active_per_device must be at least 1".into()));
         }
         let crl_next_update = parse_duration(args.crl_next_update.as_deref().or(file.crl_next_update.as_deref()).unwrap_or("24h"))?;
-        if crl_next_update < 60 {
-            return Err(ConfigError::Invalid("crl_next_update must be at least a minute".into()));
+        if crl_next_update == 0 {
+            return Err(ConfigError::Invalid("crl_next_update must be at least a second".into()));
         }
         Ok(Config {
             device_id_field: args.device_id_field.or(file.device_id_field).unwrap_or_default(),
@@ -235,6 +254,7 @@ impl Config {
             challenge_max_ttl,
             challenge_sweep_interval: args.challenge_sweep_interval.or(file.challenge_sweep_interval).unwrap_or(60).max(1),
             auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute).unwrap_or(10),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
             data: args.data.clone().or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
             listen,
             public_url,

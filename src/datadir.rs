@@ -199,6 +199,16 @@ impl DataDir {
         Ok(Authority { ca, ra, chain, ocsp_signer })
     }
 
+    /// The CA certificate and the chain above it (DER), without the keys.
+    pub fn load_certificates(&self) -> Result<(Vec<u8>, Vec<Vec<u8>>), DataDirError> {
+        if !self.is_initialized() {
+            return Err(DataDirError::NotInitialized(self.root.clone()));
+        }
+        let ca = pem::certificates(&self.read("ca.pem")?)?.into_iter().next().ok_or_else(|| DataDirError::Invalid("ca.pem holds no certificate".into()))?;
+        let chain = if self.path("chain.pem").exists() { pem::certificates(&self.read("chain.pem")?)? } else { Vec::new() };
+        Ok((ca, chain))
+    }
+
     fn identity(&self, cert: &str, key: &str) -> Result<Identity, DataDirError> {
         let der = pem::certificates(&self.read(cert)?)?
             .into_iter()

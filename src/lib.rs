@@ -9,6 +9,8 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod http;
+pub mod metrics;
+pub mod profile;
 pub mod scep;
 pub mod server;
 pub mod service;

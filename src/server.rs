@@ -9,6 +9,7 @@ use crate::config::{Config, LogFormat};
 use crate::datadir::DataDir;
 use crate::http::{self, AppState};
 use crate::scep::envelope::CipherPolicy;
+use crate::metrics::Metrics;
 use crate::service::{ChallengeTtl, Lifecycle, Policy, ScepService};
 use crate::store::RedbStore;
 
@@ -36,7 +37,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let store = Arc::new(RedbStore::open(&dir.store_path())?);
     let policy = Policy {
         challenge: ChallengePolicy::new(config.static_challenge.as_deref(), config.insecure_no_challenge, dir.challenge_key()?),
-        cipher: CipherPolicy { allow_des: config.allow_des },
+        cipher: CipherPolicy { allow_des: config.allow_des, rejection_secret: dir.challenge_key()?.derive("implicit rejection") },
         min_key_bits: config.min_key_bits,
         cert_validity_days: config.cert_validity_days,
         crl_url: Some(format!("{public_url}/crl")),
@@ -59,9 +60,10 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let fingerprint = hex::encode(authority.ca.fingerprint_sha256());
     let ca_subject = authority.ca.subject().to_string();
-    let service = Arc::new(ScepService::new(authority, store, policy)?);
+    let metrics = Arc::new(Metrics::new());
+    let service = Arc::new(ScepService::new(authority, store, policy, metrics)?);
     let state = Arc::new(AppState::new(service.clone(), &dir.admin_token()?, config.max_body_bytes, config.auth_failures_per_minute));
-    tokio::spawn(maintenance(service, std::time::Duration::from_secs(config.challenge_sweep_interval)));
+    tokio::spawn(maintenance(service.clone(), std::time::Duration::from_secs(config.challenge_sweep_interval)));
 
     dir.write_secret("admin.url", http::local_url(local).as_bytes())?;
     tracing::info!(
@@ -71,7 +73,32 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         ca_sha256 = %fingerprint,
         "scepd listening"
     );
-    http::serve(listener, state, shutdown_signal()).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = config.metrics_listen {
+        let metrics_listener = TcpListener::bind(addr).await?;
+        tracing::info!(listen = %metrics_listener.local_addr()?, "metrics listener");
+        let (state, mut stop) = (state.clone(), stop_rx.clone());
+        tokio::spawn(http::serve(metrics_listener, state, http::Routes::MetricsOnly, async move {
+            let _ = stop.changed().await;
+        }));
+    }
+    let mut stop = stop_rx.clone();
+    let main = tokio::spawn(http::serve(listener, state, http::Routes::All, async move {
+        let _ = stop.changed().await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    let _ = main.await;
+    // Make minted challenges durable before exiting.
+    let flushed = tokio::task::spawn_blocking(move || {
+        service.sync_challenges();
+        service.store().flush()
+    })
+    .await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        tracing::error!("final store flush failed");
+    }
     tracing::info!("scepd stopped");
     Ok(())
 }
@@ -99,6 +126,9 @@ async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration
                 // Keeps the CRL from ever going past nextUpdate, even with no traffic.
                 if let Err(e) = service.crl() {
                     tracing::error!(error = %e, "CRL refresh failed");
+                }
+                if let Err(e) = service.refresh_gauges() {
+                    tracing::error!(error = %e, "metrics refresh failed");
                 }
                 store.sweep_challenges(scepd_ca::time::unix_now()).map(Some)
             } else {

@@ -182,13 +182,12 @@ impl Authority {
 
     /// Issues a client certificate. The validity is capped at the CA's own notAfter.
     pub fn issue(&self, req: &LeafRequest) -> Result<Certificate, CaError> {
-        let ca_spki = self.ca.cert.tbs_certificate().subject_public_key_info();
         let mut exts = vec![
             extensions::basic_constraints(false)?,
             extensions::key_usage(KeyUsages::DigitalSignature)?,
             extensions::client_auth()?,
             extensions::ski(&req.public_key)?,
-            extensions::aki(ca_spki)?,
+            extensions::aki(&self.ca.cert)?,
         ];
         if let Some(san) = &req.subject_alt_name {
             exts.push(san.clone());
@@ -231,14 +230,13 @@ fn delegate(
 ) -> Result<Identity, CaError> {
     let key = RsaKey::generate(bits)?;
     let spki = spki_of(&key)?;
-    let ca_spki = ca.cert.tbs_certificate().subject_public_key_info();
     let subject = format!("CN={cn},{}", strip_cn(&ca.subject().to_string()));
     let subject = crate::name::parse(subject.trim_end_matches(','))?;
     let mut extensions = vec![
         extensions::basic_constraints(false)?,
         extensions::key_usage(usages)?,
         extensions::ski(&spki)?,
-        extensions::aki(ca_spki)?,
+        extensions::aki(&ca.cert)?,
     ];
     extensions.extend(extra);
     let now = time::unix_now();

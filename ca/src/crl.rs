@@ -1,16 +1,16 @@
 //! X.509 v2 CRLs (RFC 5280 §5), signed by the issuing CA.
 
-use der::asn1::{OctetString, Uint};
+use der::asn1::Uint;
 use der::Encode;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
+use x509_cert::ext::pkix::{CrlNumber, CrlReason};
 use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::certificate::{Rfc5280, Version};
 
 use crate::authority::Identity;
 use crate::error::CaError;
-use crate::extensions::{extension, key_identifier};
+use crate::extensions::{aki, extension};
 use crate::reason::Reason;
 use crate::serial::Serial;
 use crate::time;
@@ -34,12 +34,6 @@ pub struct CrlParams {
 /// here rather than by x509-cert's `CrlBuilder`, which copies the issuer certificate's *own*
 /// AKI — the key of the issuer's issuer — when an intermediate CA has one).
 pub fn build_crl(ca: &Identity, params: &CrlParams, entries: &[RevokedEntry]) -> Result<Vec<u8>, CaError> {
-    let ca_spki = ca.cert.tbs_certificate().subject_public_key_info();
-    let aki = AuthorityKeyIdentifier {
-        key_identifier: Some(OctetString::new(key_identifier(ca_spki))?),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
-    };
     let number = CrlNumber(Uint::new(&params.number.to_be_bytes())?);
     let revoked = entries
         .iter()
@@ -56,7 +50,7 @@ pub fn build_crl(ca: &Identity, params: &CrlParams, entries: &[RevokedEntry]) ->
             })
         })
         .collect::<Result<Vec<_>, CaError>>()?;
-    let extensions: Vec<Extension> = vec![extension(&number, false)?, extension(&aki, false)?];
+    let extensions: Vec<Extension> = vec![extension(&number, false)?, aki(&ca.cert)?];
     let tbs = TbsCertList {
         version: Version::V2,
         signature: spki::AlgorithmIdentifierOwned {

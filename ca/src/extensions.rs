@@ -44,12 +44,16 @@ pub(crate) fn ski(spki: &SubjectPublicKeyInfoOwned) -> Result<Extension, CaError
     extension(&SubjectKeyIdentifier(OctetString::new(key_identifier(spki))?), false)
 }
 
-pub(crate) fn aki(issuer_spki: &SubjectPublicKeyInfoOwned) -> Result<Extension, CaError> {
-    let aki = AuthorityKeyIdentifier {
-        key_identifier: Some(OctetString::new(key_identifier(issuer_spki))?),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
+/// The authorityKeyIdentifier for certificates and CRLs `issuer` signs: the issuer's own
+/// subjectKeyIdentifier when it has one (an imported CA's may not be the SHA-1 of its key, and
+/// OpenSSL refuses a mismatch), else the RFC 5280 method-1 identifier of its key.
+pub(crate) fn aki(issuer: &x509_cert::Certificate) -> Result<Extension, CaError> {
+    let tbs = issuer.tbs_certificate();
+    let key_identifier = match tbs.get_extension::<SubjectKeyIdentifier>().ok().flatten() {
+        Some((_, ski)) => ski.0,
+        None => OctetString::new(key_identifier(tbs.subject_public_key_info()))?,
     };
+    let aki = AuthorityKeyIdentifier { key_identifier: Some(key_identifier), authority_cert_issuer: None, authority_cert_serial_number: None };
     extension(&aki, false)
 }
 

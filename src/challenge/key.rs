@@ -62,6 +62,11 @@ impl ChallengeKey {
         ctx.sign().as_ref().try_into().expect("32 bytes")
     }
 
+    /// A secret for another purpose, derived from this key (domain-separated).
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        self.tag(b"scepd derived key\0", purpose)
+    }
+
     pub fn hash_challenge(&self, challenge: &str) -> ChallengeHash {
         self.tag(b"scepd challenge\0", challenge)
     }

@@ -149,11 +149,16 @@ pub(super) fn challenge(cmd: ChallengeCommand) -> CliResult {
     match cmd {
         ChallengeCommand::New { client, device, ttl, subject_cn, san } => {
             let body = serde_json::json!({ "device_id": device, "ttl_seconds": ttl, "subject_cn": subject_cn, "san": san });
-            let (_, minted) = AdminClient::new(&client)?.call(Method::POST, "/api/v1/challenges", Some(body))?;
-            println!("{}", s(&minted, "challenge"));
+            println!("{}", mint(&client, body)?);
         }
     }
     Ok(())
+}
+
+/// Mints a one-time challenge through the running server's admin API.
+pub(super) fn mint(client: &ClientArgs, body: Value) -> Result<String, Box<dyn std::error::Error>> {
+    let (_, minted) = AdminClient::new(client)?.call(Method::POST, "/api/v1/challenges", Some(body))?;
+    Ok(s(&minted, "challenge").to_string())
 }
 
 fn checked_reason(reason: &str) -> Result<&'static str, String> {

@@ -40,6 +40,42 @@ enum Command {
     /// Devices (through the admin API).
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// An unsigned Apple configuration profile (CA certificates and SCEP payload) on stdout.
+    Profile(ProfileArgs),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration (file, environment and flags) and print the effective one,
+    /// secrets redacted.
+    Check(ServeArgs),
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// scepd's public SCEP URL, e.g. https://scep.example.com/scep
+    #[arg(long)]
+    url: String,
+    /// A static challenge to put in the payload.
+    #[arg(long, conflicts_with = "mint")]
+    challenge: Option<String>,
+    /// Mint a one-time challenge from the running server for this profile.
+    #[arg(long)]
+    mint: bool,
+    /// The certificate subject; MDM variables pass through verbatim.
+    #[arg(long, default_value = "CN=$COMPUTERNAME managementAttestation $UDID")]
+    subject: String,
+    /// The SCEP payload's Name.
+    #[arg(long, default_value = "scepd")]
+    name: String,
+    /// Prefix of every PayloadIdentifier.
+    #[arg(long, default_value = "com.scepd.profile")]
+    identifier_prefix: String,
 }
 
 #[derive(Subcommand)]
@@ -231,6 +267,8 @@ pub fn main() -> ExitCode {
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),
         Command::Device(cmd) => client::device(cmd),
+        Command::Profile(args) => profile(&args),
+        Command::Config(ConfigCommand::Check(args)) => config_check(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -297,6 +335,36 @@ fn install_cert(data: &PathBuf, signed: &PathBuf, chain: Option<PathBuf>, no_ra:
         eprintln!("warning: {w}");
     }
     println!("CA installed: {}", authority.ca.subject());
+    Ok(())
+}
+
+fn config_check(args: &ServeArgs) -> CliResult {
+    let config = Config::resolve(args)?;
+    print!("{}", toml::to_string(&config)?);
+    Ok(())
+}
+
+fn profile(args: &ProfileArgs) -> CliResult {
+    let dir = DataDir::new(&args.client.data);
+    let authority = dir.load_certificates()?;
+    let challenge = match (&args.challenge, args.mint) {
+        (Some(c), _) => Some(c.clone()),
+        (None, true) => Some(client::mint(&args.client, serde_json::json!({}))?),
+        (None, false) => None,
+    };
+    let subject = scepd_ca::name::parse(&args.subject)?;
+    let prefix = args.identifier_prefix.as_str();
+    let mut payloads = crate::profile::certificate_payloads(prefix, &authority.0, &authority.1);
+    payloads.push(crate::profile::scep_payload(&crate::profile::ScepProfile {
+        url: &args.url,
+        name: &args.name,
+        subject: &subject,
+        challenge: challenge.as_deref(),
+        ca_der: &authority.0,
+        chain: &authority.1,
+        identifier_prefix: prefix,
+    }));
+    print!("{}", crate::profile::configuration(prefix, "Device certificate (scepd)", true, payloads));
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
     }
     if !auth::is_admin(state, req.headers()) {
         state.auth_failures.record_failure(peer.ip());
+        state.service.metrics().auth_failures.with_label_values(&["admin"]).inc();
         tracing::warn!(client = %peer, "admin authentication failed");
         return auth::unauthorized("Bearer");
     }
@@ -43,8 +44,8 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                 let records = store.certificates(&filter)?;
                 Ok(response::json(StatusCode::OK, &api::cert_list_json(&records)))
             }
-            (&Method::GET, p) if p.starts_with("/api/v1/certificates/") => {
-                let Some(serial) = api::parse_serial(&p["/api/v1/certificates/".len()..]) else {
+            (&Method::GET, p) if middle(p, "/api/v1/certificates/", "").is_some() => {
+                let Some(serial) = api::parse_serial(middle(p, "/api/v1/certificates/", "").unwrap_or_default()) else {
                     return Ok(response::json_error(StatusCode::BAD_REQUEST, "serial must be 32 hex digits"));
                 };
                 Ok(match store.certificate(&serial)? {
@@ -52,8 +53,8 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                     None => response::json_error(StatusCode::NOT_FOUND, "no such certificate"),
                 })
             }
-            (&Method::POST, p) if p.starts_with("/api/v1/certificates/") && p.ends_with("/revoke") => {
-                let text = &p["/api/v1/certificates/".len()..p.len() - "/revoke".len()];
+            (&Method::POST, p) if middle(p, "/api/v1/certificates/", "/revoke").is_some() => {
+                let text = middle(p, "/api/v1/certificates/", "/revoke").unwrap_or_default();
                 let Some(serial) = api::parse_serial(text) else {
                     return Ok(response::json_error(StatusCode::BAD_REQUEST, "serial must be 32 hex digits"));
                 };
@@ -66,8 +67,8 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                     RevokeOutcome::NotFound => response::json_error(StatusCode::NOT_FOUND, "no such certificate"),
                 })
             }
-            (&Method::POST, p) if p.starts_with("/api/v1/devices/") && p.ends_with("/revoke") => {
-                let encoded = &p["/api/v1/devices/".len()..p.len() - "/revoke".len()];
+            (&Method::POST, p) if middle(p, "/api/v1/devices/", "/revoke").is_some() => {
+                let encoded = middle(p, "/api/v1/devices/", "/revoke").unwrap_or_default();
                 let device = String::from_utf8_lossy(&crate::scep::query::percent_decode(encoded)).into_owned();
                 let reason = match api::revocation_reason(&body) {
                     Ok(r) => r,
@@ -95,8 +96,8 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                 tracing::info!(name = %params.name, "MDM client added");
                 Ok(response::json(StatusCode::CREATED, &serde_json::json!({ "name": params.name, "password": password })))
             }
-            (&Method::DELETE, p) if p.starts_with("/api/v1/mdm-clients/") => {
-                let name = &p["/api/v1/mdm-clients/".len()..];
+            (&Method::DELETE, p) if middle(p, "/api/v1/mdm-clients/", "").is_some() => {
+                let name = middle(p, "/api/v1/mdm-clients/", "").unwrap_or_default();
                 Ok(if service.remove_mdm_client(name)? {
                     tracing::info!(%name, "MDM client removed");
                     response::json(StatusCode::OK, &serde_json::json!({ "removed": name }))
@@ -104,8 +105,8 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                     response::json_error(StatusCode::NOT_FOUND, "no such MDM client")
                 })
             }
-            (&Method::POST, p) if p.starts_with("/api/v1/mdm-clients/") && p.ends_with("/rotate") => {
-                let name = &p["/api/v1/mdm-clients/".len()..p.len() - "/rotate".len()];
+            (&Method::POST, p) if middle(p, "/api/v1/mdm-clients/", "/rotate").is_some() => {
+                let name = middle(p, "/api/v1/mdm-clients/", "/rotate").unwrap_or_default();
                 let Some(existing) = store.mdm_client(name)? else {
                     return Ok(response::json_error(StatusCode::NOT_FOUND, "no such MDM client"));
                 };
@@ -130,4 +131,9 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
         }
         Err(_) => response::json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
+}
+
+/// The non-empty segment between `prefix` and `suffix` of `path`.
+fn middle<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix)?.strip_suffix(suffix).filter(|m| !m.is_empty() && !m.contains('/'))
 }

@@ -82,6 +82,7 @@ pub async fn authenticate(
         }
     }
     state.auth_failures.record_failure(peer);
+    state.service.metrics().auth_failures.with_label_values(&[endpoint]).inc();
     tracing::warn!(endpoint, client = %peer, "authentication failed");
     Err(unauthorized("Basic"))
 }

@@ -68,8 +68,21 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// hyper's read buffer bounds the request head.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Accepts connections until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    All,
+    /// A separate metrics listener (`--metrics-listen`): `/metrics` only.
+    MetricsOnly,
+}
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Accepts connections until `shutdown` resolves, then stops accepting and lets in-flight
+/// requests finish (bounded by `SHUTDOWN_GRACE`).
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, routes: Routes, shutdown: impl Future<Output = ()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -84,20 +97,31 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
             },
         };
         let state = state.clone();
+        let svc = service_fn(move |req: hyper::Request<Incoming>| {
+            let state = state.clone();
+            async move {
+                Ok::<_, Infallible>(match routes {
+                    Routes::All => router::route(&state, req, peer).await,
+                    Routes::MetricsOnly if req.uri().path() == "/metrics" => router::metrics_response(&state),
+                    Routes::MetricsOnly => response::text(hyper::StatusCode::NOT_FOUND, "not found"),
+                })
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let svc = service_fn(move |req: hyper::Request<Incoming>| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(router::route(&state, req, peer).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {}s", SHUTDOWN_GRACE.as_secs());
     }
 }
 

@@ -75,6 +75,10 @@ pub async fn ocsp(state: &AppState, req: Request<Incoming>) -> Response<Body> {
             Err(_) => return response::text(StatusCode::BAD_REQUEST, "bad base64 OCSP request"),
         }
     };
+    // Each response costs an RSA signature: OCSP shares the private-key operation bound.
+    let Ok(_permit) = state.signing_permits.acquire().await else {
+        return response::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
     let service = Arc::clone(&state.service);
     match tokio::task::spawn_blocking(move || service.ocsp(&request)).await {
         Ok(der) => response::bytes(StatusCode::OK, "application/ocsp-response", der),

@@ -23,6 +23,7 @@ impl FailureLimiter {
 
     /// Seconds until `ip` may try again, if it is over its limit.
     pub fn retry_after(&self, ip: IpAddr) -> Option<u64> {
+        let ip = source(ip);
         let map = self.failures.lock().expect("limiter lock");
         let (count, since) = map.get(&ip)?;
         let elapsed = since.elapsed();
@@ -30,16 +31,33 @@ impl FailureLimiter {
     }
 
     pub fn record_failure(&self, ip: IpAddr) {
+        let ip = source(ip);
         let mut map = self.failures.lock().expect("limiter lock");
         if map.len() >= MAX_TRACKED {
             let window = self.window;
             map.retain(|_, (_, since)| since.elapsed() < window);
+            if map.len() >= MAX_TRACKED {
+                // Still full of live windows: a flood of sources. Start over rather than grow.
+                map.clear();
+            }
         }
         let entry = map.entry(ip).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= self.window {
             *entry = (0, Instant::now());
         }
         entry.0 += 1;
+    }
+}
+
+/// The unit of limiting: an IPv4 address, or an IPv6 /64 (one host can hold a whole /64).
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(o))
+        }
     }
 }
 
@@ -58,5 +76,11 @@ mod tests {
         }
         assert!(l.retry_after(a).is_some_and(|s| (1..=60).contains(&s)));
         assert!(l.retry_after(b).is_none());
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        for _ in 0..3 {
+            l.record_failure(v6a);
+        }
+        assert!(l.retry_after(v6b).is_some(), "the same /64");
     }
 }

@@ -20,6 +20,7 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -
     let id = state.request_id();
     let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), client = %peer);
     let started = Instant::now();
+    let _in_flight = InFlight::new(&state.service.metrics().in_flight);
     async move {
         let path = req.uri().path().to_string();
         let resp = if is_scep_path(&path) {
@@ -36,7 +37,8 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -
                 (&Method::GET, p) if p.starts_with("/ocsp/") => pki::ocsp(state, req).await,
                 (&Method::GET, "/ca.crt") => pki::ca_cert(state),
                 (&Method::GET, "/healthz") => response::text(StatusCode::OK, "ok"),
-                (&Method::GET, "/readyz") => response::json(StatusCode::OK, &serde_json::json!({"ready": true})),
+                (&Method::GET, "/metrics") => metrics_response(state),
+                (&Method::GET, "/readyz") => readyz(state).await,
                 _ => response::text(StatusCode::NOT_FOUND, "not found"),
             }
         };
@@ -45,4 +47,34 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -
     }
     .instrument(span)
     .await
+}
+
+/// Counts a request in flight until dropped — also when the client goes away mid-request.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+pub fn metrics_response(state: &AppState) -> Response<Body> {
+    response::bytes(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.service.metrics().render())
+}
+
+/// `GET /readyz`: 200 when every check passes, else 503; the body says which check failed.
+async fn readyz(state: &AppState) -> Response<Body> {
+    let service = std::sync::Arc::clone(&state.service);
+    match tokio::task::spawn_blocking(move || service.readiness()).await {
+        Ok((true, body)) => response::json(StatusCode::OK, &body),
+        Ok((false, body)) => response::json(StatusCode::SERVICE_UNAVAILABLE, &body),
+        Err(_) => response::json_error(StatusCode::SERVICE_UNAVAILABLE, "readiness check failed"),
+    }
 }

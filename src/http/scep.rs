@@ -12,44 +12,75 @@ use super::AppState;
 use crate::scep::query;
 use crate::service::ServiceError;
 
+/// A client gets this long to send its request body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Operation names as metric labels (anything else is `other`: bounded cardinality).
+fn operation_label(operation: Option<&str>) -> &'static str {
+    match operation {
+        Some("GetCACaps") => "GetCACaps",
+        Some("GetCACert") => "GetCACert",
+        Some("PKIOperation") => "PKIOperation",
+        _ => "other",
+    }
+}
+
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let started = std::time::Instant::now();
     let q = query::parse(req.uri().query().unwrap_or(""));
+    let operation = operation_label(q.operation.as_deref());
+    let (resp, outcome) = dispatch(state, req, &q).await;
+    let metrics = state.service.metrics();
+    metrics.scep_duration.with_label_values(&[operation]).observe(started.elapsed().as_secs_f64());
+    let (message_type, status, fail_info) = outcome.unwrap_or(("", if resp.status().is_success() { "OK" } else { "ERROR" }, ""));
+    metrics.scep_requests.with_label_values(&[operation, message_type, status, fail_info]).inc();
+    resp
+}
+
+/// messageType, pkiStatus and failInfo of a PKIOperation, for the metrics.
+type Outcome = Option<(&'static str, &'static str, &'static str)>;
+
+async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query) -> (Response<Body>, Outcome) {
     let Some(operation) = q.operation.as_deref() else {
-        return response::text(StatusCode::BAD_REQUEST, "missing operation parameter");
+        return (response::text(StatusCode::BAD_REQUEST, "missing operation parameter"), None);
     };
     // Apple sends `message=<payload name>` with GetCACaps and GetCACert; there is one CA, so
     // the message is ignored.
     match (req.method(), operation) {
-        (&Method::GET, "GetCACaps") => response::text(StatusCode::OK, state.service.ca_caps()),
+        (&Method::GET, "GetCACaps") => (response::text(StatusCode::OK, state.service.ca_caps()), None),
         (&Method::GET, "GetCACert") => {
             let (body, content_type) = state.service.ca_cert();
-            response::bytes(StatusCode::OK, content_type, body.to_vec())
+            (response::bytes(StatusCode::OK, content_type, body.to_vec()), None)
         }
         (&Method::GET, "PKIOperation") => match q.message.as_deref().map(query::decode_message) {
-            None => response::text(StatusCode::BAD_REQUEST, "missing message parameter"),
-            Some(Err(e)) => response::text(StatusCode::BAD_REQUEST, e.to_string()),
+            None => (response::text(StatusCode::BAD_REQUEST, "missing message parameter"), None),
+            Some(Err(e)) => (response::text(StatusCode::BAD_REQUEST, e.to_string()), None),
             Some(Ok(message)) => pki_operation(state, message.into()).await,
         },
         (&Method::POST, "PKIOperation") => {
             // Any request Content-Type is accepted: clients disagree on it.
-            match Limited::new(req.into_body(), state.max_body_bytes).collect().await {
+            let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), state.max_body_bytes).collect());
+            let Ok(read) = read.await else {
+                return (response::text(StatusCode::REQUEST_TIMEOUT, "request body too slow"), None);
+            };
+            match read {
                 Ok(body) => pki_operation(state, body.to_bytes()).await,
                 Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                    response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                    (response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"), None)
                 }
-                Err(_) => response::text(StatusCode::BAD_REQUEST, "could not read the request body"),
+                Err(_) => (response::text(StatusCode::BAD_REQUEST, "could not read the request body"), None),
             }
         }
         (&Method::GET | &Method::POST, _) => {
-            response::text(StatusCode::BAD_REQUEST, format!("unsupported operation {operation:?}"))
+            (response::text(StatusCode::BAD_REQUEST, format!("unsupported operation {operation:?}")), None)
         }
-        _ => response::text(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST"),
+        _ => (response::text(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST"), None),
     }
 }
 
-async fn pki_operation(state: &AppState, body: Bytes) -> Response<Body> {
+async fn pki_operation(state: &AppState, body: Bytes) -> (Response<Body>, Outcome) {
     let Ok(_permit) = state.signing_permits.acquire().await else {
-        return response::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        return (response::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"), None);
     };
     let service = Arc::clone(&state.service);
     let result = tokio::task::spawn_blocking(move || service.pki_operation(&body)).await;
@@ -65,23 +96,28 @@ async fn pki_operation(state: &AppState, body: Bytes) -> Response<Body> {
                 serial = reply.issued_serial.as_deref().unwrap_or(""),
                 "PKIOperation"
             );
-            response::bytes(StatusCode::OK, "application/x-pki-message", reply.body)
+            let outcome = (
+                reply.message_type.map(|m| m.name()).unwrap_or("unknown"),
+                if reply.fail_info.is_some() { "FAILURE" } else { "SUCCESS" },
+                reply.fail_info.map(|f| f.name()).unwrap_or(""),
+            );
+            (response::bytes(StatusCode::OK, "application/x-pki-message", reply.body), Some(outcome))
         }
         Ok(Err(ServiceError::Malformed(e))) => {
             tracing::info!(error = %e, "PKIOperation refused");
-            response::text(StatusCode::BAD_REQUEST, e.to_string())
+            (response::text(StatusCode::BAD_REQUEST, e.to_string()), None)
         }
         Ok(Err(ServiceError::Store(e))) => {
             tracing::error!(error = %e, "store unavailable");
-            response::text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later")
+            (response::text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later"), None)
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "PKIOperation failed");
-            response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            (response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"), None)
         }
         Err(e) => {
             tracing::error!(error = %e, "PKIOperation task failed");
-            response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            (response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"), None)
         }
     }
 }

@@ -12,8 +12,9 @@
 
 use thiserror::Error;
 
-/// Deeper than any real SCEP message (about 12 levels) by a wide margin.
-pub const MAX_DEPTH: usize = 48;
+/// Deeper than any real SCEP message (about 12 levels) with room to spare; each level costs a
+/// copy of its content, so the bound also bounds the work.
+pub const MAX_DEPTH: usize = 24;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -95,7 +96,8 @@ fn read_element(input: &[u8], depth: usize) -> Result<(Element<'_>, usize), BerE
 /// Universal string types that BER allows in constructed (chunked) form.
 fn is_string_tag(tag: &[u8]) -> bool {
     // Compare the tag number with the constructed bit masked off; only universal class.
-    matches!(tag, [t] if t & 0xc0 == 0 && matches!(t & 0x1f, 0x03 | 0x04 | 0x0c | 0x13 | 0x14 | 0x16 | 0x1a | 0x1e))
+    // (Not BIT STRING: each of its chunks starts with an unused-bits byte; none appears in SCEP.)
+    matches!(tag, [t] if t & 0xc0 == 0 && matches!(t & 0x1f, 0x04 | 0x0c | 0x13 | 0x14 | 0x16 | 0x1a | 0x1e))
 }
 
 /// Appends a DER length.

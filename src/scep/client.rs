@@ -76,7 +76,9 @@ pub fn read_cert_rep(body: &[u8], requester: &Identity) -> Result<CertRep, Strin
     let mut certificates = Vec::new();
     let mut crls = Vec::new();
     if message.header.reply.pki_status.as_deref() == Some("0") {
-        let policy = CipherPolicy { allow_des: true };
+        let mut rejection_secret = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut rejection_secret).map_err(|_| "system RNG".to_string())?;
+        let policy = CipherPolicy { allow_des: true, rejection_secret };
         let opened = envelope::open(&message.econtent, &[requester], policy).map_err(|r| r.text.to_string())?;
         let ci = cms::content_info::ContentInfo::from_der(&opened.content).map_err(|e| e.to_string())?;
         let sd = ci.content.decode_as::<SignedDataIn>().map_err(|e| e.to_string())?;

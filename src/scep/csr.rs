@@ -4,6 +4,7 @@
 use der::asn1::{Any, ObjectIdentifier};
 use der::Decode;
 use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
@@ -75,10 +76,20 @@ fn requested_san(value: &Any) -> Option<Extension> {
     let extensions: Vec<Extension> = value.decode_as().ok()?;
     let san_oid: ObjectIdentifier = const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME;
     let ext = extensions.into_iter().find(|e| e.extn_id == san_oid)?;
-    // Only pass on a SAN that parses as GeneralNames; keep the requested criticality (RFC 5280
-    // wants it critical when the subject is empty).
-    SubjectAltName::from_der(ext.extn_value.as_bytes()).ok()?;
-    Some(ext)
+    // Only pass on a SAN that parses as GeneralNames of the kinds a device certificate names
+    // itself with: DNS, email, URI, IP address, or an otherName (Microsoft's UPN).
+    let san = SubjectAltName::from_der(ext.extn_value.as_bytes()).ok()?;
+    let allowed = san.0.iter().all(|n| {
+        matches!(
+            n,
+            GeneralName::DnsName(_)
+                | GeneralName::Rfc822Name(_)
+                | GeneralName::UniformResourceIdentifier(_)
+                | GeneralName::IpAddress(_)
+                | GeneralName::OtherName(_)
+        )
+    });
+    allowed.then_some(ext)
 }
 
 /// Bit length of the modulus of a PKCS#1 RSAPublicKey.

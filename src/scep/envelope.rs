@@ -19,10 +19,27 @@ use super::{ber, oids, FailInfo, Rejection};
 pub const UNDECRYPTABLE: Rejection = Rejection::new(FailInfo::BadMessageCheck, "cannot decrypt the request");
 
 /// Cipher policy for incoming envelopes.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy)]
 pub struct CipherPolicy {
     /// Accept single DES (off by default; RFC 8894 forbids it).
     pub allow_des: bool,
+    /// Secret of the implicit rejection: the key used when the content-encryption key does not
+    /// unwrap is HMAC(secret, encrypted key), so replaying a request gives the same answer
+    /// whether its RSA block was valid or not.
+    pub rejection_secret: [u8; 32],
+}
+
+impl std::fmt::Debug for CipherPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CipherPolicy").field("allow_des", &self.allow_des).finish_non_exhaustive()
+    }
+}
+
+/// The implicit-rejection key for an encrypted key: HMAC-SHA256(secret, encrypted key), as long
+/// as the cipher needs (at most 32 bytes).
+fn rejection_key(secret: &[u8; 32], encrypted_key: &[u8], len: usize) -> Vec<u8> {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    aws_lc_rs::hmac::sign(&key, encrypted_key).as_ref()[..len].to_vec()
 }
 
 /// The decrypted content of a request and the cipher it came with (the reply uses the same).
@@ -83,13 +100,13 @@ pub fn open(econtent: &[u8], identities: &[&Identity], policy: CipherPolicy) -> 
         .ok_or(Rejection::new(FailInfo::BadMessageCheck, "request is not encrypted to this CA"))?;
 
     // Implicit rejection: if the content-encryption key does not unwrap to a key of the right
-    // length, carry on with a random key, so every decryption failure takes the same path and
-    // gives the same answer as a wrong key would.
-    let key = identity
-        .key
-        .decrypt_pkcs1(ktri.enc_key.as_bytes())
-        .filter(|k| k.len() == cipher.key_len())
-        .unwrap_or_else(|| random_bytes(cipher.key_len()));
+    // length, carry on with a key derived from the encrypted key, so every decryption failure
+    // takes the same path and gives the same answer as a wrong key would. Both keys are
+    // computed every time. Everything that fails after this point must answer UNDECRYPTABLE,
+    // whatever the reason, or the answers become a padding oracle.
+    let enc_key = ktri.enc_key.as_bytes();
+    let fallback = rejection_key(&policy.rejection_secret, enc_key, cipher.key_len());
+    let key = identity.key.decrypt_pkcs1(enc_key).filter(|k| k.len() == cipher.key_len()).unwrap_or(fallback);
     let content = cipher.decrypt(&key, &iv, ciphertext).ok_or(UNDECRYPTABLE)?;
     Ok(Opened { content, cipher })
 }

@@ -111,6 +111,10 @@ pub fn decode(body: &[u8]) -> Result<PkiMessage, MalformedRequest> {
     let header =
         Header { message_type: MessageType::from_wire(&message_type_text), transaction_id, sender_nonce, reply };
     let message_digest = octets(oids::MESSAGE_DIGEST);
+    // RFC 5652 §5.3: the signed contentType attribute must name the eContentType.
+    let content_type_matches = first_value(attrs, oids::CONTENT_TYPE)
+        .and_then(|v| v.decode_as::<der::asn1::ObjectIdentifier>().ok())
+        .is_some_and(|oid| oid == sd.encap_content_info.econtent_type);
     // The signature covers the DER of the signed attributes with a SET tag (RFC 5652 §5.4):
     // take the client's own bytes rather than re-encoding them.
     let signed_attrs_der = ber::children(&si_der)
@@ -131,7 +135,7 @@ pub fn decode(body: &[u8]) -> Result<PkiMessage, MalformedRequest> {
         digest_alg,
         signed_attrs_der,
         signature: si.signature.as_bytes().to_vec(),
-        message_digest,
+        message_digest: message_digest.filter(|_| content_type_matches),
         econtent,
     })
 }

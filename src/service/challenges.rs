@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,14 +37,16 @@ enum Job {
 /// that does not find its challenge asks the writer to [`sync`](ChallengeWriter::sync) first.
 pub struct ChallengeWriter {
     queue: tokio::sync::mpsc::Sender<Job>,
-    failing: Arc<AtomicBool>,
+    /// Unix time of the last failed batch (0: none). Minting is refused for a second after
+    /// one, then tried again, so a transient store error does not disable minting for good.
+    failed_at: Arc<AtomicU64>,
 }
 
 impl ChallengeWriter {
     pub fn start(store: Arc<dyn Store>) -> ChallengeWriter {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(MAX_QUEUED);
-        let failing = Arc::new(AtomicBool::new(false));
-        let failing_flag = Arc::clone(&failing);
+        let failed_at = Arc::new(AtomicU64::new(0));
+        let failed_flag = Arc::clone(&failed_at);
         std::thread::Builder::new()
             .name("challenge-writer".into())
             .spawn(move || {
@@ -66,7 +68,7 @@ impl ChallengeWriter {
                         if let Err(e) = &result {
                             tracing::error!(error = %e, lost = rows.len(), "storing minted challenges failed");
                         }
-                        failing_flag.store(result.is_err(), Ordering::Release);
+                        failed_flag.store(if result.is_err() { scepd_ca::time::unix_now() } else { 0 }, Ordering::Release);
                     }
                     for done in syncs {
                         let _ = done.send(());
@@ -74,11 +76,12 @@ impl ChallengeWriter {
                 }
             })
             .expect("spawn the challenge writer");
-        ChallengeWriter { queue: tx, failing }
+        ChallengeWriter { queue: tx, failed_at }
     }
 
     async fn insert(&self, hash: ChallengeHash, record: ChallengeRecord) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::Acquire) {
+        let failed_at = self.failed_at.load(Ordering::Acquire);
+        if failed_at != 0 && scepd_ca::time::unix_now() <= failed_at {
             return Err(StoreError::Backend("the store refused the last challenges".into()));
         }
         let sent = self.queue.send(Job::Insert(hash, record)).await;
@@ -166,6 +169,7 @@ impl ScepService {
             redeemed_at: None,
         };
         let expires_at = record.expires_at;
+        self.metrics().challenges_minted.with_label_values(&[record.endpoint.as_str()]).inc();
         self.challenge_writer.insert(hash, record).await?;
         Ok(Minted { challenge, expires_at, ttl_seconds })
     }

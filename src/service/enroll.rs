@@ -59,12 +59,17 @@ pub(super) fn open_envelope(svc: &ScepService, message: &PkiMessage) -> Result<O
 /// Opens the envelope and reads the CSR.
 pub(super) fn open_csr(svc: &ScepService, message: &PkiMessage) -> Result<(Opened, Csr), Refusal> {
     let opened = open_envelope(svc, message)?;
-    let csr = csr::parse_and_verify(&opened.content).map_err(|r| {
-        // Content that decrypted but is no CSR gets the same answer as content that did not
-        // decrypt: a wrong key yields garbage, and that must not be distinguishable.
-        if r.fail_info == FailInfo::BadRequest { envelope::UNDECRYPTABLE } else { r }
-    })?;
+    let csr = csr::parse_and_verify(&opened.content).map_err(undecryptable)?;
     Ok((opened, csr))
+}
+
+/// Every failure after decryption gets the one answer a wrong key gets: content that does not
+/// parse, a CSR whose signature does not verify, a non-RSA key. Anything else would tell a
+/// padding-oracle attacker which guesses decrypted to well-padded bytes. The real reason goes
+/// to the log.
+pub(super) fn undecryptable(real: Rejection) -> Refusal {
+    tracing::info!(reason = real.text, "decrypted content refused");
+    envelope::UNDECRYPTABLE.into()
 }
 
 /// A retried transaction (same transactionID, same CSR) gets the same certificate again.
@@ -86,11 +91,10 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     if let Some(issued) = retried(svc, &transaction_id, &csr, &opened, signer)? {
         return Ok(issued);
     }
-    if csr.key_bits < svc.policy().min_key_bits {
-        return Err(Rejection::new(FailInfo::BadRequest, "RSA key too small").into());
-    }
     let now = scepd_ca::time::unix_now();
+    // The challenge first: a request refused later must not tell whether its challenge was good.
     let grant = check_challenge(svc, &csr, now)?;
+    check_csr(svc, &csr)?;
     // The device a challenge was bound to, else the configured CSR field.
     let device_id = match &grant {
         Grant::Dynamic(_, record) if record.device_id.is_some() => record.device_id.clone(),
@@ -120,6 +124,17 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     issue(svc, &csr, &plan, &opened, signer, now)
 }
 
+/// CSR policy: key size, and a name to issue to.
+pub(super) fn check_csr(svc: &ScepService, csr: &Csr) -> Result<(), Refusal> {
+    if csr.key_bits < svc.policy().min_key_bits {
+        return Err(Rejection::new(FailInfo::BadRequest, "RSA key too small").into());
+    }
+    if csr.subject.is_empty() && csr.subject_alt_name.is_none() {
+        return Err(Rejection::new(FailInfo::BadRequest, "the request names no subject").into());
+    }
+    Ok(())
+}
+
 /// What to issue, decided by the request's checks.
 pub(super) struct Plan {
     pub transaction_id: String,
@@ -141,7 +156,11 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
             serial,
             subject: csr.subject.clone(),
             public_key: csr.public_key.clone(),
-            subject_alt_name: csr.subject_alt_name.clone(),
+            // RFC 5280 §4.2.1.6: with an empty subject the SAN must be critical.
+            subject_alt_name: csr
+                .subject_alt_name
+                .clone()
+                .map(|san| x509_cert::ext::Extension { critical: san.critical || csr.subject.is_empty(), ..san }),
             // Back-date a little for clients whose clocks run slow.
             not_before: now.saturating_sub(300),
             validity_days: policy.cert_validity_days,
@@ -180,6 +199,12 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
             IssuanceOutcome::Stored { superseded, revoked } => {
                 if plan.insecure {
                     tracing::warn!(serial = %serial, "INSECURE: certificate issued without a challenge (--insecure-no-challenge)");
+                }
+                let metrics = svc.metrics();
+                metrics.issued.with_label_values(&[plan.kind]).inc();
+                metrics.revoked.with_label_values(&["superseded"]).inc_by(revoked.len() as u64);
+                if plan.redeems.is_some() {
+                    metrics.challenges_redeemed.inc();
                 }
                 if !superseded.is_empty() || !revoked.is_empty() {
                     tracing::info!(serial = %serial, superseded = ?superseded, revoked = ?revoked, "earlier certificates of the device replaced");
@@ -245,9 +270,6 @@ fn check_challenge(svc: &ScepService, csr: &Csr, now: u64) -> Result<Grant, Refu
             ChallengeState::Usable => return Ok(Grant::Dynamic(hash, record)),
         },
     };
-    if policy.insecure() {
-        return Ok(Grant::Insecure);
-    }
     Err(refuse(why))
 }
 

@@ -35,6 +35,7 @@ impl ScepService {
         let outcome = self.store().revoke(serial, reason.as_str(), scepd_ca::time::unix_now())?;
         if let RevokeOutcome::Revoked(r) = &outcome {
             tracing::info!(serial = %r.serial, reason = reason.as_str(), "certificate revoked");
+            self.metrics().revoked.with_label_values(&[reason.as_str()]).inc();
         }
         Ok(outcome)
     }
@@ -42,6 +43,7 @@ impl ScepService {
     pub fn revoke_device(&self, device_id: &str, reason: Reason) -> Result<Vec<String>, ServiceError> {
         let revoked = self.store().revoke_device(device_id, reason.as_str(), scepd_ca::time::unix_now())?;
         tracing::info!(device_id, count = revoked.len(), reason = reason.as_str(), "device revoked");
+        self.metrics().revoked.with_label_values(&[reason.as_str()]).inc_by(revoked.len() as u64);
         Ok(revoked)
     }
 
@@ -49,7 +51,38 @@ impl ScepService {
     pub fn revoke_due_superseded(&self) -> Result<Vec<String>, ServiceError> {
         let Some(after) = self.policy().lifecycle.revoke_superseded_after else { return Ok(Vec::new()) };
         let now = scepd_ca::time::unix_now();
-        Ok(self.store().revoke_superseded_before(now.saturating_sub(after), now)?)
+        let revoked = self.store().revoke_superseded_before(now.saturating_sub(after), now)?;
+        self.metrics().revoked.with_label_values(&["superseded"]).inc_by(revoked.len() as u64);
+        Ok(revoked)
+    }
+
+    /// Readiness: the store takes writes, the CA and RA keys sign, the current CRL is not past
+    /// its nextUpdate, the CA has not expired. Returns whether all hold and each check's result.
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let now = scepd_ca::time::unix_now();
+        let store = match self.store().ping() {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("failed: {e}"),
+        };
+        let authority = self.authority();
+        let keys = if authority.ca.key.sign_sha256(b"readyz").is_ok() && authority.recipient().key.sign_sha256(b"readyz").is_ok() {
+            "ok".to_string()
+        } else {
+            "failed: a key does not sign".to_string()
+        };
+        let crl = match self.current_crl() {
+            Some(c) if c.next_update > now => "ok".to_string(),
+            Some(c) => format!("stale: nextUpdate {} passed", crate::api::rfc3339(c.next_update)),
+            None => "not yet issued".to_string(),
+        };
+        let ca = if authority.ca.not_after() > now { "ok".to_string() } else { "expired".to_string() };
+        let ready = [&store, &keys, &crl, &ca].iter().all(|c| c.as_str() == "ok");
+        (ready, serde_json::json!({ "ready": ready, "checks": { "store": store, "keys": keys, "crl": crl, "ca": ca } }))
+    }
+
+    /// The CRL last built, without rebuilding it (for readiness and metrics).
+    pub fn current_crl(&self) -> Option<Arc<CrlSnapshot>> {
+        self.crl_cache.current.lock().expect("CRL cache").clone()
     }
 
     /// The current CRL, rebuilding it if it is stale.

@@ -21,6 +21,7 @@ use crate::scep::envelope::CipherPolicy;
 use crate::scep::request::{self, Header};
 use crate::scep::reply::{self, Outcome};
 use crate::scep::{caps, FailInfo, MalformedRequest, MessageType, Rejection};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// Issuance policy, from the configuration.
@@ -113,10 +114,15 @@ pub struct ScepService {
     challenge_writer: ChallengeWriter,
     credentials: CredentialCache,
     crl_cache: CrlCache,
+    metrics: Arc<Metrics>,
 }
 
 impl ScepService {
-    pub fn new(authority: Authority, store: Arc<dyn Store>, policy: Policy) -> Result<ScepService, ServiceError> {
+    pub fn new(authority: Authority, store: Arc<dyn Store>, policy: Policy, metrics: Arc<Metrics>) -> Result<ScepService, ServiceError> {
+        metrics.ca_not_after.with_label_values(&["ca"]).set(authority.ca.not_after() as f64);
+        if let Some(ra) = &authority.ra {
+            metrics.ca_not_after.with_label_values(&["ra"]).set(ra.not_after() as f64);
+        }
         let ca_cert_body = ca_cert_body(&authority)?;
         let challenge_writer = ChallengeWriter::start(Arc::clone(&store));
         Ok(ScepService {
@@ -127,6 +133,7 @@ impl ScepService {
             challenge_writer,
             credentials: CredentialCache::default(),
             crl_cache: CrlCache::default(),
+            metrics,
         })
     }
 
@@ -140,6 +147,24 @@ impl ScepService {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Refreshes the gauges that need the store (called by the maintenance loop).
+    pub fn refresh_gauges(&self) -> Result<(), ServiceError> {
+        let now = scepd_ca::time::unix_now();
+        let (active, soonest) = self.store.certificate_stats(now)?;
+        self.metrics.active.set(active as i64);
+        self.metrics.soonest_expiry.set(soonest.map_or(0.0, |s| s.saturating_sub(now) as f64));
+        self.metrics.challenges_outstanding.set(self.store.challenge_count()? as i64);
+        self.metrics.store_size.set(self.store.size_bytes() as i64);
+        if let Some(crl) = self.current_crl() {
+            self.metrics.crl_next_update.set(crl.next_update as f64);
+        }
+        Ok(())
     }
 
     pub fn ca_caps(&self) -> String {
@@ -171,7 +196,11 @@ impl ScepService {
                 r.issued_serial = Some(issued.serial).filter(|s| !s.is_empty());
                 r.kind = Some(issued.kind);
             }),
-            Err(enroll::Refusal::Rejected { rejection, challenge }) => self.reply(
+            Err(enroll::Refusal::Rejected { rejection, challenge }) => {
+                if let Some(reason) = challenge {
+                    self.metrics.challenge_rejections.with_label_values(&[reason]).inc();
+                }
+                self.reply(
                 &header,
                 &Outcome::Failure { fail_info: rejection.fail_info, text: rejection.text },
                 |r| {
@@ -179,7 +208,8 @@ impl ScepService {
                     r.fail_text = Some(rejection.text);
                     r.challenge_rejection = challenge;
                 },
-            ),
+            )
+            }
             Err(enroll::Refusal::Internal(e)) => Err(e),
         }
     }

@@ -3,7 +3,7 @@
 use der::{Decode, Sequence};
 use x509_cert::name::Name;
 
-use super::enroll::{open_envelope, parse_serial, seal, Issued, Refusal};
+use super::enroll::{open_envelope, parse_serial, seal, undecryptable, Issued, Refusal};
 use super::ScepService;
 use crate::scep::asn1::IssuerAndSerial;
 use crate::scep::request::{PkiMessage, SignerCert};
@@ -19,7 +19,8 @@ struct IssuerAndSubject {
 const UNKNOWN_CERT: Rejection = Rejection::new(FailInfo::BadCertId, "no such certificate");
 
 fn issuer_and_serial(content: &[u8]) -> Result<IssuerAndSerial, Refusal> {
-    Ok(IssuerAndSerial::from_der(content).map_err(|_| Rejection::new(FailInfo::BadRequest, "messageData is not an IssuerAndSerialNumber"))?)
+    IssuerAndSerial::from_der(content)
+        .map_err(|_| undecryptable(Rejection::new(FailInfo::BadRequest, "messageData is not an IssuerAndSerialNumber")))
 }
 
 /// GetCert: a certificate this CA issued, by issuer and serial.
@@ -51,7 +52,8 @@ pub(super) fn get_crl(svc: &ScepService, message: &PkiMessage, signer: &SignerCe
 /// or nothing.
 pub(super) fn cert_poll(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
     let opened = open_envelope(svc, message)?;
-    IssuerAndSubject::from_der(&opened.content).map_err(|_| Rejection::new(FailInfo::BadRequest, "messageData is not an IssuerAndSubject"))?;
+    IssuerAndSubject::from_der(&opened.content)
+        .map_err(|_| undecryptable(Rejection::new(FailInfo::BadRequest, "messageData is not an IssuerAndSubject")))?;
     let record = svc.store().find_by_transaction(&message.header.transaction_id_text())?.ok_or(UNKNOWN_CERT)?;
     let (_, der) = svc.store().certificate(&parse_serial(&record.serial)?)?.ok_or(UNKNOWN_CERT)?;
     seal(&der, record.serial, "poll", &opened, signer)

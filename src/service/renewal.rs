@@ -23,10 +23,13 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
         return Err(unknown.into());
     }
     let now = scepd_ca::time::unix_now();
+    // Only the device's current certificate renews: a superseded one renewing would supersede
+    // the current one in turn.
     match old.status_at(now) {
         CertStatus::Revoked => return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew is revoked").into()),
         CertStatus::Expired => return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew has expired").into()),
-        CertStatus::Active | CertStatus::Superseded => {}
+        CertStatus::Superseded => return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew is superseded").into()),
+        CertStatus::Active => {}
     }
     let lifecycle = &svc.policy().lifecycle;
     let lifetime = old.not_after.saturating_sub(old.not_before);
@@ -34,10 +37,18 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
     if now < window_opens {
         return Err(Rejection::new(FailInfo::BadRequest, "outside the renewal window").into());
     }
-    if csr.key_bits < svc.policy().min_key_bits {
-        return Err(Rejection::new(FailInfo::BadRequest, "RSA key too small").into());
-    }
+    super::enroll::check_csr(svc, &csr)?;
     let old_cert: scepd_ca::Certificate = der::Decode::from_der(&old_der).map_err(super::ServiceError::from)?;
+    // A renewal renews an identity; it does not change it (no challenge authorizes a new one).
+    let old_tbs = old_cert.tbs_certificate();
+    let old_san = old_tbs
+        .extensions()
+        .and_then(|exts| exts.iter().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME))
+        .map(|e| e.extn_value.as_bytes().to_vec());
+    let new_san = csr.subject_alt_name.as_ref().map(|e| e.extn_value.as_bytes().to_vec());
+    if *old_tbs.subject() != csr.subject || old_san != new_san {
+        return Err(Rejection::new(FailInfo::BadRequest, "a renewal must keep the subject and subjectAltName").into());
+    }
     if !lifecycle.allow_key_reuse && *old_cert.tbs_certificate().subject_public_key_info() == csr.public_key {
         return Err(Rejection::new(FailInfo::BadRequest, "renewal needs a new key").into());
     }

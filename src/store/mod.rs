@@ -86,6 +86,16 @@ pub trait Store: Send + Sync {
     /// The next CRL number, durably: numbers never repeat or go back.
     fn next_crl_number(&self) -> Result<u64, StoreError>;
 
+    /// Active certificates as of `now` and the soonest notAfter among them (a scan: for the
+    /// metrics, off the request path).
+    fn certificate_stats(&self, now: u64) -> Result<(u64, Option<u64>), StoreError>;
+
+    /// Size of the store's file in bytes (0 for a networked store).
+    fn size_bytes(&self) -> u64;
+
+    /// Proves the store takes writes (an empty write transaction, not made durable).
+    fn ping(&self) -> Result<(), StoreError>;
+
     /// Makes every earlier commit durable.
     fn flush(&self) -> Result<(), StoreError>;
 }

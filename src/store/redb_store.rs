@@ -48,6 +48,7 @@ pub const SCHEMA_VERSION: u64 = 1;
 
 pub struct RedbStore {
     db: Database,
+    path: std::path::PathBuf,
     /// Set by a commit made without fsync; cleared by [`Store::flush`].
     unflushed: AtomicBool,
 }
@@ -83,11 +84,7 @@ impl RedbStore {
         let txn = db.begin_write().map_err(backend)?;
         {
             let mut meta = txn.open_table(META).map_err(backend)?;
-            let found = meta.get("schema_version").map_err(backend)?.map(|v| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&v.value()[..8.min(v.value().len())]);
-                u64::from_be_bytes(b)
-            });
+            let found = meta.get("schema_version").map_err(backend)?.map(|v| be_u64(v.value()));
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
                     return Err(StoreError::SchemaTooNew { found: v, supported: SCHEMA_VERSION })
@@ -109,7 +106,7 @@ impl RedbStore {
             txn.open_table(SUPERSEDED).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
-        Ok(RedbStore { db, unflushed: AtomicBool::new(false) })
+        Ok(RedbStore { db, path: path.to_path_buf(), unflushed: AtomicBool::new(false) })
     }
 }
 
@@ -374,6 +371,33 @@ impl Store for RedbStore {
         let next = bump(&txn, "crl_number")?;
         txn.commit().map_err(backend)?;
         Ok(next)
+    }
+
+    fn certificate_stats(&self, now: u64) -> Result<(u64, Option<u64>), StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let certs = txn.open_table(CERTS).map_err(backend)?;
+        let (mut active, mut soonest) = (0u64, None::<u64>);
+        for entry in certs.iter().map_err(backend)? {
+            let (_, v) = entry.map_err(backend)?;
+            let r = decode_record(v.value())?;
+            if r.status_at(now) == CertStatus::Active {
+                active += 1;
+                soonest = Some(soonest.map_or(r.not_after, |s| s.min(r.not_after)));
+            }
+        }
+        Ok((active, soonest))
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(Durability::None).map_err(backend)?;
+        txn.commit().map_err(backend)?;
+        self.unflushed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn size_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

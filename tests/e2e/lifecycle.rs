@@ -183,6 +183,10 @@ fn renewal_req_window_key_and_signer_checks() {
     let holder = holder_of(&cert1, &original.key_pem());
     let next = Requester::new(KeyBits::Rsa2048);
 
+    // A renewal keeps the identity: another subject is refused.
+    let rep = renew(&server, &holder, &Requester::new(KeyBits::Rsa2048).csr("CN=someone-else", None));
+    assert_failure(&rep, "2");
+    assert_eq!(rep.header.reply.fail_info_text.as_deref(), Some("a renewal must keep the subject and subjectAltName"));
     // The same key again is refused (allow_key_reuse is off).
     assert_failure(&renew(&server, &holder, &original.csr("CN=renewing-device", None)), "2");
     // A new key, no challenge needed: renewed, same device, the old one superseded.
@@ -193,8 +197,11 @@ fn renewal_req_window_key_and_signer_checks() {
     assert_eq!(certs[0]["kind"], "renewal");
     assert_eq!(certs[1]["status"], "superseded");
 
-    // Revoked signer → refused.
     let cert2 = rep.certificates[0].clone();
+    // The superseded certificate cannot renew (it would supersede the current one).
+    let again = renew(&server, &holder, &Requester::new(KeyBits::Rsa2048).csr("CN=renewing-device", None));
+    assert_eq!(again.header.reply.fail_info_text.as_deref(), Some("the certificate to renew is superseded"));
+    // Revoked signer → refused.
     let holder2 = holder_of(&cert2, &next.key_pem());
     let serial2 = certs[0]["serial"].as_str().unwrap();
     assert!(server.cli(&["cert", "revoke", serial2]).status.success());

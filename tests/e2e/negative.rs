@@ -5,6 +5,7 @@ use der::{Decode, Encode};
 use scepd::scep::cipher::ContentCipher;
 use scepd::scep::client::signer_cert_of;
 use scepd::scep::envelope;
+use scepd::scep::MessageType;
 use scepd_ca::KeyBits;
 
 use crate::support::requester::{recipient, Opts};
@@ -114,6 +115,19 @@ fn tampering_and_undecryptable_envelopes() {
         let rep = requester.post(&server.scep_url(), &requester.sign_envelope(&env, &Opts::default()));
         assert_failure(&rep, "1", "cannot decrypt the request");
     }
+
+    // No padding oracle through the other message types or the CSR checks either: well-padded
+    // content that is not what the message type wants, and a CSR whose self-signature is
+    // broken, get the very answer a bad padding gets.
+    for message_type in [MessageType::GetCert, MessageType::GetCrl, MessageType::CertPoll, MessageType::PkcsReq] {
+        let garbage = envelope::seal(b"well padded, meaningless", ContentCipher::Aes128Cbc, &target).unwrap();
+        let rep = requester.post(&server.scep_url(), &requester.sign_envelope(&garbage, &Opts { message_type, ..Default::default() }));
+        assert_failure(&rep, "1", "cannot decrypt the request");
+    }
+    let mut bad_csr = csr.clone();
+    *bad_csr.last_mut().unwrap() ^= 1; // the CSR's own signature
+    let rep = requester.post(&server.scep_url(), &requester.message(&bad_csr, &ra, &Opts::default()));
+    assert_failure(&rep, "1", "cannot decrypt the request");
 
     // An envelope for another recipient.
     let other = Requester::new(KeyBits::Rsa2048);
