@@ -23,6 +23,7 @@ pub struct Metrics {
     pub store_size: IntGauge,
     pub in_flight: IntGauge,
     pub auth_failures: IntCounterVec,
+    pub ready: IntGauge,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -88,6 +89,7 @@ impl Metrics {
             crl_next_update: gauge(&r, "scepd_crl_next_update_timestamp_seconds", "nextUpdate of the current CRL."),
             store_size: int_gauge(&r, "scepd_store_size_bytes", "Size of the embedded store file."),
             in_flight: int_gauge(&r, "scepd_http_requests_in_flight", "HTTP requests being served."),
+            ready: int_gauge(&r, "scepd_ready", "1 when every readiness check passes (see /readyz)."),
             auth_failures: counter_vec(&r, "scepd_auth_failures_total", "Failed authentications, by endpoint.", &["endpoint"]),
             registry: r,
         }

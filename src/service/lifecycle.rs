@@ -77,6 +77,7 @@ impl ScepService {
         };
         let ca = if authority.ca.not_after() > now { "ok".to_string() } else { "expired".to_string() };
         let ready = [&store, &keys, &crl, &ca].iter().all(|c| c.as_str() == "ok");
+        self.metrics().ready.set(i64::from(ready));
         (ready, serde_json::json!({ "ready": ready, "checks": { "store": store, "keys": keys, "crl": crl, "ca": ca } }))
     }
 

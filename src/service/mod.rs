@@ -164,6 +164,7 @@ impl ScepService {
         if let Some(crl) = self.current_crl() {
             self.metrics.crl_next_update.set(crl.next_update as f64);
         }
+        self.readiness();
         Ok(())
     }
 

@@ -10,4 +10,5 @@ mod clients;
 mod concurrency;
 mod lifecycle;
 mod negative;
+mod operations;
 mod wire;

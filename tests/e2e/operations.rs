@@ -1,0 +1,259 @@
+//! Operations: metrics (checked with promtool), JSON logs without secrets, readiness, graceful
+//! shutdown, config check, the Apple profile (parsed with Python's plistlib), deploy files
+//! (systemd-analyze, promtool).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+
+use scepd_ca::KeyBits;
+
+use crate::support::requester::{recipient, Opts};
+use crate::support::server::BIN;
+use crate::support::{http, Requester, Server};
+
+const CHALLENGE: &str = "operations-challenge-value";
+
+fn metric(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line_prefix} not in metrics"))
+}
+
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Runs a checking tool if it is installed (Debian packages `prometheus`, `systemd`); CI
+/// installs both.
+fn tool(name: &str) -> Option<Command> {
+    Command::new("sh").args(["-c", &format!("command -v {name}")]).output().ok().filter(|o| o.status.success()).map(|_| Command::new(name))
+}
+
+#[test]
+fn metrics_change_with_enrollment_challenge_failure_and_revocation_and_pass_promtool() {
+    let server = Server::start(&["--static-challenge", CHALLENGE, "--log-format", "json"]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=metrics", Some(CHALLENGE)), &ra, &Opts::default()));
+    let serial = serial_hex(&rep.certificates[0]);
+    requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=metrics-bad", Some("WrongChallenge0000000000")), &ra, &Opts::default()));
+    assert!(server.cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"]).status.success());
+    let token = std::fs::read_to_string(server.data().join("admin.token")).unwrap();
+    let text = http::get(&format!("{}/metrics", server.base)).unwrap().text();
+    assert_eq!(metric(&text, "scepd_certificates_issued_total{kind=\"new\"}"), 1.0);
+    assert_eq!(metric(&text, "scepd_challenge_rejections_total{reason=\"unknown\"}"), 1.0);
+    assert_eq!(metric(&text, "scepd_certificates_revoked_total{reason=\"keyCompromise\"}"), 1.0);
+    assert_eq!(metric(&text, "scepd_scep_requests_total{fail_info=\"\",message_type=\"PKCSReq\",operation=\"PKIOperation\",status=\"SUCCESS\"}"), 1.0);
+    assert_eq!(metric(&text, "scepd_scep_requests_total{fail_info=\"badRequest\",message_type=\"PKCSReq\",operation=\"PKIOperation\",status=\"FAILURE\"}"), 1.0);
+    for name in ["scepd_scep_request_duration_seconds_bucket", "scepd_build_info", "scepd_ca_certificate_not_after_timestamp_seconds{cert=\"ra\"}",
+        "scepd_http_requests_in_flight", "process_resident_memory_bytes", "scepd_store_size_bytes", "scepd_certificates_active"] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    for secret in [CHALLENGE, token.trim()] {
+        assert!(!text.contains(secret));
+    }
+    if let Some(mut promtool) = tool("promtool") {
+        let mut child = promtool.args(["check", "metrics"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    } else {
+        eprintln!("promtool not installed: metrics lint skipped");
+    }
+    // JSON logs: every line an object; request spans carry the SCEP fields; no secret.
+    let log = server.log_text();
+    let mut saw_pki = false;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["message"] == "PKIOperation" && v["status"] == "SUCCESS" {
+            saw_pki = v["transaction_id"].is_string() && v["message_type"] == "PKCSReq" && v["span"]["client"].is_string() && v["span"]["id"].is_number();
+        }
+    }
+    assert!(saw_pki, "no structured PKIOperation line:\n{log}");
+    for secret in [CHALLENGE, "WrongChallenge0000000000", token.trim()] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+}
+
+fn serial_hex(der: &[u8]) -> String {
+    let cert: x509_cert::Certificate = der::Decode::from_der(der).unwrap();
+    hex::encode_upper(cert.tbs_certificate().serial_number().as_bytes())
+}
+
+#[test]
+fn readyz_flips_to_503_when_the_crl_is_stale() {
+    let server = Server::start(&["--crl-next-update", "2s", "--challenge-sweep-interval", "3600"]);
+    let ready = |s: &Server| http::get(&format!("{}/readyz", s.base)).unwrap();
+    // The first maintenance pass issues the CRL.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ready(&server).status != 200 {
+        assert!(std::time::Instant::now() < deadline, "{}", ready(&server).text());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let stale = ready(&server);
+    assert_eq!(stale.status, 503);
+    let body: serde_json::Value = serde_json::from_slice(&stale.body).unwrap();
+    assert_eq!(body["ready"], false);
+    assert!(body["checks"]["crl"].as_str().unwrap().starts_with("stale"), "{body}");
+    assert_eq!(body["checks"]["store"], "ok");
+    // Fetching the CRL renews it; ready again.
+    assert_eq!(http::get(&format!("{}/crl", server.base)).unwrap().status, 200);
+    assert_eq!(ready(&server).status, 200);
+    assert_eq!(http::get(&format!("{}/healthz", server.base)).unwrap().status, 200);
+}
+
+#[test]
+fn graceful_shutdown_finishes_an_in_flight_enrollment() {
+    let mut server = Server::start(&["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let message = requester.message(&requester.csr("CN=in-flight", Some(CHALLENGE)), &ra, &Opts::default());
+    let host = server.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    write!(stream, "POST /scep?operation=PKIOperation HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", message.len()).unwrap();
+    stream.write_all(&message[..message.len() / 2]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = server.pid();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // New connections are refused once shutdown began…
+    assert!(std::net::TcpStream::connect(&host).is_err(), "still accepting after SIGTERM");
+    // …but the request in flight completes.
+    stream.write_all(&message[message.len() / 2..]).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw[..end]));
+    let rep = requester.read(&raw[end + 4..]);
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"));
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(server.log_text().contains("scepd stopped"));
+}
+
+#[test]
+fn config_check_redacts_secrets_and_rejects_bad_files() {
+    let out = Command::new(BIN).args(["config", "check", "--config", repo("deploy/scepd.toml").to_str().unwrap(), "--static-challenge", "hide-me"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("static_challenge = \"<redacted>\"") && !text.contains("hide-me"), "{text}");
+    assert!(text.contains("min_key_bits = 2048"));
+    // The printed configuration is itself a valid file.
+    let dir = tempfile::tempdir().unwrap();
+    let printed = dir.path().join("printed.toml");
+    std::fs::write(&printed, text.replace("\"<redacted>\"", "\"x\"")).unwrap();
+    assert!(Command::new(BIN).args(["config", "check", "--config", printed.to_str().unwrap()]).status().unwrap().success());
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "renewal_window = 150\n").unwrap();
+    let out = Command::new(BIN).args(["config", "check", "--config", bad.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("renewal_window"));
+    // Environment beats the file, flags beat the environment.
+    let out = Command::new(BIN).args(["config", "check", "--config", repo("deploy/scepd.toml").to_str().unwrap()]).env("SCEPD_MIN_KEY_BITS", "3072").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("min_key_bits = 3072"));
+    let out = Command::new(BIN).args(["config", "check", "--min-key-bits", "4096"]).env("SCEPD_MIN_KEY_BITS", "3072").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("min_key_bits = 4096"));
+}
+
+/// Checks a generated profile with Python's plistlib: every key, type and value.
+const PLIST_CHECK: &str = r#"
+import plistlib, sys, hashlib, json
+p = plistlib.load(open(sys.argv[1], 'rb'))
+ca = open(sys.argv[2], 'rb').read()
+expect = json.loads(sys.argv[3])
+assert p['PayloadType'] == 'Configuration' and p['PayloadVersion'] == 1 and p['PayloadScope'] == 'System', p
+uuids = [p['PayloadUUID']] + [x['PayloadUUID'] for x in p['PayloadContent']]
+assert len(set(uuids)) == len(uuids), 'PayloadUUIDs must be unique'
+roots = [x for x in p['PayloadContent'] if x['PayloadType'] == 'com.apple.security.root']
+assert roots and roots[0]['PayloadContent'] == ca, 'root payload carries the CA'
+scep = [x for x in p['PayloadContent'] if x['PayloadType'] == 'com.apple.security.scep'][0]
+c = scep['PayloadContent']
+assert c['URL'] == expect['url'], c['URL']
+assert c['Name'] == 'scepd'
+assert c['Subject'] == expect['subject'], c['Subject']
+assert c.get('Challenge') == expect['challenge'], c.get('Challenge')
+assert c['Keysize'] == 2048 and isinstance(c['Keysize'], int)
+assert c['Key Type'] == 'RSA' and c['Key Usage'] == 1
+assert c['CAFingerprint'] == hashlib.sha256(ca).digest()
+assert c['AllowAllAppsAccess'] is True and c['KeyIsExtractable'] is False
+print('profile ok')
+"#;
+
+#[test]
+fn profile_generator_output_parses_with_plistlib() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_der = http::get(&format!("{}/ca.crt", server.base)).unwrap().body;
+    let ca_path = dir.path().join("ca.der");
+    std::fs::write(&ca_path, &ca_der).unwrap();
+    let cases = [
+        (vec!["--challenge", "static-one"], serde_json::json!("static-one")),
+        (vec!["--mint"], serde_json::Value::Null),
+    ];
+    for (extra, challenge) in cases {
+        let mut args = vec!["profile", "--url", "https://scep.example.test/scep", "--subject", "CN=$COMPUTERNAME managementAttestation $UDID,O=Example"];
+        args.extend(extra.iter().copied());
+        let out = server.cli(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let path = dir.path().join("scep.mobileconfig");
+        std::fs::write(&path, &out.stdout).unwrap();
+        let minted;
+        let challenge = if challenge.is_null() {
+            // A freshly minted one-time challenge: 22 alphanumerics.
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let start = text.find("<key>Challenge</key>").unwrap();
+            let value = text[start..].split("<string>").nth(1).unwrap().split("</string>").next().unwrap().to_string();
+            assert_eq!(value.len(), 22);
+            minted = serde_json::json!(value);
+            &minted
+        } else {
+            &challenge
+        };
+        let expect = serde_json::json!({
+            "url": "https://scep.example.test/scep",
+            "subject": [[["O", "Example"]], [["CN", "$COMPUTERNAME managementAttestation $UDID"]]],
+            "challenge": challenge,
+        });
+        let check = Command::new("python3").args(["-c", PLIST_CHECK, path.to_str().unwrap(), ca_path.to_str().unwrap(), &expect.to_string()]).output().expect("python3");
+        assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    }
+}
+
+#[test]
+fn deploy_files_pass_their_linters() {
+    if let Some(mut promtool) = tool("promtool") {
+        let out = promtool.args(["check", "config", repo("deploy/prometheus/prometheus.yml").to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("promtool").args(["check", "rules", repo("deploy/prometheus/scepd-rules.yml").to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        let rules = std::fs::read_to_string(repo("deploy/prometheus/scepd-rules.yml")).unwrap();
+        for alert in ["CaCertificateExpiringSoon", "CrlStale", "ScepFailureRatioHigh", "ChallengeRejectionSpike", "NotReady"] {
+            assert!(rules.contains(alert), "{alert}");
+        }
+    } else {
+        eprintln!("promtool not installed: prometheus files not checked");
+    }
+    if tool("systemd-analyze").is_some() {
+        // verify wants the ExecStart binary to exist: point it at the one just built.
+        let dir = tempfile::tempdir().unwrap();
+        let unit = std::fs::read_to_string(repo("deploy/systemd/scepd.service")).unwrap().replace("/usr/local/bin/scepd", BIN);
+        let path = dir.path().join("scepd.service");
+        std::fs::write(&path, unit).unwrap();
+        let out = Command::new("systemd-analyze").args(["verify", path.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    } else {
+        eprintln!("systemd-analyze not installed: unit not verified");
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo("deploy/grafana/scepd.json")).unwrap()).unwrap();
+    let exprs: Vec<String> = dashboard["panels"].as_array().unwrap().iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string())).collect();
+    for m in ["scepd_scep_requests_total", "scepd_certificates_issued_total", "scepd_challenges_minted_total", "scepd_crl_next_update_timestamp_seconds"] {
+        assert!(exprs.iter().any(|e| e.contains(m)), "dashboard lacks {m}");
+    }
+    let dockerfile = std::fs::read_to_string(repo("deploy/container/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("USER scepd") && dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/healthz"));
+}
