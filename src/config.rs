@@ -47,6 +47,19 @@ pub struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, env = "SCEPD_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// HTTPS listen address (needs --tls-cert and --tls-key; re-read on SIGHUP).
+    #[arg(long, env = "SCEPD_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the HTTPS listener.
+    #[arg(long, env = "SCEPD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the HTTPS listener.
+    #[arg(long, env = "SCEPD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the admin and challenge APIs only over HTTPS (plain HTTP from loopback still works,
+    /// for the local CLI).
+    #[arg(long, env = "SCEPD_ADMIN_TLS_ONLY", num_args = 0..=1, default_missing_value = "true")]
+    pub admin_tls_only: Option<bool>,
     /// A separate listener serving only /metrics.
     #[arg(long, env = "SCEPD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -136,6 +149,10 @@ pub struct Config {
     pub data: PathBuf,
     pub listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub admin_tls_only: bool,
     /// When not set, `http://` + the address actually bound.
     pub public_url: Option<String>,
     #[serde(serialize_with = "redact")]
@@ -225,6 +242,16 @@ impl Config {
         if challenge_ttl == 0 || challenge_ttl > challenge_max_ttl {
             return Err(ConfigError::Invalid("challenge_ttl must be between 1 and challenge_max_ttl".into()));
         }
+        let tls_listen = args.tls_listen.or(file.tls_listen);
+        let tls_cert = args.tls_cert.clone().or(file.tls_cert);
+        let tls_key = args.tls_key.clone().or(file.tls_key);
+        if tls_listen.is_some() && (tls_cert.is_none() || tls_key.is_none()) {
+            return Err(ConfigError::Invalid("tls_listen needs tls_cert and tls_key".into()));
+        }
+        let admin_tls_only = args.admin_tls_only.or(file.admin_tls_only).unwrap_or(false);
+        if admin_tls_only && tls_listen.is_none() {
+            return Err(ConfigError::Invalid("admin_tls_only needs tls_listen".into()));
+        }
         let renewal_window = args.renewal_window.or(file.renewal_window).unwrap_or(33);
         if !(1..=100).contains(&renewal_window) {
             return Err(ConfigError::Invalid("renewal_window is a percentage, 1 to 100".into()));
@@ -255,6 +282,10 @@ impl Config {
             challenge_sweep_interval: args.challenge_sweep_interval.or(file.challenge_sweep_interval).unwrap_or(60).max(1),
             auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute).unwrap_or(10),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            tls_listen,
+            tls_cert,
+            tls_key,
+            admin_tls_only,
             data: args.data.clone().or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
             listen,
             public_url,

@@ -62,7 +62,13 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let ca_subject = authority.ca.subject().to_string();
     let metrics = Arc::new(Metrics::new());
     let service = Arc::new(ScepService::new(authority, store, policy, metrics)?);
-    let state = Arc::new(AppState::new(service.clone(), &dir.admin_token()?, config.max_body_bytes, config.auth_failures_per_minute));
+    let state = Arc::new(AppState::new(
+        service.clone(),
+        &dir.admin_token()?,
+        config.max_body_bytes,
+        config.auth_failures_per_minute,
+        config.admin_tls_only,
+    ));
     tokio::spawn(maintenance(service.clone(), std::time::Duration::from_secs(config.challenge_sweep_interval)));
 
     dir.write_secret("admin.url", http::local_url(local).as_bytes())?;
@@ -78,18 +84,35 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         let metrics_listener = TcpListener::bind(addr).await?;
         tracing::info!(listen = %metrics_listener.local_addr()?, "metrics listener");
         let (state, mut stop) = (state.clone(), stop_rx.clone());
-        tokio::spawn(http::serve(metrics_listener, state, http::Routes::MetricsOnly, async move {
+        tokio::spawn(http::serve(metrics_listener, state, http::Routes::MetricsOnly, http::Transport::Plain, async move {
             let _ = stop.changed().await;
         }));
     }
+    let mut tls_server = None;
+    if let (Some(addr), Some(cert), Some(key)) = (config.tls_listen, &config.tls_cert, &config.tls_key) {
+        let reloadable = Arc::new(http::tls::ReloadableCert::new(cert, key)?);
+        let acceptor = tokio_rustls::TlsAcceptor::from(reloadable.server_config()?);
+        let tls_listener = TcpListener::bind(addr).await?;
+        let tls_local = tls_listener.local_addr()?;
+        dir.write_secret("tls.url", format!("https://{tls_local}").as_bytes())?;
+        tracing::info!(listen = %tls_local, "HTTPS listener");
+        tokio::spawn(reload_on_sighup(Arc::clone(&reloadable)));
+        let (state, mut stop) = (state.clone(), stop_rx.clone());
+        tls_server = Some(tokio::spawn(http::serve(tls_listener, state, http::Routes::All, http::Transport::Tls(acceptor), async move {
+            let _ = stop.changed().await;
+        })));
+    }
     let mut stop = stop_rx.clone();
-    let main = tokio::spawn(http::serve(listener, state, http::Routes::All, async move {
+    let main = tokio::spawn(http::serve(listener, state, http::Routes::All, http::Transport::Plain, async move {
         let _ = stop.changed().await;
     }));
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(true);
     let _ = main.await;
+    if let Some(tls) = tls_server {
+        let _ = tls.await;
+    }
     // Make minted challenges durable before exiting.
     let flushed = tokio::task::spawn_blocking(move || {
         service.sync_challenges();
@@ -140,6 +163,18 @@ async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration
             Ok(Ok(Some(n))) if n > 0 => tracing::info!(swept = n, "expired challenges swept"),
             Ok(Err(e)) => tracing::error!(error = %e, "store maintenance failed"),
             _ => {}
+        }
+    }
+}
+
+/// SIGHUP re-reads the HTTPS certificate and key.
+async fn reload_on_sighup(cert: Arc<http::tls::ReloadableCert>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match cert.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
         }
     }
 }

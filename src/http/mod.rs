@@ -10,6 +10,7 @@ mod ratelimit;
 mod response;
 mod router;
 mod scep;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,11 +38,19 @@ pub struct AppState {
     pub signing_permits: Semaphore,
     /// Failed MDM/admin authentications per source address.
     pub auth_failures: ratelimit::FailureLimiter,
+    /// Refuse the admin and challenge APIs over plain HTTP (except from loopback).
+    pub admin_tls_only: bool,
     next_request_id: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(service: Arc<ScepService>, admin_token: &str, max_body_bytes: usize, auth_failures_per_minute: u32) -> AppState {
+    pub fn new(
+        service: Arc<ScepService>,
+        admin_token: &str,
+        max_body_bytes: usize,
+        auth_failures_per_minute: u32,
+        admin_tls_only: bool,
+    ) -> AppState {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         AppState {
             service,
@@ -49,6 +58,7 @@ impl AppState {
             max_body_bytes,
             signing_permits: Semaphore::new(cores),
             auth_failures: ratelimit::FailureLimiter::new(auth_failures_per_minute),
+            admin_tls_only,
             next_request_id: AtomicU64::new(1),
         }
     }
@@ -76,12 +86,29 @@ pub enum Routes {
     MetricsOnly,
 }
 
+/// Whether a listener speaks TLS.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+/// How long a client gets to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Accepts connections until `shutdown` resolves, then stops accepting and lets in-flight
 /// requests finish (bounded by `SHUTDOWN_GRACE`).
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, routes: Routes, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    routes: Routes,
+    transport: Transport,
+    shutdown: impl Future<Output = ()>,
+) {
+    let secure = matches!(transport, Transport::Tls(_));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -101,23 +128,40 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, routes: Routes, 
             let state = state.clone();
             async move {
                 Ok::<_, Infallible>(match routes {
-                    Routes::All => router::route(&state, req, peer).await,
+                    Routes::All => router::route(&state, req, peer, secure).await,
                     Routes::MetricsOnly if req.uri().path() == "/metrics" => router::metrics_response(&state),
                     Routes::MetricsOnly => response::text(hyper::StatusCode::NOT_FOUND, "not found"),
                 })
             }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+        match &transport {
+            Transport::Plain => {
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Transport::Tls(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        _ => {
+                            tracing::debug!(%peer, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(tls), svc)).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {

@@ -16,14 +16,23 @@ fn is_scep_path(path: &str) -> bool {
     path == "/scep" || path.starts_with("/scep/") || path == "/cgi-bin/pkiclient.exe"
 }
 
-pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+/// Whether `admin_tls_only` refuses this request: the admin and challenge APIs over plain
+/// HTTP, except from loopback (the local CLI).
+fn refused_over_plain_http(admin_tls_only: bool, secure: bool, path: &str, peer: std::net::IpAddr) -> bool {
+    let api = path.starts_with("/api/") || path.starts_with("/certsrv/");
+    admin_tls_only && !secure && api && !peer.is_loopback()
+}
+
+pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response<Body> {
     let id = state.request_id();
     let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), client = %peer);
     let started = Instant::now();
     let _in_flight = InFlight::new(&state.service.metrics().in_flight);
     async move {
         let path = req.uri().path().to_string();
-        let resp = if is_scep_path(&path) {
+        let resp = if refused_over_plain_http(state.admin_tls_only, secure, &path, peer.ip()) {
+            response::text(StatusCode::FORBIDDEN, "this API is served over HTTPS only")
+        } else if is_scep_path(&path) {
             scep::handle(state, req).await
         } else {
             match (req.method(), path.as_str()) {
@@ -76,5 +85,22 @@ async fn readyz(state: &AppState) -> Response<Body> {
         Ok((true, body)) => response::json(StatusCode::OK, &body),
         Ok((false, body)) => response::json(StatusCode::SERVICE_UNAVAILABLE, &body),
         Err(_) => response::json_error(StatusCode::SERVICE_UNAVAILABLE, "readiness check failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_over_plain_http as refused;
+
+    #[test]
+    fn admin_tls_only_keeps_the_apis_off_plain_http_except_loopback() {
+        let remote = "192.0.2.7".parse().unwrap();
+        let local = "127.0.0.1".parse().unwrap();
+        assert!(refused(true, false, "/api/v1/challenges", remote));
+        assert!(refused(true, false, "/certsrv/mscep_admin/", remote));
+        assert!(!refused(true, true, "/api/v1/challenges", remote), "over TLS");
+        assert!(!refused(true, false, "/api/v1/challenges", local), "the local CLI");
+        assert!(!refused(true, false, "/scep", remote), "SCEP stays on plain HTTP");
+        assert!(!refused(false, false, "/api/v1/challenges", remote));
     }
 }

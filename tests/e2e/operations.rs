@@ -257,3 +257,75 @@ fn deploy_files_pass_their_linters() {
     let dockerfile = std::fs::read_to_string(repo("deploy/container/Dockerfile")).unwrap();
     assert!(dockerfile.contains("USER scepd") && dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/healthz"));
 }
+
+/// A python TLS client: one keep-alive connection across the reload, then a new one.
+const TLS_CLIENT: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+host, port = sys.argv[1].rsplit(':', 1)
+def get(conn, path):
+    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    data = b''
+    while b'\r\n\r\n' not in data:
+        data += conn.recv(4096)
+    head, _, body = data.partition(b'\r\n\r\n')
+    length = int([l.split(b':')[1] for l in head.split(b'\r\n') if l.lower().startswith(b'content-length')][0])
+    while len(body) < length:
+        body += conn.recv(4096)
+    return head.split(b' ')[1].decode()
+def connect():
+    return ctx.wrap_socket(socket.create_connection((host, int(port))), server_hostname=host)
+c = connect()
+print('first', c.getpeercert()['serialNumber'], get(c, '/healthz'), flush=True)
+sys.stdin.readline()
+print('same-connection', get(c, '/healthz'), flush=True)
+d = connect()
+print('new', d.getpeercert()['serialNumber'], get(d, '/healthz'), flush=True)
+"#;
+
+fn server_cert(dir: &Path, name: &str, serial: &str) {
+    crate::support::openssl::write(dir, &format!("{name}.ext"), b"subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+    crate::support::openssl::run(dir, &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-subj", "/CN=127.0.0.1", "-out", &format!("{name}.csr")]);
+    crate::support::openssl::run(dir, &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", "tls-ca.pem", "-CAkey", "tls-ca.key", "-set_serial", serial,
+        "-days", "2", "-extfile", &format!("{name}.ext"), "-out", &format!("{name}.pem")]);
+}
+
+#[test]
+fn https_listener_serves_and_reloads_its_certificate_on_sighup() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::support::openssl::run(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls-ca.key", "-subj", "/CN=Test TLS CA", "-days", "2", "-out", "tls-ca.pem"]);
+    server_cert(d, "v1", "0x1111");
+    server_cert(d, "v2", "0x2222");
+    std::fs::copy(d.join("v1.pem"), d.join("tls.pem")).unwrap();
+    std::fs::copy(d.join("v1.key"), d.join("tls.key")).unwrap();
+    let server = Server::start(&["--tls-listen", "127.0.0.1:0", "--tls-cert", d.join("tls.pem").to_str().unwrap(),
+        "--tls-key", d.join("tls.key").to_str().unwrap(), "--admin-tls-only"]);
+    let tls_url = std::fs::read_to_string(server.data().join("tls.url")).unwrap();
+    let hostport = tls_url.trim_start_matches("https://").to_string();
+
+    // The APIs over HTTPS, checked with curl.
+    let token = std::fs::read_to_string(server.data().join("admin.token")).unwrap();
+    let out = Command::new("curl").args(["-sS", "--cacert", d.join("tls-ca.pem").to_str().unwrap(), "-X", "POST",
+        "-H", &format!("Authorization: Bearer {}", token.trim()), "-d", "{}", &format!("{tls_url}/api/v1/challenges")]).output().expect("curl");
+    let minted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(minted["challenge"].as_str().unwrap().len(), 22);
+
+    let mut client = Command::new("python3").args(["-c", TLS_CLIENT, &hostport, d.join("tls-ca.pem").to_str().unwrap()])
+        .stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(client.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "first 1111 200");
+    std::fs::copy(d.join("v2.pem"), d.join("tls.pem")).unwrap();
+    std::fs::copy(d.join("v2.key"), d.join("tls.key")).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log_text().contains("TLS certificate reloaded") {
+        assert!(std::time::Instant::now() < deadline, "no reload:\n{}", server.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    writeln!(client.stdin.take().unwrap()).unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "same-connection 200", "the open connection survives the reload");
+    assert_eq!(lines.next().unwrap().unwrap(), "new 2222 200", "new connections get the new certificate");
+    assert!(client.wait().unwrap().success());
+}
