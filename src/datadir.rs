@@ -234,6 +234,33 @@ impl DataDir {
         Ok(crate::challenge::key::ChallengeKey::new(&secret))
     }
 
+    /// The files a backup carries besides the store (those that exist).
+    pub fn backup_files(&self) -> Vec<&'static str> {
+        ["ca.pem", "ca.key", "ra.pem", "ra.key", "chain.pem", "ocsp.pem", "ocsp.key", "admin.token", "challenge.key"]
+            .into_iter()
+            .filter(|f| self.path(f).exists())
+            .collect()
+    }
+
+    /// Copies `files` of `from` into this (empty) directory, keeping their modes.
+    pub fn restore_from(&self, from: &DataDir) -> Result<(), DataDirError> {
+        self.refuse_if_initialized()?;
+        if !from.path("ca.pem").exists() || !from.path("scepd.redb").exists() {
+            return Err(DataDirError::Invalid(format!("{} is not a scepd backup", from.root.display())));
+        }
+        self.ensure_root()?;
+        let mut files = from.backup_files();
+        files.push("scepd.redb");
+        // ca.pem last: it marks the directory initialized.
+        files.sort_by_key(|f| *f == "ca.pem");
+        for f in files {
+            let mode = fs::metadata(from.path(f)).map_err(io(&from.path(f)))?.permissions().mode() & 0o777;
+            let data = fs::read(from.path(f)).map_err(io(&from.path(f)))?;
+            write_file(&self.path(f), &data, mode)?;
+        }
+        Ok(())
+    }
+
     pub fn admin_token(&self) -> Result<String, DataDirError> {
         Ok(self.read_secret("admin.token")?.trim().to_string())
     }

@@ -155,6 +155,12 @@ pub(super) fn challenge(cmd: ChallengeCommand) -> CliResult {
     Ok(())
 }
 
+/// Asks the running server for a store snapshot; returns its file name in the data directory.
+pub(super) fn backup_store(client: &ClientArgs) -> Result<String, Box<dyn std::error::Error>> {
+    let (_, answer) = AdminClient::new(client)?.call(Method::POST, "/api/v1/backup", None)?;
+    Ok(s(&answer, "file").to_string())
+}
+
 /// Mints a one-time challenge through the running server's admin API.
 pub(super) fn mint(client: &ClientArgs, body: Value) -> Result<String, Box<dyn std::error::Error>> {
     let (_, minted) = AdminClient::new(client)?.call(Method::POST, "/api/v1/challenges", Some(body))?;

@@ -45,6 +45,19 @@ enum Command {
     /// The configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// A consistent copy of the data directory (keys, certificates, store) into OUT, while the
+    /// server runs (through its admin API) or not.
+    Backup {
+        #[command(flatten)]
+        client: ClientArgs,
+        out: PathBuf,
+    },
+    /// Puts a backup back into an empty data directory (the server must not be running on it).
+    Restore {
+        #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        backup: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -268,6 +281,8 @@ pub fn main() -> ExitCode {
         Command::Challenge(cmd) => client::challenge(cmd),
         Command::Device(cmd) => client::device(cmd),
         Command::Profile(args) => profile(&args),
+        Command::Backup { client, out } => backup(&client, &out),
+        Command::Restore { data, backup } => restore(&data, &backup),
         Command::Config(ConfigCommand::Check(args)) => config_check(&args),
     };
     match result {
@@ -335,6 +350,47 @@ fn install_cert(data: &PathBuf, signed: &PathBuf, chain: Option<PathBuf>, no_ra:
         eprintln!("warning: {w}");
     }
     println!("CA installed: {}", authority.ca.subject());
+    Ok(())
+}
+
+fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {
+    let dir = DataDir::new(&client.data);
+    if !dir.is_initialized() {
+        return Err(crate::datadir::DataDirError::NotInitialized(client.data.clone()).into());
+    }
+    let target = DataDir::new(out);
+    if target.path("scepd.redb").exists() || target.is_initialized() {
+        return Err(format!("{} already holds a backup", out.display()).into());
+    }
+    std::fs::create_dir_all(out)?;
+    std::fs::set_permissions(out, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let store_copy = target.path("scepd.redb");
+    match client::backup_store(client) {
+        // The running server wrote a snapshot into the data directory: move it into place.
+        Ok(file) => std::fs::rename(dir.path(&file), &store_copy).or_else(|_| {
+            std::fs::copy(dir.path(&file), &store_copy)?;
+            std::fs::remove_file(dir.path(&file))
+        })?,
+        Err(api_error) => {
+            // No server running: take the snapshot from the store directly.
+            let store = crate::store::RedbStore::open(&dir.store_path())
+                .map_err(|e| format!("the server did not answer ({api_error}) and the store cannot be opened ({e})"))?;
+            crate::store::Store::backup_to(&store, &store_copy)?;
+        }
+    }
+    // The keys and certificates, keeping their modes; ca.pem last marks the backup complete.
+    let mut files = dir.backup_files();
+    files.sort_by_key(|f| *f == "ca.pem");
+    for f in files {
+        std::fs::copy(dir.path(f), target.path(f))?;
+    }
+    println!("backup written to {}", out.display());
+    Ok(())
+}
+
+fn restore(data: &PathBuf, backup: &PathBuf) -> CliResult {
+    DataDir::new(data).restore_from(&DataDir::new(backup))?;
+    println!("restored {} into {}", backup.display(), data.display());
     Ok(())
 }
 

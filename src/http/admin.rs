@@ -114,6 +114,14 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                 tracing::info!(%name, "MDM client password rotated");
                 Ok(response::json(StatusCode::OK, &serde_json::json!({ "name": name, "password": password })))
             }
+            (&Method::POST, "/api/v1/backup") => {
+                // A consistent copy of the store, written beside it for the local CLI to collect.
+                let name = format!("backup-{}-{}.redb", scepd_ca::time::unix_now(), std::process::id());
+                let path = service.data_dir().join(&name);
+                service.sync_challenges();
+                store.backup_to(&path)?;
+                Ok(response::json(StatusCode::OK, &serde_json::json!({ "file": name })))
+            }
             (&Method::GET, "/api/v1/stats") => {
                 // Count the challenges minted so far, including those still queued for the store.
                 service.sync_challenges();

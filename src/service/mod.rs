@@ -35,6 +35,7 @@ pub struct Policy {
     pub crl_url: Option<String>,
     pub challenge_ttl: ChallengeTtl,
     pub lifecycle: Lifecycle,
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Which CSR field names the device when no challenge binding does.
@@ -147,6 +148,11 @@ impl ScepService {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The data directory (where backups are written for the CLI to collect).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.policy.data_dir
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -96,6 +96,10 @@ pub trait Store: Send + Sync {
     /// Proves the store takes writes (an empty write transaction, not made durable).
     fn ping(&self) -> Result<(), StoreError>;
 
+    /// Writes a consistent copy of the whole store to `out` (a file), while the store stays in
+    /// use: every commit made before the call is in the copy.
+    fn backup_to(&self, out: &std::path::Path) -> Result<(), StoreError>;
+
     /// Makes every earlier commit durable.
     fn flush(&self) -> Result<(), StoreError>;
 }

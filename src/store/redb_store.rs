@@ -396,6 +396,19 @@ impl Store for RedbStore {
         Ok(())
     }
 
+    fn backup_to(&self, out: &Path) -> Result<(), StoreError> {
+        // Make everything durable, then copy the file while holding the write lock: no commit
+        // can change it under the copy, and readers are not held up.
+        self.unflushed.store(true, Ordering::Release);
+        self.flush()?;
+        let txn = self.db.begin_write().map_err(backend)?;
+        let copied = std::fs::copy(&self.path, out)
+            .and_then(|_| std::fs::File::open(out)?.sync_all())
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", out.display())));
+        txn.abort().map_err(backend)?;
+        copied
+    }
+
     fn size_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }

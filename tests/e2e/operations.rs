@@ -329,3 +329,53 @@ fn https_listener_serves_and_reloads_its_certificate_on_sighup() {
     assert_eq!(lines.next().unwrap().unwrap(), "new 2222 200", "new connections get the new certificate");
     assert!(client.wait().unwrap().success());
 }
+
+#[test]
+fn backup_while_running_and_restore_serve_the_same_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let mut server = Server::start_in(&data, &["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let mut serials = Vec::new();
+    for cn in ["CN=backup-a", "CN=backup-b"] {
+        let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr(cn, Some(CHALLENGE)), &ra, &Opts::default()));
+        serials.push(serial_hex(&rep.certificates[0]));
+    }
+    assert!(server.cli(&["cert", "revoke", &serials[0], "--reason", "keyCompromise"]).status.success());
+    let crl_before = http::get(&format!("{}/crl", server.base)).unwrap().body;
+    let pending = String::from_utf8(server.cli(&["challenge", "new"]).stdout).unwrap().trim().to_string();
+    let list_before = server.cli(&["cert", "list", "--json"]).stdout;
+
+    let out = tmp.path().join("backup");
+    let b = server.cli(&["backup", out.to_str().unwrap()]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(out.join("ca.key")).unwrap().permissions()) & 0o777, 0o600);
+    assert!(std::fs::read_dir(&data).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("backup-")), "snapshot moved out");
+    server.terminate();
+
+    let restored = tmp.path().join("restored");
+    let r = Command::new(BIN).args(["restore", "--data", restored.to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let again = Command::new(BIN).args(["restore", "--data", restored.to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
+    assert!(!again.status.success(), "restore refuses a directory that holds a CA");
+    let server = Server::start_in(&restored, &["--static-challenge", CHALLENGE]);
+    let strip = |v: &[u8]| -> Vec<serde_json::Value> { serde_json::from_slice::<serde_json::Value>(v).unwrap().as_array().unwrap().clone() };
+    assert_eq!(strip(&server.cli(&["cert", "list", "--json"]).stdout), strip(&list_before), "same certificates and statuses");
+    // The CRL: same entries, a number that went on from the backup's.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::support::openssl::write(d, "before.crl", &crl_before);
+    crate::support::openssl::write(d, "after.crl", &http::get(&format!("{}/crl", server.base)).unwrap().body);
+    let number = |f: &str| -> u64 {
+        let t = String::from_utf8(crate::support::openssl::run(d, &["crl", "-inform", "DER", "-in", f, "-noout", "-crlnumber"])).unwrap();
+        u64::from_str_radix(t.trim().trim_start_matches("crlNumber=0x"), 16).unwrap()
+    };
+    assert!(number("after.crl") > number("before.crl"));
+    let text = String::from_utf8(crate::support::openssl::run(d, &["crl", "-inform", "DER", "-in", "after.crl", "-noout", "-text"])).unwrap();
+    assert!(text.contains(&serials[0]), "{text}");
+    // The pending challenge still redeems.
+    let ra = recipient(&server.scep_url());
+    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=after-restore", Some(&pending)), &ra, &Opts::default()));
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
+}
