@@ -85,6 +85,18 @@ fn serial_hex(der: &[u8]) -> String {
 }
 
 #[test]
+fn separate_metrics_listener_serves_only_metrics() {
+    let server = Server::start(&["--metrics-listen", "127.0.0.1:0"]);
+    let log = server.log_text();
+    let line = log.lines().find(|l| l.contains("metrics listener")).expect("metrics listener logged");
+    let addr = line.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap();
+    let metrics = http::get(&format!("http://{addr}/metrics")).unwrap();
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.text().contains("scepd_build_info"));
+    assert_eq!(http::get(&format!("http://{addr}/scep?operation=GetCACaps")).unwrap().status, 404);
+}
+
+#[test]
 fn readyz_flips_to_503_when_the_crl_is_stale() {
     let server = Server::start(&["--crl-next-update", "2s", "--challenge-sweep-interval", "3600"]);
     let ready = |s: &Server| http::get(&format!("{}/readyz", s.base)).unwrap();
