@@ -52,6 +52,9 @@ enum Command {
         client: ClientArgs,
         out: PathBuf,
     },
+    /// Load benchmark: a real SCEP client enrolling N times over C keep-alive connections
+    /// against a SCEP URL on this machine, validating every reply.
+    Bench(crate::bench::BenchArgs),
     /// Puts a backup back into an empty data directory (the server must not be running on it).
     Restore {
         #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
@@ -282,6 +285,7 @@ pub fn main() -> ExitCode {
         Command::Device(cmd) => client::device(cmd),
         Command::Profile(args) => profile(&args),
         Command::Backup { client, out } => backup(&client, &out),
+        Command::Bench(args) => bench(args),
         Command::Restore { data, backup } => restore(&data, &backup),
         Command::Config(ConfigCommand::Check(args)) => config_check(&args),
     };
@@ -351,6 +355,10 @@ fn install_cert(data: &PathBuf, signed: &PathBuf, chain: Option<PathBuf>, no_ra:
     }
     println!("CA installed: {}", authority.ca.subject());
     Ok(())
+}
+
+fn bench(args: crate::bench::BenchArgs) -> CliResult {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(crate::bench::run(args))
 }
 
 fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {

@@ -142,15 +142,26 @@ pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     v
 }
 
+/// RSA PKCS#1 v1.5 encryption of a content-encryption key: aws-lc-rs for the 2048-bit and
+/// larger keys it accepts (several times faster), the `rsa` crate for the 1024-bit signer keys
+/// some Apple devices make.
+fn encrypt_key(spki_der: &[u8], cek: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::rsa::{Pkcs1PublicEncryptingKey, PublicEncryptingKey};
+    let fast = PublicEncryptingKey::from_der(spki_der).ok().and_then(|k| Pkcs1PublicEncryptingKey::new(k).ok());
+    if let Some(key) = fast {
+        let mut out = vec![0u8; key.ciphertext_size()];
+        return key.encrypt(cek, &mut out).ok().map(|c| c.to_vec());
+    }
+    let key = rsa::PublicKey::from_public_key_der(spki_der).ok()?;
+    key.encrypt(&mut getrandom::SysRng, rsa::Pkcs1v15Encrypt, cek).ok()
+}
+
 /// Seals `content` to `recipient`'s RSA key with `cipher`, as a ContentInfo(EnvelopedData), DER.
 pub fn seal(content: &[u8], cipher: ContentCipher, recipient: &SignerCert) -> Result<Vec<u8>, Rejection> {
     const CANNOT_ENCRYPT: Rejection = Rejection::new(FailInfo::BadRequest, "cannot encrypt to the signer certificate");
-    let public_key = rsa::PublicKey::from_public_key_der(&recipient.spki_der).map_err(|_| CANNOT_ENCRYPT)?;
     let cek = random_bytes(cipher.key_len());
     let iv = random_bytes(cipher.iv_len());
-    let mut rng = getrandom::SysRng;
-    let encrypted_key =
-        public_key.encrypt(&mut rng, rsa::Pkcs1v15Encrypt, &cek).map_err(|_| CANNOT_ENCRYPT)?;
+    let encrypted_key = encrypt_key(&recipient.spki_der, &cek).ok_or(CANNOT_ENCRYPT)?;
     let encrypted_content = cipher.encrypt(&cek, &iv, content);
     let encode = || -> der::Result<Vec<u8>> {
         let ktri = KeyTransRecipientOut {

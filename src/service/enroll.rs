@@ -195,7 +195,7 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
             redeems: plan.redeems,
             max_valid_per_device: policy.lifecycle.max_active_per_device,
         };
-        match svc.store().record_issuance(&issuance)? {
+        match svc.committer.commit(issuance)? {
             IssuanceOutcome::Stored { superseded, revoked } => {
                 if plan.insecure {
                     tracing::warn!(serial = %serial, "INSECURE: certificate issued without a challenge (--insecure-no-challenge)");

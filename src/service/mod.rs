@@ -2,6 +2,7 @@
 //! free of HTTP; the HTTP adapter runs it on the blocking pool.
 
 mod challenges;
+mod committer;
 mod enroll;
 mod lifecycle;
 mod queries;
@@ -116,6 +117,7 @@ pub struct ScepService {
     credentials: CredentialCache,
     crl_cache: CrlCache,
     metrics: Arc<Metrics>,
+    committer: committer::IssuanceCommitter,
 }
 
 impl ScepService {
@@ -126,6 +128,7 @@ impl ScepService {
         }
         let ca_cert_body = ca_cert_body(&authority)?;
         let challenge_writer = ChallengeWriter::start(Arc::clone(&store));
+        let committer = committer::IssuanceCommitter::start(Arc::clone(&store));
         Ok(ScepService {
             authority,
             store,
@@ -135,6 +138,7 @@ impl ScepService {
             credentials: CredentialCache::default(),
             crl_cache: CrlCache::default(),
             metrics,
+            committer,
         })
     }
 

@@ -36,7 +36,14 @@ pub trait Store: Send + Sync {
     /// same CSR returns that certificate instead (the caller sends it again); a serial already
     /// taken is refused (the caller draws a new one); the redeemed challenge is consumed; the
     /// device's earlier active certificates become `superseded`.
-    fn record_issuance(&self, issuance: &Issuance) -> Result<IssuanceOutcome, StoreError>;
+    fn record_issuance(&self, issuance: &Issuance) -> Result<IssuanceOutcome, StoreError> {
+        let mut outcomes = self.record_issuances(std::slice::from_ref(issuance))?;
+        outcomes.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into()))
+    }
+
+    /// Records several issuances in one transaction and one fsync (group commit), each with the
+    /// semantics of [`Store::record_issuance`], in order: a later one sees the earlier ones.
+    fn record_issuances(&self, batch: &[Issuance]) -> Result<Vec<IssuanceOutcome>, StoreError>;
 
     /// One certificate with its DER.
     fn certificate(&self, serial: &Serial) -> Result<Option<(CertRecord, Vec<u8>)>, StoreError>;

@@ -120,59 +120,15 @@ impl Store for RedbStore {
         record.map(|r| decode_record(r.value())).transpose()
     }
 
-    fn record_issuance(&self, issuance: &Issuance) -> Result<IssuanceOutcome, StoreError> {
+    fn record_issuances(&self, batch: &[Issuance]) -> Result<Vec<IssuanceOutcome>, StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        let serial = issuance.serial.0;
-        let existing = txn
-            .open_table(BY_TRANSACTION)
-            .map_err(backend)?
-            .get(issuance.record.transaction_id.as_str())
-            .map_err(backend)?
-            .map(|s| s.value().to_vec());
-        let outcome = if let Some(existing_serial) = existing {
-            let record = get_record(&txn, &existing_serial)?
-                .ok_or_else(|| StoreError::Corrupt("transaction index points nowhere".into()))?;
-            if record.csr_sha256 != issuance.record.csr_sha256 {
-                IssuanceOutcome::TransactionConflict
-            } else {
-                let der = txn
-                    .open_table(CERT_DER)
-                    .map_err(backend)?
-                    .get(existing_serial.as_slice())
-                    .map_err(backend)?
-                    .map(|d| d.value().to_vec())
-                    .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
-                IssuanceOutcome::AlreadyIssued(record, der)
-            }
-        } else if get_record(&txn, &serial)?.is_some() {
-            IssuanceOutcome::SerialTaken
-        } else if !issuance.redeems.as_ref().map(|h| redeem(&txn, h)).transpose()?.unwrap_or(true) {
-            IssuanceOutcome::ChallengeUnavailable
-        } else {
-            let now = issuance.record.issued_at;
-            let (superseded, revoked) = match &issuance.record.device_id {
-                Some(device) => supersede_device(&txn, device, issuance, now)?,
-                None => (Vec::new(), Vec::new()),
-            };
-            let mut record = issuance.record.clone();
-            record.seq = bump(&txn, "cert_seq")?;
-            put_record(&txn, &serial, &record)?;
-            txn.open_table(CERT_DER).map_err(backend)?.insert(serial.as_slice(), issuance.der.as_slice()).map_err(backend)?;
-            txn.open_table(BY_TRANSACTION)
-                .map_err(backend)?
-                .insert(issuance.record.transaction_id.as_str(), serial.as_slice())
-                .map_err(backend)?;
-            if let Some(device) = &issuance.record.device_id {
-                txn.open_table(BY_DEVICE).map_err(backend)?.insert(device_key(device, &serial).as_slice(), ()).map_err(backend)?;
-            }
-            IssuanceOutcome::Stored { superseded, revoked }
-        };
-        if matches!(outcome, IssuanceOutcome::Stored { .. }) {
+        let outcomes = batch.iter().map(|issuance| record_one(&txn, issuance)).collect::<Result<Vec<_>, _>>()?;
+        if outcomes.iter().any(|o| matches!(o, IssuanceOutcome::Stored { .. })) {
             txn.commit().map_err(backend)?;
         } else {
             txn.abort().map_err(backend)?;
         }
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     fn certificate(&self, serial: &Serial) -> Result<Option<(CertRecord, Vec<u8>)>, StoreError> {
@@ -516,6 +472,56 @@ fn supersede_device(
         }
     }
     Ok((superseded, revoked))
+}
+
+/// One issuance inside `txn`; only the `Stored` outcome writes anything.
+fn record_one(txn: &redb::WriteTransaction, issuance: &Issuance) -> Result<IssuanceOutcome, StoreError> {
+    let serial = issuance.serial.0;
+    let existing = txn
+        .open_table(BY_TRANSACTION)
+        .map_err(backend)?
+        .get(issuance.record.transaction_id.as_str())
+        .map_err(backend)?
+        .map(|s| s.value().to_vec());
+    let outcome = if let Some(existing_serial) = existing {
+        let record = get_record(txn, &existing_serial)?
+            .ok_or_else(|| StoreError::Corrupt("transaction index points nowhere".into()))?;
+        if record.csr_sha256 != issuance.record.csr_sha256 {
+            IssuanceOutcome::TransactionConflict
+        } else {
+            let der = txn
+                .open_table(CERT_DER)
+                .map_err(backend)?
+                .get(existing_serial.as_slice())
+                .map_err(backend)?
+                .map(|d| d.value().to_vec())
+                .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
+            IssuanceOutcome::AlreadyIssued(record, der)
+        }
+    } else if get_record(txn, &serial)?.is_some() {
+        IssuanceOutcome::SerialTaken
+    } else if !issuance.redeems.as_ref().map(|h| redeem(txn, h)).transpose()?.unwrap_or(true) {
+        IssuanceOutcome::ChallengeUnavailable
+    } else {
+        let now = issuance.record.issued_at;
+        let (superseded, revoked) = match &issuance.record.device_id {
+            Some(device) => supersede_device(txn, device, issuance, now)?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut record = issuance.record.clone();
+        record.seq = bump(txn, "cert_seq")?;
+        put_record(txn, &serial, &record)?;
+        txn.open_table(CERT_DER).map_err(backend)?.insert(serial.as_slice(), issuance.der.as_slice()).map_err(backend)?;
+        txn.open_table(BY_TRANSACTION)
+            .map_err(backend)?
+            .insert(issuance.record.transaction_id.as_str(), serial.as_slice())
+            .map_err(backend)?;
+        if let Some(device) = &issuance.record.device_id {
+            txn.open_table(BY_DEVICE).map_err(backend)?.insert(device_key(device, &serial).as_slice(), ()).map_err(backend)?;
+        }
+        IssuanceOutcome::Stored { superseded, revoked }
+    };
+    Ok(outcome)
 }
 
 /// Marks a usable challenge redeemed inside `txn`; false when it is unknown, used or expired.

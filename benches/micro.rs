@@ -1,0 +1,178 @@
+//! Micro-benchmarks of the enrollment path, with the same backends the server uses:
+//! `cargo bench --bench micro`. See BENCHMARKS.md.
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use der::Encode;
+use scepd::challenge::key::ChallengeKey;
+use scepd::challenge::ChallengePolicy;
+use scepd::metrics::Metrics;
+use scepd::scep::cipher::ContentCipher;
+use scepd::scep::client::{self, signer_cert_of, RequestParams};
+use scepd::scep::digest::DigestAlg;
+use scepd::scep::envelope::{self, CipherPolicy};
+use scepd::scep::reply::{self, Outcome};
+use scepd::scep::signed::{SignatureAlgorithmField, Signing};
+use scepd::scep::{csr, request, MessageType};
+use scepd::service::{ChallengeTtl, DeviceIdField, Lifecycle, Policy, ScepService};
+use scepd::store::RedbStore;
+use scepd_ca::{Authority, CaParams, Identity, KeyBits, LeafRequest, Okta, RsaKey, Serial};
+
+const CHALLENGE: &str = "bench-challenge";
+
+fn authority(bits: KeyBits) -> Authority {
+    Authority::create(&CaParams {
+        subject: scepd_ca::name::parse("CN=Bench CA,O=scepd").unwrap(),
+        key_bits: bits,
+        validity_days: 3650,
+        with_ra: true,
+    })
+    .unwrap()
+}
+
+fn requester() -> Identity {
+    let key = RsaKey::generate(KeyBits::Rsa2048).unwrap();
+    let cert = scepd_ca::request::self_signed(&scepd_ca::name::parse("CN=bench signer").unwrap(), &key).unwrap();
+    Identity { der: cert.to_der().unwrap(), cert, key }
+}
+
+fn pkcs_req(recipient: &x509_cert::Certificate, who: &Identity, cipher: ContentCipher, digest: DigestAlg, tid: &str) -> Vec<u8> {
+    let csr = scepd_ca::request::client_csr(&scepd_ca::name::parse(&format!("CN={tid}")).unwrap(), &who.key, Some(CHALLENGE), &[]).unwrap();
+    let signing = Signing { cert: &who.cert, key: &who.key, digest, algorithm_field: SignatureAlgorithmField::RsaEncryption };
+    let params = RequestParams { message_type: MessageType::PkcsReq, transaction_id: tid, sender_nonce: &[7; 16], cipher };
+    client::request(&csr, recipient, &signing, &params).unwrap()
+}
+
+fn cipher_policy() -> CipherPolicy {
+    CipherPolicy { allow_des: false, rejection_secret: [9; 32] }
+}
+
+fn policy(dir: &std::path::Path) -> Policy {
+    Policy {
+        challenge: ChallengePolicy::new(Some(CHALLENGE), false, ChallengeKey::new(b"bench")),
+        cipher: cipher_policy(),
+        min_key_bits: 2048,
+        cert_validity_days: 365,
+        crl_url: Some("http://127.0.0.1/crl".into()),
+        challenge_ttl: ChallengeTtl { default_seconds: 3600, max_seconds: 86400 },
+        lifecycle: Lifecycle {
+            device_id_field: DeviceIdField::CommonName,
+            max_active_per_device: None,
+            revoke_superseded_after: None,
+            renewal_window_percent: 33,
+            allow_key_reuse: false,
+            okta_device_access: false,
+            crl_next_update_seconds: 86400,
+            crl_keep_expired_seconds: 0,
+            ocsp_url: Some("http://127.0.0.1/ocsp".into()),
+            ca_issuers_url: Some("http://127.0.0.1/ca.crt".into()),
+        },
+        data_dir: dir.to_path_buf(),
+    }
+}
+
+/// The three RSA private-key operations of an enrollment, alone: the floor of its cost.
+fn rsa_operations(c: &mut Criterion) {
+    for bits in [KeyBits::Rsa2048, KeyBits::Rsa3072, KeyBits::Rsa4096] {
+        let auth = authority(bits);
+        let name = format!("rsa{}", auth.ca.key.bits());
+        let ra = auth.recipient();
+        let target = signer_cert_of(&ra.cert).unwrap();
+        let sealed = envelope::seal(b"0123456789abcdef", ContentCipher::Aes128Cbc, &target).unwrap();
+        let ci: cms::content_info::ContentInfo = der::Decode::from_der(&sealed).unwrap();
+        let env: cms::enveloped_data::EnvelopedData = ci.content.decode_as().unwrap();
+        let enc_key = match env.recip_infos.0.iter().next().unwrap() {
+            cms::enveloped_data::RecipientInfo::Ktri(k) => k.enc_key.as_bytes().to_vec(),
+            _ => unreachable!(),
+        };
+        let tbs = vec![0x5au8; 900]; // about a leaf certificate's TBS
+        let attrs = vec![0xa5u8; 300]; // about a CertRep's signed attributes
+        let mut g = c.benchmark_group(format!("rsa_private_ops/{name}"));
+        g.bench_function("decrypt_cek", |b| b.iter(|| ra.key.decrypt_pkcs1(&enc_key).unwrap()));
+        g.bench_function("sign_certificate", |b| b.iter(|| auth.ca.key.sign_sha256(&tbs).unwrap()));
+        g.bench_function("sign_certrep", |b| b.iter(|| ra.key.sign_sha256(&attrs).unwrap()));
+        g.finish();
+    }
+}
+
+fn parse_verify_decrypt(c: &mut Criterion) {
+    let auth = authority(KeyBits::Rsa2048);
+    let who = requester();
+    let mut g = c.benchmark_group("parse_verify_decrypt");
+    for (label, cipher, digest) in [("aes128_sha256", ContentCipher::Aes128Cbc, DigestAlg::Sha256), ("des3_sha512", ContentCipher::DesEde3Cbc, DigestAlg::Sha512)] {
+        let message = pkcs_req(&auth.recipient().cert, &who, cipher, digest, "t");
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let m = request::decode(&message).unwrap();
+                m.verify().unwrap();
+                let opened = envelope::open(&m.econtent, &[auth.recipient()], cipher_policy()).unwrap();
+                csr::parse_and_verify(&opened.content).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn build_certificate_and_certrep(c: &mut Criterion) {
+    let auth = authority(KeyBits::Rsa2048);
+    let who = requester();
+    let spki: spki::SubjectPublicKeyInfoOwned = der::Decode::from_der(&who.key.public_key_spki_der()).unwrap();
+    let leaf = || LeafRequest {
+        serial: Serial::random(),
+        subject: scepd_ca::name::parse("CN=device").unwrap(),
+        public_key: spki.clone(),
+        subject_alt_name: None,
+        not_before: scepd_ca::time::unix_now(),
+        validity_days: 365,
+        crl_url: Some("http://127.0.0.1/crl".into()),
+        ocsp_url: Some("http://127.0.0.1/ocsp".into()),
+        ca_issuers_url: Some("http://127.0.0.1/ca.crt".into()),
+        okta: Okta::Plain,
+    };
+    c.bench_function("build_certificate", |b| b.iter(|| auth.issue(&leaf()).unwrap()));
+    let cert = auth.issue(&leaf()).unwrap().to_der().unwrap();
+    let message = pkcs_req(&auth.recipient().cert, &who, ContentCipher::Aes128Cbc, DigestAlg::Sha256, "t");
+    let header = request::decode(&message).unwrap().header;
+    let signer = signer_cert_of(&who.cert).unwrap();
+    c.bench_function("build_success_certrep", |b| {
+        b.iter(|| {
+            let certs = reply::certs_only(&[&cert], &[]).unwrap();
+            let enveloped = envelope::seal(&certs, ContentCipher::Aes128Cbc, &signer).unwrap();
+            reply::cert_rep(&header, &Outcome::Success { enveloped: &enveloped }, auth.recipient()).unwrap()
+        })
+    });
+}
+
+/// A whole enrollment in process: decode, verify, decrypt, policy, issue, durable store
+/// commit, CertRep.
+fn full_enrollment(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = authority(KeyBits::Rsa2048);
+    let ra_cert = auth.recipient().cert.clone();
+    let store = Arc::new(RedbStore::open(&dir.path().join("scepd.redb")).unwrap());
+    let service = ScepService::new(auth, store, policy(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let who = requester();
+    let mut n = 0u64;
+    c.bench_function("full_enrollment", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                pkcs_req(&ra_cert, &who, ContentCipher::Aes128Cbc, DigestAlg::Sha256, &format!("e{n}"))
+            },
+            |message| {
+                let reply = service.pki_operation(&message).unwrap();
+                assert!(reply.fail_info.is_none());
+                reply
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
+    targets = rsa_operations, parse_verify_decrypt, build_certificate_and_certrep, full_enrollment
+}
+criterion_main!(benches);
