@@ -127,15 +127,26 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Background upkeep: makes minted challenges durable (they are committed without their own
 /// fsync) and sweeps expired challenges so the store stays bounded.
 async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration) {
     let mut flush = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut sweep = tokio::time::interval(sweep_every);
+    // The certificate gauges scan every record (a million take about a second): not often.
+    let mut gauges = tokio::time::interval(GAUGE_REFRESH);
     loop {
         let sweeping = tokio::select! {
             _ = flush.tick() => false,
             _ = sweep.tick() => true,
+            _ = gauges.tick() => {
+                let service = service.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || service.refresh_gauges()).await {
+                    tracing::error!(error = %e, "metrics refresh failed");
+                }
+                continue;
+            }
         };
         let service = service.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -151,9 +162,7 @@ async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration
                 if let Err(e) = service.crl() {
                     tracing::error!(error = %e, "CRL refresh failed");
                 }
-                if let Err(e) = service.refresh_gauges() {
-                    tracing::error!(error = %e, "metrics refresh failed");
-                }
+                service.refresh_light_gauges();
                 store.sweep_challenges(scepd_ca::time::unix_now()).map(Some)
             } else {
                 store.flush().map(|()| None)

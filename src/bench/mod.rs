@@ -6,6 +6,8 @@
 //! envelope, that the issued certificate chains to the CA and carries the request's key, and that
 //! serials are unique. Given the server's PID it reports the server's CPU time per enrollment.
 
+mod fill;
 mod run;
 
+pub use fill::{fill, FillArgs};
 pub use run::{run, BenchArgs};

@@ -55,6 +55,9 @@ enum Command {
     /// Load benchmark: a real SCEP client enrolling N times over C keep-alive connections
     /// against a SCEP URL on this machine, validating every reply.
     Bench(crate::bench::BenchArgs),
+    /// Fills a (stopped) data directory's store with N certificates for the scale benchmarks.
+    #[command(hide = true)]
+    BenchFill(crate::bench::FillArgs),
     /// Puts a backup back into an empty data directory (the server must not be running on it).
     Restore {
         #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
@@ -286,6 +289,7 @@ pub fn main() -> ExitCode {
         Command::Profile(args) => profile(&args),
         Command::Backup { client, out } => backup(&client, &out),
         Command::Bench(args) => bench(args),
+        Command::BenchFill(args) => crate::bench::fill(&args),
         Command::Restore { data, backup } => restore(&data, &backup),
         Command::Config(ConfigCommand::Check(args)) => config_check(&args),
     };

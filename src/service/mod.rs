@@ -163,19 +163,26 @@ impl ScepService {
         &self.metrics
     }
 
-    /// Refreshes the gauges that need the store (called by the maintenance loop).
+    /// Refreshes every gauge, including those that scan all certificates (every few minutes).
     pub fn refresh_gauges(&self) -> Result<(), ServiceError> {
         let now = scepd_ca::time::unix_now();
         let (active, soonest) = self.store.certificate_stats(now)?;
         self.metrics.active.set(active as i64);
         self.metrics.soonest_expiry.set(soonest.map_or(0.0, |s| s.saturating_sub(now) as f64));
-        self.metrics.challenges_outstanding.set(self.store.challenge_count()? as i64);
+        self.refresh_light_gauges();
+        Ok(())
+    }
+
+    /// Refreshes the cheap gauges (every sweep).
+    pub fn refresh_light_gauges(&self) {
+        if let Ok(n) = self.store.challenge_count() {
+            self.metrics.challenges_outstanding.set(n as i64);
+        }
         self.metrics.store_size.set(self.store.size_bytes() as i64);
         if let Some(crl) = self.current_crl() {
             self.metrics.crl_next_update.set(crl.next_update as f64);
         }
         self.readiness();
-        Ok(())
     }
 
     pub fn ca_caps(&self) -> String {

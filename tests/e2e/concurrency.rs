@@ -45,3 +45,42 @@ fn two_hundred_enrollments_at_concurrency_16() {
         assert!(listed.contains(s), "{s} issued but not listed");
     }
 }
+
+/// A flood of enrollments queues on the bounded private-key pool; the accept loop and health
+/// checks keep answering.
+#[test]
+fn healthz_answers_while_enrollment_saturates_the_cores() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let requesters: Vec<Requester> = (0..4).map(|_| Requester::new(KeyBits::Rsa2048)).collect();
+    let messages: Vec<(usize, Vec<u8>)> = (0..240)
+        .map(|i| (i % 4, requesters[i % 4].message(&requesters[i % 4].csr(&format!("CN=flood-{i}"), Some(CHALLENGE)), &ra, &Opts::default())))
+        .collect();
+    let senders_left = AtomicUsize::new(messages.chunks(10).count());
+    let mut worst = std::time::Duration::ZERO;
+    let mut probes = 0;
+    std::thread::scope(|s| {
+        for chunk in messages.chunks(10) {
+            let (server, requesters, senders_left) = (&server, &requesters, &senders_left);
+            s.spawn(move || {
+                for (who, m) in chunk {
+                    let rep = requesters[*who].post(&server.scep_url(), m);
+                    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"));
+                }
+                senders_left.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        while senders_left.load(Ordering::SeqCst) > 0 {
+            let t = std::time::Instant::now();
+            assert_eq!(crate::support::http::get(&format!("{}/healthz", server.base)).unwrap().status, 200);
+            worst = worst.max(t.elapsed());
+            probes += 1;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    assert!(probes > 3, "the flood ended before it could be probed");
+    // 24 senders keep both cores busy; a health check must not queue behind them.
+    assert!(worst < std::time::Duration::from_secs(1), "a health check took {worst:?} under load");
+}

@@ -1,0 +1,88 @@
+//! `scepd bench-fill`: fills a data directory's store with N certificate records (M of them
+//! revoked) through the Store trait, for the scale benchmarks. Not for production data.
+
+use clap::Args;
+use der::Encode;
+use scepd_ca::{LeafRequest, Okta, Serial};
+
+use crate::datadir::DataDir;
+use crate::store::{CertRecord, CertStatus, Issuance, RedbStore, Store};
+
+#[derive(Args, Debug)]
+pub struct FillArgs {
+    #[arg(long)]
+    pub data: std::path::PathBuf,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub certificates: u64,
+    #[arg(long, default_value_t = 100_000)]
+    pub revoked: u64,
+    /// Certificates per device.
+    #[arg(long, default_value_t = 10)]
+    pub per_device: u64,
+}
+
+pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = DataDir::new(&args.data);
+    let authority = dir.load()?;
+    let store = RedbStore::open(&dir.store_path())?;
+    // One real certificate's DER stands for all (the records and indexes are what scale).
+    let key = scepd_ca::RsaKey::generate(scepd_ca::KeyBits::Rsa2048)?;
+    let now = scepd_ca::time::unix_now();
+    let der = authority
+        .issue(&LeafRequest {
+            serial: Serial::random(),
+            subject: scepd_ca::name::parse("CN=fill")?,
+            public_key: der::Decode::from_der(&key.public_key_spki_der())?,
+            subject_alt_name: None,
+            not_before: now,
+            validity_days: 365,
+            crl_url: None,
+            ocsp_url: None,
+            ca_issuers_url: None,
+            okta: Okta::Plain,
+        })?
+        .to_der()?;
+    let started = std::time::Instant::now();
+    let mut done = 0u64;
+    while done < args.certificates {
+        let batch: Vec<Issuance> = (done..(done + 1000).min(args.certificates))
+            .map(|i| {
+                let serial = Serial::random();
+                Issuance {
+                    serial,
+                    record: CertRecord {
+                        serial: serial.to_hex(),
+                        subject: format!("CN=fill-device-{}", i / args.per_device),
+                        not_before: now,
+                        not_after: now + 365 * 86_400,
+                        status: CertStatus::Active,
+                        device_id: Some(format!("fill-device-{}", i / args.per_device)),
+                        transaction_id: format!("fill-{i}"),
+                        csr_sha256: String::new(),
+                        issued_at: now,
+                        kind: "new".into(),
+                        superseded_by: None,
+                        revoked_at: None,
+                        revocation_reason: None,
+                        superseded_at: None,
+                        seq: 0,
+                    },
+                    der: der.clone(),
+                    redeems: None,
+                    max_valid_per_device: None,
+                }
+            })
+            .collect();
+        done += batch.len() as u64;
+        store.record_issuances(&batch)?;
+        if done % 100_000 == 0 {
+            eprintln!("{done} certificates ({:.0} s)", started.elapsed().as_secs_f64());
+        }
+    }
+    let devices_to_revoke = args.revoked.div_ceil(args.per_device);
+    for d in 0..devices_to_revoke {
+        store.revoke_device(&format!("fill-device-{d}"), "keyCompromise", now)?;
+    }
+    eprintln!("{} certificates, {} revoked, in {:.0} s", args.certificates, devices_to_revoke * args.per_device, started.elapsed().as_secs_f64());
+    Ok(())
+}
