@@ -69,6 +69,7 @@ fn policy(dir: &std::path::Path) -> Policy {
             ca_issuers_url: Some("http://127.0.0.1/ca.crt".into()),
         },
         data_dir: dir.to_path_buf(),
+        public_url: "http://127.0.0.1".into(),
     }
 }
 

@@ -42,6 +42,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         cert_validity_days: config.cert_validity_days,
         crl_url: Some(format!("{public_url}/crl")),
         data_dir: config.data.clone(),
+        public_url: public_url.clone(),
         challenge_ttl: ChallengeTtl { default_seconds: config.challenge_ttl, max_seconds: config.challenge_max_ttl },
         lifecycle: Lifecycle {
             device_id_field: config.device_id_field,

@@ -161,6 +161,12 @@ pub(super) fn backup_store(client: &ClientArgs) -> Result<String, Box<dyn std::e
     Ok(s(&answer, "file").to_string())
 }
 
+/// The running server's public SCEP URL and CA fingerprint.
+pub(super) fn server_info(client: &ClientArgs) -> Result<(String, String), Box<dyn std::error::Error>> {
+    let (_, info) = AdminClient::new(client).map_err(|e| format!("{e}; or pass --url"))?.get("/api/v1/info")?;
+    Ok((s(&info, "scep_url").to_string(), s(&info, "ca_sha256").to_string()))
+}
+
 /// Mints a one-time challenge through the running server's admin API.
 pub(super) fn mint(client: &ClientArgs, body: Value) -> Result<String, Box<dyn std::error::Error>> {
     let (_, minted) = AdminClient::new(client)?.call(Method::POST, "/api/v1/challenges", Some(body))?;

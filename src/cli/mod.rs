@@ -67,6 +67,67 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ProfileCommand {
+    /// The Okta Device Trust set: CA certificates, SCEP, Okta Verify configuration, login item,
+    /// SSO extension (macOS); SSO extension (iOS/iPadOS).
+    Odt(OdtArgs),
+}
+
+#[derive(Args)]
+struct OdtArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The Okta org, e.g. example.okta.com
+    #[arg(long)]
+    okta_org: String,
+    #[arg(long, value_enum)]
+    platform: crate::profile::odt::Platform,
+    /// Write one file per platform (and the EDR profile) into this directory instead of stdout.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// `jamf` wraps the Okta Verify settings in com.apple.ManagedClient.preferences.
+    #[arg(long, value_enum, default_value = "standard")]
+    format: crate::profile::odt::Format,
+    /// scepd's public SCEP URL (default: the running server's).
+    #[arg(long)]
+    url: Option<String>,
+    /// A static challenge for the SCEP payload.
+    #[arg(long, conflicts_with_all = ["mint", "mdm_challenge"])]
+    challenge: Option<String>,
+    /// Mint a one-time challenge from the running server.
+    #[arg(long, conflicts_with = "mdm_challenge")]
+    mint: bool,
+    /// Leave the Challenge out: the MDM fills it in (Jamf's dynamic challenge, Kandji).
+    #[arg(long)]
+    mdm_challenge: bool,
+    #[arg(long, default_value = "CN=$COMPUTERNAME managementAttestation $UDID")]
+    subject: String,
+    /// The secret that tells Okta an iOS/iPadOS device is managed.
+    #[arg(long)]
+    management_hint: Option<String>,
+    /// Extra hosts for the SSO extension (a custom Okta domain).
+    #[arg(long)]
+    okta_custom_domain: Vec<String>,
+    /// Also add com.apple.loginitems.managed for macOS 12 and older.
+    #[arg(long)]
+    legacy_login_item: bool,
+    /// OktaVerify.ReportDiagnostics.
+    #[arg(long)]
+    report_diagnostics: Option<bool>,
+    /// iOS: print Okta Verify's managed app configuration dictionary instead of a profile.
+    #[arg(long)]
+    app_config: bool,
+    /// EDR signals plugin settings, deployed as a profile of their own.
+    #[arg(long, value_parser = ["crowdstrike"])]
+    edr: Option<String>,
+    #[arg(long, default_value = "com.scepd.odt")]
+    identifier_prefix: String,
+    /// Sign the profile (CMS, like `security cms -S`) with this certificate and key (PEM).
+    #[arg(long, num_args = 2, value_names = ["CERT", "KEY"])]
+    sign: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate the configuration (file, environment and flags) and print the effective one,
     /// secrets redacted.
@@ -74,12 +135,15 @@ enum ConfigCommand {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct ProfileArgs {
+    #[command(subcommand)]
+    odt: Option<ProfileCommand>,
     #[command(flatten)]
     client: ClientArgs,
     /// scepd's public SCEP URL, e.g. https://scep.example.com/scep
-    #[arg(long)]
-    url: String,
+    #[arg(long, required = true)]
+    url: Option<String>,
     /// A static challenge to put in the payload.
     #[arg(long, conflicts_with = "mint")]
     challenge: Option<String>,
@@ -413,6 +477,10 @@ fn config_check(args: &ServeArgs) -> CliResult {
 }
 
 fn profile(args: &ProfileArgs) -> CliResult {
+    if let Some(ProfileCommand::Odt(odt)) = &args.odt {
+        return profile_odt(odt);
+    }
+    let url = args.url.as_deref().ok_or("--url is required")?;
     let dir = DataDir::new(&args.client.data);
     let authority = dir.load_certificates()?;
     let challenge = match (&args.challenge, args.mint) {
@@ -424,7 +492,7 @@ fn profile(args: &ProfileArgs) -> CliResult {
     let prefix = args.identifier_prefix.as_str();
     let mut payloads = crate::profile::certificate_payloads(prefix, &authority.0, &authority.1);
     payloads.push(crate::profile::scep_payload(&crate::profile::ScepProfile {
-        url: &args.url,
+        url,
         name: &args.name,
         subject: &subject,
         challenge: challenge.as_deref(),
@@ -433,6 +501,88 @@ fn profile(args: &ProfileArgs) -> CliResult {
         identifier_prefix: prefix,
     }));
     print!("{}", crate::profile::configuration(prefix, "Device certificate (scepd)", true, payloads));
+    Ok(())
+}
+
+fn profile_odt(args: &OdtArgs) -> CliResult {
+    use crate::profile::odt::{self, Platform};
+    use crate::profile::plist;
+    let (org_url, org_host) = odt::org(&args.okta_org);
+    let prefix = args.identifier_prefix.as_str();
+    if args.app_config {
+        if args.platform != Platform::Ios {
+            return Err("--app-config is for --platform ios".into());
+        }
+        print!("{}", plist::to_xml(&odt::ios_app_config(&org_url, args.management_hint.as_deref())));
+        return Ok(());
+    }
+    let mut hosts = vec![org_host];
+    hosts.extend(args.okta_custom_domain.iter().map(|h| odt::org(h).1));
+    let dir = DataDir::new(&args.client.data);
+    let (ca_der, chain) = dir.load_certificates()?;
+    let subject = scepd_ca::name::parse(&args.subject)?;
+    let url = match &args.url {
+        Some(u) => u.clone(),
+        None => client::server_info(&args.client)?.0,
+    };
+    let challenge = match (&args.challenge, args.mint) {
+        (Some(c), _) => Some(c.clone()),
+        (None, true) => Some(client::mint(&args.client, serde_json::json!({}))?),
+        (None, false) => {
+            if !args.mdm_challenge {
+                eprintln!("note: no --challenge, --mint or --mdm-challenge: the SCEP payload has no Challenge for the MDM to fill in");
+            }
+            None
+        }
+    };
+    let scep = crate::profile::ScepProfile {
+        url: &url,
+        name: "Okta Device Trust",
+        subject: &subject,
+        challenge: challenge.as_deref(),
+        ca_der: &ca_der,
+        chain: &chain,
+        identifier_prefix: prefix,
+    };
+    let spec = odt::Odt {
+        org_url: org_url.clone(),
+        hosts,
+        platform: args.platform,
+        format: args.format,
+        prefix,
+        scep: Some(scep),
+        management_hint: args.management_hint.as_deref(),
+        legacy_login_item: args.legacy_login_item,
+        report_diagnostics: args.report_diagnostics,
+    };
+    let macos = args.platform == Platform::Macos;
+    let platform_name = if macos { "macos" } else { "ios" };
+    let main = crate::profile::configuration(prefix, "Okta Device Trust", macos, odt::payloads(&spec));
+    let edr = args.edr.as_ref().map(|_| {
+        let p = format!("{prefix}.edr");
+        crate::profile::configuration(&p, "Okta Verify EDR signals (CrowdStrike)", macos, odt::crowdstrike_payloads(&p, args.format))
+    });
+    let render = |xml: String| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        match args.sign.as_slice() {
+            [cert, key] => crate::profile::sign(&xml, &read(cert)?, &read(key)?),
+            _ => Ok(xml.into_bytes()),
+        }
+    };
+    match &args.out_dir {
+        Some(out) => {
+            std::fs::create_dir_all(out)?;
+            let main_path = out.join(format!("okta-device-trust-{platform_name}.mobileconfig"));
+            std::fs::write(&main_path, render(main)?)?;
+            println!("{}", main_path.display());
+            if let Some(edr) = edr {
+                let edr_path = out.join(format!("okta-verify-edr-crowdstrike-{platform_name}.mobileconfig"));
+                std::fs::write(&edr_path, render(edr)?)?;
+                println!("{}", edr_path.display());
+            }
+        }
+        // On stdout one profile: the EDR one when asked for (it is deployed separately).
+        None => std::io::Write::write_all(&mut std::io::stdout(), &render(edr.unwrap_or(main))?)?,
+    }
     Ok(())
 }
 

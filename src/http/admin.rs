@@ -122,6 +122,15 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                 store.backup_to(&path)?;
                 Ok(response::json(StatusCode::OK, &serde_json::json!({ "file": name })))
             }
+            (&Method::GET, "/api/v1/info") => Ok(response::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "scep_url": format!("{}/scep", service.public_url()),
+                    "public_url": service.public_url(),
+                    "ca_sha256": hex::encode(service.authority().ca.fingerprint_sha256()),
+                    "version": env!("CARGO_PKG_VERSION"),
+                }),
+            )),
             (&Method::GET, "/api/v1/stats") => {
                 // Count the challenges minted so far, including those still queued for the store.
                 service.sync_challenges();

@@ -1,5 +1,6 @@
 //! Apple configuration profiles: the SCEP payload and the CA certificates a device needs.
 
+pub mod odt;
 pub mod plist;
 
 use plist::{dict, s, Value};
@@ -126,4 +127,16 @@ pub fn configuration(prefix: &str, display_name: &str, scope_system: bool, paylo
         entries.push(("PayloadScope", s("System")));
     }
     plist::to_xml(&dict(entries))
+}
+
+/// A profile signed as `security cms -S` does: CMS SignedData (SHA-256) with the profile as its
+/// content, DER.
+pub fn sign(xml: &str, cert_pem: &str, key_pem: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    use crate::scep::digest::DigestAlg;
+    use crate::scep::signed::{signed_data, SignatureAlgorithmField, Signing};
+    let der = scepd_ca::pem::certificates(cert_pem)?.into_iter().next().ok_or("no certificate in the signing certificate file")?;
+    let cert: scepd_ca::Certificate = der::Decode::from_der(&der)?;
+    let key = scepd_ca::RsaKey::from_pem(key_pem)?;
+    let signing = Signing { cert: &cert, key: &key, digest: DigestAlg::Sha256, algorithm_field: SignatureAlgorithmField::ShaWithRsa };
+    Ok(signed_data(Some(xml.as_bytes()), Vec::new(), &signing)?)
 }

@@ -37,6 +37,8 @@ pub struct Policy {
     pub challenge_ttl: ChallengeTtl,
     pub lifecycle: Lifecycle,
     pub data_dir: std::path::PathBuf,
+    /// The base URL clients reach this server at.
+    pub public_url: String,
 }
 
 /// Which CSR field names the device when no challenge binding does.
@@ -157,6 +159,10 @@ impl ScepService {
     /// The data directory (where backups are written for the CLI to collect).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.policy.data_dir
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.policy.public_url
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -10,5 +10,6 @@ mod clients;
 mod concurrency;
 mod lifecycle;
 mod negative;
+mod odt;
 mod operations;
 mod wire;
