@@ -102,6 +102,19 @@ pub struct ServeArgs {
     /// Failed authentications (MDM or admin) allowed per source address per minute.
     #[arg(long, env = "SCEPD_AUTH_FAILURES_PER_MINUTE")]
     pub auth_failures_per_minute: Option<u32>,
+    /// Refused challenges allowed per source address per minute on the SCEP endpoint; past it
+    /// PKIOperation answers 429 (brute-force guard; an office behind one NAT shares the budget).
+    #[arg(long, env = "SCEPD_CHALLENGE_FAILURES_PER_MINUTE")]
+    pub challenge_failures_per_minute: Option<u32>,
+    /// Open connections at most (more wait in the kernel's accept queue).
+    #[arg(long, env = "SCEPD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// PKIOperations waiting for a core at most; past it 503 with Retry-After.
+    #[arg(long, env = "SCEPD_MAX_QUEUED_OPERATIONS")]
+    pub max_queued_operations: Option<usize>,
+    /// Longest a request may take, in seconds (then 503).
+    #[arg(long, env = "SCEPD_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
     /// Which CSR field names the device when no challenge binding does.
     #[arg(long, env = "SCEPD_DEVICE_ID_FIELD", value_enum)]
     pub device_id_field: Option<DeviceIdField>,
@@ -168,6 +181,10 @@ pub struct Config {
     pub challenge_max_ttl: u64,
     pub challenge_sweep_interval: u64,
     pub auth_failures_per_minute: u32,
+    pub challenge_failures_per_minute: u32,
+    pub max_connections: usize,
+    pub max_queued_operations: usize,
+    pub request_timeout: u64,
     pub device_id_field: DeviceIdField,
     pub max_active_per_device: Option<u32>,
     #[serde(serialize_with = "optional_seconds")]
@@ -281,6 +298,10 @@ impl Config {
             challenge_max_ttl,
             challenge_sweep_interval: args.challenge_sweep_interval.or(file.challenge_sweep_interval).unwrap_or(60).max(1),
             auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute).unwrap_or(10),
+            challenge_failures_per_minute: args.challenge_failures_per_minute.or(file.challenge_failures_per_minute).unwrap_or(30),
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(4096).max(1),
+            max_queued_operations: args.max_queued_operations.or(file.max_queued_operations).unwrap_or(256).max(1),
+            request_timeout: args.request_timeout.or(file.request_timeout).unwrap_or(60).max(1),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             tls_listen,
             tls_cert,

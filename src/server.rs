@@ -64,13 +64,15 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let ca_subject = authority.ca.subject().to_string();
     let metrics = Arc::new(Metrics::new());
     let service = Arc::new(ScepService::new(authority, store, policy, metrics)?);
-    let state = Arc::new(AppState::new(
-        service.clone(),
-        &dir.admin_token()?,
-        config.max_body_bytes,
-        config.auth_failures_per_minute,
-        config.admin_tls_only,
-    ));
+    let limits = http::Limits {
+        max_body_bytes: config.max_body_bytes,
+        auth_failures_per_minute: config.auth_failures_per_minute,
+        challenge_failures_per_minute: config.challenge_failures_per_minute,
+        max_connections: config.max_connections,
+        max_queued_operations: config.max_queued_operations,
+        request_timeout: std::time::Duration::from_secs(config.request_timeout),
+    };
+    let state = Arc::new(AppState::new(service.clone(), &dir.admin_token()?, limits, config.admin_tls_only));
     tokio::spawn(maintenance(service.clone(), std::time::Duration::from_secs(config.challenge_sweep_interval)));
 
     dir.write_secret("admin.url", http::local_url(local).as_bytes())?;

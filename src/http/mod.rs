@@ -33,6 +33,8 @@ pub struct AppState {
     /// SHA-256 of the admin token; compared in constant time.
     pub admin_token_sha256: [u8; 32],
     pub max_body_bytes: usize,
+    /// Open connections (`max_connections` permits).
+    connections: Arc<Semaphore>,
     /// Bounds concurrent private-key work to the cores, so a flood queues instead of starving
     /// the accept loop and the health checks.
     pub signing_permits: Semaphore,
@@ -40,27 +42,46 @@ pub struct AppState {
     pub auth_failures: ratelimit::FailureLimiter,
     /// Refuse the admin and challenge APIs over plain HTTP (except from loopback).
     pub admin_tls_only: bool,
+    /// Refused challenges per source address on the SCEP endpoint.
+    pub challenge_failures: ratelimit::FailureLimiter,
+    pub limits: Limits,
+    /// PKIOperations waiting for a signing permit.
+    queued_operations: std::sync::atomic::AtomicUsize,
     next_request_id: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(
-        service: Arc<ScepService>,
-        admin_token: &str,
-        max_body_bytes: usize,
-        auth_failures_per_minute: u32,
-        admin_tls_only: bool,
-    ) -> AppState {
+    pub fn new(service: Arc<ScepService>, admin_token: &str, limits: Limits, admin_tls_only: bool) -> AppState {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         AppState {
             service,
             admin_token_sha256: sha256(admin_token.as_bytes()),
-            max_body_bytes,
+            max_body_bytes: limits.max_body_bytes,
             signing_permits: Semaphore::new(cores),
-            auth_failures: ratelimit::FailureLimiter::new(auth_failures_per_minute),
+            auth_failures: ratelimit::FailureLimiter::new(limits.auth_failures_per_minute),
             admin_tls_only,
+            challenge_failures: ratelimit::FailureLimiter::new(limits.challenge_failures_per_minute),
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            limits,
+            queued_operations: std::sync::atomic::AtomicUsize::new(0),
             next_request_id: AtomicU64::new(1),
         }
+    }
+
+    /// Waits for a core for private-key work, unless too many already wait (then `None`:
+    /// answer 503 with Retry-After rather than queue without bound).
+    pub async fn signing_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        use std::sync::atomic::Ordering;
+        if let Ok(permit) = self.signing_permits.try_acquire() {
+            return Some(permit);
+        }
+        if self.queued_operations.fetch_add(1, Ordering::AcqRel) >= self.limits.max_queued_operations {
+            self.queued_operations.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let permit = self.signing_permits.acquire().await.ok();
+        self.queued_operations.fetch_sub(1, Ordering::AcqRel);
+        permit
     }
 
     fn request_id(&self) -> u64 {
@@ -70,6 +91,17 @@ impl AppState {
 
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().try_into().expect("32 bytes")
+}
+
+/// Transport and abuse limits, from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub auth_failures_per_minute: u32,
+    pub challenge_failures_per_minute: u32,
+    pub max_connections: usize,
+    pub max_queued_operations: usize,
+    pub request_timeout: Duration,
 }
 
 /// Slow clients get this long to send their request headers (slowloris).
@@ -112,6 +144,14 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // At most `max_connections` open: past it, new clients wait in the accept queue.
+        let connection = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = Arc::clone(&state.connections).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -140,6 +180,7 @@ pub async fn serve(
             Transport::Plain => {
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
                 tokio::spawn(async move {
+                    let _connection = connection;
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -149,6 +190,7 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _connection = connection;
                     let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => tls,
                         _ => {

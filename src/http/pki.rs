@@ -76,8 +76,8 @@ pub async fn ocsp(state: &AppState, req: Request<Incoming>) -> Response<Body> {
         }
     };
     // Each response costs an RSA signature: OCSP shares the private-key operation bound.
-    let Ok(_permit) = state.signing_permits.acquire().await else {
-        return response::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    let Some(_permit) = state.signing_permit().await else {
+        return response::bytes(StatusCode::OK, "application/ocsp-response", scepd_ca::ocsp::error_response(scepd_ca::ocsp::ResponseStatus::TryLater));
     };
     let service = Arc::clone(&state.service);
     match tokio::task::spawn_blocking(move || service.ocsp(&request)).await {

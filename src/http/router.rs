@@ -28,12 +28,13 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
     let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), client = %peer);
     let started = Instant::now();
     let _in_flight = InFlight::new(&state.service.metrics().in_flight);
-    async move {
+    let timeout = state.limits.request_timeout;
+    let handled = async move {
         let path = req.uri().path().to_string();
         let resp = if refused_over_plain_http(state.admin_tls_only, secure, &path, peer.ip()) {
             response::text(StatusCode::FORBIDDEN, "this API is served over HTTPS only")
         } else if is_scep_path(&path) {
-            scep::handle(state, req).await
+            scep::handle(state, req, peer.ip()).await
         } else {
             match (req.method(), path.as_str()) {
                 // Jamf Pro and Fleet request the page with and without the trailing slash.
@@ -54,8 +55,11 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
         tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1e3, "done");
         resp
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    tokio::time::timeout(timeout, handled).await.unwrap_or_else(|_| {
+        tracing::warn!(client = %peer, "request timed out");
+        response::text(StatusCode::SERVICE_UNAVAILABLE, "request timed out")
+    })
 }
 
 /// Counts a request in flight until dropped — also when the client goes away mid-request.

@@ -25,11 +25,11 @@ fn operation_label(operation: Option<&str>) -> &'static str {
     }
 }
 
-pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(state: &AppState, req: Request<Incoming>, peer: std::net::IpAddr) -> Response<Body> {
     let started = std::time::Instant::now();
     let q = query::parse(req.uri().query().unwrap_or(""));
     let operation = operation_label(q.operation.as_deref());
-    let (resp, outcome) = dispatch(state, req, &q).await;
+    let (resp, outcome) = dispatch(state, req, &q, peer).await;
     let metrics = state.service.metrics();
     metrics.scep_duration.with_label_values(&[operation]).observe(started.elapsed().as_secs_f64());
     let (message_type, status, fail_info) = outcome.unwrap_or(("", if resp.status().is_success() { "OK" } else { "ERROR" }, ""));
@@ -40,7 +40,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> 
 /// messageType, pkiStatus and failInfo of a PKIOperation, for the metrics.
 type Outcome = Option<(&'static str, &'static str, &'static str)>;
 
-async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query) -> (Response<Body>, Outcome) {
+async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query, peer: std::net::IpAddr) -> (Response<Body>, Outcome) {
     let Some(operation) = q.operation.as_deref() else {
         return (response::text(StatusCode::BAD_REQUEST, "missing operation parameter"), None);
     };
@@ -55,7 +55,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query) ->
         (&Method::GET, "PKIOperation") => match q.message.as_deref().map(query::decode_message) {
             None => (response::text(StatusCode::BAD_REQUEST, "missing message parameter"), None),
             Some(Err(e)) => (response::text(StatusCode::BAD_REQUEST, e.to_string()), None),
-            Some(Ok(message)) => pki_operation(state, message.into()).await,
+            Some(Ok(message)) => pki_operation(state, message.into(), peer).await,
         },
         (&Method::POST, "PKIOperation") => {
             // Any request Content-Type is accepted: clients disagree on it.
@@ -64,7 +64,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query) ->
                 return (response::text(StatusCode::REQUEST_TIMEOUT, "request body too slow"), None);
             };
             match read {
-                Ok(body) => pki_operation(state, body.to_bytes()).await,
+                Ok(body) => pki_operation(state, body.to_bytes(), peer).await,
                 Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                     (response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"), None)
                 }
@@ -78,14 +78,25 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query) ->
     }
 }
 
-async fn pki_operation(state: &AppState, body: Bytes) -> (Response<Body>, Outcome) {
-    let Ok(_permit) = state.signing_permits.acquire().await else {
-        return (response::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"), None);
+async fn pki_operation(state: &AppState, body: Bytes, peer: std::net::IpAddr) -> (Response<Body>, Outcome) {
+    // Too many refused challenges from this source: no more guesses (and no crypto work) for now.
+    if let Some(wait) = state.challenge_failures.retry_after(peer) {
+        let mut r = response::text(StatusCode::TOO_MANY_REQUESTS, "too many refused challenges; retry later");
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
+        return (r, None);
+    }
+    let Some(_permit) = state.signing_permit().await else {
+        let mut r = response::text(StatusCode::SERVICE_UNAVAILABLE, "busy; retry shortly");
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(1u32));
+        return (r, None);
     };
     let service = Arc::clone(&state.service);
     let result = tokio::task::spawn_blocking(move || service.pki_operation(&body)).await;
     match result {
         Ok(Ok(reply)) => {
+            if reply.challenge_rejection.is_some() {
+                state.challenge_failures.record_failure(peer);
+            }
             tracing::info!(
                 message_type = reply.message_type.map(|m| m.name()).unwrap_or("unknown"),
                 transaction_id = %reply.transaction_id,

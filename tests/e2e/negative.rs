@@ -197,3 +197,49 @@ fn undecodable_requests_get_http_4xx() {
     assert_eq!(http::get(&format!("{}/nowhere", server.base)).unwrap().status, 404);
     still_serves(&server, &requester);
 }
+
+#[test]
+fn refused_challenges_are_rate_limited_per_source() {
+    let server = Server::start(&["--static-challenge", CHALLENGE, "--challenge-failures-per-minute", "3"]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    for i in 0..3 {
+        let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr(&format!("CN=guess-{i}"), Some("guess")), &ra, &Opts::default()));
+        assert_failure(&rep, "2", "challenge password rejected");
+    }
+    // The fourth guess (and even the right challenge) gets no answer from the SCEP service now.
+    let message = requester.message(&requester.csr("CN=right", Some(CHALLENGE)), &ra, &Opts::default());
+    let resp = http::post(&format!("{}?operation=PKIOperation", server.scep_url()), "application/x-pki-message", &message).unwrap();
+    assert_eq!(resp.status, 429);
+    assert!(resp.header("retry-after").is_some());
+    // The other endpoints still answer.
+    assert_eq!(http::get(&format!("{}?operation=GetCACaps", server.scep_url())).unwrap().status, 200);
+}
+
+#[test]
+fn signing_queue_overflow_answers_503_with_retry_after() {
+    let server = Server::start(&["--static-challenge", CHALLENGE, "--max-queued-operations", "1"]);
+    let ra = recipient(&server.scep_url());
+    let requesters: Vec<Requester> = (0..4).map(|_| Requester::new(KeyBits::Rsa2048)).collect();
+    let messages: Vec<Vec<u8>> = (0..64).map(|i| {
+        let r = &requesters[i % 4];
+        r.message(&r.csr(&format!("CN=q-{i}"), Some(CHALLENGE)), &ra, &Opts::default())
+    }).collect();
+    let statuses = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for m in &messages {
+            let (server, statuses) = (&server, &statuses);
+            s.spawn(move || {
+                let resp = http::post(&format!("{}?operation=PKIOperation", server.scep_url()), "application/x-pki-message", m).unwrap();
+                if resp.status == 503 {
+                    assert_eq!(resp.header("retry-after"), Some("1"));
+                }
+                statuses.lock().unwrap().push(resp.status);
+            });
+        }
+    });
+    let statuses = statuses.into_inner().unwrap();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&503), "64 at once against 2 cores and a queue of 1 must overflow");
+    assert!(statuses.contains(&200));
+}
