@@ -171,9 +171,44 @@ fn full_enrollment(c: &mut Criterion) {
     });
 }
 
+/// The implicit rejection, timed: opening an envelope whose RSA block is valid, whose padding is
+/// bad, and whose unwrapped key has the wrong length should cost the same (the replies are
+/// identical; tests/e2e/negative.rs checks that).
+fn implicit_rejection_timing(c: &mut Criterion) {
+    let auth = authority(KeyBits::Rsa2048);
+    let target = signer_cert_of(&auth.recipient().cert).unwrap();
+    let content = vec![0x42u8; 600]; // about a CSR
+    let valid = envelope::seal(&content, ContentCipher::Aes128Cbc, &target).unwrap();
+    let rewrite = |sealed: &[u8], f: &dyn Fn(&mut cms::enveloped_data::EnvelopedData)| -> Vec<u8> {
+        let mut ci: cms::content_info::ContentInfo = der::Decode::from_der(sealed).unwrap();
+        let mut env: cms::enveloped_data::EnvelopedData = ci.content.decode_as().unwrap();
+        f(&mut env);
+        ci.content = der::asn1::Any::encode_from(&env).unwrap();
+        ci.to_der().unwrap()
+    };
+    let bad_padding = rewrite(&valid, &|env| {
+        let mut infos: Vec<_> = env.recip_infos.0.iter().cloned().collect();
+        if let cms::enveloped_data::RecipientInfo::Ktri(k) = &mut infos[0] {
+            let mut b = k.enc_key.as_bytes().to_vec();
+            b[3] ^= 0xff;
+            k.enc_key = der::asn1::OctetString::new(b).unwrap();
+        }
+        env.recip_infos = cms::enveloped_data::RecipientInfos(der::asn1::SetOfVec::try_from(infos).unwrap());
+    });
+    let wrong_length = rewrite(&envelope::seal(&content, ContentCipher::Aes256Cbc, &target).unwrap(), &|env| {
+        env.encrypted_content.content_enc_alg.oid = scepd::scep::oids::AES128_CBC;
+    });
+    let identities = [auth.recipient()];
+    let mut g = c.benchmark_group("implicit_rejection");
+    for (label, sealed) in [("valid", &valid), ("bad_padding", &bad_padding), ("wrong_key_length", &wrong_length)] {
+        g.bench_function(label, |b| b.iter(|| envelope::open(sealed, &identities, cipher_policy())));
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = rsa_operations, parse_verify_decrypt, build_certificate_and_certrep, full_enrollment
+    targets = rsa_operations, parse_verify_decrypt, build_certificate_and_certrep, full_enrollment, implicit_rejection_timing
 }
 criterion_main!(benches);

@@ -8,6 +8,7 @@ mod challenges;
 mod cli;
 mod clients;
 mod concurrency;
+mod crash;
 mod lifecycle;
 mod negative;
 mod odt;
