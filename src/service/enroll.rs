@@ -45,6 +45,10 @@ impl<E: Into<ServiceError>> From<E> for Refusal {
 const CHALLENGE_REFUSED: Rejection = Rejection::new(FailInfo::BadRequest, "challenge password rejected");
 const TRANSACTION_REUSED: Rejection = Rejection::new(FailInfo::BadRequest, "transactionID already used for another request");
 const SERIAL_ATTEMPTS: usize = 4;
+/// Largest subject DN accepted (DER bytes).
+const MAX_SUBJECT_BYTES: u32 = 2048;
+/// Largest subjectAltName accepted (DER bytes): some dozens of names.
+const MAX_SAN_BYTES: usize = 4096;
 
 /// Opens the envelope with the RA (or, for clients that encrypt to it, the CA's) key.
 pub(super) fn open_envelope(svc: &ScepService, message: &PkiMessage) -> Result<Opened, Refusal> {
@@ -131,6 +135,12 @@ pub(super) fn check_csr(svc: &ScepService, csr: &Csr) -> Result<(), Refusal> {
     }
     if csr.subject.is_empty() && csr.subject_alt_name.is_none() {
         return Err(Rejection::new(FailInfo::BadRequest, "the request names no subject").into());
+    }
+    // A device certificate names one device: a huge subject or thousands of SANs is abuse.
+    let subject_len = der::Encode::encoded_len(&csr.subject).map(u32::from).unwrap_or(u32::MAX);
+    let san_len = csr.subject_alt_name.as_ref().map_or(0, |s| s.extn_value.as_bytes().len());
+    if subject_len > MAX_SUBJECT_BYTES || san_len > MAX_SAN_BYTES {
+        return Err(Rejection::new(FailInfo::BadRequest, "subject or subjectAltName too large").into());
     }
     Ok(())
 }

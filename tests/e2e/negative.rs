@@ -243,3 +243,75 @@ fn signing_queue_overflow_answers_503_with_retry_after() {
     assert!(statuses.contains(&503), "64 at once against 2 cores and a queue of 1 must overflow");
     assert!(statuses.contains(&200));
 }
+
+#[test]
+fn hostile_requests_get_exact_answers_and_the_server_stays_healthy() {
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let post = |body: &[u8]| http::post(&format!("{}?operation=PKIOperation", server.scep_url()), "application/x-pki-message", body).unwrap();
+
+    // A 1 MB subject and thousands of SANs: refused by policy, not signed.
+    let big_cn = format!("CN={}", "x".repeat(60_000));
+    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr(&big_cn, Some(CHALLENGE)), &ra, &Opts::default()));
+    assert_failure(&rep, "2", "subject or subjectAltName too large");
+    let sans = {
+        use x509_cert::ext::pkix::name::GeneralName;
+        let names = (0..3000).map(|i| GeneralName::DnsName(der::asn1::Ia5String::new(&format!("host-{i}.example.test")).unwrap())).collect();
+        x509_cert::ext::Extension {
+            extn_id: const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(x509_cert::ext::pkix::SubjectAltName(names).to_der().unwrap()).unwrap(),
+        }
+    };
+    let csr = scepd_ca::request::client_csr(&scepd_ca::name::parse("CN=many-sans").unwrap(), &requester.identity.key, Some(CHALLENGE), &[sans]).unwrap();
+    assert_failure(&requester.post(&server.scep_url(), &requester.message(&csr, &ra, &Opts::default())), "2", "subject or subjectAltName too large");
+
+    // Unknown messageType, a CertRep sent to the server: FAILURE badRequest.
+    let garbage_type = requester.sign_envelope(&envelope::seal(b"x", ContentCipher::Aes128Cbc, &signer_cert_of(&ra).unwrap()).unwrap(),
+        &Opts { message_type: MessageType::CertRep, ..Default::default() });
+    assert_failure(&requester.post(&server.scep_url(), &garbage_type), "2", "unsupported messageType");
+
+    // A SignedData whose content is not EnvelopedData (the CSR in the clear): badRequest.
+    let csr = requester.csr("CN=clear", Some(CHALLENGE));
+    let clear = requester.sign_envelope(&cms::content_info::ContentInfo { content_type: scepd::scep::oids::DATA, content: der::asn1::Any::encode_from(&der::asn1::OctetString::new(csr).unwrap()).unwrap() }.to_der().unwrap(), &Opts::default());
+    assert_failure(&requester.post(&server.scep_url(), &clear), "2", "pkiMessage content is not EnvelopedData");
+
+    // Lengths claiming gigabytes, deep nesting, a ContentInfo of another type: HTTP 400.
+    assert_eq!(post(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02, 0x01, 0x00]).status, 400);
+    let deep: Vec<u8> = std::iter::repeat([0x30u8, 0x80]).take(5000).flatten().collect();
+    assert_eq!(post(&deep).status, 400);
+    let enveloped_only = envelope::seal(b"x", ContentCipher::Aes128Cbc, &signer_cert_of(&ra).unwrap()).unwrap();
+    assert_eq!(post(&enveloped_only).status, 400, "EnvelopedData where SignedData belongs");
+    // Invalid UTF-8 and junk in the query.
+    assert_eq!(http::get(&format!("{}?operation=%FF%FE&message=%C3%28", server.scep_url())).unwrap().status, 400);
+
+    // HTTP/1.1 pipelining: two requests in one write, two answers in order.
+    {
+        use std::io::{Read, Write};
+        let host = server.base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        let one = format!("GET /scep?operation=GetCACaps HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let two = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        s.write_all(format!("{one}{two}").as_bytes()).unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let first = raw.find("POSTPKIOperation").unwrap();
+        let second = raw.rfind("HTTP/1.1 200").unwrap();
+        assert!(raw.starts_with("HTTP/1.1 200") && first < second, "{raw}");
+    }
+    // A slow client that never finishes its headers is dropped (slowloris), and does not
+    // block anyone else.
+    {
+        use std::io::{Read, Write};
+        let host = server.base.trim_start_matches("http://");
+        let mut slow = std::net::TcpStream::connect(host).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+        assert_eq!(http::get(&format!("{}/healthz", server.base)).unwrap().status, 200);
+        slow.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let mut buf = Vec::new();
+        let _ = slow.read_to_end(&mut buf);
+        assert!(String::from_utf8_lossy(&buf).is_empty() || String::from_utf8_lossy(&buf).contains("408"), "the header timeout closes the connection");
+    }
+    still_serves(&server, &requester);
+}
