@@ -94,6 +94,74 @@ pub fn store_error(e: crate::service::ServiceError) -> crate::store::StoreError 
     }
 }
 
+/// Jamf Pro's webhook body, as much of it as scepd reads.
+#[derive(serde::Deserialize)]
+struct JamfWebhook {
+    webhook: JamfWebhookMeta,
+    #[serde(default)]
+    event: JamfEvent,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JamfWebhookMeta {
+    webhook_event: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JamfEvent {
+    payload_identifier: Option<String>,
+    #[serde(default)]
+    payload_types: Vec<String>,
+}
+
+/// Reads a Jamf SCEPChallenge webhook; returns its payloadIdentifier. Any other event, or a
+/// payload that is not a SCEP one, is an error (HTTP 400).
+pub fn jamf_scep_challenge(body: &[u8]) -> Result<Option<String>, String> {
+    let hook: JamfWebhook = serde_json::from_slice(body).map_err(|e| format!("not a Jamf webhook: {e}"))?;
+    if hook.webhook.webhook_event != "SCEPChallenge" {
+        return Err(format!("unsupported webhookEvent {:?}", hook.webhook.webhook_event));
+    }
+    if !hook.event.payload_types.is_empty() && !hook.event.payload_types.iter().any(|t| t == "com.apple.security.scep") {
+        return Err("payloadTypes holds no com.apple.security.scep".into());
+    }
+    Ok(hook.event.payload_identifier)
+}
+
+/// `POST /api/v1/challenges` body: `{"device_id", "subject_cn", "san", "ttl_seconds",
+/// "okta_device_access"}`, all optional.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeParams {
+    pub device_id: Option<String>,
+    pub subject_cn: Option<String>,
+    pub san: Option<String>,
+    pub ttl_seconds: Option<u64>,
+    /// Add the Okta Device Access extension to the certificate this challenge redeems for.
+    pub okta_device_access: Option<bool>,
+}
+
+pub fn challenge_params(body: &[u8]) -> Result<ChallengeParams, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ChallengeParams::default());
+    }
+    let params: ChallengeParams = serde_json::from_slice(body).map_err(|e| format!("bad request body: {e}"))?;
+    if params.ttl_seconds == Some(0) {
+        return Err("ttl_seconds must be at least 1".into());
+    }
+    Ok(params)
+}
+
+/// `Authorization: Basic …` → (user, password).
+pub fn basic_credentials(header: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let encoded = header.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 /// `POST /api/v1/mdm-clients` body.
 #[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use base64::Engine;
 use hyper::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{HeaderMap, Response, StatusCode};
 use subtle::ConstantTimeEq;
@@ -25,11 +24,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let encoded = headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
+    crate::api::basic_credentials(headers.get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {

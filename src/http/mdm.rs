@@ -6,11 +6,11 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL};
 use hyper::{Request, Response, StatusCode};
-use serde::Deserialize;
 
 use super::auth::{authenticate, Caller};
 use super::response::{self, Body};
 use super::AppState;
+use crate::api;
 use crate::service::{MintRequest, Minted};
 
 /// Bodies of the challenge endpoints are small JSON documents.
@@ -82,27 +82,6 @@ pub async fn ndes_page(state: &AppState, req: Request<Incoming>, peer: SocketAdd
     no_store(response::bytes(StatusCode::OK, "text/html; charset=utf-8", html))
 }
 
-#[derive(Deserialize)]
-struct JamfWebhook {
-    webhook: JamfWebhookMeta,
-    #[serde(default)]
-    event: JamfEvent,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JamfWebhookMeta {
-    webhook_event: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct JamfEvent {
-    payload_identifier: Option<String>,
-    #[serde(default)]
-    payload_types: Vec<String>,
-}
-
 /// `POST /api/v1/webhooks/jamf/scep-challenge`: Jamf Pro's SCEPChallenge webhook; the reply
 /// body is the bare challenge.
 pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -114,32 +93,15 @@ pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: Socket
         Ok(b) => b,
         Err(r) => return r,
     };
-    let hook: JamfWebhook = match serde_json::from_slice(&body) {
-        Ok(h) => h,
-        Err(e) => return response::text(StatusCode::BAD_REQUEST, format!("not a Jamf webhook: {e}")),
+    let payload_identifier = match api::jamf_scep_challenge(&body) {
+        Ok(p) => p,
+        Err(msg) => return response::text(StatusCode::BAD_REQUEST, msg),
     };
-    if hook.webhook.webhook_event != "SCEPChallenge" {
-        return response::text(StatusCode::BAD_REQUEST, format!("unsupported webhookEvent {:?}", hook.webhook.webhook_event));
-    }
-    if !hook.event.payload_types.is_empty() && !hook.event.payload_types.iter().any(|t| t == "com.apple.security.scep") {
-        return response::text(StatusCode::BAD_REQUEST, "payloadTypes holds no com.apple.security.scep");
-    }
-    let request = MintRequest { payload_identifier: hook.event.payload_identifier, ..from_caller(&caller, "jamf") };
+    let request = MintRequest { payload_identifier, ..from_caller(&caller, "jamf") };
     match mint(state, request).await {
         Ok(m) => no_store(response::bytes(StatusCode::OK, "text/plain; charset=utf-8", m.challenge)),
         Err(r) => r,
     }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ChallengeParams {
-    device_id: Option<String>,
-    subject_cn: Option<String>,
-    san: Option<String>,
-    ttl_seconds: Option<u64>,
-    /// Add the Okta Device Access extension to the certificate this challenge redeems for.
-    okta_device_access: Option<bool>,
 }
 
 /// `POST /api/v1/challenges`: `{"device_id", "subject_cn", "san", "ttl_seconds"}` (all optional)
@@ -154,17 +116,10 @@ pub async fn challenge_api(state: &AppState, req: Request<Incoming>, peer: Socke
         Ok(b) => b,
         Err(r) => return r,
     };
-    let params: ChallengeParams = if body.iter().all(u8::is_ascii_whitespace) {
-        ChallengeParams::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(p) => p,
-            Err(e) => return response::json_error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
-        }
+    let params = match api::challenge_params(&body) {
+        Ok(p) => p,
+        Err(msg) => return response::json_error(StatusCode::BAD_REQUEST, &msg),
     };
-    if params.ttl_seconds == Some(0) {
-        return response::json_error(StatusCode::BAD_REQUEST, "ttl_seconds must be at least 1");
-    }
     let request = MintRequest {
         device_id: params.device_id,
         subject_cn: params.subject_cn,

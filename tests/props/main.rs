@@ -70,6 +70,9 @@ proptest! {
     #[test]
     fn challenge_api_body_parsing_never_panics(body in ".{0,300}") {
         let _ = scepd::api::revocation_reason(body.as_bytes());
+        let _ = scepd::api::jamf_scep_challenge(body.as_bytes());
+        let _ = scepd::api::challenge_params(body.as_bytes());
+        let _ = scepd::api::basic_credentials(&body);
         let _ = scepd::api::cert_filter(&body);
         let _ = scepd::api::parse_serial(&body);
     }
