@@ -167,6 +167,22 @@ pub(super) fn server_info(client: &ClientArgs) -> Result<(String, String), Box<d
     Ok((s(&info, "scep_url").to_string(), s(&info, "ca_sha256").to_string()))
 }
 
+/// Prints the audit trail as JSON lines, page by page.
+pub(super) fn audit_export(client: &ClientArgs, mut after: u64) -> CliResult {
+    let admin = AdminClient::new(client)?;
+    loop {
+        let (_, page) = admin.get(&format!("/api/v1/audit?after={after}&limit=1000"))?;
+        let entries = page.as_array().cloned().unwrap_or_default();
+        for e in &entries {
+            println!("{e}");
+            after = after.max(e["seq"].as_u64().unwrap_or(after));
+        }
+        if entries.len() < 1000 {
+            return Ok(());
+        }
+    }
+}
+
 /// Mints a one-time challenge through the running server's admin API.
 pub(super) fn mint(client: &ClientArgs, body: Value) -> Result<String, Box<dyn std::error::Error>> {
     let (_, minted) = AdminClient::new(client)?.call(Method::POST, "/api/v1/challenges", Some(body))?;

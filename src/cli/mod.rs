@@ -40,6 +40,9 @@ enum Command {
     /// Devices (through the admin API).
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// The audit trail (through the admin API).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// An unsigned Apple configuration profile (CA certificates and SCEP payload) on stdout.
     Profile(ProfileArgs),
     /// The configuration.
@@ -159,6 +162,17 @@ struct ProfileArgs {
     /// Prefix of every PayloadIdentifier.
     #[arg(long, default_value = "com.scepd.profile")]
     identifier_prefix: String,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Every entry (after --after), one JSON object per line.
+    Export {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -350,6 +364,7 @@ pub fn main() -> ExitCode {
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),
         Command::Device(cmd) => client::device(cmd),
+        Command::Audit(AuditCommand::Export { client, after }) => client::audit_export(&client, after),
         Command::Profile(args) => profile(&args),
         Command::Backup { client, out } => backup(&client, &out),
         Command::Bench(args) => bench(args),

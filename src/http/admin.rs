@@ -13,16 +13,14 @@ use super::{auth, AppState};
 use crate::api;
 use crate::store::RevokeOutcome;
 
-pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
     if let Some(wait) = state.auth_failures.retry_after(peer.ip()) {
         let mut r = response::json_error(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; retry later");
         r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
         return r;
     }
     if !auth::is_admin(state, req.headers()) {
-        state.auth_failures.record_failure(peer.ip());
-        state.service.metrics().auth_failures.with_label_values(&["admin"]).inc();
-        tracing::warn!(client = %peer, "admin authentication failed");
+        auth::record_auth_failure(state, peer.ip(), "admin", request_id).await;
         return auth::unauthorized("Bearer");
     }
     let method = req.method().clone();
@@ -63,7 +61,11 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                     Err(msg) => return Ok(response::json_error(StatusCode::BAD_REQUEST, &msg)),
                 };
                 Ok(match service.revoke(&serial, reason).map_err(api::store_error)? {
-                    RevokeOutcome::Revoked(r) | RevokeOutcome::AlreadyRevoked(r) => response::json(StatusCode::OK, &api::cert_json(&r, None)),
+                    RevokeOutcome::Revoked(r) => {
+                        audit(&service, "certificate.revoked", Some(r.serial.clone()), reason.as_str(), request_id);
+                        response::json(StatusCode::OK, &api::cert_json(&r, None))
+                    }
+                    RevokeOutcome::AlreadyRevoked(r) => response::json(StatusCode::OK, &api::cert_json(&r, None)),
                     RevokeOutcome::NotFound => response::json_error(StatusCode::NOT_FOUND, "no such certificate"),
                 })
             }
@@ -75,6 +77,9 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                     Err(msg) => return Ok(response::json_error(StatusCode::BAD_REQUEST, &msg)),
                 };
                 let revoked = service.revoke_device(&device, reason).map_err(api::store_error)?;
+                for serial in &revoked {
+                    audit(&service, "certificate.revoked", Some(serial.clone()), reason.as_str(), request_id);
+                }
                 Ok(response::json(StatusCode::OK, &serde_json::json!({ "device_id": device, "revoked": revoked })))
             }
             (&Method::GET, "/api/v1/mdm-clients") => {
@@ -94,12 +99,14 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                 }
                 let password = service.set_mdm_password(&params.name, params.challenge_ttl_seconds)?;
                 tracing::info!(name = %params.name, "MDM client added");
+                audit(&service, "mdm.added", None, &params.name, request_id);
                 Ok(response::json(StatusCode::CREATED, &serde_json::json!({ "name": params.name, "password": password })))
             }
             (&Method::DELETE, p) if middle(p, "/api/v1/mdm-clients/", "").is_some() => {
                 let name = middle(p, "/api/v1/mdm-clients/", "").unwrap_or_default();
                 Ok(if service.remove_mdm_client(name)? {
                     tracing::info!(%name, "MDM client removed");
+                    audit(&service, "mdm.removed", None, name, request_id);
                     response::json(StatusCode::OK, &serde_json::json!({ "removed": name }))
                 } else {
                     response::json_error(StatusCode::NOT_FOUND, "no such MDM client")
@@ -112,6 +119,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                 };
                 let password = service.set_mdm_password(name, existing.challenge_ttl_seconds)?;
                 tracing::info!(%name, "MDM client password rotated");
+                audit(&service, "mdm.rotated", None, name, request_id);
                 Ok(response::json(StatusCode::OK, &serde_json::json!({ "name": name, "password": password })))
             }
             (&Method::POST, "/api/v1/backup") => {
@@ -121,6 +129,18 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
                 service.sync_challenges();
                 store.backup_to(&path)?;
                 Ok(response::json(StatusCode::OK, &serde_json::json!({ "file": name })))
+            }
+            (&Method::GET, "/api/v1/audit") => {
+                let (mut after, mut limit) = (0u64, 1000usize);
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    match pair.split_once('=') {
+                        Some(("after", v)) => after = v.parse().unwrap_or(0),
+                        Some(("limit", v)) => limit = v.parse().unwrap_or(1000).clamp(1, 10_000),
+                        _ => return Ok(response::json_error(StatusCode::BAD_REQUEST, "parameters: after, limit")),
+                    }
+                }
+                let entries = service.audit_entries(after, limit)?;
+                Ok(response::json(StatusCode::OK, &serde_json::to_value(entries).unwrap_or_default()))
             }
             (&Method::GET, "/api/v1/info") => Ok(response::json(
                 StatusCode::OK,
@@ -153,4 +173,16 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) 
 /// The non-empty segment between `prefix` and `suffix` of `path`.
 fn middle<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
     path.strip_prefix(prefix)?.strip_suffix(suffix).filter(|m| !m.is_empty() && !m.contains('/'))
+}
+
+/// An admin action on the audit trail (from the blocking pool).
+fn audit(service: &crate::service::ScepService, event: &str, serial: Option<String>, detail: &str, request_id: u64) {
+    service.audit_blocking(crate::store::AuditEntry {
+        event: event.into(),
+        actor: "admin".into(),
+        request_id: Some(request_id),
+        serial,
+        detail: Some(detail.into()),
+        ..Default::default()
+    });
 }

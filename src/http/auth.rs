@@ -31,6 +31,21 @@ pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
     bearer(headers).is_some_and(|t| bool::from(sha256(t.as_bytes()).ct_eq(&state.admin_token_sha256)))
 }
 
+/// Counts, logs and audits a failed authentication.
+pub async fn record_auth_failure(state: &AppState, peer: IpAddr, endpoint: &'static str, request_id: u64) {
+    state.auth_failures.record_failure(peer);
+    state.service.metrics().auth_failures.with_label_values(&[endpoint]).inc();
+    tracing::warn!(endpoint, client = %peer, "authentication failed");
+    let entry = crate::store::AuditEntry {
+        event: "auth.failed".into(),
+        actor: peer.to_string(),
+        request_id: Some(request_id),
+        detail: Some(endpoint.into()),
+        ..Default::default()
+    };
+    state.service.audit(entry).await;
+}
+
 /// What to answer an unauthenticated request.
 pub fn unauthorized(scheme: &'static str) -> Response<Body> {
     let mut r = response::text(StatusCode::UNAUTHORIZED, "authentication required");
@@ -53,6 +68,7 @@ pub async fn authenticate(
     peer: IpAddr,
     endpoint: &'static str,
     admin_allowed: bool,
+    request_id: u64,
 ) -> Result<Caller, Response<Body>> {
     if let Some(wait) = state.auth_failures.retry_after(peer) {
         return Err(too_many(wait));
@@ -76,8 +92,6 @@ pub async fn authenticate(
             Err(_) => return Err(response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
         }
     }
-    state.auth_failures.record_failure(peer);
-    state.service.metrics().auth_failures.with_label_values(&[endpoint]).inc();
-    tracing::warn!(endpoint, client = %peer, "authentication failed");
+    record_auth_failure(state, peer, endpoint, request_id).await;
     Err(unauthorized("Basic"))
 }

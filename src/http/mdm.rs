@@ -12,6 +12,7 @@ use super::response::{self, Body};
 use super::AppState;
 use crate::api;
 use crate::service::{MintRequest, Minted};
+use crate::store::AuditEntry;
 
 /// Bodies of the challenge endpoints are small JSON documents.
 const MAX_JSON_BODY: usize = 64 * 1024;
@@ -28,13 +29,22 @@ fn no_store(mut r: Response<Body>) -> Response<Body> {
     r
 }
 
-async fn mint(state: &AppState, request: MintRequest) -> Result<Minted, Response<Body>> {
+async fn mint(state: &AppState, request: MintRequest, request_id: u64) -> Result<Minted, Response<Body>> {
     let endpoint = request.endpoint;
     let minted_by = request.minted_by.clone();
+    let audit = AuditEntry {
+        event: "challenge.minted".into(),
+        actor: minted_by.clone(),
+        request_id: Some(request_id),
+        device_id: request.device_id.clone(),
+        detail: Some(endpoint.into()),
+        ..Default::default()
+    };
     let payload_identifier = request.payload_identifier.clone().unwrap_or_default();
     match state.service.mint_challenge(request).await {
         Ok(minted) => {
             tracing::info!(endpoint, %minted_by, %payload_identifier, ttl_seconds = minted.ttl_seconds, "challenge minted");
+            state.service.audit(audit).await;
             Ok(minted)
         }
         Err(e) => {
@@ -59,12 +69,12 @@ fn from_caller(caller: &Caller, endpoint: &'static str) -> MintRequest {
 /// `GET /certsrv/mscep_admin/`: the page Microsoft NDES serves, as Jamf Pro's "Dynamic-Microsoft
 /// CA" challenge type and Fleet's NDES/Okta proxy scrape it. Fleet's parser is the regex
 /// `(?i)The enrollment challenge password is: <B> (?P<password>\S*)`: one space each side.
-pub async fn ndes_page(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let caller = match authenticate(state, req.headers(), peer.ip(), "ndes", false).await {
+pub async fn ndes_page(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
+    let caller = match authenticate(state, req.headers(), peer.ip(), "ndes", false, request_id).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let minted = match mint(state, from_caller(&caller, "ndes")).await {
+    let minted = match mint(state, from_caller(&caller, "ndes"), request_id).await {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -84,8 +94,8 @@ pub async fn ndes_page(state: &AppState, req: Request<Incoming>, peer: SocketAdd
 
 /// `POST /api/v1/webhooks/jamf/scep-challenge`: Jamf Pro's SCEPChallenge webhook; the reply
 /// body is the bare challenge.
-pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let caller = match authenticate(state, req.headers(), peer.ip(), "jamf", false).await {
+pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
+    let caller = match authenticate(state, req.headers(), peer.ip(), "jamf", false, request_id).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -98,7 +108,7 @@ pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: Socket
         Err(msg) => return response::text(StatusCode::BAD_REQUEST, msg),
     };
     let request = MintRequest { payload_identifier, ..from_caller(&caller, "jamf") };
-    match mint(state, request).await {
+    match mint(state, request, request_id).await {
         Ok(m) => no_store(response::bytes(StatusCode::OK, "text/plain; charset=utf-8", m.challenge)),
         Err(r) => r,
     }
@@ -106,8 +116,8 @@ pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: Socket
 
 /// `POST /api/v1/challenges`: `{"device_id", "subject_cn", "san", "ttl_seconds"}` (all optional)
 /// → 201 `{"challenge", "expires_at"}`. An MDM client's Basic credentials or the admin token.
-pub async fn challenge_api(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let caller = match authenticate(state, req.headers(), peer.ip(), "api", true).await {
+pub async fn challenge_api(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
+    let caller = match authenticate(state, req.headers(), peer.ip(), "api", true, request_id).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -128,7 +138,7 @@ pub async fn challenge_api(state: &AppState, req: Request<Incoming>, peer: Socke
         okta_device_access: params.okta_device_access,
         ..from_caller(&caller, endpoint)
     };
-    match mint(state, request).await {
+    match mint(state, request, request_id).await {
         Ok(m) => response::json(
             StatusCode::CREATED,
             &serde_json::json!({ "challenge": m.challenge, "expires_at": crate::api::rfc3339(m.expires_at), "ttl_seconds": m.ttl_seconds }),

@@ -34,14 +34,14 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
         let resp = if refused_over_plain_http(state.admin_tls_only, secure, &path, peer.ip()) {
             response::text(StatusCode::FORBIDDEN, "this API is served over HTTPS only")
         } else if is_scep_path(&path) {
-            scep::handle(state, req, peer.ip()).await
+            scep::handle(state, req, peer.ip(), id).await
         } else {
             match (req.method(), path.as_str()) {
                 // Jamf Pro and Fleet request the page with and without the trailing slash.
-                (&Method::GET, "/certsrv/mscep_admin/" | "/certsrv/mscep_admin") => mdm::ndes_page(state, req, peer).await,
-                (&Method::POST, "/api/v1/webhooks/jamf/scep-challenge") => mdm::jamf_webhook(state, req, peer).await,
-                (&Method::POST, "/api/v1/challenges") => mdm::challenge_api(state, req, peer).await,
-                (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => admin::handle(state, req, peer).await,
+                (&Method::GET, "/certsrv/mscep_admin/" | "/certsrv/mscep_admin") => mdm::ndes_page(state, req, peer, id).await,
+                (&Method::POST, "/api/v1/webhooks/jamf/scep-challenge") => mdm::jamf_webhook(state, req, peer, id).await,
+                (&Method::POST, "/api/v1/challenges") => mdm::challenge_api(state, req, peer, id).await,
+                (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => admin::handle(state, req, peer, id).await,
                 (&Method::GET, p) if p == "/crl" || (p.starts_with("/crl/") && p.ends_with(".crl")) => pki::crl(state, req).await,
                 (&Method::POST, "/ocsp") => pki::ocsp(state, req).await,
                 (&Method::GET, p) if p.starts_with("/ocsp/") => pki::ocsp(state, req).await,

@@ -11,6 +11,7 @@ use super::response::{self, Body};
 use super::AppState;
 use crate::scep::query;
 use crate::service::ServiceError;
+use crate::store::AuditEntry;
 
 /// A client gets this long to send its request body.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -25,11 +26,11 @@ fn operation_label(operation: Option<&str>) -> &'static str {
     }
 }
 
-pub async fn handle(state: &AppState, req: Request<Incoming>, peer: std::net::IpAddr) -> Response<Body> {
+pub async fn handle(state: &AppState, req: Request<Incoming>, peer: std::net::IpAddr, request_id: u64) -> Response<Body> {
     let started = std::time::Instant::now();
     let q = query::parse(req.uri().query().unwrap_or(""));
     let operation = operation_label(q.operation.as_deref());
-    let (resp, outcome) = dispatch(state, req, &q, peer).await;
+    let (resp, outcome) = dispatch(state, req, &q, peer, request_id).await;
     let metrics = state.service.metrics();
     metrics.scep_duration.with_label_values(&[operation]).observe(started.elapsed().as_secs_f64());
     let (message_type, status, fail_info) = outcome.unwrap_or(("", if resp.status().is_success() { "OK" } else { "ERROR" }, ""));
@@ -40,7 +41,13 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: std::net::Ip
 /// messageType, pkiStatus and failInfo of a PKIOperation, for the metrics.
 type Outcome = Option<(&'static str, &'static str, &'static str)>;
 
-async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query, peer: std::net::IpAddr) -> (Response<Body>, Outcome) {
+async fn dispatch(
+    state: &AppState,
+    req: Request<Incoming>,
+    q: &query::Query,
+    peer: std::net::IpAddr,
+    request_id: u64,
+) -> (Response<Body>, Outcome) {
     let Some(operation) = q.operation.as_deref() else {
         return (response::text(StatusCode::BAD_REQUEST, "missing operation parameter"), None);
     };
@@ -55,7 +62,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query, pe
         (&Method::GET, "PKIOperation") => match q.message.as_deref().map(query::decode_message) {
             None => (response::text(StatusCode::BAD_REQUEST, "missing message parameter"), None),
             Some(Err(e)) => (response::text(StatusCode::BAD_REQUEST, e.to_string()), None),
-            Some(Ok(message)) => pki_operation(state, message.into(), peer).await,
+            Some(Ok(message)) => pki_operation(state, message.into(), peer, request_id).await,
         },
         (&Method::POST, "PKIOperation") => {
             // Any request Content-Type is accepted: clients disagree on it.
@@ -64,7 +71,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query, pe
                 return (response::text(StatusCode::REQUEST_TIMEOUT, "request body too slow"), None);
             };
             match read {
-                Ok(body) => pki_operation(state, body.to_bytes(), peer).await,
+                Ok(body) => pki_operation(state, body.to_bytes(), peer, request_id).await,
                 Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                     (response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"), None)
                 }
@@ -78,7 +85,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, q: &query::Query, pe
     }
 }
 
-async fn pki_operation(state: &AppState, body: Bytes, peer: std::net::IpAddr) -> (Response<Body>, Outcome) {
+async fn pki_operation(state: &AppState, body: Bytes, peer: std::net::IpAddr, request_id: u64) -> (Response<Body>, Outcome) {
     // Too many refused challenges from this source: no more guesses (and no crypto work) for now.
     if let Some(wait) = state.challenge_failures.retry_after(peer) {
         let mut r = response::text(StatusCode::TOO_MANY_REQUESTS, "too many refused challenges; retry later");
@@ -97,6 +104,7 @@ async fn pki_operation(state: &AppState, body: Bytes, peer: std::net::IpAddr) ->
             if reply.challenge_rejection.is_some() {
                 state.challenge_failures.record_failure(peer);
             }
+            audit_reply(state, &reply, peer, request_id).await;
             tracing::info!(
                 message_type = reply.message_type.map(|m| m.name()).unwrap_or("unknown"),
                 transaction_id = %reply.transaction_id,
@@ -130,5 +138,20 @@ async fn pki_operation(state: &AppState, body: Bytes, peer: std::net::IpAddr) ->
             tracing::error!(error = %e, "PKIOperation task failed");
             (response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"), None)
         }
+    }
+}
+
+/// The audit trail of a PKIOperation: issuance, redemption, refused challenge.
+async fn audit_reply(state: &AppState, reply: &crate::service::PkiReply, peer: std::net::IpAddr, request_id: u64) {
+    let base = AuditEntry { actor: peer.to_string(), request_id: Some(request_id), ..Default::default() };
+    if let (Some(serial), Some(kind @ ("new" | "reenroll" | "renewal"))) = (&reply.issued_serial, reply.kind) {
+        let issued = AuditEntry { event: "certificate.issued".into(), serial: Some(serial.clone()), detail: Some(kind.into()), ..base.clone() };
+        state.service.audit(issued).await;
+        if reply.redeemed_challenge {
+            state.service.audit(AuditEntry { event: "challenge.redeemed".into(), serial: Some(serial.clone()), ..base.clone() }).await;
+        }
+    }
+    if let Some(reason) = reply.challenge_rejection {
+        state.service.audit(AuditEntry { event: "challenge.rejected".into(), detail: Some(reason.into()), ..base }).await;
     }
 }

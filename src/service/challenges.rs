@@ -6,96 +6,26 @@
 //! remembered for a few seconds instead of being read from the store on every request.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::challenge::key::{random_alphanumeric, PASSWORD_LEN};
 use crate::store::{ChallengeHash, ChallengeRecord, MdmClient, Store, StoreError};
 
+use super::batch::BatchWriter;
 use super::ScepService;
 
-/// Largest number of challenges committed in one transaction.
-const MAX_BATCH: usize = 512;
 /// How long a verified MDM credential is trusted without asking the store again (a removed or
 /// rotated credential is refused at once on the node that changed it, within this on others).
 const CREDENTIAL_CACHE: Duration = Duration::from_secs(5);
 
-/// Challenges waiting for the writer, at most. Past it minting waits for room (backpressure)
-/// instead of queueing without bound.
-const MAX_QUEUED: usize = 16_384;
-
-enum Job {
-    Insert(ChallengeHash, ChallengeRecord),
-    /// Answered once everything queued before it is committed.
-    Sync(mpsc::Sender<()>),
-}
-
-/// The batching writer: a thread that owns challenge inserts. Minting does not wait for the
+/// Minted challenges go to the store through a [`BatchWriter`]: minting does not wait for the
 /// commit — the HTTP answer must not stall behind the store's periodic fsync — so a redemption
-/// that does not find its challenge asks the writer to [`sync`](ChallengeWriter::sync) first.
-pub struct ChallengeWriter {
-    queue: tokio::sync::mpsc::Sender<Job>,
-    /// Unix time of the last failed batch (0: none). Minting is refused for a second after
-    /// one, then tried again, so a transient store error does not disable minting for good.
-    failed_at: Arc<AtomicU64>,
-}
+/// that does not find its challenge syncs the writer first.
+pub type ChallengeWriter = BatchWriter<(ChallengeHash, ChallengeRecord)>;
 
-impl ChallengeWriter {
-    pub fn start(store: Arc<dyn Store>) -> ChallengeWriter {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(MAX_QUEUED);
-        let failed_at = Arc::new(AtomicU64::new(0));
-        let failed_flag = Arc::clone(&failed_at);
-        std::thread::Builder::new()
-            .name("challenge-writer".into())
-            .spawn(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let mut rows = Vec::new();
-                    let mut syncs = Vec::new();
-                    let mut next = Some(first);
-                    while let Some(job) = next.take() {
-                        match job {
-                            Job::Insert(h, r) => rows.push((h, r)),
-                            Job::Sync(done) => syncs.push(done),
-                        }
-                        if rows.len() < MAX_BATCH {
-                            next = rx.try_recv().ok();
-                        }
-                    }
-                    if !rows.is_empty() {
-                        let result = store.insert_challenges(&rows);
-                        if let Err(e) = &result {
-                            tracing::error!(error = %e, lost = rows.len(), "storing minted challenges failed");
-                        }
-                        failed_flag.store(if result.is_err() { scepd_ca::time::unix_now() } else { 0 }, Ordering::Release);
-                    }
-                    for done in syncs {
-                        let _ = done.send(());
-                    }
-                }
-            })
-            .expect("spawn the challenge writer");
-        ChallengeWriter { queue: tx, failed_at }
-    }
-
-    async fn insert(&self, hash: ChallengeHash, record: ChallengeRecord) -> Result<(), StoreError> {
-        let failed_at = self.failed_at.load(Ordering::Acquire);
-        if failed_at != 0 && scepd_ca::time::unix_now() <= failed_at {
-            return Err(StoreError::Backend("the store refused the last challenges".into()));
-        }
-        let sent = self.queue.send(Job::Insert(hash, record)).await;
-        sent.map_err(|_| StoreError::Backend("challenge writer stopped".into()))
-    }
-
-    /// Blocks (outside the async runtime) until every challenge minted before this call is
-    /// committed.
-    pub fn sync(&self) {
-        let (done, wait) = mpsc::channel();
-        if self.queue.blocking_send(Job::Sync(done)).is_ok() {
-            let _ = wait.recv();
-        }
-    }
+pub fn challenge_writer(store: Arc<dyn Store>) -> ChallengeWriter {
+    BatchWriter::start("challenge-writer", move |rows| store.insert_challenges(rows))
 }
 
 /// Recently verified MDM credentials: name → (client, when read from the store).
@@ -170,7 +100,11 @@ impl ScepService {
         };
         let expires_at = record.expires_at;
         self.metrics().challenges_minted.with_label_values(&[record.endpoint.as_str()]).inc();
-        self.challenge_writer.insert(hash, record).await?;
+        // A store that refused the last batch gets a second's rest: answer 503 meanwhile.
+        if self.challenge_writer.failing() {
+            return Err(StoreError::Backend("the store refused the last challenges".into()));
+        }
+        self.challenge_writer.push((hash, record)).await?;
         Ok(Minted { challenge, expires_at, ttl_seconds })
     }
 

@@ -11,7 +11,7 @@ use crate::scep::envelope::Opened;
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{csr, envelope, reply, FailInfo, Rejection};
 use crate::store::{
-    CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
+    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
 };
 
 /// A certificate ready to send: the sealed certs-only body and its serial.
@@ -19,6 +19,7 @@ pub(super) struct Issued {
     pub enveloped: Vec<u8>,
     pub serial: String,
     pub kind: &'static str,
+    pub redeemed: bool,
 }
 
 /// Why no certificate was sent.
@@ -219,7 +220,17 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
                 if !superseded.is_empty() || !revoked.is_empty() {
                     tracing::info!(serial = %serial, superseded = ?superseded, revoked = ?revoked, "earlier certificates of the device replaced");
                 }
-                return seal(&der, serial.to_hex(), plan.kind, opened, signer);
+                for serial in &revoked {
+                    svc.audit_blocking(AuditEntry {
+                        event: "certificate.revoked".into(),
+                        actor: "policy".into(),
+                        serial: Some(serial.clone()),
+                        detail: Some("superseded".into()),
+                        ..Default::default()
+                    });
+                }
+                let issued = seal(&der, serial.to_hex(), plan.kind, opened, signer)?;
+                return Ok(Issued { redeemed: plan.redeems.is_some(), ..issued });
             }
             // A concurrent retry of the same transaction won the race: send its certificate.
             IssuanceOutcome::AlreadyIssued(record, der) => return seal(&der, record.serial, "retry", opened, signer),
@@ -293,5 +304,5 @@ pub(super) fn parse_serial(hex_serial: &str) -> Result<Serial, ServiceError> {
 pub(super) fn seal(der: &[u8], serial: String, kind: &'static str, opened: &Opened, signer: &SignerCert) -> Result<Issued, Refusal> {
     let certs_only = reply::certs_only(&[der], &[])?;
     let enveloped = envelope::seal(&certs_only, opened.cipher, signer)?;
-    Ok(Issued { enveloped, serial, kind })
+    Ok(Issued { enveloped, serial, kind, redeemed: false })
 }

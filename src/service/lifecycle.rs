@@ -53,6 +53,15 @@ impl ScepService {
         let now = scepd_ca::time::unix_now();
         let revoked = self.store().revoke_superseded_before(now.saturating_sub(after), now)?;
         self.metrics().revoked.with_label_values(&["superseded"]).inc_by(revoked.len() as u64);
+        for serial in &revoked {
+            self.audit_blocking(crate::store::AuditEntry {
+                event: "certificate.revoked".into(),
+                actor: "policy".into(),
+                serial: Some(serial.clone()),
+                detail: Some("superseded".into()),
+                ..Default::default()
+            });
+        }
         Ok(revoked)
     }
 

@@ -1,6 +1,7 @@
 //! The SCEP service: the policy between the wire format and the store. Synchronous and
 //! free of HTTP; the HTTP adapter runs it on the blocking pool.
 
+mod batch;
 mod challenges;
 mod committer;
 mod enroll;
@@ -10,6 +11,7 @@ mod renewal;
 
 pub use challenges::{ChallengeTtl, MintRequest, Minted};
 use challenges::{ChallengeWriter, CredentialCache};
+use batch::BatchWriter;
 pub use lifecycle::CrlSnapshot;
 use lifecycle::CrlCache;
 
@@ -23,7 +25,7 @@ use crate::scep::request::{self, Header};
 use crate::scep::reply::{self, Outcome};
 use crate::scep::{caps, FailInfo, MalformedRequest, MessageType, Rejection};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditEntry, Store, StoreError};
 
 /// Issuance policy, from the configuration.
 #[derive(Clone, Debug)]
@@ -108,6 +110,8 @@ pub struct PkiReply {
     pub challenge_rejection: Option<&'static str>,
     /// What a SUCCESS was: `new`, `reenroll`, `renewal`, `retry`, `get`, `poll` or `crl`.
     pub kind: Option<&'static str>,
+    /// The issuance redeemed a one-time challenge.
+    pub redeemed_challenge: bool,
 }
 
 pub struct ScepService {
@@ -120,6 +124,7 @@ pub struct ScepService {
     crl_cache: CrlCache,
     metrics: Arc<Metrics>,
     committer: committer::IssuanceCommitter,
+    audit: BatchWriter<AuditEntry>,
 }
 
 impl ScepService {
@@ -129,7 +134,9 @@ impl ScepService {
             metrics.ca_not_after.with_label_values(&["ra"]).set(ra.not_after() as f64);
         }
         let ca_cert_body = ca_cert_body(&authority)?;
-        let challenge_writer = ChallengeWriter::start(Arc::clone(&store));
+        let challenge_writer = challenges::challenge_writer(Arc::clone(&store));
+        let audit_store = Arc::clone(&store);
+        let audit = BatchWriter::start("audit-writer", move |entries: &[AuditEntry]| audit_store.append_audit(entries));
         let committer = committer::IssuanceCommitter::start(Arc::clone(&store));
         Ok(ScepService {
             authority,
@@ -141,6 +148,7 @@ impl ScepService {
             crl_cache: CrlCache::default(),
             metrics,
             committer,
+            audit,
         })
     }
 
@@ -163,6 +171,22 @@ impl ScepService {
 
     pub fn public_url(&self) -> &str {
         &self.policy.public_url
+    }
+
+    /// Appends to the audit trail from async code (never holds a secret).
+    pub async fn audit(&self, entry: AuditEntry) {
+        let _ = self.audit.push(AuditEntry { at: scepd_ca::time::unix_now(), ..entry }).await;
+    }
+
+    /// Appends to the audit trail from blocking code.
+    pub fn audit_blocking(&self, entry: AuditEntry) {
+        self.audit.push_blocking(AuditEntry { at: scepd_ca::time::unix_now(), ..entry });
+    }
+
+    /// The audit trail after `after`, everything queued so far included.
+    pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit.sync();
+        self.store.audit_entries(after, limit)
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -219,6 +243,7 @@ impl ScepService {
             Ok(issued) => self.reply(&header, &Outcome::Success { enveloped: &issued.enveloped }, |r| {
                 r.issued_serial = Some(issued.serial).filter(|s| !s.is_empty());
                 r.kind = Some(issued.kind);
+                r.redeemed_challenge = issued.redeemed;
             }),
             Err(enroll::Refusal::Rejected { rejection, challenge }) => {
                 if let Some(reason) = challenge {
@@ -249,6 +274,7 @@ impl ScepService {
             issued_serial: None,
             challenge_rejection: None,
             kind: None,
+            redeemed_challenge: false,
         };
         fill(&mut r);
         Ok(r)

@@ -45,7 +45,7 @@ pub(super) fn get_crl(svc: &ScepService, message: &PkiMessage, signer: &SignerCe
     let crl = svc.crl()?;
     let body = reply::certs_only(&[], &[&crl.der])?;
     let enveloped = envelope::seal(&body, opened.cipher, signer)?;
-    Ok(Issued { enveloped, serial: String::new(), kind: "crl" })
+    Ok(Issued { enveloped, serial: String::new(), kind: "crl", redeemed: false })
 }
 
 /// CertPoll: scepd answers PKCSReq at once, so a poll finds the certificate of its transaction

@@ -9,7 +9,7 @@ pub mod redb_store;
 
 pub use record::{
     CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome, MdmClient,
-    RevokeOutcome, RevokedRow,
+    RevokeOutcome, RevokedRow, AuditEntry,
 };
 pub use redb_store::RedbStore;
 
@@ -106,6 +106,12 @@ pub trait Store: Send + Sync {
     /// Writes a consistent copy of the whole store to `out` (a file), while the store stays in
     /// use: every commit made before the call is in the copy.
     fn backup_to(&self, out: &std::path::Path) -> Result<(), StoreError>;
+
+    /// Appends to the audit trail (committed like minted challenges: durable within a second).
+    fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;
+
+    /// Audit entries after sequence number `after`, oldest first, at most `limit`.
+    fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Makes every earlier commit durable.
     fn flush(&self) -> Result<(), StoreError>;

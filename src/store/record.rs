@@ -184,3 +184,26 @@ pub struct CertFilter {
     pub device_id: Option<String>,
     pub status: Option<CertStatus>,
 }
+
+/// One audit-trail entry. Never holds a secret (no challenge, password, token or key).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Assigned by the store: the order of the trail.
+    #[serde(default)]
+    pub seq: u64,
+    pub at: u64,
+    /// `certificate.issued`, `certificate.revoked`, `challenge.minted`, `challenge.redeemed`,
+    /// `challenge.rejected`, `mdm.added`, `mdm.removed`, `mdm.rotated`, `auth.failed`.
+    pub event: String,
+    /// Who: a client address, an MDM client's name, `admin`, or `policy`.
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// A revocation or rejection reason, an issuance kind, an endpoint…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

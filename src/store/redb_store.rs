@@ -24,7 +24,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 use scepd_ca::Serial;
 
 use super::{
-    CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
+    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
     MdmClient, RevokeOutcome, RevokedRow, Store, StoreError,
 };
 
@@ -38,6 +38,8 @@ const CHALLENGES_BY_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("c
 const MDM_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("mdm_clients");
 const REVOKED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revoked");
 const SUPERSEDED: TableDefinition<&[u8], ()> = TableDefinition::new("superseded");
+/// Append-only: sequence number (big-endian) → JSON [`AuditEntry`]; nothing deletes from it.
+const AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit");
 
 /// redb's page cache. Its default (a large share of memory) is not what a small service wants;
 /// the working set (indexes, recent challenges) fits well within this.
@@ -104,6 +106,7 @@ impl RedbStore {
             txn.open_table(MDM_CLIENTS).map_err(backend)?;
             txn.open_table(REVOKED).map_err(backend)?;
             txn.open_table(SUPERSEDED).map_err(backend)?;
+            txn.open_table(AUDIT).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
         Ok(RedbStore { db, path: path.to_path_buf(), unflushed: AtomicBool::new(false) })
@@ -342,6 +345,35 @@ impl Store for RedbStore {
             }
         }
         Ok((active, soonest))
+    }
+
+    fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(Durability::None).map_err(backend)?;
+        {
+            let mut audit = txn.open_table(AUDIT).map_err(backend)?;
+            let mut next = audit.last().map_err(backend)?.map(|(k, _)| be_u64(k.value())).unwrap_or(0);
+            for entry in entries {
+                next += 1;
+                let row = AuditEntry { seq: next, ..entry.clone() };
+                audit.insert(next.to_be_bytes().as_slice(), encode(&row)?.as_slice()).map_err(backend)?;
+            }
+        }
+        txn.commit().map_err(backend)?;
+        self.unflushed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let audit = txn.open_table(AUDIT).map_err(backend)?;
+        let start = (after + 1).to_be_bytes();
+        let mut out = Vec::new();
+        for entry in audit.range(start.as_slice()..).map_err(backend)?.take(limit) {
+            let (_, v) = entry.map_err(backend)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
     }
 
     fn ping(&self) -> Result<(), StoreError> {

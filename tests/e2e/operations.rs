@@ -391,3 +391,47 @@ fn backup_while_running_and_restore_serve_the_same_state() {
     let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=after-restore", Some(&pending)), &ra, &Opts::default()));
     assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
 }
+
+#[test]
+fn audit_trail_records_actions_with_actor_and_request_id_and_no_secret() {
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let out = server.cli(&["mdm", "add", "audited"]);
+    let password = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string();
+    let minted = String::from_utf8(server.cli(&["challenge", "new", "--device", "dev-audit"]).stdout).unwrap().trim().to_string();
+    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=dev-audit", Some(&minted)), &ra, &Opts::default()));
+    let serial = serial_hex(&rep.certificates[0]);
+    requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=x", Some("NotAChallenge0000000000")), &ra, &Opts::default()));
+    assert!(server.cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"]).status.success());
+    let bad = http::request("GET", &format!("{}/certsrv/mscep_admin/", server.base), &[("Authorization", "Basic YXVkaXRlZDp3cm9uZw==")], b"").unwrap();
+    assert_eq!(bad.status, 401);
+    assert!(server.cli(&["mdm", "remove", "audited"]).status.success());
+
+    let out = server.cli(&["audit", "export"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let entries: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |event: &str| entries.iter().find(|e| e["event"] == event).unwrap_or_else(|| panic!("{event} missing:\n{text}")).clone();
+    assert_eq!(find("mdm.added")["detail"], "audited");
+    let minted_entry = find("challenge.minted");
+    assert_eq!((minted_entry["actor"].as_str(), minted_entry["device_id"].as_str()), (Some("admin"), Some("dev-audit")));
+    let issued = find("certificate.issued");
+    assert_eq!(issued["serial"], serial.as_str());
+    assert_eq!(issued["actor"], "127.0.0.1");
+    assert!(issued["request_id"].is_u64() && issued["at"].is_u64());
+    assert_eq!(find("challenge.redeemed")["serial"], serial.as_str());
+    assert_eq!(find("challenge.rejected")["detail"], "unknown");
+    let revoked = find("certificate.revoked");
+    assert_eq!((revoked["serial"].as_str(), revoked["detail"].as_str()), (Some(serial.as_str()), Some("keyCompromise")));
+    assert_eq!(find("auth.failed")["detail"], "ndes");
+    find("mdm.removed");
+    // In order, append-only, and free of secrets.
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    for secret in [CHALLENGE, minted.as_str(), password.as_str(), "NotAChallenge0000000000"] {
+        assert!(!text.contains(secret), "a secret in the audit trail");
+    }
+    let after = server.cli(&["audit", "export", "--after", &seqs[seqs.len() - 2].to_string()]);
+    assert_eq!(String::from_utf8(after.stdout).unwrap().lines().count(), 1);
+}

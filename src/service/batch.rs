@@ -1,0 +1,89 @@
+//! A batching writer: one thread that commits whatever queued meanwhile in one store
+//! transaction. Used for minted challenges and audit entries, which are frequent, cheap to
+//! lose in the last second before a crash, and must not make requests wait for an fsync.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+use crate::store::StoreError;
+
+/// Items waiting for the writer, at most; past it senders wait (backpressure).
+const MAX_QUEUED: usize = 16_384;
+/// Largest number of items committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+enum Job<T> {
+    Item(T),
+    /// Answered once everything queued before it is committed.
+    Sync(mpsc::Sender<()>),
+}
+
+pub struct BatchWriter<T> {
+    queue: tokio::sync::mpsc::Sender<Job<T>>,
+    /// Unix time of the last failed batch (0: none).
+    failed_at: Arc<AtomicU64>,
+}
+
+impl<T: Send + 'static> BatchWriter<T> {
+    /// Starts the writer thread; `write` commits one batch.
+    pub fn start(name: &str, write: impl Fn(&[T]) -> Result<(), StoreError> + Send + 'static) -> BatchWriter<T> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job<T>>(MAX_QUEUED);
+        let failed_at = Arc::new(AtomicU64::new(0));
+        let failed = Arc::clone(&failed_at);
+        let label = name.to_string();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let mut items = Vec::new();
+                    let mut syncs = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        match job {
+                            Job::Item(item) => items.push(item),
+                            Job::Sync(done) => syncs.push(done),
+                        }
+                        if items.len() < MAX_BATCH {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    if !items.is_empty() {
+                        let result = write(&items);
+                        if let Err(e) = &result {
+                            tracing::error!(writer = %label, error = %e, lost = items.len(), "a batch could not be stored");
+                        }
+                        failed.store(if result.is_err() { scepd_ca::time::unix_now() } else { 0 }, Ordering::Release);
+                    }
+                    for done in syncs {
+                        let _ = done.send(());
+                    }
+                }
+            })
+            .expect("spawn a batch writer");
+        BatchWriter { queue: tx, failed_at }
+    }
+
+    /// Whether a batch failed in the last second (the store is refusing writes).
+    pub fn failing(&self) -> bool {
+        let at = self.failed_at.load(Ordering::Acquire);
+        at != 0 && scepd_ca::time::unix_now() <= at
+    }
+
+    /// Queues an item from async code, waiting for room when the queue is full.
+    pub async fn push(&self, item: T) -> Result<(), StoreError> {
+        self.queue.send(Job::Item(item)).await.map_err(|_| StoreError::Backend("batch writer stopped".into()))
+    }
+
+    /// Queues an item from blocking code (never call from the async runtime).
+    pub fn push_blocking(&self, item: T) {
+        let _ = self.queue.blocking_send(Job::Item(item));
+    }
+
+    /// Blocks (outside the async runtime) until every item queued before the call is committed.
+    pub fn sync(&self) {
+        let (done, wait) = mpsc::channel();
+        if self.queue.blocking_send(Job::Sync(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+}
