@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// Log level or tracing filter (RUST_LOG syntax).
     #[arg(long, env = "SCEPD_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// File holding the passphrase of the CA/RA keys (or set SCEPD_KEY_PASSPHRASE).
+    #[arg(long, env = "SCEPD_KEY_PASSPHRASE_FILE")]
+    pub key_passphrase_file: Option<PathBuf>,
     /// Maximum request body in bytes.
     #[arg(long, env = "SCEPD_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -177,6 +180,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub max_body_bytes: usize,
+    pub key_passphrase_file: Option<PathBuf>,
     pub challenge_ttl: u64,
     pub challenge_max_ttl: u64,
     pub challenge_sweep_interval: u64,
@@ -318,6 +322,7 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            key_passphrase_file: args.key_passphrase_file.clone().or(file.key_passphrase_file),
         })
     }
 

@@ -39,6 +39,29 @@ pub enum DataDirError {
 
 pub struct DataDir {
     root: PathBuf,
+    /// Encrypts the private keys at rest (PKCS#8 PBES2) when set.
+    passphrase: Option<Vec<u8>>,
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.passphrase.as_mut() {
+            p.iter_mut().for_each(|b| *b = 0);
+        }
+    }
+}
+
+/// The key passphrase: the content of `file` (without its final newline), else the
+/// `SCEPD_KEY_PASSPHRASE` environment variable, else none.
+pub fn key_passphrase(file: Option<&Path>) -> Result<Option<Vec<u8>>, DataDirError> {
+    if let Some(f) = file {
+        let mut bytes = fs::read(f).map_err(io(f))?;
+        while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+            bytes.pop();
+        }
+        return Ok(Some(bytes));
+    }
+    Ok(std::env::var_os("SCEPD_KEY_PASSPHRASE").map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
@@ -47,7 +70,25 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
 
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
-        DataDir { root: root.into() }
+        DataDir { root: root.into(), passphrase: None }
+    }
+
+    /// Private keys are written encrypted with, and read with, `passphrase`.
+    pub fn with_passphrase(mut self, passphrase: Option<Vec<u8>>) -> DataDir {
+        self.passphrase = passphrase.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// A private key as stored: encrypted PKCS#8 when a passphrase is set.
+    fn key_pem(&self, key: &RsaKey) -> Result<String, DataDirError> {
+        match &self.passphrase {
+            Some(p) => Ok(key.to_encrypted_pkcs8_pem(p)?),
+            None => Ok(key.to_pkcs8_pem()),
+        }
+    }
+
+    fn read_key(&self, name: &str) -> Result<RsaKey, DataDirError> {
+        Ok(RsaKey::from_pem_with_passphrase(&self.read_secret(name)?, self.passphrase.as_deref())?)
     }
 
     pub fn root(&self) -> &Path {
@@ -138,7 +179,7 @@ impl DataDir {
         self.ensure_root()?;
         let key = RsaKey::generate(bits)?;
         let csr = scepd_ca::request::ca_csr(&scepd_ca::name::parse(subject)?, &key)?;
-        self.write_secret("ca.key.pending", key.to_pkcs8_pem().as_bytes())?;
+        self.write_secret("ca.key.pending", self.key_pem(&key)?.as_bytes())?;
         Ok(csr)
     }
 
@@ -150,7 +191,7 @@ impl DataDir {
         with_ra: bool,
         ocsp_signer: bool,
     ) -> Result<(Authority, Vec<ImportWarning>), DataDirError> {
-        let key_pem = self.read_secret("ca.key.pending")?;
+        let key_pem = self.read_key("ca.key.pending")?.to_pkcs8_pem();
         let result = self.init_import(cert_pem, &key_pem, chain_pem, with_ra, ocsp_signer)?;
         let pending = self.path("ca.key.pending");
         fs::remove_file(&pending).map_err(io(&pending))?;
@@ -165,13 +206,13 @@ impl DataDir {
     }
 
     fn save(&self, authority: &Authority) -> Result<(), DataDirError> {
-        self.write_secret("ca.key", authority.ca.key.to_pkcs8_pem().as_bytes())?;
+        self.write_secret("ca.key", self.key_pem(&authority.ca.key)?.as_bytes())?;
         if let Some(ra) = &authority.ra {
-            self.write_secret("ra.key", ra.key.to_pkcs8_pem().as_bytes())?;
+            self.write_secret("ra.key", self.key_pem(&ra.key)?.as_bytes())?;
             self.write_public("ra.pem", &pem::encode("CERTIFICATE", &ra.der))?;
         }
         if let Some(ocsp) = &authority.ocsp_signer {
-            self.write_secret("ocsp.key", ocsp.key.to_pkcs8_pem().as_bytes())?;
+            self.write_secret("ocsp.key", self.key_pem(&ocsp.key)?.as_bytes())?;
             self.write_public("ocsp.pem", &pem::encode("CERTIFICATE", &ocsp.der))?;
         }
         if !authority.chain.is_empty() {
@@ -215,7 +256,7 @@ impl DataDir {
             .next()
             .ok_or_else(|| DataDirError::Invalid(format!("{cert} holds no certificate")))?;
         let cert = scepd_ca::Certificate::from_der(&der).map_err(scepd_ca::CaError::from)?;
-        let key = RsaKey::from_pem(&self.read_secret(key)?)?;
+        let key = self.read_key(key)?;
         if cert.tbs_certificate().subject_public_key_info().to_der().map_err(scepd_ca::CaError::from)?
             != key.public_key_spki_der()
         {

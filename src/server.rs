@@ -25,7 +25,7 @@ pub fn init_logging(format: LogFormat, level: &str) {
 }
 
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = DataDir::new(&config.data);
+    let dir = DataDir::new(&config.data).with_passphrase(crate::datadir::key_passphrase(config.key_passphrase_file.as_deref())?);
     if !dir.is_initialized() {
         tracing::info!(data = %config.data.display(), "data directory is empty: creating a new CA");
         dir.init_new(&crate::cli::default_ca_params(), false)?;

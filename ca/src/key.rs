@@ -81,8 +81,21 @@ impl RsaKey {
 
     /// Reads a PEM private key: PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`).
     pub fn from_pem(text: &str) -> Result<Self, CaError> {
+        Self::from_pem_with_passphrase(text, None)
+    }
+
+    /// Reads a PEM private key, also passphrase-encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`,
+    /// PBES2) when `passphrase` is given.
+    pub fn from_pem_with_passphrase(text: &str, passphrase: Option<&[u8]>) -> Result<Self, CaError> {
         let (label, der) = pem::decode(text)?;
         match label.as_str() {
+            "ENCRYPTED PRIVATE KEY" if passphrase.is_some() => {
+                let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice()).map_err(|e| CaError::KeyRejected(e.to_string()))?;
+                let plain = info
+                    .decrypt(passphrase.unwrap_or_default())
+                    .map_err(|_| CaError::KeyRejected("wrong passphrase, or not an encrypted PKCS#8 key".into()))?;
+                Self::from_pkcs8_der(plain.as_bytes())
+            }
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
             "RSA PRIVATE KEY" => {
                 let pair =
@@ -91,7 +104,7 @@ impl RsaKey {
                 Self::from_pkcs8_der(pkcs8.as_ref())
             }
             "ENCRYPTED PRIVATE KEY" => Err(CaError::KeyRejected(
-                "encrypted private keys are not supported; decrypt it with `openssl pkey`".into(),
+                "the key is encrypted: give its passphrase (--key-passphrase-file or SCEPD_KEY_PASSPHRASE)".into(),
             )),
             other => Err(CaError::Pem(format!("expected a private key, found {other:?}"))),
         }
@@ -100,6 +113,13 @@ impl RsaKey {
     /// PKCS#8 PEM, the on-disk form.
     pub fn to_pkcs8_pem(&self) -> String {
         pem::encode("PRIVATE KEY", &self.pkcs8)
+    }
+
+    /// Passphrase-encrypted PKCS#8 PEM (PBES2: scrypt and AES-256-CBC).
+    pub fn to_encrypted_pkcs8_pem(&self, passphrase: &[u8]) -> Result<String, CaError> {
+        let info = pkcs8::PrivateKeyInfoRef::try_from(self.pkcs8.as_slice()).map_err(|e| CaError::KeyRejected(e.to_string()))?;
+        let encrypted = info.encrypt(passphrase).map_err(|e| CaError::KeyRejected(e.to_string()))?;
+        Ok(pem::encode("ENCRYPTED PRIVATE KEY", encrypted.as_bytes()))
     }
 
     pub fn bits(&self) -> usize {
@@ -158,6 +178,17 @@ mod tests {
         let again = RsaKey::from_pem(&key.to_pkcs8_pem()).unwrap();
         assert_eq!(again.public_key_spki_der(), key.public_key_spki_der());
         assert!(format!("{key:?}").contains("2048"));
+    }
+
+    #[test]
+    fn passphrase_round_trip() {
+        let key = RsaKey::generate(KeyBits::Rsa2048).unwrap();
+        let pem = key.to_encrypted_pkcs8_pem(b"correct horse").unwrap();
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        let again = RsaKey::from_pem_with_passphrase(&pem, Some(b"correct horse")).unwrap();
+        assert_eq!(again.public_key_spki_der(), key.public_key_spki_der());
+        assert!(RsaKey::from_pem_with_passphrase(&pem, Some(b"wrong")).is_err());
+        assert!(RsaKey::from_pem(&pem).is_err());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct FillArgs {
 }
 
 pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = DataDir::new(&args.data);
+    let dir = DataDir::new(&args.data).with_passphrase(crate::datadir::key_passphrase(None)?);
     let authority = dir.load()?;
     let store = RedbStore::open(&dir.store_path())?;
     // One real certificate's DER stands for all (the records and indexes are what scale).

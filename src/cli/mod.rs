@@ -268,6 +268,9 @@ struct InitArgs {
     /// Also create a delegated OCSP signing certificate (otherwise the CA signs OCSP responses).
     #[arg(long)]
     ocsp_signer: bool,
+    /// Encrypt the private keys with the passphrase in this file (or set SCEPD_KEY_PASSPHRASE).
+    #[arg(long, env = "SCEPD_KEY_PASSPHRASE_FILE")]
+    key_passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -393,7 +396,7 @@ fn read(path: &PathBuf) -> Result<String, Box<dyn std::error::Error>> {
 }
 
 fn init(args: InitArgs) -> CliResult {
-    let dir = DataDir::new(&args.data);
+    let dir = DataDir::new(&args.data).with_passphrase(crate::datadir::key_passphrase(args.key_passphrase_file.as_deref())?);
     let bits = KeyBits::try_from(args.key_bits)?;
     if let Some(out) = &args.ca_csr {
         let csr = dir.init_csr(&args.ca_subject, bits)?;
@@ -430,7 +433,7 @@ fn init(args: InitArgs) -> CliResult {
 }
 
 fn install_cert(data: &PathBuf, signed: &PathBuf, chain: Option<PathBuf>, no_ra: bool, ocsp_signer: bool) -> CliResult {
-    let dir = DataDir::new(data);
+    let dir = DataDir::new(data).with_passphrase(crate::datadir::key_passphrase(None)?);
     let chain = chain.as_ref().map(read).transpose()?;
     let (authority, warnings) = dir.install_cert(&read(signed)?, chain.as_deref(), !no_ra, ocsp_signer)?;
     for w in warnings {

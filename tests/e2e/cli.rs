@@ -194,3 +194,33 @@ fn cert_list_and_show_through_the_admin_api() {
     assert_eq!(resp.status, 401);
     assert!(resp.header("www-authenticate").is_some());
 }
+
+#[test]
+fn passphrase_encrypted_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let data = t.join("d");
+    let pw = openssl::write(t, "pw", b"correct horse battery staple\n");
+    let out = scepd(&["init", "--data", data.to_str().unwrap(), "--key-passphrase-file", pw.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for key in ["ca.key", "ra.key"] {
+        let text = std::fs::read_to_string(data.join(key)).unwrap();
+        assert!(text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{key}");
+        // OpenSSL reads it with the passphrase (PBES2).
+        let (ok, err) = openssl::try_run(t, &["pkey", "-in", data.join(key).to_str().unwrap(), "-passin", &format!("file:{}", pw.display()), "-noout"]);
+        assert!(ok, "{err}");
+    }
+    // Without the passphrase the server refuses to start, saying why.
+    let refused = Command::new(BIN).args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!refused.status.success() && stderr(&refused).contains("passphrase"), "{}", stderr(&refused));
+    // With it (file or environment) it serves.
+    let server = Server::start_in(&data, &["--static-challenge", CHALLENGE, "--key-passphrase-file", pw.to_str().unwrap()]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=pw", Some(CHALLENGE)), &ra, &Opts::default()));
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"));
+    drop(server);
+    let wrong = Command::new(BIN).args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("SCEPD_KEY_PASSPHRASE", "wrong").output().unwrap();
+    assert!(!wrong.status.success() && stderr(&wrong).contains("wrong passphrase"), "{}", stderr(&wrong));
+}
