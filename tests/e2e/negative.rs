@@ -315,3 +315,52 @@ fn hostile_requests_get_exact_answers_and_the_server_stays_healthy() {
     }
     still_serves(&server, &requester);
 }
+
+#[test]
+fn malformed_signed_layers_get_exact_answers() {
+    use der::asn1::{Any, OctetString, PrintableStringRef};
+    use scepd::scep::oids;
+    use scepd::scep::signed::{attribute, signed_data, SignatureAlgorithmField, Signing};
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let sealed = envelope::seal(&requester.csr("CN=m", Some(CHALLENGE)), ContentCipher::Aes128Cbc, &signer_cert_of(&ra).unwrap()).unwrap();
+    let printable = |s: &str| Any::encode_from(&PrintableStringRef::new(s).unwrap()).unwrap();
+    let nonce = attribute(oids::SENDER_NONCE, Any::encode_from(&OctetString::new(&b"0123456789abcdef"[..]).unwrap()).unwrap()).unwrap();
+    let tid = attribute(oids::TRANSACTION_ID, printable("malformed-1")).unwrap();
+    let msg_type = attribute(oids::MESSAGE_TYPE, printable("19")).unwrap();
+    let signing = Signing { cert: &requester.identity.cert, key: &requester.identity.key, digest: scepd::scep::digest::DigestAlg::Sha256, algorithm_field: SignatureAlgorithmField::ShaWithRsa };
+    let post = |body: &[u8]| http::post(&format!("{}?operation=PKIOperation", server.scep_url()), "application/x-pki-message", body).unwrap();
+
+    // No transactionID or no messageType: nothing to answer in SCEP → 400.
+    let no_tid = signed_data(Some(&sealed), vec![msg_type.clone(), nonce.clone()], &signing).unwrap();
+    let resp = post(&no_tid);
+    assert_eq!(resp.status, 400);
+    assert!(resp.text().contains("transactionID"), "{}", resp.text());
+    let no_type = signed_data(Some(&sealed), vec![tid.clone(), nonce.clone()], &signing).unwrap();
+    assert_eq!(post(&no_type).status, 400);
+    // No senderNonce: answered (RFC 8894 wants one; clients that omit it get an empty recipientNonce).
+    let no_nonce = signed_data(Some(&sealed), vec![msg_type.clone(), tid.clone()], &signing).unwrap();
+    let rep = requester.post(&server.scep_url(), &no_nonce);
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"));
+    assert_eq!(rep.header.reply.recipient_nonce.as_deref(), Some(&[][..]));
+    // Duplicate transactionID attributes: refused as a malformed message, never a crash.
+    let tid2 = attribute(oids::TRANSACTION_ID, printable("malformed-2")).unwrap();
+    let duplicated = signed_data(Some(&sealed), vec![msg_type.clone(), tid.clone(), tid2, nonce.clone()], &signing);
+    if let Ok(d) = duplicated {
+        assert!(matches!(post(&d).status, 200 | 400));
+    }
+
+    // The signer certificate left out: FAILURE badMessageCheck.
+    let full = requester.message(&requester.csr("CN=m2", Some(CHALLENGE)), &ra, &Opts::default());
+    let mut ci = cms::content_info::ContentInfo::from_der(&full).unwrap();
+    let mut sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+    sd.certificates = None;
+    ci.content = Any::encode_from(&sd).unwrap();
+    assert_failure(&requester.post(&server.scep_url(), &ci.to_der().unwrap()), "1", "no signer certificate in the pkiMessage");
+
+    // An unsupported content cipher (RC2-CBC): FAILURE badAlg.
+    let rc2 = with_enveloped(&sealed, |env| env.encrypted_content.content_enc_alg.oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.3.2"));
+    assert_failure(&requester.post(&server.scep_url(), &requester.sign_envelope(&rc2, &Opts::default())), "0", "unsupported content encryption algorithm");
+    still_serves(&server, &requester);
+}
