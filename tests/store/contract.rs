@@ -1,0 +1,212 @@
+//! What every Store must do, as functions over `&dyn Store`.
+
+use scepd::store::{
+    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeRecord, Issuance, IssuanceOutcome, MdmClient, RevokeOutcome, Store,
+};
+use scepd_ca::Serial;
+
+fn now() -> u64 {
+    scepd_ca::time::unix_now()
+}
+
+fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
+    let serial = Serial::random();
+    Issuance {
+        serial,
+        record: CertRecord {
+            serial: serial.to_hex(),
+            subject: format!("CN={}", device.unwrap_or("none")),
+            not_before: now(),
+            not_after: now() + 86_400,
+            status: CertStatus::Active,
+            device_id: device.map(str::to_string),
+            transaction_id: tid.into(),
+            csr_sha256: csr.into(),
+            issued_at: now(),
+            kind: "new".into(),
+            superseded_by: None,
+            revoked_at: None,
+            revocation_reason: None,
+            superseded_at: None,
+            seq: 0,
+        },
+        der: serial.0.to_vec(),
+        redeems: None,
+        max_valid_per_device: None,
+    }
+}
+
+fn stored(outcome: IssuanceOutcome) {
+    assert!(matches!(outcome, IssuanceOutcome::Stored { .. }), "{outcome:?}");
+}
+
+fn challenge(expires_in: i64) -> ChallengeRecord {
+    ChallengeRecord {
+        expires_at: (now() as i64 + expires_in) as u64,
+        created_at: now(),
+        minted_by: "test".into(),
+        endpoint: "api".into(),
+        device_id: None,
+        subject_cn: None,
+        san: None,
+        payload_identifier: None,
+        okta_device_access: None,
+        redeemed_at: None,
+    }
+}
+
+pub fn issuance_and_retries(store: &dyn Store) {
+    let a = issuance(Some("d1"), "t1", "csr-a");
+    stored(store.record_issuance(&a).unwrap());
+    assert_eq!(store.find_by_transaction("t1").unwrap().unwrap().serial, a.record.serial);
+    let (record, der) = store.certificate(&a.serial).unwrap().unwrap();
+    assert_eq!((record.transaction_id.as_str(), der), ("t1", a.der.clone()));
+    // Same transaction, same CSR: the first certificate again.
+    match store.record_issuance(&issuance(Some("d1"), "t1", "csr-a")).unwrap() {
+        IssuanceOutcome::AlreadyIssued(r, d) => assert_eq!((r.serial, d), (a.record.serial.clone(), a.der.clone())),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.record_issuance(&issuance(Some("d1"), "t1", "csr-b")).unwrap(), IssuanceOutcome::TransactionConflict);
+    let mut taken = issuance(Some("d2"), "t2", "x");
+    taken.serial = a.serial;
+    assert_eq!(store.record_issuance(&taken).unwrap(), IssuanceOutcome::SerialTaken);
+    assert!(store.find_by_transaction("t2").unwrap().is_none(), "a refused issuance writes nothing");
+    assert!(store.certificate(&Serial::random()).unwrap().is_none());
+}
+
+pub fn challenge_redemption(store: &dyn Store) {
+    let (live, expired, unknown) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    store.insert_challenges(&[(live, challenge(3600)), (expired, challenge(-1))]).unwrap();
+    assert!(store.challenge(&live).unwrap().is_some());
+    let mut first = issuance(Some("c1"), "r1", "x");
+    first.redeems = Some(live);
+    stored(store.record_issuance(&first).unwrap());
+    assert!(store.challenge(&live).unwrap().unwrap().redeemed_at.is_some());
+    for (hash, tid) in [(live, "r2"), (expired, "r3"), (unknown, "r4")] {
+        let mut again = issuance(Some("c2"), tid, "x");
+        again.redeems = Some(hash);
+        assert_eq!(store.record_issuance(&again).unwrap(), IssuanceOutcome::ChallengeUnavailable);
+        assert!(store.find_by_transaction(tid).unwrap().is_none());
+    }
+}
+
+pub fn supersede_and_max_valid(store: &dyn Store) {
+    let one = issuance(Some("dev"), "s1", "a");
+    let two = issuance(Some("dev"), "s2", "b");
+    stored(store.record_issuance(&one).unwrap());
+    match store.record_issuance(&two).unwrap() {
+        IssuanceOutcome::Stored { superseded, revoked } => {
+            assert_eq!(superseded, vec![one.record.serial.clone()]);
+            assert!(revoked.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let (r1, _) = store.certificate(&one.serial).unwrap().unwrap();
+    assert_eq!((r1.status, r1.superseded_by.as_deref()), (CertStatus::Superseded, Some(two.record.serial.as_str())));
+    let mut three = issuance(Some("dev"), "s3", "c");
+    three.max_valid_per_device = Some(1);
+    match store.record_issuance(&three).unwrap() {
+        IssuanceOutcome::Stored { revoked, .. } => assert_eq!(revoked.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    let active = store.certificates(&CertFilter { device_id: Some("dev".into()), status: Some(CertStatus::Active) }).unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].serial, three.record.serial);
+}
+
+pub fn revocation(store: &dyn Store) {
+    let a = issuance(Some("rv"), "v1", "a");
+    let b = issuance(Some("rv"), "v2", "b");
+    stored(store.record_issuance(&a).unwrap());
+    stored(store.record_issuance(&b).unwrap());
+    let epoch = store.revocation_epoch().unwrap();
+    assert!(matches!(store.revoke(&a.serial, "keyCompromise", now()).unwrap(), RevokeOutcome::Revoked(_)));
+    assert!(matches!(store.revoke(&a.serial, "keyCompromise", now()).unwrap(), RevokeOutcome::AlreadyRevoked(_)));
+    assert_eq!(store.revoke(&Serial::random(), "unspecified", now()).unwrap(), RevokeOutcome::NotFound);
+    assert!(store.revocation_epoch().unwrap() > epoch);
+    let rows = store.revoked().unwrap();
+    assert!(rows.iter().any(|r| r.serial == a.record.serial && r.reason == "keyCompromise"));
+    // a is superseded by b; b is active: revoking the device takes what is not revoked yet.
+    assert_eq!(store.revoke_device("rv", "cessationOfOperation", now()).unwrap(), vec![b.record.serial.clone()]);
+    // Superseded certificates past the cutoff are revoked as superseded.
+    let c = issuance(Some("old"), "v3", "c");
+    let d = issuance(Some("old"), "v4", "d");
+    stored(store.record_issuance(&c).unwrap());
+    stored(store.record_issuance(&d).unwrap());
+    assert!(store.revoke_superseded_before(0, now()).unwrap().is_empty());
+    assert_eq!(store.revoke_superseded_before(now() + 10, now()).unwrap(), vec![c.record.serial.clone()]);
+    assert_eq!(store.certificate(&c.serial).unwrap().unwrap().0.revocation_reason.as_deref(), Some("superseded"));
+}
+
+pub fn crl_numbers(store: &dyn Store) {
+    let a = store.next_crl_number().unwrap();
+    let b = store.next_crl_number().unwrap();
+    assert!(b > a);
+}
+
+pub fn listing(store: &dyn Store) {
+    let items: Vec<Issuance> = (0..5).map(|i| issuance(Some(if i % 2 == 0 { "even" } else { "odd" }), &format!("l{i}"), "x")).collect();
+    for it in &items {
+        stored(store.record_issuance(it).unwrap());
+    }
+    let all = store.certificates(&CertFilter::default()).unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].serial, items[4].record.serial, "newest first");
+    let even = store.certificates(&CertFilter { device_id: Some("even".into()), status: None }).unwrap();
+    assert_eq!(even.len(), 3);
+    // A device name that is a prefix of another is not confused with it.
+    stored(store.record_issuance(&issuance(Some("eve"), "l9", "x")).unwrap());
+    assert_eq!(store.certificates(&CertFilter { device_id: Some("eve".into()), status: None }).unwrap().len(), 1);
+    let (active, soonest) = store.certificate_stats(now()).unwrap();
+    assert!(active >= 2 && soonest.is_some());
+}
+
+pub fn challenge_sweep(store: &dyn Store) {
+    store.insert_challenges(&[([7u8; 32], challenge(-10)), ([8u8; 32], challenge(3600))]).unwrap();
+    assert_eq!(store.challenge_count().unwrap(), 2);
+    assert_eq!(store.sweep_challenges(now()).unwrap(), 1);
+    assert_eq!(store.challenge_count().unwrap(), 1);
+    assert!(store.challenge(&[8u8; 32]).unwrap().is_some());
+    store.flush().unwrap();
+    store.ping().unwrap();
+}
+
+pub fn mdm_clients(store: &dyn Store) {
+    let client = MdmClient { name: "jamf".into(), password_hmac: "ab".into(), created_at: now(), challenge_ttl_seconds: Some(60) };
+    store.put_mdm_client(&client).unwrap();
+    assert_eq!(store.mdm_client("jamf").unwrap(), Some(client.clone()));
+    store.put_mdm_client(&MdmClient { password_hmac: "cd".into(), ..client }).unwrap();
+    assert_eq!(store.mdm_clients().unwrap().len(), 1);
+    assert_eq!(store.mdm_client("jamf").unwrap().unwrap().password_hmac, "cd");
+    assert!(store.remove_mdm_client("jamf").unwrap());
+    assert!(!store.remove_mdm_client("jamf").unwrap());
+    assert!(store.mdm_client("jamf").unwrap().is_none());
+}
+
+pub fn audit_trail(store: &dyn Store) {
+    let entry = |e: &str| AuditEntry { at: now(), event: e.into(), actor: "test".into(), ..Default::default() };
+    store.append_audit(&[entry("a"), entry("b")]).unwrap();
+    store.append_audit(&[entry("c")]).unwrap();
+    let all = store.audit_entries(0, 100).unwrap();
+    assert_eq!(all.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(store.audit_entries(all[0].seq, 1).unwrap()[0].event, "b");
+}
+
+pub fn batch_sees_earlier_items(store: &dyn Store) {
+    let first = issuance(Some("b"), "bt", "same");
+    let retry = issuance(Some("b"), "bt", "same");
+    let outcomes = store.record_issuances(&[first.clone(), retry]).unwrap();
+    assert!(matches!(outcomes[0], IssuanceOutcome::Stored { .. }));
+    assert!(matches!(&outcomes[1], IssuanceOutcome::AlreadyIssued(r, _) if r.serial == first.record.serial));
+}
+
+pub fn backup_copy_opens(store: &dyn Store) {
+    let a = issuance(Some("bk"), "k1", "x");
+    stored(store.record_issuance(&a).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.redb");
+    store.backup_to(&copy).unwrap();
+    let reopened = scepd::store::RedbStore::open(&copy).unwrap();
+    assert_eq!(reopened.certificate(&a.serial).unwrap().unwrap().0.serial, a.record.serial);
+}
