@@ -6,7 +6,7 @@ use der::Encode;
 use scepd_ca::{LeafRequest, Okta, Serial};
 
 use crate::datadir::DataDir;
-use crate::store::{CertRecord, CertStatus, Issuance, RedbStore, Store};
+use crate::store::{CertRecord, Issuance, RedbStore, Store};
 
 #[derive(Args, Debug)]
 pub struct FillArgs {
@@ -51,21 +51,9 @@ pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
                 Issuance {
                     serial,
                     record: CertRecord {
-                        serial: serial.to_hex(),
-                        subject: format!("CN=fill-device-{}", i / args.per_device),
-                        not_before: now,
-                        not_after: now + 365 * 86_400,
-                        status: CertStatus::Active,
                         device_id: Some(format!("fill-device-{}", i / args.per_device)),
                         transaction_id: format!("fill-{i}"),
-                        csr_sha256: String::new(),
-                        issued_at: now,
-                        kind: "new".into(),
-                        superseded_by: None,
-                        revoked_at: None,
-                        revocation_reason: None,
-                        superseded_at: None,
-                        seq: 0,
+                        ..CertRecord::issued(&serial, format!("CN=fill-device-{}", i / args.per_device), now, now + 365 * 86_400, now)
                     },
                     der: der.clone(),
                     redeems: None,

@@ -11,7 +11,7 @@ use crate::scep::envelope::Opened;
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{csr, envelope, reply, FailInfo, Rejection};
 use crate::store::{
-    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
+    AuditEntry, CertFilter, CertRecord, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
 };
 
 /// A certificate ready to send: the sealed certs-only body and its serial.
@@ -182,22 +182,19 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
         })?;
         let der = cert.to_der()?;
         let tbs = cert.tbs_certificate();
+        let validity = tbs.validity();
         let record = CertRecord {
-            serial: serial.to_hex(),
-            subject: csr.subject.to_string(),
-            not_before: scepd_ca::time::from_x509(&tbs.validity().not_before),
-            not_after: scepd_ca::time::from_x509(&tbs.validity().not_after),
-            status: CertStatus::Active,
             device_id: plan.device_id.clone(),
             transaction_id: plan.transaction_id.clone(),
             csr_sha256: hex::encode(csr.fingerprint),
-            issued_at: now,
             kind: plan.kind.to_string(),
-            superseded_by: None,
-            revoked_at: None,
-            revocation_reason: None,
-            superseded_at: None,
-            seq: 0,
+            ..CertRecord::issued(
+                &serial,
+                csr.subject.to_string(),
+                scepd_ca::time::from_x509(&validity.not_before),
+                scepd_ca::time::from_x509(&validity.not_after),
+                now,
+            )
         };
         let issuance = Issuance {
             serial,

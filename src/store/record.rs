@@ -79,6 +79,27 @@ pub enum RevokeOutcome {
 }
 
 impl CertRecord {
+    /// A newly issued, active certificate; the caller sets device, transaction and kind.
+    pub fn issued(serial: &Serial, subject: String, not_before: u64, not_after: u64, issued_at: u64) -> CertRecord {
+        CertRecord {
+            serial: serial.to_hex(),
+            subject,
+            not_before,
+            not_after,
+            status: CertStatus::Active,
+            device_id: None,
+            transaction_id: String::new(),
+            csr_sha256: String::new(),
+            issued_at,
+            kind: default_kind(),
+            superseded_by: None,
+            revoked_at: None,
+            revocation_reason: None,
+            superseded_at: None,
+            seq: 0,
+        }
+    }
+
 
     /// The status as of `now`: an active or superseded certificate past notAfter is expired.
     pub fn status_at(&self, now: u64) -> CertStatus {

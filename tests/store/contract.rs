@@ -14,21 +14,10 @@ fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
     Issuance {
         serial,
         record: CertRecord {
-            serial: serial.to_hex(),
-            subject: format!("CN={}", device.unwrap_or("none")),
-            not_before: now(),
-            not_after: now() + 86_400,
-            status: CertStatus::Active,
             device_id: device.map(str::to_string),
             transaction_id: tid.into(),
             csr_sha256: csr.into(),
-            issued_at: now(),
-            kind: "new".into(),
-            superseded_by: None,
-            revoked_at: None,
-            revocation_reason: None,
-            superseded_at: None,
-            seq: 0,
+            ..CertRecord::issued(&serial, format!("CN={}", device.unwrap_or("none")), now(), now() + 86_400, now())
         },
         der: serial.0.to_vec(),
         redeems: None,
