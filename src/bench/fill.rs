@@ -63,7 +63,7 @@ pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         done += batch.len() as u64;
         store.record_issuances(&batch)?;
-        if done % 100_000 == 0 {
+        if done.is_multiple_of(100_000) {
             eprintln!("{done} certificates ({:.0} s)", started.elapsed().as_secs_f64());
         }
     }

@@ -161,10 +161,10 @@ pub(super) fn backup_store(client: &ClientArgs) -> Result<String, Box<dyn std::e
     Ok(s(&answer, "file").to_string())
 }
 
-/// The running server's public SCEP URL and CA fingerprint.
-pub(super) fn server_info(client: &ClientArgs) -> Result<(String, String), Box<dyn std::error::Error>> {
+/// The running server's public SCEP URL.
+pub(super) fn server_scep_url(client: &ClientArgs) -> Result<String, Box<dyn std::error::Error>> {
     let (_, info) = AdminClient::new(client).map_err(|e| format!("{e}; or pass --url"))?.get("/api/v1/info")?;
-    Ok((s(&info, "scep_url").to_string(), s(&info, "ca_sha256").to_string()))
+    Ok(s(&info, "scep_url").to_string())
 }
 
 /// Prints the audit trail as JSON lines, page by page.

@@ -541,7 +541,7 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
     let subject = scepd_ca::name::parse(&args.subject)?;
     let url = match &args.url {
         Some(u) => u.clone(),
-        None => client::server_info(&args.client)?.0,
+        None => client::server_scep_url(&args.client)?,
     };
     let challenge = match (&args.challenge, args.mint) {
         (Some(c), _) => Some(c.clone()),

@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(normalize(&[]), Err(BerError::Truncated));
         assert_eq!(normalize(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff]), Err(BerError::Truncated));
         assert_eq!(normalize(&[0x30, 0x80, 0x04, 0x01]), Err(BerError::Truncated));
-        let deep: Vec<u8> = std::iter::repeat([0x30u8, 0x80]).take(10_000).flatten().collect();
+        let deep: Vec<u8> = std::iter::repeat_n([0x30u8, 0x80], 10_000).flatten().collect();
         assert_eq!(normalize(&deep), Err(BerError::TooDeep));
         assert_eq!(normalize(&[0x04, 0x01, 0x00, 0x05]), Err(BerError::Trailing));
     }

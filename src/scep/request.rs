@@ -72,7 +72,7 @@ fn ca_string(any: &Any) -> Option<String> {
     scepd_ca::name::attribute_string(any)
 }
 
-fn first_value<'a>(attrs: &'a [Attribute], oid: der::asn1::ObjectIdentifier) -> Option<&'a Any> {
+fn first_value(attrs: &[Attribute], oid: der::asn1::ObjectIdentifier) -> Option<&Any> {
     attrs.iter().find(|a| a.oid == oid).and_then(|a| a.values.iter().next())
 }
 

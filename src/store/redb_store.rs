@@ -174,7 +174,7 @@ impl Store for RedbStore {
         if let Some(status) = filter.status {
             out.retain(|r| r.status_at(now) == status);
         }
-        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.sort_by_key(|r| std::cmp::Reverse(r.seq));
         Ok(out)
     }
 

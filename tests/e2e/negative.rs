@@ -279,7 +279,7 @@ fn hostile_requests_get_exact_answers_and_the_server_stays_healthy() {
 
     // Lengths claiming gigabytes, deep nesting, a ContentInfo of another type: HTTP 400.
     assert_eq!(post(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02, 0x01, 0x00]).status, 400);
-    let deep: Vec<u8> = std::iter::repeat([0x30u8, 0x80]).take(5000).flatten().collect();
+    let deep: Vec<u8> = std::iter::repeat_n([0x30u8, 0x80], 5000).flatten().collect();
     assert_eq!(post(&deep).status, 400);
     let enveloped_only = envelope::seal(b"x", ContentCipher::Aes128Cbc, &signer_cert_of(&ra).unwrap()).unwrap();
     assert_eq!(post(&enveloped_only).status, 400, "EnvelopedData where SignedData belongs");
