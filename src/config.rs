@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Data directory (CA, keys, store); initialized on first start when empty or missing.
     #[arg(long, env = "SCEPD_DATA")]
     pub data: Option<PathBuf>,
+    /// The store: `postgres://USER@HOST/DB` for a store shared by several nodes (PostgreSQL,
+    /// CockroachDB); by default the embedded one in the data directory.
+    #[arg(long = "store", env = "SCEPD_STORE", hide_env_values = true)]
+    pub store_url: Option<String>,
     /// HTTP listen address.
     #[arg(long, env = "SCEPD_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -163,6 +167,9 @@ pub fn parse_duration(text: &str) -> Result<u64, ConfigError> {
 #[derive(Clone, Serialize)]
 pub struct Config {
     pub data: PathBuf,
+    /// None: the embedded store in the data directory.
+    #[serde(serialize_with = "location")]
+    pub store: Option<crate::store::StoreLocation>,
     pub listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
     pub tls_listen: Option<SocketAddr>,
@@ -227,6 +234,14 @@ fn redact<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Er
     }
 }
 
+/// A store location without its password.
+fn location<S: serde::Serializer>(v: &Option<crate::store::StoreLocation>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(location) => s.serialize_str(&location.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA: &str = "./scepd-data";
 /// 2 MiB, like the other SCEP servers.
@@ -284,7 +299,15 @@ impl Config {
         if crl_next_update == 0 {
             return Err(ConfigError::Invalid("crl_next_update must be at least a second".into()));
         }
+        let store = args
+            .store_url
+            .as_deref()
+            .or(file.store_url.as_deref())
+            .map(crate::store::StoreLocation::parse)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Config {
+            store,
             device_id_field: args.device_id_field.or(file.device_id_field).unwrap_or_default(),
             max_active_per_device: args.max_active_per_device.or(file.max_active_per_device),
             revoke_superseded_after: args

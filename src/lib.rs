@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod http;
+pub mod identity;
 pub mod metrics;
 pub mod profile;
 pub mod scep;

@@ -11,7 +11,6 @@ use crate::http::{self, AppState};
 use crate::scep::envelope::CipherPolicy;
 use crate::metrics::Metrics;
 use crate::service::{ChallengeTtl, Lifecycle, Policy, ScepService};
-use crate::store::RedbStore;
 
 pub fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
@@ -24,6 +23,27 @@ pub fn init_logging(format: LogFormat, level: &str) {
     }
 }
 
+/// Opens the configured store and checks it belongs to this CA (blocking calls: a PostgreSQL
+/// client runs its own small runtime, which cannot start on a runtime thread).
+async fn open_store(
+    config: &Config,
+    dir: &DataDir,
+    authority: &scepd_ca::Authority,
+) -> Result<Arc<dyn crate::store::Store>, Box<dyn std::error::Error>> {
+    let location = config.store.clone().unwrap_or_else(|| crate::store::StoreLocation::Redb(dir.store_path()));
+    if location.is_shared() {
+        tracing::info!(store = %location, "opening the shared store");
+    }
+    let (ca_der, challenge_key, admin_token) = (authority.ca.der.clone(), dir.challenge_key()?, dir.admin_token()?);
+    tokio::task::spawn_blocking(move || -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+        let store = location.open()?;
+        crate::identity::bind(store.as_ref(), &ca_der, &challenge_key, &admin_token)?;
+        Ok(store)
+    })
+    .await?
+    .map_err(|e| e as Box<dyn std::error::Error>)
+}
+
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let dir = DataDir::new(&config.data).with_passphrase(crate::datadir::key_passphrase(config.key_passphrase_file.as_deref())?);
     if !dir.is_initialized() {
@@ -34,7 +54,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
     let public_url = config.public_url.clone().unwrap_or_else(|| http::local_url(local));
-    let store = Arc::new(RedbStore::open(&dir.store_path())?);
+    let store = open_store(&config, &dir, &authority).await?;
     let policy = Policy {
         challenge: ChallengePolicy::new(config.static_challenge.as_deref(), config.insecure_no_challenge, dir.challenge_key()?),
         cipher: CipherPolicy { allow_des: config.allow_des, rejection_secret: dir.challenge_key()?.derive("implicit rejection") },

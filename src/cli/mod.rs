@@ -2,6 +2,7 @@
 //! client of the running server's admin API.
 
 mod client;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,12 @@ enum Command {
     /// Fills a (stopped) data directory's store with N certificates for the scale benchmarks.
     #[command(hide = true)]
     BenchFill(crate::bench::FillArgs),
+    /// The shared store's schema.
+    #[command(subcommand)]
+    Db(store::DbCommand),
+    /// Moves a whole store between backends (`redb:DIR`, `postgres://…`).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Puts a backup back into an empty data directory (the server must not be running on it).
     Restore {
         #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
@@ -373,6 +380,8 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench(args),
         Command::BenchFill(args) => crate::bench::fill(&args),
         Command::Restore { data, backup } => restore(&data, &backup),
+        Command::Db(cmd) => store::db(cmd),
+        Command::Store(cmd) => store::store(cmd),
         Command::Config(ConfigCommand::Check(args)) => config_check(&args),
     };
     match result {
@@ -465,6 +474,8 @@ fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {
             std::fs::copy(dir.path(&file), &store_copy)?;
             std::fs::remove_file(dir.path(&file))
         })?,
+        // A server on a shared store refuses (its database has its own backup tools).
+        Err(api_error) if !dir.store_path().exists() => return Err(api_error.into()),
         Err(api_error) => {
             // No server running: take the snapshot from the store directly.
             let store = crate::store::RedbStore::open(&dir.store_path())

@@ -162,6 +162,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
     .await;
     match result {
         Ok(Ok(r)) => r,
+        Ok(Err(crate::store::StoreError::Unsupported(message))) => response::json_error(StatusCode::CONFLICT, &message),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "store unavailable");
             response::json_error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")

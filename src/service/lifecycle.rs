@@ -7,24 +7,27 @@ use scepd_ca::ocsp::{self, CertStatus as OcspStatus, ResponseStatus};
 use scepd_ca::{Reason, Serial};
 
 use super::{ScepService, ServiceError};
-use crate::store::{CertStatus, RevokeOutcome};
-
-/// A signed CRL and when it was made.
-#[derive(Debug)]
-pub struct CrlSnapshot {
-    pub der: Vec<u8>,
-    pub number: u64,
-    pub this_update: u64,
-    pub next_update: u64,
-    /// The store's revocation epoch it reflects.
-    epoch: u64,
-}
+use crate::store::{CertStatus, RevokeOutcome, StoredCrl};
 
 /// The current CRL, rebuilt when a revocation happened (here or on another node sharing the
 /// store) or when half its validity has passed, so relying parties never see one past nextUpdate.
+/// Every CRL is published in the store: a node takes the one another node published for the
+/// same revocations rather than signing its own, so all nodes serve one CRL and its number
+/// never goes back whichever node a relying party asks.
 #[derive(Default)]
 pub struct CrlCache {
-    current: Mutex<Option<Arc<CrlSnapshot>>>,
+    current: Mutex<Option<Arc<StoredCrl>>>,
+}
+
+/// How often a node retries when other nodes keep publishing first (they cannot all keep
+/// winning: each publication satisfies the rest).
+const CRL_PUBLISH_ATTEMPTS: usize = 4;
+
+/// Whether `crl` can still be served: it reflects every revocation up to `epoch`, and less
+/// than half its validity has passed.
+fn is_current(crl: &StoredCrl, epoch: u64, now: u64) -> bool {
+    let half_life = crl.this_update + (crl.next_update - crl.this_update) / 2;
+    crl.epoch >= epoch && now < half_life
 }
 
 /// OCSP answers are good for an hour.
@@ -91,28 +94,40 @@ impl ScepService {
     }
 
     /// The CRL last built, without rebuilding it (for readiness and metrics).
-    pub fn current_crl(&self) -> Option<Arc<CrlSnapshot>> {
+    pub fn current_crl(&self) -> Option<Arc<StoredCrl>> {
         self.crl_cache.current.lock().expect("CRL cache").clone()
     }
 
-    /// The current CRL, rebuilding it if it is stale.
-    pub fn crl(&self) -> Result<Arc<CrlSnapshot>, ServiceError> {
+    /// The current CRL: the one cached here, or the newest published in the store, or a new
+    /// one signed and published.
+    pub fn crl(&self) -> Result<Arc<StoredCrl>, ServiceError> {
         let epoch = self.store().revocation_epoch()?;
         let now = scepd_ca::time::unix_now();
         let mut current = self.crl_cache.current.lock().expect("CRL cache");
-        if let Some(snapshot) = current.as_ref() {
-            let half_life = snapshot.this_update + (snapshot.next_update - snapshot.this_update) / 2;
-            if snapshot.epoch == epoch && now < half_life {
-                return Ok(Arc::clone(snapshot));
-            }
+        if let Some(crl) = current.as_ref().filter(|crl| is_current(crl, epoch, now)) {
+            return Ok(Arc::clone(crl));
         }
-        let snapshot = Arc::new(self.build_crl(epoch, now)?);
-        tracing::info!(number = snapshot.number, "CRL issued");
-        *current = Some(Arc::clone(&snapshot));
-        Ok(snapshot)
+        for _ in 0..CRL_PUBLISH_ATTEMPTS {
+            let state = self.store().latest_crl()?;
+            let crl = match state.published.filter(|crl| is_current(crl, epoch, now)) {
+                Some(published) => published,
+                None => {
+                    let built = self.build_crl(epoch, now, state.last_number + 1)?;
+                    if !self.store().publish_crl(&built)? {
+                        continue;
+                    }
+                    tracing::info!(number = built.number, "CRL issued");
+                    built
+                }
+            };
+            let crl = Arc::new(crl);
+            *current = Some(Arc::clone(&crl));
+            return Ok(crl);
+        }
+        Err(ServiceError::Store(crate::store::StoreError::Backend("other nodes kept publishing CRLs first".into())))
     }
 
-    fn build_crl(&self, epoch: u64, now: u64) -> Result<CrlSnapshot, ServiceError> {
+    fn build_crl(&self, epoch: u64, now: u64, number: u64) -> Result<StoredCrl, ServiceError> {
         let lifecycle = &self.policy().lifecycle;
         let entries: Vec<RevokedEntry> = self
             .store()
@@ -128,10 +143,9 @@ impl ScepService {
                 })
             })
             .collect();
-        let number = self.store().next_crl_number()?;
         let params = CrlParams { number, this_update: now, next_update: now + lifecycle.crl_next_update_seconds };
         let der = build_crl(&self.authority().ca, &params, &entries)?;
-        Ok(CrlSnapshot { der, number, this_update: params.this_update, next_update: params.next_update, epoch })
+        Ok(StoredCrl { der, number, this_update: params.this_update, next_update: params.next_update, epoch })
     }
 
     /// Answers an OCSP request (DER) with a signed response (DER); never fails: errors are

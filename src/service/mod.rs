@@ -12,7 +12,6 @@ mod renewal;
 pub use challenges::{ChallengeTtl, MintRequest, Minted};
 use challenges::{ChallengeWriter, CredentialCache};
 use batch::BatchWriter;
-pub use lifecycle::CrlSnapshot;
 use lifecycle::CrlCache;
 
 use std::sync::Arc;

@@ -1,16 +1,20 @@
 //! The store: every issued certificate (and later challenge and revocation), durably.
 //!
 //! [`Store`] is the unit of atomicity: each method is one transaction, committed (fsync)
-//! before it returns. The embedded implementation is redb ([`redb_store`]); a networked one can
-//! implement the same trait for multi-node deployments.
+//! before it returns. The embedded implementation, and the default, is redb ([`redb_store`]);
+//! several nodes share one PostgreSQL (or CockroachDB) database instead ([`postgres`]).
 
+pub mod location;
+pub mod postgres;
 pub mod record;
 pub mod redb_store;
 
 pub use record::{
-    CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome, MdmClient,
-    RevokeOutcome, RevokedRow, AuditEntry,
+    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, CrlState, Issuance,
+    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl,
 };
+pub use location::StoreLocation;
+pub use postgres::PgStore;
 pub use redb_store::RedbStore;
 
 use scepd_ca::Serial;
@@ -25,6 +29,8 @@ pub enum StoreError {
     SchemaTooNew { found: u64, supported: u64 },
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Every operation is atomic and durable when it returns `Ok`.
@@ -90,8 +96,17 @@ pub trait Store: Send + Sync {
     /// Counts revocations: a node's CRL is stale when this moved since it was built.
     fn revocation_epoch(&self) -> Result<u64, StoreError>;
 
-    /// The next CRL number, durably: numbers never repeat or go back.
-    fn next_crl_number(&self) -> Result<u64, StoreError>;
+    /// The last CRL number handed out and the newest CRL published (by any node).
+    fn latest_crl(&self) -> Result<CrlState, StoreError>;
+
+    /// Publishes `crl` as the newest CRL when its number is exactly one more than the last one
+    /// handed out; false (nothing written) when another node published first. CRL numbers so
+    /// never repeat or go back, across nodes.
+    fn publish_crl(&self, crl: &StoredCrl) -> Result<bool, StoreError>;
+
+    /// Records `value` under `name` if nothing is recorded yet, and returns what is recorded:
+    /// the nodes sharing a store check with it that they hold the same CA and secrets.
+    fn bind_identity(&self, name: &str, value: &str) -> Result<String, StoreError>;
 
     /// Active certificates as of `now` and the soonest notAfter among them (a scan: for the
     /// metrics, off the request path).
@@ -104,8 +119,19 @@ pub trait Store: Send + Sync {
     fn ping(&self) -> Result<(), StoreError>;
 
     /// Writes a consistent copy of the whole store to `out` (a file), while the store stays in
-    /// use: every commit made before the call is in the copy.
+    /// use: every commit made before the call is in the copy. A networked store refuses
+    /// ([`StoreError::Unsupported`]): its own tools back it up.
     fn backup_to(&self, out: &std::path::Path) -> Result<(), StoreError>;
+
+    /// Hands every item of the store to `sink`, from one consistent snapshot.
+    fn export(&self, sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>) -> Result<(), StoreError>;
+
+    /// Writes exported items as they were (sequence numbers and counters included), in one
+    /// transaction per call. Only for an empty store ([`Store::is_empty`]).
+    fn import(&self, items: &[StoreItem]) -> Result<(), StoreError>;
+
+    /// Whether the store holds no certificate, challenge, MDM client, audit entry or CRL.
+    fn is_empty(&self) -> Result<bool, StoreError>;
 
     /// Appends to the audit trail (committed like minted challenges: durable within a second).
     fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;

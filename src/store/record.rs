@@ -228,3 +228,35 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
+
+/// A signed CRL as published in the store, so that every node serves the same, newest one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCrl {
+    pub number: u64,
+    /// The store's revocation epoch it reflects.
+    pub epoch: u64,
+    pub this_update: u64,
+    pub next_update: u64,
+    pub der: Vec<u8>,
+}
+
+/// The last CRL number handed out and the newest CRL published.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CrlState {
+    pub last_number: u64,
+    pub published: Option<StoredCrl>,
+}
+
+/// One item of a whole-store copy (`scepd store copy`): everything a store holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreItem {
+    Certificate(CertRecord, Vec<u8>),
+    Challenge(ChallengeHash, ChallengeRecord),
+    MdmClient(MdmClient),
+    Audit(AuditEntry),
+    /// A counter: `revocation_epoch`, `crl_number`, `cert_seq` or `audit_seq`.
+    Counter(String, u64),
+    Crl(StoredCrl),
+    /// A cluster identity value (see [`super::Store::bind_identity`]).
+    Identity(String, String),
+}

@@ -12,7 +12,9 @@
 //! - `mdm_clients`: name → JSON [`MdmClient`].
 //! - `revoked`: serial → JSON [`RevokedRow`] (the CRL's source: no scan of all certificates).
 //! - `superseded`: superseded_at (big-endian) ‖ serial → () (for `revoke_superseded_after`).
-//! - `meta` also holds `crl_number` and `revocation_epoch`.
+//! - `meta` also holds `crl_number`, `revocation_epoch` and `cert_seq`.
+//! - `crl`: `latest` → JSON [`StoredCrl`] (the newest CRL published).
+//! - `identity`: name → value (see [`Store::bind_identity`]).
 //!
 //! Every write is one redb transaction with immediate durability (fsync before commit returns),
 //! except minting a challenge (see [`Store::insert_challenge`]).
@@ -24,8 +26,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 use scepd_ca::Serial;
 
 use super::{
-    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
-    MdmClient, RevokeOutcome, RevokedRow, Store, StoreError,
+    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, CrlState, Issuance,
+    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -40,6 +42,11 @@ const REVOKED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revoked");
 const SUPERSEDED: TableDefinition<&[u8], ()> = TableDefinition::new("superseded");
 /// Append-only: sequence number (big-endian) → JSON [`AuditEntry`]; nothing deletes from it.
 const AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit");
+const CRL: TableDefinition<&str, &[u8]> = TableDefinition::new("crl");
+const IDENTITY: TableDefinition<&str, &str> = TableDefinition::new("identity");
+
+/// The counters in `meta` that a store copy carries over.
+const COUNTERS: [&str; 3] = ["revocation_epoch", "crl_number", "cert_seq"];
 
 /// redb's page cache. Its default (a large share of memory) is not what a small service wants;
 /// the working set (indexes, recent challenges) fits well within this.
@@ -107,6 +114,8 @@ impl RedbStore {
             txn.open_table(REVOKED).map_err(backend)?;
             txn.open_table(SUPERSEDED).map_err(backend)?;
             txn.open_table(AUDIT).map_err(backend)?;
+            txn.open_table(CRL).map_err(backend)?;
+            txn.open_table(IDENTITY).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
         Ok(RedbStore { db, path: path.to_path_buf(), unflushed: AtomicBool::new(false) })
@@ -325,11 +334,40 @@ impl Store for RedbStore {
         Ok(value.unwrap_or(0))
     }
 
-    fn next_crl_number(&self) -> Result<u64, StoreError> {
+    fn latest_crl(&self) -> Result<CrlState, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let last_number = counter(&txn.open_table(META).map_err(backend)?, "crl_number")?;
+        let published = txn.open_table(CRL).map_err(backend)?.get("latest").map_err(backend)?.map(|v| decode(v.value())).transpose()?;
+        Ok(CrlState { last_number, published })
+    }
+
+    fn publish_crl(&self, crl: &StoredCrl) -> Result<bool, StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        let next = bump(&txn, "crl_number")?;
+        if counter(&txn.open_table(META).map_err(backend)?, "crl_number")? + 1 != crl.number {
+            txn.abort().map_err(backend)?;
+            return Ok(false);
+        }
+        bump(&txn, "crl_number")?;
+        txn.open_table(CRL).map_err(backend)?.insert("latest", encode(crl)?.as_slice()).map_err(backend)?;
         txn.commit().map_err(backend)?;
-        Ok(next)
+        Ok(true)
+    }
+
+    fn bind_identity(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let recorded = {
+            let mut identity = txn.open_table(IDENTITY).map_err(backend)?;
+            let found = identity.get(name).map_err(backend)?.map(|v| v.value().to_string());
+            match found {
+                Some(recorded) => recorded,
+                None => {
+                    identity.insert(name, value).map_err(backend)?;
+                    value.to_string()
+                }
+            }
+        };
+        txn.commit().map_err(backend)?;
+        Ok(recorded)
     }
 
     fn certificate_stats(&self, now: u64) -> Result<(u64, Option<u64>), StoreError> {
@@ -397,6 +435,82 @@ impl Store for RedbStore {
         copied
     }
 
+    fn export(&self, sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let ders = txn.open_table(CERT_DER).map_err(backend)?;
+        for entry in txn.open_table(CERTS).map_err(backend)?.iter().map_err(backend)? {
+            let (serial, record) = entry.map_err(backend)?;
+            let der = ders.get(serial.value()).map_err(backend)?.ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
+            sink(StoreItem::Certificate(decode_record(record.value())?, der.value().to_vec()))?;
+        }
+        for entry in txn.open_table(CHALLENGES).map_err(backend)?.iter().map_err(backend)? {
+            let (hash, record) = entry.map_err(backend)?;
+            let hash = hash.value().try_into().map_err(|_| StoreError::Corrupt("challenge key".into()))?;
+            sink(StoreItem::Challenge(hash, decode(record.value())?))?;
+        }
+        for entry in txn.open_table(MDM_CLIENTS).map_err(backend)?.iter().map_err(backend)? {
+            sink(StoreItem::MdmClient(decode(entry.map_err(backend)?.1.value())?))?;
+        }
+        for entry in txn.open_table(AUDIT).map_err(backend)?.iter().map_err(backend)? {
+            sink(StoreItem::Audit(decode(entry.map_err(backend)?.1.value())?))?;
+        }
+        let meta = txn.open_table(META).map_err(backend)?;
+        for name in COUNTERS {
+            sink(StoreItem::Counter(name.into(), counter(&meta, name)?))?;
+        }
+        if let Some(crl) = txn.open_table(CRL).map_err(backend)?.get("latest").map_err(backend)? {
+            sink(StoreItem::Crl(decode(crl.value())?))?;
+        }
+        for entry in txn.open_table(IDENTITY).map_err(backend)?.iter().map_err(backend)? {
+            let (name, value) = entry.map_err(backend)?;
+            sink(StoreItem::Identity(name.value().into(), value.value().into()))?;
+        }
+        Ok(())
+    }
+
+    fn import(&self, items: &[StoreItem]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        for item in items {
+            match item {
+                StoreItem::Certificate(record, der) => insert_certificate(&txn, record, der)?,
+                StoreItem::Challenge(hash, record) => {
+                    txn.open_table(CHALLENGES).map_err(backend)?.insert(hash.as_slice(), encode(record)?.as_slice()).map_err(backend)?;
+                    txn.open_table(CHALLENGES_BY_EXPIRY)
+                        .map_err(backend)?
+                        .insert(expiry_key(record.expires_at, hash).as_slice(), ())
+                        .map_err(backend)?;
+                }
+                StoreItem::MdmClient(client) => {
+                    txn.open_table(MDM_CLIENTS).map_err(backend)?.insert(client.name.as_str(), encode(client)?.as_slice()).map_err(backend)?;
+                }
+                StoreItem::Audit(entry) => {
+                    txn.open_table(AUDIT).map_err(backend)?.insert(entry.seq.to_be_bytes().as_slice(), encode(entry)?.as_slice()).map_err(backend)?;
+                }
+                // The audit trail's next number follows from its last entry here.
+                StoreItem::Counter(name, _) if name == "audit_seq" => {}
+                StoreItem::Counter(name, value) => {
+                    txn.open_table(META).map_err(backend)?.insert(name.as_str(), value.to_be_bytes().as_slice()).map_err(backend)?;
+                }
+                StoreItem::Crl(crl) => {
+                    txn.open_table(CRL).map_err(backend)?.insert("latest", encode(crl)?.as_slice()).map_err(backend)?;
+                }
+                StoreItem::Identity(name, value) => {
+                    txn.open_table(IDENTITY).map_err(backend)?.insert(name.as_str(), value.as_str()).map_err(backend)?;
+                }
+            }
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        Ok(txn.open_table(CERTS).map_err(backend)?.is_empty().map_err(backend)?
+            && txn.open_table(CHALLENGES).map_err(backend)?.is_empty().map_err(backend)?
+            && txn.open_table(MDM_CLIENTS).map_err(backend)?.is_empty().map_err(backend)?
+            && txn.open_table(AUDIT).map_err(backend)?.is_empty().map_err(backend)?
+            && txn.open_table(CRL).map_err(backend)?.is_empty().map_err(backend)?)
+    }
+
     fn size_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
@@ -419,6 +533,10 @@ fn be_u64(bytes: &[u8]) -> u64 {
     let n = bytes.len().min(8);
     b[8 - n..].copy_from_slice(&bytes[..n]);
     u64::from_be_bytes(b)
+}
+
+fn counter(meta: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<u64, StoreError> {
+    Ok(meta.get(key).map_err(backend)?.map(|v| be_u64(v.value())).unwrap_or(0))
 }
 
 /// Increments a counter in `meta` and returns its new value.
@@ -542,18 +660,33 @@ fn record_one(txn: &redb::WriteTransaction, issuance: &Issuance) -> Result<Issua
         };
         let mut record = issuance.record.clone();
         record.seq = bump(txn, "cert_seq")?;
-        put_record(txn, &serial, &record)?;
-        txn.open_table(CERT_DER).map_err(backend)?.insert(serial.as_slice(), issuance.der.as_slice()).map_err(backend)?;
-        txn.open_table(BY_TRANSACTION)
-            .map_err(backend)?
-            .insert(issuance.record.transaction_id.as_str(), serial.as_slice())
-            .map_err(backend)?;
-        if let Some(device) = &issuance.record.device_id {
-            txn.open_table(BY_DEVICE).map_err(backend)?.insert(device_key(device, &serial).as_slice(), ()).map_err(backend)?;
-        }
+        insert_certificate(txn, &record, &issuance.der)?;
         IssuanceOutcome::Stored { superseded, revoked }
     };
     Ok(outcome)
+}
+
+/// Writes a certificate and its index entries (a new one, or one copied from another store).
+fn insert_certificate(txn: &redb::WriteTransaction, record: &CertRecord, der: &[u8]) -> Result<(), StoreError> {
+    let serial = hex::decode(&record.serial).map_err(|_| StoreError::Corrupt(format!("serial {}", record.serial)))?;
+    put_record(txn, &serial, record)?;
+    txn.open_table(CERT_DER).map_err(backend)?.insert(serial.as_slice(), der).map_err(backend)?;
+    txn.open_table(BY_TRANSACTION).map_err(backend)?.insert(record.transaction_id.as_str(), serial.as_slice()).map_err(backend)?;
+    if let Some(device) = &record.device_id {
+        txn.open_table(BY_DEVICE).map_err(backend)?.insert(device_key(device, &serial).as_slice(), ()).map_err(backend)?;
+    }
+    match (record.status, record.superseded_at, record.revoked_at) {
+        (CertStatus::Superseded, Some(when), _) => {
+            txn.open_table(SUPERSEDED).map_err(backend)?.insert([&when.to_be_bytes()[..], &serial].concat().as_slice(), ()).map_err(backend)?;
+        }
+        (CertStatus::Revoked, _, Some(at)) => {
+            let reason = record.revocation_reason.clone().unwrap_or_else(|| "unspecified".into());
+            let row = RevokedRow { serial: record.serial.clone(), revoked_at: at, reason, not_after: record.not_after };
+            txn.open_table(REVOKED).map_err(backend)?.insert(serial.as_slice(), encode(&row)?.as_slice()).map_err(backend)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Marks a usable challenge redeemed inside `txn`; false when it is unknown, used or expired.
