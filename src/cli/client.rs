@@ -60,12 +60,21 @@ impl AdminClient {
                     .as_ref()
                     .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-                return Err(format!("{url}: {status}: {msg}").into());
+                return Err(Refused { url, status, message: msg }.into());
             }
             let value = value.ok_or_else(|| format!("{url}: the server did not answer JSON"))?;
             Ok((status, value))
         })
     }
+}
+
+/// The server answered, with an error status (as opposed to not answering at all).
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {status}: {message}")]
+pub(super) struct Refused {
+    url: String,
+    status: StatusCode,
+    message: String,
 }
 
 pub(super) fn cert(cmd: CertCommand) -> CliResult {

@@ -474,8 +474,9 @@ fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {
             std::fs::copy(dir.path(&file), &store_copy)?;
             std::fs::remove_file(dir.path(&file))
         })?,
-        // A server on a shared store refuses (its database has its own backup tools).
-        Err(api_error) if !dir.store_path().exists() => return Err(api_error.into()),
+        // The server answered with a refusal (on a shared store: its database has its own
+        // backup tools): do not copy a store it is not using.
+        Err(api_error) if api_error.is::<client::Refused>() => return Err(api_error),
         Err(api_error) => {
             // No server running: take the snapshot from the store directly.
             let store = crate::store::RedbStore::open(&dir.store_path())

@@ -11,12 +11,12 @@ use crate::clients::{certmonger, scepclient};
 use crate::support::requester::{recipient, Opts};
 use crate::support::{http, Requester, Server};
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 /// `scepd mdm add NAME`: the password alone on the last line.
-fn add_mdm(server: &Server, name: &str) -> String {
+pub(crate) fn add_mdm(server: &Server, name: &str) -> String {
     let out = server.cli(&["mdm", "add", name]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string()
@@ -44,14 +44,14 @@ fn api_challenge(server: &Server, auth: &str, body: &str) -> http::Response {
     http::request("POST", &format!("{}/api/v1/challenges", server.base), &[("Authorization", auth), ("Content-Type", "application/json")], body.as_bytes()).unwrap()
 }
 
-fn api_mint(server: &Server, auth: &str, body: &str) -> String {
+pub(crate) fn api_mint(server: &Server, auth: &str, body: &str) -> String {
     let resp = api_challenge(server, auth, body);
     assert_eq!(resp.status, 201, "{}", resp.text());
     let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
     v["challenge"].as_str().unwrap().to_string()
 }
 
-fn admin_auth(server: &Server) -> String {
+pub(crate) fn admin_auth(server: &Server) -> String {
     format!("Bearer {}", std::fs::read_to_string(server.data().join("admin.token")).unwrap().trim())
 }
 

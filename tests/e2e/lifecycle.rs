@@ -14,7 +14,7 @@ use crate::support::{http, openssl, Requester, Server};
 
 const CHALLENGE: &str = "lifecycle-challenge";
 
-fn list(server: &Server, args: &[&str]) -> Vec<serde_json::Value> {
+pub(crate) fn list(server: &Server, args: &[&str]) -> Vec<serde_json::Value> {
     let mut all = vec!["cert", "list", "--json"];
     all.extend_from_slice(args);
     let out = server.cli(&all);
@@ -22,7 +22,7 @@ fn list(server: &Server, args: &[&str]) -> Vec<serde_json::Value> {
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().clone()
 }
 
-fn fetch_crl(server: &Server, dir: &Path) -> (String, http::Response) {
+pub(crate) fn fetch_crl(server: &Server, dir: &Path) -> (String, http::Response) {
     let resp = http::get(&format!("{}/crl", server.base)).unwrap();
     assert_eq!(resp.status, 200);
     openssl::write(dir, "crl.der", &resp.body);
@@ -33,12 +33,12 @@ fn fetch_crl(server: &Server, dir: &Path) -> (String, http::Response) {
     (String::from_utf8(openssl::run(dir, &["crl", "-in", "crl.pem", "-noout", "-text"])).unwrap(), resp)
 }
 
-fn crl_number(text: &str) -> u64 {
+pub(crate) fn crl_number(text: &str) -> u64 {
     let line = text.lines().skip_while(|l| !l.contains("X509v3 CRL Number")).nth(1).unwrap();
     line.trim().parse().unwrap()
 }
 
-fn ocsp_status(server: &Server, dir: &Path, leaf: &Path) -> String {
+pub(crate) fn ocsp_status(server: &Server, dir: &Path, leaf: &Path) -> String {
     let ca = server.ca_pem();
     let (ok, text) = openssl::try_run(dir, &["ocsp", "-issuer", ca.to_str().unwrap(), "-cert", leaf.to_str().unwrap(),
         "-url", &format!("{}/ocsp", server.base), "-CAfile", ca.to_str().unwrap()]);

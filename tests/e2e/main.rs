@@ -10,6 +10,7 @@ mod clients;
 mod concurrency;
 mod crash;
 mod lifecycle;
+mod multinode;
 mod negative;
 mod odt;
 mod operations;

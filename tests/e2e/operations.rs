@@ -374,7 +374,8 @@ fn backup_while_running_and_restore_serve_the_same_state() {
     let server = Server::start_in(&restored, &["--static-challenge", CHALLENGE]);
     let strip = |v: &[u8]| -> Vec<serde_json::Value> { serde_json::from_slice::<serde_json::Value>(v).unwrap().as_array().unwrap().clone() };
     assert_eq!(strip(&server.cli(&["cert", "list", "--json"]).stdout), strip(&list_before), "same certificates and statuses");
-    // The CRL: same entries, a number that went on from the backup's.
+    // The CRL: same entries, a number that never went back (the store keeps the published CRL:
+    // the restored server serves it until a revocation or half its validity passes).
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     crate::support::openssl::write(d, "before.crl", &crl_before);
@@ -383,7 +384,7 @@ fn backup_while_running_and_restore_serve_the_same_state() {
         let t = String::from_utf8(crate::support::openssl::run(d, &["crl", "-inform", "DER", "-in", f, "-noout", "-crlnumber"])).unwrap();
         u64::from_str_radix(t.trim().trim_start_matches("crlNumber=0x"), 16).unwrap()
     };
-    assert!(number("after.crl") > number("before.crl"));
+    assert!(number("after.crl") >= number("before.crl"));
     let text = String::from_utf8(crate::support::openssl::run(d, &["crl", "-inform", "DER", "-in", "after.crl", "-noout", "-text"])).unwrap();
     assert!(text.contains(&serials[0]), "{text}");
     // The pending challenge still redeems.

@@ -5,6 +5,8 @@ pub mod ber;
 pub mod http;
 pub mod openssl;
 pub mod requester;
+#[path = "../../support/scratch_db.rs"]
+pub mod scratch_db;
 pub mod server;
 
 pub use requester::Requester;
