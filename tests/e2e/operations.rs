@@ -266,8 +266,56 @@ fn deploy_files_pass_their_linters() {
     for m in ["scepd_scep_requests_total", "scepd_certificates_issued_total", "scepd_challenges_minted_total", "scepd_crl_next_update_timestamp_seconds"] {
         assert!(exprs.iter().any(|e| e.contains(m)), "dashboard lacks {m}");
     }
+    check_kubernetes_manifests();
     let dockerfile = std::fs::read_to_string(repo("deploy/container/Dockerfile")).unwrap();
     assert!(dockerfile.contains("USER scepd") && dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/healthz"));
+}
+
+/// The Kubernetes manifests (read with PyYAML): the StatefulSet keeps one replica with a volume
+/// claim for the embedded store; the PostgreSQL Deployment runs three with no claim, takes the
+/// store URL from a Secret, and its configuration passes `scepd config check` with that store.
+fn check_kubernetes_manifests() {
+    const SUMMARY: &str = r#"
+import json, sys, yaml
+out = {}
+for path in sys.argv[1:]:
+    for doc in yaml.safe_load_all(open(path)):
+        if doc["kind"] in ("StatefulSet", "Deployment"):
+            spec = doc["spec"]
+            pod = spec["template"]["spec"]
+            out[doc["kind"]] = {
+                "replicas": spec["replicas"],
+                "claims": len(spec.get("volumeClaimTemplates", [])),
+                "env": [e["name"] for c in pod["containers"] for e in c.get("env", [])],
+                "args": pod["containers"][0]["args"],
+            }
+        if doc["kind"] == "ConfigMap":
+            out.setdefault("configs", []).append(doc["data"]["scepd.toml"])
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SUMMARY])
+        .args([repo("deploy/kubernetes/scepd-statefulset.yaml"), repo("deploy/kubernetes/scepd-deployment-postgres.yaml")])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "PyYAML (Debian python3-yaml): {}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["StatefulSet"]["replicas"].as_u64(), summary["StatefulSet"]["claims"].as_u64()), (Some(1), Some(1)));
+    assert_eq!((summary["Deployment"]["replicas"].as_u64(), summary["Deployment"]["claims"].as_u64()), (Some(3), Some(0)));
+    assert!(summary["Deployment"]["env"].as_array().unwrap().iter().any(|e| e == "SCEPD_STORE"));
+    let dir = tempfile::tempdir().unwrap();
+    for config in summary["configs"].as_array().unwrap() {
+        let path = dir.path().join("scepd.toml");
+        std::fs::write(&path, config.as_str().unwrap()).unwrap();
+        let check = Command::new(BIN)
+            .args(["config", "check", "--config", path.to_str().unwrap()])
+            .env("SCEPD_STORE", "postgres://scepd:secret@db.example/scepd")
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        assert!(printed.contains("postgres://scepd:***@db.example/scepd") && !printed.contains("secret"), "{printed}");
+    }
 }
 
 /// A python TLS client: one keep-alive connection across the reload, then a new one.
