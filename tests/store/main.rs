@@ -51,3 +51,67 @@ instantiate!(redb: issuance_and_retries, challenge_redemption, supersede_and_max
 instantiate!(postgres: issuance_and_retries, challenge_redemption, supersede_and_max_valid, revocation, crl_publication,
     listing, challenge_sweep, mdm_clients, audit_trail, batch_sees_earlier_items, identity, copy_round_trip,
     backup_refused, concurrent_redemptions);
+
+/// TLS to PostgreSQL with libpq's sslmode meanings, against the test server's own certificate
+/// (Debian's PostgreSQL serves a self-signed "snakeoil" one for `localhost`); whether the
+/// connections are encrypted is read from the server's `pg_stat_ssl`.
+#[test]
+fn postgres_tls_modes() {
+    let Some(db) = scratch_db::ScratchDb::create("postgres_tls_modes") else { return };
+    let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    if admin.query_one("SHOW ssl", &[]).unwrap().get::<_, String>(0) != "on" {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"skipped postgres_tls_modes: the server has ssl = off\n");
+        return;
+    }
+    let with = |params: &str| format!("{}{}{params}", db.url, if db.url.contains('?') { '&' } else { '?' });
+    // Each store names its connections, so one store's closing connections are not counted as
+    // the next one's.
+    let encrypted = |admin: &mut ::postgres::Client, name: &str| -> Vec<bool> {
+        admin
+            .query(
+                "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1 AND a.datname = current_database()",
+                &[&name],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let store = PgStore::connect(&with("sslmode=require&application_name=tls_require")).unwrap();
+    store.ping().unwrap();
+    let seen = encrypted(&mut admin, "tls_require");
+    assert!(!seen.is_empty() && seen.iter().all(|s| *s), "sslmode=require: {seen:?}");
+    drop(store);
+
+    let store = PgStore::connect(&with("sslmode=disable&application_name=tls_disable")).unwrap();
+    store.ping().unwrap();
+    let seen = encrypted(&mut admin, "tls_disable");
+    assert!(!seen.is_empty() && seen.iter().all(|s| !*s), "sslmode=disable: {seen:?}");
+    drop(store);
+
+    // The server's certificate as the root: verify-ca accepts it; verify-full also wants the
+    // host name, which 127.0.0.1 is not.
+    let cert_file: String = admin.query_one("SHOW ssl_cert_file", &[]).unwrap().get(0);
+    let cert_file = std::path::Path::new(&admin.query_one("SHOW data_directory", &[]).unwrap().get::<_, String>(0)).join(cert_file);
+    let pem = std::fs::read_to_string(&cert_file).unwrap();
+    let cert: x509_cert::Certificate = der::DecodePem::from_pem(pem.as_bytes()).unwrap();
+    if cert.tbs_certificate().issuer() != cert.tbs_certificate().subject() {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"verify-ca part skipped: the server certificate is not self-signed\n");
+        return;
+    }
+    let root = format!("sslrootcert={}", cert_file.display());
+    PgStore::connect(&with(&format!("sslmode=verify-ca&{root}"))).unwrap().ping().unwrap();
+    if db.url.contains("@127.0.0.1") {
+        let Err(e) = PgStore::connect(&with(&format!("sslmode=verify-full&{root}"))) else { panic!("verify-full accepted 127.0.0.1") };
+        assert!(e.to_string().contains("not valid for name"), "{e}");
+    }
+    // Another root: refused.
+    let other = scepd_ca::Authority::create(&scepd::cli::default_ca_params()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let other_root = dir.path().join("other.pem");
+    std::fs::write(&other_root, scepd_ca::pem::encode("CERTIFICATE", &other.ca.der)).unwrap();
+    let Err(e) = PgStore::connect(&with(&format!("sslmode=verify-ca&sslrootcert={}", other_root.display()))) else {
+        panic!("a server certificate from another root was accepted")
+    };
+    assert!(e.to_string().contains("invalid peer certificate"), "{e}");
+}

@@ -9,12 +9,13 @@
 
 mod rows;
 pub mod schema;
+mod tls;
 
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{IsolationLevel, NoTls, Transaction};
+use postgres::{IsolationLevel, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use scepd_ca::Serial;
 
@@ -24,7 +25,7 @@ use super::{
 };
 use rows::{int, opt_int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
 
-type Manager = PostgresConnectionManager<NoTls>;
+type Manager = PostgresConnectionManager<tokio_postgres_rustls::MakeRustlsConnect>;
 
 /// Connections per node: enough for the blocking pool's store calls to rarely wait, few enough
 /// for three nodes to stay well inside PostgreSQL's default `max_connections` (100).
@@ -90,6 +91,17 @@ fn describe(e: &postgres::Error) -> String {
     }
 }
 
+/// A connection error with its cause (a TLS failure says why, not only "error performing TLS handshake").
+fn describe_connect(e: &postgres::Error) -> String {
+    let mut message = describe(e);
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
 /// Conflicts another transaction caused: the whole transaction is run again. A unique
 /// violation is among them: two nodes inserting the same key at once may see it instead of a
 /// serialization failure, and the retry then reads the row the winner wrote.
@@ -102,8 +114,11 @@ fn is_conflict(e: &TxError) -> bool {
 impl PgStore {
     /// Connects, brings the schema up to date and opens the pool.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let config = connection_config(url)?;
-        let mut client = config.connect(NoTls).map_err(|e| backend(format!("connecting to PostgreSQL: {}", describe(&e))))?;
+        let (url, tls) = tls::split_url(url)?;
+        let config = connection_config(&url)?;
+        let tls = tls::connector(&tls)?;
+        let mut client =
+            config.connect(tls.clone()).map_err(|e| backend(format!("connecting to PostgreSQL: {}", describe_connect(&e))))?;
         for migration in schema::migrate(&mut client)? {
             tracing::info!(version = migration.version, name = migration.name, "store schema migrated");
         }
@@ -115,7 +130,7 @@ impl PgStore {
             // A connection the server closed (a restart, a failover) is found and replaced at
             // checkout rather than failing the request that draws it.
             .test_on_check_out(true)
-            .build_unchecked(Manager::new(config, NoTls));
+            .build_unchecked(Manager::new(config, tls));
         Ok(PgStore { pool })
     }
 
