@@ -101,21 +101,21 @@ pub fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, StoreError
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Backend(e.to_string()))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match (&settings.root_cert, settings.verify) {
-        (Some(roots), Verify::Chain | Verify::ChainAndHost) => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(roots)?), Arc::clone(&provider))
+    let chain = match (&settings.root_cert, settings.verify) {
+        (Some(roots), Verify::Chain | Verify::ChainAndHost) => Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(roots)?), Arc::clone(&provider))
                 .build()
-                .map_err(|e| StoreError::Backend(format!("sslrootcert: {e}")))?;
-            Arc::new(Checked { webpki, check_host: settings.verify == Verify::ChainAndHost })
-        }
+                .map_err(|e| StoreError::Backend(format!("sslrootcert: {e}")))?,
+        ),
         _ => {
             if settings.mode == "require" {
                 tracing::warn!("sslmode=require without sslrootcert: the connection to PostgreSQL is encrypted but the server is not authenticated");
             }
-            Arc::new(Unchecked { provider })
+            None
         }
     };
-    let config = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
+    let verifier = ServerCheck { chain, check_host: settings.verify == Verify::ChainAndHost, provider };
+    let config = builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
 }
 
@@ -136,14 +136,17 @@ fn root_store(source: &str) -> Result<rustls::RootCertStore, StoreError> {
     Ok(roots)
 }
 
-/// `verify-ca` and `verify-full`: the chain (and the host name, for `verify-full`).
+/// What is checked of the server's certificate: nothing (libpq's `prefer` and `require`
+/// without a root), its chain (`verify-ca`), or its chain and host name (`verify-full`). The
+/// handshake's own signatures are always checked.
 #[derive(Debug)]
-struct Checked {
-    webpki: Arc<WebPkiServerVerifier>,
+struct ServerCheck {
+    chain: Option<Arc<WebPkiServerVerifier>>,
     check_host: bool,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for Checked {
+impl ServerCertVerifier for ServerCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -152,7 +155,8 @@ impl ServerCertVerifier for Checked {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }))
                 if !self.check_host =>
             {
@@ -160,48 +164,6 @@ impl ServerCertVerifier for Checked {
             }
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a root: libpq's behaviour, encryption without authentication
-/// of the server (the handshake's own signatures are still checked).
-#[derive(Debug)]
-struct Unchecked {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
