@@ -115,3 +115,42 @@ fn postgres_tls_modes() {
     };
     assert!(e.to_string().contains("invalid peer certificate"), "{e}");
 }
+
+/// The server closes the pool's connections (as a restart or a failover does): the next reads
+/// and writes go through on fresh connections instead of failing.
+#[test]
+fn postgres_reconnects_after_the_server_closed_its_connections() {
+    let Some(db) = scratch_db::ScratchDb::create("postgres_reconnects_after_the_server_closed_its_connections") else { return };
+    let url = format!("{}{}application_name=reconnect", db.url, if db.url.contains('?') { '&' } else { '?' });
+    let store = PgStore::connect(&url).unwrap();
+    // Open a few connections, all idle afterwards.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| store.ping().unwrap());
+        }
+    });
+    let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    let terminated: Vec<bool> = admin
+        .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'reconnect'", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!terminated.is_empty() && terminated.iter().all(|t| *t));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Every connection the pool holds is used at once: the dead ones among them are replaced.
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let (store, start) = (&store, &start);
+            scope.spawn(move || {
+                start.wait();
+                if i % 2 == 0 {
+                    assert!(store.certificate(&scepd_ca::Serial::random()).expect("a read after the server closed connections").is_none());
+                } else {
+                    store.ping().expect("a write after the server closed connections");
+                }
+            });
+        }
+    });
+}

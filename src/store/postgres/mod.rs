@@ -7,6 +7,7 @@
 //! sequence) are rows of `counters`, updated inside those transactions. Commits are durable
 //! when they return (the server's `synchronous_commit`, on by default).
 
+mod pool;
 mod rows;
 pub mod schema;
 mod tls;
@@ -15,8 +16,7 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{IsolationLevel, Transaction};
-use r2d2_postgres::PostgresConnectionManager;
+use postgres::{GenericClient, IsolationLevel, Transaction};
 use scepd_ca::Serial;
 
 use super::{
@@ -25,7 +25,10 @@ use super::{
 };
 use rows::{int, opt_int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
 
-type Manager = PostgresConnectionManager<tokio_postgres_rustls::MakeRustlsConnect>;
+use pool::{Manager, Session};
+
+/// A transaction whose queries use the connection's prepared statements.
+type Tx<'a, 'b> = Session<'a, Transaction<'b>>;
 
 /// Connections per node: enough for the blocking pool's store calls to rarely wait, few enough
 /// for three nodes to stay well inside PostgreSQL's default `max_connections` (100).
@@ -127,10 +130,10 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .min_idle(Some(2))
             .connection_timeout(CHECKOUT_TIMEOUT)
-            // A connection the server closed (a restart, a failover) is found and replaced at
-            // checkout rather than failing the request that draws it.
-            .test_on_check_out(true)
-            .build_unchecked(Manager::new(config, tls));
+            // No test query at checkout: a connection the server closed (a restart, a failover)
+            // fails its first statement, and `write`/`read` then retry on a fresh one.
+            .test_on_check_out(false)
+            .build_unchecked(Manager { config, tls });
         Ok(PgStore { pool })
     }
 
@@ -139,31 +142,63 @@ impl PgStore {
     }
 
     /// Runs `body` in a SERIALIZABLE transaction, again while it conflicts with another.
-    fn write<T>(&self, mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, TxError>) -> Result<T, StoreError> {
+    fn write<T>(&self, mut body: impl FnMut(&mut Tx<'_, '_>) -> Result<T, TxError>) -> Result<T, StoreError> {
         let mut conn = self.connection()?;
-        let mut attempt = 0;
+        let (mut attempt, mut reconnects) = (0, 0);
         loop {
-            let result = (|| {
-                let mut tx = conn.build_transaction().isolation_level(IsolationLevel::Serializable).start()?;
-                let value = body(&mut tx)?;
-                tx.commit()?;
-                Ok(value)
-            })();
-            match result {
-                Err(e) if is_conflict(&e) && attempt < TRANSACTION_ATTEMPTS => {
+            match run_once(&mut conn, &mut body) {
+                Ok(value) => return Ok(value),
+                // The server closed this idle connection: nothing of the transaction reached it,
+                // so another connection may try (after a restart every idle one is dead: each is
+                // dropped in turn, then a new one is opened).
+                Err(Failed::Begin(e)) if conn.check_lost(&e) && reconnects < POOL_SIZE => {
+                    reconnects += 1;
+                    conn = self.connection()?;
+                }
+                Err(Failed::Begin(e)) => return Err(TxError::Db(e).into()),
+                Err(Failed::Body(e)) if is_conflict(&e) && attempt < TRANSACTION_ATTEMPTS => {
                     attempt += 1;
                     pause(attempt);
                 }
-                other => return other.map_err(StoreError::from),
+                Err(Failed::Body(e)) => {
+                    if let TxError::Db(db) = &e {
+                        conn.check_lost(db);
+                    }
+                    return Err(e.into());
+                }
             }
         }
     }
 
-    /// Runs `body` on a connection, outside any explicit transaction (one statement, one snapshot).
-    fn read<T>(&self, body: impl FnOnce(&mut postgres::Client) -> Result<T, TxError>) -> Result<T, StoreError> {
-        let mut conn = self.connection()?;
-        body(&mut conn).map_err(StoreError::from)
+    /// Runs `body` on a connection outside any explicit transaction (one statement, one
+    /// snapshot); again on a fresh connection if the server had closed this one.
+    fn read<T>(&self, body: impl Fn(&mut Session<'_, postgres::Client>) -> Result<T, TxError>) -> Result<T, StoreError> {
+        let mut reconnects = 0;
+        loop {
+            let mut conn = self.connection()?;
+            let pool::Connection { client, statements, .. } = &mut *conn;
+            match body(&mut Session { client, statements }) {
+                // As in `write`: a read is safe to run again on another connection.
+                Err(TxError::Db(e)) if conn.check_lost(&e) && reconnects < POOL_SIZE => reconnects += 1,
+                other => return other.map_err(StoreError::from),
+            }
+        }
     }
+}
+
+/// Where one run of a transaction failed.
+enum Failed {
+    /// BEGIN itself: nothing of the transaction reached the server.
+    Begin(postgres::Error),
+    Body(TxError),
+}
+
+fn run_once<T>(conn: &mut pool::Connection, body: &mut impl FnMut(&mut Tx<'_, '_>) -> Result<T, TxError>) -> Result<T, Failed> {
+    let pool::Connection { client, statements, .. } = conn;
+    let mut tx = client.build_transaction().isolation_level(IsolationLevel::Serializable).start().map_err(Failed::Begin)?;
+    let value = body(&mut Session { client: &mut tx, statements }).map_err(Failed::Body)?;
+    tx.commit().map_err(|e| Failed::Body(e.into()))?;
+    Ok(value)
 }
 
 /// The connection settings of `url`, with a connect timeout and an application name unless the
@@ -180,7 +215,7 @@ pub fn connection_config(url: &str) -> Result<postgres::Config, StoreError> {
 }
 
 /// Adds `by` to a counter and returns its new value.
-fn bump(tx: &mut Transaction<'_>, name: &str, by: u64) -> Result<u64, TxError> {
+fn bump(tx: &mut Tx<'_, '_>, name: &str, by: u64) -> Result<u64, TxError> {
     let row = tx.query_one(
         "INSERT INTO counters (name, value) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value RETURNING value",
@@ -189,7 +224,7 @@ fn bump(tx: &mut Transaction<'_>, name: &str, by: u64) -> Result<u64, TxError> {
     Ok(row.get::<_, i64>(0) as u64)
 }
 
-fn set_counter(tx: &mut Transaction<'_>, name: &str, value: u64) -> Result<(), TxError> {
+fn set_counter(tx: &mut Tx<'_, '_>, name: &str, value: u64) -> Result<(), TxError> {
     tx.execute(
         "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         &[&name, &int(value)],
@@ -197,13 +232,13 @@ fn set_counter(tx: &mut Transaction<'_>, name: &str, value: u64) -> Result<(), T
     Ok(())
 }
 
-fn counter(client: &mut impl postgres::GenericClient, name: &str) -> Result<u64, TxError> {
+fn counter(client: &mut Session<'_, impl GenericClient>, name: &str) -> Result<u64, TxError> {
     let row = client.query_opt("SELECT value FROM counters WHERE name = $1", &[&name])?;
     Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
 }
 
 /// INSERTs `rows` (each one value per column) in as few statements as the parameter limit allows.
-fn insert_rows(tx: &mut Transaction<'_>, table: &str, columns: &str, rows: &[Vec<&(dyn ToSql + Sync)>], suffix: &str) -> Result<(), TxError> {
+fn insert_rows(tx: &mut Tx<'_, '_>, table: &str, columns: &str, rows: &[Vec<&(dyn ToSql + Sync)>], suffix: &str) -> Result<(), TxError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
@@ -216,13 +251,13 @@ fn insert_rows(tx: &mut Transaction<'_>, table: &str, columns: &str, rows: &[Vec
         }
         sql.push(' ');
         sql.push_str(suffix);
-        tx.execute(sql.as_str(), &params)?;
+        tx.execute_once(sql.as_str(), &params)?;
     }
     Ok(())
 }
 
 /// Writes a certificate: a new one (`seq` from the sequence) or a copied one (its own `seq`).
-fn insert_certificate(tx: &mut Transaction<'_>, record: &CertRecord, der: &[u8], seq: Option<u64>) -> Result<(), TxError> {
+fn insert_certificate(tx: &mut Tx<'_, '_>, record: &CertRecord, der: &[u8], seq: Option<u64>) -> Result<(), TxError> {
     let values: [&(dyn ToSql + Sync); 15] = [
         &record.serial,
         &record.subject,
@@ -256,7 +291,7 @@ fn insert_certificate(tx: &mut Transaction<'_>, record: &CertRecord, der: &[u8],
 }
 
 /// Revokes one certificate that is not revoked yet; returns it as revoked.
-fn revoke_in(tx: &mut Transaction<'_>, serial: &str, reason: &str, at: u64) -> Result<CertRecord, TxError> {
+fn revoke_in(tx: &mut Tx<'_, '_>, serial: &str, reason: &str, at: u64) -> Result<CertRecord, TxError> {
     let row = tx.query_one(
         &format!(
             "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE serial = $1 RETURNING {CERT_COLUMNS}"
@@ -269,7 +304,7 @@ fn revoke_in(tx: &mut Transaction<'_>, serial: &str, reason: &str, at: u64) -> R
 
 /// Revokes the certificates an UPDATE's WHERE clause selects (`$1` is the time, `$2` the
 /// reason, `$3` the clause's own parameter); returns their serials.
-fn revoke_where(tx: &mut Transaction<'_>, clause: &str, at: u64, reason: &str, param: &(dyn ToSql + Sync)) -> Result<Vec<String>, TxError> {
+fn revoke_where(tx: &mut Tx<'_, '_>, clause: &str, at: u64, reason: &str, param: &(dyn ToSql + Sync)) -> Result<Vec<String>, TxError> {
     let revoked: Vec<String> = tx
         .query(
             &format!("UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 WHERE {clause} RETURNING serial"),
@@ -286,7 +321,7 @@ fn revoke_where(tx: &mut Transaction<'_>, clause: &str, at: u64, reason: &str, p
 
 /// Supersedes the device's active certificates and enforces `max_valid_per_device` (as the
 /// embedded store does).
-fn supersede_device(tx: &mut Transaction<'_>, device: &str, issuance: &Issuance, now: u64) -> Result<(Vec<String>, Vec<String>), TxError> {
+fn supersede_device(tx: &mut Tx<'_, '_>, device: &str, issuance: &Issuance, now: u64) -> Result<(Vec<String>, Vec<String>), TxError> {
     let valid_rows = tx.query(
         "SELECT serial, status FROM certificates
          WHERE device_id = $1 AND status IN ('active', 'superseded') AND not_after > $2 ORDER BY seq",
@@ -317,7 +352,7 @@ fn supersede_device(tx: &mut Transaction<'_>, device: &str, issuance: &Issuance,
 }
 
 /// One issuance inside `tx`; only the `Stored` outcome writes anything.
-fn record_one(tx: &mut Transaction<'_>, issuance: &Issuance) -> Result<IssuanceOutcome, TxError> {
+fn record_one(tx: &mut Tx<'_, '_>, issuance: &Issuance) -> Result<IssuanceOutcome, TxError> {
     let record = &issuance.record;
     let existing =
         tx.query_opt(&format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE transaction_id = $1"), &[&record.transaction_id])?;
@@ -351,7 +386,7 @@ fn record_one(tx: &mut Transaction<'_>, issuance: &Issuance) -> Result<IssuanceO
     Ok(IssuanceOutcome::Stored { superseded, revoked })
 }
 
-fn insert_challenges_in(tx: &mut Transaction<'_>, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), TxError> {
+fn insert_challenges_in(tx: &mut Tx<'_, '_>, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), TxError> {
     let owned: Vec<(i64, i64, Option<bool>, Option<i64>)> =
         batch.iter().map(|(_, r)| (int(r.expires_at), int(r.created_at), r.okta_device_access, opt_int(r.redeemed_at))).collect();
     let hashes: Vec<&[u8]> = batch.iter().map(|(h, _)| h.as_slice()).collect();
@@ -378,7 +413,7 @@ fn insert_challenges_in(tx: &mut Transaction<'_>, batch: &[(ChallengeHash, Chall
     insert_rows(tx, "challenges", CHALLENGE_COLUMNS, &values, "ON CONFLICT (hash) DO NOTHING")
 }
 
-fn insert_audit_in(tx: &mut Transaction<'_>, entries: &[AuditEntry]) -> Result<(), TxError> {
+fn insert_audit_in(tx: &mut Tx<'_, '_>, entries: &[AuditEntry]) -> Result<(), TxError> {
     let owned: Vec<(i64, i64, Option<i64>)> = entries.iter().map(|e| (int(e.seq), int(e.at), opt_int(e.request_id))).collect();
     let values: Vec<Vec<&(dyn ToSql + Sync)>> = entries
         .iter()
@@ -388,7 +423,7 @@ fn insert_audit_in(tx: &mut Transaction<'_>, entries: &[AuditEntry]) -> Result<(
     insert_rows(tx, "audit", AUDIT_COLUMNS, &values, "")
 }
 
-fn put_mdm_client_in(tx: &mut Transaction<'_>, client: &MdmClient) -> Result<(), TxError> {
+fn put_mdm_client_in(tx: &mut Tx<'_, '_>, client: &MdmClient) -> Result<(), TxError> {
     tx.execute(
         &format!(
             "INSERT INTO mdm_clients ({MDM_COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET
@@ -399,7 +434,7 @@ fn put_mdm_client_in(tx: &mut Transaction<'_>, client: &MdmClient) -> Result<(),
     Ok(())
 }
 
-fn published_crl(client: &mut impl postgres::GenericClient) -> Result<Option<StoredCrl>, TxError> {
+fn published_crl(client: &mut Session<'_, impl GenericClient>) -> Result<Option<StoredCrl>, TxError> {
     let row = client.query_opt("SELECT number, epoch, this_update, next_update, der FROM crl WHERE id = 1", &[])?;
     Ok(row.map(|r| StoredCrl {
         number: r.get::<_, i64>(0) as u64,
@@ -410,7 +445,7 @@ fn published_crl(client: &mut impl postgres::GenericClient) -> Result<Option<Sto
     }))
 }
 
-fn put_crl_in(tx: &mut Transaction<'_>, crl: &StoredCrl) -> Result<(), TxError> {
+fn put_crl_in(tx: &mut Tx<'_, '_>, crl: &StoredCrl) -> Result<(), TxError> {
     tx.execute(
         "INSERT INTO crl (id, number, epoch, this_update, next_update, der) VALUES (1, $1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET number = excluded.number, epoch = excluded.epoch,
@@ -593,8 +628,10 @@ impl Store for PgStore {
 
     fn export(&self, sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>) -> Result<(), StoreError> {
         let mut conn = self.connection()?;
+        let pool::Connection { client, statements, .. } = &mut *conn;
         // One snapshot for every page (on CockroachDB REPEATABLE READ is SERIALIZABLE).
-        let mut tx = conn.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(backend)?;
+        let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(backend)?;
+        let mut tx = Session { client: &mut tx, statements };
         let mut last_seq = -1i64;
         loop {
             let page = tx
