@@ -1,0 +1,262 @@
+//! The statements on the store's records, inside a transaction (or, for the reads shared with
+//! `Store` methods, on any session): what each `Store` write does, in SQL.
+
+use postgres::types::ToSql;
+use postgres::GenericClient;
+
+use super::super::{AuditEntry, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, Issuance, IssuanceOutcome, MdmClient, StoredCrl};
+use super::pool::Session;
+use super::rows::{self, int, opt_int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
+use super::{TxError, Tx};
+
+/// Rows per multi-row INSERT (PostgreSQL allows 65535 parameters per statement).
+const ROWS_PER_INSERT: usize = 500;
+
+/// Adds `by` to a counter and returns its new value.
+pub(super) fn bump(tx: &mut Tx<'_, '_>, name: &str, by: u64) -> Result<u64, TxError> {
+    let row = tx.query_one(
+        "INSERT INTO counters (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value RETURNING value",
+        &[&name, &int(by)],
+    )?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+pub(super) fn set_counter(tx: &mut Tx<'_, '_>, name: &str, value: u64) -> Result<(), TxError> {
+    tx.execute(
+        "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        &[&name, &int(value)],
+    )?;
+    Ok(())
+}
+
+pub(super) fn counter(client: &mut Session<'_, impl GenericClient>, name: &str) -> Result<u64, TxError> {
+    let row = client.query_opt("SELECT value FROM counters WHERE name = $1", &[&name])?;
+    Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+}
+
+/// INSERTs `rows` (each one value per column) in as few statements as the parameter limit allows.
+pub(super) fn insert_rows(tx: &mut Tx<'_, '_>, table: &str, columns: &str, rows: &[Vec<&(dyn ToSql + Sync)>], suffix: &str) -> Result<(), TxError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        for (i, row) in chunk.iter().enumerate() {
+            let placeholders: Vec<String> = (1..=row.len()).map(|k| format!("${}", params.len() + k)).collect();
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            sql.push_str(&placeholders.join(", "));
+            sql.push(')');
+            params.extend(row.iter().copied());
+        }
+        sql.push(' ');
+        sql.push_str(suffix);
+        tx.execute_once(sql.as_str(), &params)?;
+    }
+    Ok(())
+}
+
+/// Writes a certificate: a new one (`seq` from the sequence) or a copied one (its own `seq`).
+pub(super) fn insert_certificate(tx: &mut Tx<'_, '_>, record: &CertRecord, der: &[u8], seq: Option<u64>) -> Result<(), TxError> {
+    let values: [&(dyn ToSql + Sync); 15] = [
+        &record.serial,
+        &record.subject,
+        &int(record.not_before),
+        &int(record.not_after),
+        &record.status.as_str(),
+        &record.device_id,
+        &record.transaction_id,
+        &record.csr_sha256,
+        &int(record.issued_at),
+        &record.kind,
+        &record.superseded_by,
+        &opt_int(record.superseded_at),
+        &opt_int(record.revoked_at),
+        &record.revocation_reason,
+        &der,
+    ];
+    let columns = "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, issued_at, kind, \
+                   superseded_by, superseded_at, revoked_at, revocation_reason, der, seq";
+    let placeholders = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
+    match seq {
+        None => tx.execute(&format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, nextval('certificate_seq'))"), &values)?,
+        Some(seq) => {
+            let seq = int(seq);
+            let mut with_seq = values.to_vec();
+            with_seq.push(&seq);
+            tx.execute(&format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $16)"), &with_seq)?
+        }
+    };
+    Ok(())
+}
+
+/// Revokes one certificate that is not revoked yet; returns it as revoked.
+pub(super) fn revoke_in(tx: &mut Tx<'_, '_>, serial: &str, reason: &str, at: u64) -> Result<CertRecord, TxError> {
+    let row = tx.query_one(
+        &format!(
+            "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE serial = $1 RETURNING {CERT_COLUMNS}"
+        ),
+        &[&serial, &int(at), &reason],
+    )?;
+    bump(tx, "revocation_epoch", 1)?;
+    Ok(rows::certificate(&row)?)
+}
+
+/// Revokes the certificates an UPDATE's WHERE clause selects (`$1` is the time, `$2` the
+/// reason, `$3` the clause's own parameter); returns their serials.
+pub(super) fn revoke_where(tx: &mut Tx<'_, '_>, clause: &str, at: u64, reason: &str, param: &(dyn ToSql + Sync)) -> Result<Vec<String>, TxError> {
+    let revoked: Vec<String> = tx
+        .query(
+            &format!("UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 WHERE {clause} RETURNING serial"),
+            &[&int(at), &reason, param],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !revoked.is_empty() {
+        bump(tx, "revocation_epoch", revoked.len() as u64)?;
+    }
+    Ok(revoked)
+}
+
+/// Supersedes the device's active certificates and enforces `max_valid_per_device` (as the
+/// embedded store does).
+pub(super) fn supersede_device(tx: &mut Tx<'_, '_>, device: &str, issuance: &Issuance, now: u64) -> Result<(Vec<String>, Vec<String>), TxError> {
+    let valid_rows = tx.query(
+        "SELECT serial, status FROM certificates
+         WHERE device_id = $1 AND status IN ('active', 'superseded') AND not_after > $2 ORDER BY seq",
+        &[&device, &int(now)],
+    )?;
+    let mut superseded = Vec::new();
+    let mut valid = Vec::new();
+    for row in valid_rows {
+        let serial: String = row.get(0);
+        if row.get::<_, &str>(1) == "active" {
+            tx.execute(
+                "UPDATE certificates SET status = 'superseded', superseded_by = $2, superseded_at = $3 WHERE serial = $1",
+                &[&serial, &issuance.record.serial, &int(now)],
+            )?;
+            superseded.push(serial.clone());
+        }
+        valid.push(serial);
+    }
+    let mut revoked = Vec::new();
+    if let Some(max) = issuance.max_valid_per_device {
+        // The new certificate counts as one of the `max`; `valid` is oldest first.
+        let excess = valid.len().saturating_sub((max as usize).saturating_sub(1));
+        for serial in valid.into_iter().take(excess) {
+            revoked.push(revoke_in(tx, &serial, "superseded", now)?.serial);
+        }
+    }
+    Ok((superseded, revoked))
+}
+
+/// One issuance inside `tx`; only the `Stored` outcome writes anything.
+pub(super) fn record_one(tx: &mut Tx<'_, '_>, issuance: &Issuance) -> Result<IssuanceOutcome, TxError> {
+    let record = &issuance.record;
+    let existing =
+        tx.query_opt(&format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE transaction_id = $1"), &[&record.transaction_id])?;
+    if let Some(row) = existing {
+        let found = rows::certificate(&row)?;
+        return Ok(if found.csr_sha256 != record.csr_sha256 {
+            IssuanceOutcome::TransactionConflict
+        } else {
+            IssuanceOutcome::AlreadyIssued(found, row.get("der"))
+        });
+    }
+    // The serial drawn is the key (as in the embedded store); the record carries its hex form.
+    if tx.query_opt("SELECT 1 FROM certificates WHERE serial = $1", &[&issuance.serial.to_hex()])?.is_some() {
+        return Ok(IssuanceOutcome::SerialTaken);
+    }
+    if let Some(hash) = &issuance.redeems {
+        let now = int(scepd_ca::time::unix_now());
+        let redeemed = tx.execute(
+            "UPDATE challenges SET redeemed_at = $2 WHERE hash = $1 AND redeemed_at IS NULL AND expires_at > $2",
+            &[&hash.as_slice(), &now],
+        )?;
+        if redeemed == 0 {
+            return Ok(IssuanceOutcome::ChallengeUnavailable);
+        }
+    }
+    let (superseded, revoked) = match &record.device_id {
+        Some(device) => supersede_device(tx, device, issuance, record.issued_at)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    insert_certificate(tx, record, &issuance.der, None)?;
+    Ok(IssuanceOutcome::Stored { superseded, revoked })
+}
+
+pub(super) fn insert_challenges_in(tx: &mut Tx<'_, '_>, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), TxError> {
+    let owned: Vec<(i64, i64, Option<bool>, Option<i64>)> =
+        batch.iter().map(|(_, r)| (int(r.expires_at), int(r.created_at), r.okta_device_access, opt_int(r.redeemed_at))).collect();
+    let hashes: Vec<&[u8]> = batch.iter().map(|(h, _)| h.as_slice()).collect();
+    let values: Vec<Vec<&(dyn ToSql + Sync)>> = batch
+        .iter()
+        .zip(&owned)
+        .zip(&hashes)
+        .map(|(((_, r), (expires, created, okta, redeemed)), hash)| {
+            vec![
+                hash as &(dyn ToSql + Sync),
+                expires,
+                created,
+                &r.minted_by,
+                &r.endpoint,
+                &r.device_id,
+                &r.subject_cn,
+                &r.san,
+                &r.payload_identifier,
+                okta,
+                redeemed,
+            ]
+        })
+        .collect();
+    insert_rows(tx, "challenges", CHALLENGE_COLUMNS, &values, "ON CONFLICT (hash) DO NOTHING")
+}
+
+pub(super) fn insert_audit_in(tx: &mut Tx<'_, '_>, entries: &[AuditEntry]) -> Result<(), TxError> {
+    let owned: Vec<(i64, i64, Option<i64>)> = entries.iter().map(|e| (int(e.seq), int(e.at), opt_int(e.request_id))).collect();
+    let values: Vec<Vec<&(dyn ToSql + Sync)>> = entries
+        .iter()
+        .zip(&owned)
+        .map(|(e, (seq, at, request_id))| vec![seq as &(dyn ToSql + Sync), at, &e.event, &e.actor, request_id, &e.serial, &e.device_id, &e.detail])
+        .collect();
+    insert_rows(tx, "audit", AUDIT_COLUMNS, &values, "")
+}
+
+pub(super) fn put_mdm_client_in(tx: &mut Tx<'_, '_>, client: &MdmClient) -> Result<(), TxError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO mdm_clients ({MDM_COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET
+             password_hmac = excluded.password_hmac, created_at = excluded.created_at, challenge_ttl_seconds = excluded.challenge_ttl_seconds"
+        ),
+        &[&client.name, &client.password_hmac, &int(client.created_at), &opt_int(client.challenge_ttl_seconds)],
+    )?;
+    Ok(())
+}
+
+pub(super) fn published_crl(client: &mut Session<'_, impl GenericClient>) -> Result<Option<StoredCrl>, TxError> {
+    let row = client.query_opt("SELECT number, epoch, this_update, next_update, der FROM crl WHERE id = 1", &[])?;
+    Ok(row.map(|r| StoredCrl {
+        number: r.get::<_, i64>(0) as u64,
+        epoch: r.get::<_, i64>(1) as u64,
+        this_update: r.get::<_, i64>(2) as u64,
+        next_update: r.get::<_, i64>(3) as u64,
+        der: r.get(4),
+    }))
+}
+
+pub(super) fn put_crl_in(tx: &mut Tx<'_, '_>, crl: &StoredCrl) -> Result<(), TxError> {
+    tx.execute(
+        "INSERT INTO crl (id, number, epoch, this_update, next_update, der) VALUES (1, $1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET number = excluded.number, epoch = excluded.epoch,
+         this_update = excluded.this_update, next_update = excluded.next_update, der = excluded.der",
+        &[&int(crl.number), &int(crl.epoch), &int(crl.this_update), &int(crl.next_update), &crl.der],
+    )?;
+    Ok(())
+}
+
+/// The stored statuses a filtered status can come from (expired is derived from notAfter).
+pub(super) fn stored_statuses(status: CertStatus) -> Vec<&'static str> {
+    match status {
+        CertStatus::Expired => vec!["active", "superseded"],
+        other => vec![other.as_str()],
+    }
+}
