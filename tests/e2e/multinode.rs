@@ -457,3 +457,33 @@ fn store_copy_moves_an_installation_to_postgres_and_back() {
     let (crl_back, _) = fetch_crl(&back, d);
     assert!(crl_number(&crl_back) >= crl_number(&crl_pg));
 }
+
+/// `scepd db migrate` run by several processes at once on an empty database (nodes starting
+/// together): every one succeeds and the schema is applied once; a schema newer than this
+/// build is refused rather than misread.
+#[test]
+fn db_migrate_is_safe_when_nodes_start_at_once() {
+    let Some(db) = ScratchDb::create("multinode::db_migrate…") else { return };
+    let runs: Vec<std::process::Child> = (0..6)
+        .map(|_| {
+            Command::new(BIN)
+                .args(["db", "migrate", "--store", &db.url])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("schema up to date"));
+    }
+    let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let versions: Vec<i64> = client.query("SELECT version FROM scepd_schema", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, [1]);
+    client.execute("INSERT INTO scepd_schema (version, name, applied_at) VALUES (999, 'future', 0)", &[]).unwrap();
+    let out = Command::new(BIN).args(["db", "migrate", "--store", &db.url]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this scepd supports"), "{}", String::from_utf8_lossy(&out.stderr));
+}
