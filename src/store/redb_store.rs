@@ -405,7 +405,9 @@ impl Store for RedbStore {
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let audit = txn.open_table(AUDIT).map_err(backend)?;
-        let start = (after + 1).to_be_bytes();
+        // Nothing comes after the last possible number (and `after + 1` would wrap to the start).
+        let Some(start) = after.checked_add(1) else { return Ok(Vec::new()) };
+        let start = start.to_be_bytes();
         let mut out = Vec::new();
         for entry in audit.range(start.as_slice()..).map_err(backend)?.take(limit) {
             let (_, v) = entry.map_err(backend)?;

@@ -244,6 +244,7 @@ pub fn audit_trail(store: &dyn Store) {
     assert_eq!(all.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(store.audit_entries(all[0].seq, 1).unwrap()[0].event, "b");
+    assert!(store.audit_entries(u64::MAX, 10).unwrap().is_empty(), "nothing after the last possible number");
 }
 
 pub fn batch_sees_earlier_items(store: &dyn Store) {

@@ -6,7 +6,7 @@ use postgres::{GenericClient, IsolationLevel, Row};
 
 use super::super::{StoreError, StoreItem};
 use super::pool::{self, Session};
-use super::records::{insert_audit_in, insert_certificate, insert_challenges_in, published_crl, put_crl_in, put_mdm_client_in, set_counter};
+use super::records::{crl_state, insert_audit_in, insert_certificate, insert_challenges_in, put_crl_in, put_mdm_client_in, set_counter};
 use super::rows::{self, int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
 use super::{backend, Tx, TxError};
 
@@ -72,7 +72,7 @@ pub(super) fn export(conn: &mut pool::Connection, sink: &mut dyn FnMut(StoreItem
     }
     let cert_seq: Option<i64> = tx.query_one("SELECT max(seq) FROM certificates", &[]).map_err(backend)?.get(0);
     sink(StoreItem::Counter("cert_seq".into(), cert_seq.unwrap_or(0) as u64))?;
-    if let Some(crl) = published_crl(&mut tx)? {
+    if let Some(crl) = crl_state(&mut tx)?.published {
         sink(StoreItem::Crl(crl))?;
     }
     for row in tx.query("SELECT name, value FROM identity", &[]).map_err(backend)? {
@@ -86,8 +86,11 @@ pub(super) fn import(tx: &mut Tx<'_, '_>, items: &[StoreItem]) -> Result<(), TxE
     let mut audit = Vec::new();
     for item in items {
         match item {
-            // A record from before issuance order was kept (seq 0) takes the next number.
-            StoreItem::Certificate(record, der) => insert_certificate(tx, record, der, Some(record.seq).filter(|s| *s > 0))?,
+            // Every certificate since the first release carries its issuance number.
+            StoreItem::Certificate(record, _) if record.seq == 0 => {
+                return Err(StoreError::Corrupt(format!("certificate {} has no issuance number (a development build wrote it)", record.serial)).into())
+            }
+            StoreItem::Certificate(record, der) => insert_certificate(tx, record, der, Some(record.seq))?,
             StoreItem::Challenge(hash, record) => challenges.push((*hash, record.clone())),
             StoreItem::MdmClient(client) => put_mdm_client_in(tx, client)?,
             StoreItem::Audit(entry) => audit.push(entry.clone()),

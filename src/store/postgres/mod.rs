@@ -28,7 +28,7 @@ use rows::{int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
 
 use pool::{Manager, Session};
 use records::{
-    bump, counter, insert_audit_in, insert_challenges_in, published_crl, put_crl_in, put_mdm_client_in, record_one, revoke_in,
+    bump, counter, insert_audit_in, insert_challenges_in, crl_state, put_crl_in, put_mdm_client_in, record_one, revoke_in,
     revoke_where, set_counter, stored_statuses,
 };
 
@@ -42,6 +42,11 @@ const POOL_SIZE: u32 = 16;
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serialization failures retried before the operation fails.
 const TRANSACTION_ATTEMPTS: u32 = 16;
+/// Unique-key violations retried: a race between two nodes inserting one key resolves on the
+/// first retry (it then reads the winner's row); one that persists is not a race.
+const UNIQUE_VIOLATION_ATTEMPTS: u32 = 2;
+/// How long the network may leave a connection silent before it counts as dead.
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct PgStore {
     pool: r2d2::Pool<Manager>,
@@ -109,10 +114,13 @@ fn describe_connect(e: &postgres::Error) -> String {
 /// Conflicts another transaction caused: the whole transaction is run again. A unique
 /// violation is among them: two nodes inserting the same key at once may see it instead of a
 /// serialization failure, and the retry then reads the row the winner wrote.
-fn is_conflict(e: &TxError) -> bool {
+fn is_conflict(e: &TxError, attempt: u32) -> bool {
     let TxError::Db(e) = e else { return false };
-    let conflicts = [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::UNIQUE_VIOLATION];
-    e.code().is_some_and(|code| conflicts.contains(code))
+    match e.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => attempt < UNIQUE_VIOLATION_ATTEMPTS,
+        Some(code) => [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED].contains(code) && attempt < TRANSACTION_ATTEMPTS,
+        None => false,
+    }
 }
 
 impl PgStore {
@@ -157,7 +165,7 @@ impl PgStore {
                     conn = self.connection()?;
                 }
                 Err(Failed::Begin(e)) => return Err(TxError::Db(e).into()),
-                Err(Failed::Body(e)) if is_conflict(&e) && attempt < TRANSACTION_ATTEMPTS => {
+                Err(Failed::Body(e)) if is_conflict(&e, attempt) => {
                     attempt += 1;
                     pause(attempt);
                 }
@@ -174,13 +182,18 @@ impl PgStore {
     /// Runs `body` on a connection outside any explicit transaction (one statement, one
     /// snapshot); again on a fresh connection if the server had closed this one.
     fn read<T>(&self, body: impl Fn(&mut Session<'_, postgres::Client>) -> Result<T, TxError>) -> Result<T, StoreError> {
-        let mut reconnects = 0;
+        let (mut attempt, mut reconnects) = (0, 0);
         loop {
             let mut conn = self.connection()?;
             let pool::Connection { client, statements, .. } = &mut *conn;
             match body(&mut Session { client, statements }) {
                 // As in `write`: a read is safe to run again on another connection.
                 Err(TxError::Db(e)) if conn.check_lost(&e) && reconnects < POOL_SIZE => reconnects += 1,
+                // CockroachDB may restart a long read (40001) where PostgreSQL never does.
+                Err(e) if is_conflict(&e, attempt) => {
+                    attempt += 1;
+                    pause(attempt);
+                }
                 other => return other.map_err(StoreError::from),
             }
         }
@@ -211,6 +224,14 @@ pub fn connection_config(url: &str) -> Result<postgres::Config, StoreError> {
     }
     if config.get_application_name().is_none() {
         config.application_name("scepd");
+    }
+    // A connection the network dropped without closing must fail, not hang a request (or the
+    // issuance committer) forever: unacknowledged data times out, an idle link is probed.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(DEAD_PEER_TIMEOUT);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_idle(DEAD_PEER_TIMEOUT).keepalives_interval(Duration::from_secs(5)).keepalives_retries(3);
     }
     Ok(config)
 }
@@ -281,7 +302,11 @@ impl Store for PgStore {
     }
 
     fn mdm_clients(&self) -> Result<Vec<MdmClient>, StoreError> {
-        self.read(|c| Ok(c.query(&format!("SELECT {MDM_COLUMNS} FROM mdm_clients ORDER BY name"), &[])?.iter().map(rows::mdm_client).collect()))
+        // Sorted here, bytewise as the embedded store is, whatever the database's collation.
+        let mut clients: Vec<MdmClient> =
+            self.read(|c| Ok(c.query(&format!("SELECT {MDM_COLUMNS} FROM mdm_clients"), &[])?.iter().map(rows::mdm_client).collect()))?;
+        clients.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(clients)
     }
 
     fn remove_mdm_client(&self, name: &str) -> Result<bool, StoreError> {
@@ -310,7 +335,7 @@ impl Store for PgStore {
 
     fn revoked(&self) -> Result<Vec<RevokedRow>, StoreError> {
         self.read(|c| {
-            let rows = c.query("SELECT serial, revoked_at, revocation_reason, not_after FROM certificates WHERE status = 'revoked'", &[])?;
+            let rows = c.query("SELECT serial, revoked_at, revocation_reason, not_after FROM certificates WHERE status = 'revoked' AND revoked_at IS NOT NULL", &[])?;
             Ok(rows
                 .iter()
                 .map(|r| RevokedRow {
@@ -328,11 +353,7 @@ impl Store for PgStore {
     }
 
     fn latest_crl(&self) -> Result<CrlState, StoreError> {
-        self.read(|c| {
-            let last_number = counter(c, "crl_number")?;
-            let published = published_crl(c)?;
-            Ok(CrlState { last_number, published })
-        })
+        self.read(|c| crl_state(c))
     }
 
     fn publish_crl(&self, crl: &StoredCrl) -> Result<bool, StoreError> {
@@ -411,10 +432,12 @@ impl Store for PgStore {
     }
 
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        // Nothing comes after the largest sequence number PostgreSQL can hold.
+        let Ok(after) = i64::try_from(after) else { return Ok(Vec::new()) };
         self.read(|c| {
             let rows = c.query(
                 &format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"),
-                &[&int(after), &(limit.min(i64::MAX as usize) as i64)],
+                &[&after, &(limit.min(i64::MAX as usize) as i64)],
             )?;
             Ok(rows.iter().map(rows::audit).collect())
         })

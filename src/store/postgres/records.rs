@@ -4,7 +4,9 @@
 use postgres::types::ToSql;
 use postgres::GenericClient;
 
-use super::super::{AuditEntry, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, Issuance, IssuanceOutcome, MdmClient, StoredCrl};
+use super::super::{
+    AuditEntry, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance, IssuanceOutcome, MdmClient, StoredCrl,
+};
 use super::pool::Session;
 use super::rows::{self, int, opt_int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
 use super::{TxError, Tx};
@@ -56,8 +58,10 @@ pub(super) fn insert_rows(tx: &mut Tx<'_, '_>, table: &str, columns: &str, rows:
 
 /// Writes a certificate: a new one (`seq` from the sequence) or a copied one (its own `seq`).
 pub(super) fn insert_certificate(tx: &mut Tx<'_, '_>, record: &CertRecord, der: &[u8], seq: Option<u64>) -> Result<(), TxError> {
+    // Serials are keys here (the embedded store keys on their bytes): one case.
+    let serial = record.serial.to_ascii_uppercase();
     let values: [&(dyn ToSql + Sync); 15] = [
-        &record.serial,
+        &serial,
         &record.subject,
         &int(record.not_before),
         &int(record.not_after),
@@ -103,7 +107,7 @@ pub(super) fn revoke_in(tx: &mut Tx<'_, '_>, serial: &str, reason: &str, at: u64
 /// Revokes the certificates an UPDATE's WHERE clause selects (`$1` is the time, `$2` the
 /// reason, `$3` the clause's own parameter); returns their serials.
 pub(super) fn revoke_where(tx: &mut Tx<'_, '_>, clause: &str, at: u64, reason: &str, param: &(dyn ToSql + Sync)) -> Result<Vec<String>, TxError> {
-    let revoked: Vec<String> = tx
+    let mut revoked: Vec<String> = tx
         .query(
             &format!("UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 WHERE {clause} RETURNING serial"),
             &[&int(at), &reason, param],
@@ -111,6 +115,8 @@ pub(super) fn revoke_where(tx: &mut Tx<'_, '_>, clause: &str, at: u64, reason: &
         .iter()
         .map(|r| r.get(0))
         .collect();
+    // In serial order, as the embedded store returns them.
+    revoked.sort();
     if !revoked.is_empty() {
         bump(tx, "revocation_epoch", revoked.len() as u64)?;
     }
@@ -146,6 +152,7 @@ pub(super) fn supersede_device(tx: &mut Tx<'_, '_>, device: &str, issuance: &Iss
             revoked.push(revoke_in(tx, &serial, "superseded", now)?.serial);
         }
     }
+    superseded.sort();
     Ok((superseded, revoked))
 }
 
@@ -232,15 +239,23 @@ pub(super) fn put_mdm_client_in(tx: &mut Tx<'_, '_>, client: &MdmClient) -> Resu
     Ok(())
 }
 
-pub(super) fn published_crl(client: &mut Session<'_, impl GenericClient>) -> Result<Option<StoredCrl>, TxError> {
-    let row = client.query_opt("SELECT number, epoch, this_update, next_update, der FROM crl WHERE id = 1", &[])?;
-    Ok(row.map(|r| StoredCrl {
-        number: r.get::<_, i64>(0) as u64,
-        epoch: r.get::<_, i64>(1) as u64,
-        this_update: r.get::<_, i64>(2) as u64,
-        next_update: r.get::<_, i64>(3) as u64,
-        der: r.get(4),
-    }))
+/// The last CRL number and the published CRL, in one statement (one snapshot: they agree).
+pub(super) fn crl_state(client: &mut Session<'_, impl GenericClient>) -> Result<CrlState, TxError> {
+    let row = client.query_one(
+        "SELECT (SELECT value FROM counters WHERE name = 'crl_number'), crl.number, crl.epoch, crl.this_update,
+                crl.next_update, crl.der
+         FROM (SELECT 1) AS one LEFT JOIN crl ON crl.id = 1",
+        &[],
+    )?;
+    let last_number = row.get::<_, Option<i64>>(0).unwrap_or(0) as u64;
+    let published = row.get::<_, Option<i64>>(1).map(|number| StoredCrl {
+        number: number as u64,
+        epoch: row.get::<_, i64>(2) as u64,
+        this_update: row.get::<_, i64>(3) as u64,
+        next_update: row.get::<_, i64>(4) as u64,
+        der: row.get(5),
+    });
+    Ok(CrlState { last_number, published })
 }
 
 pub(super) fn put_crl_in(tx: &mut Tx<'_, '_>, crl: &StoredCrl) -> Result<(), TxError> {
