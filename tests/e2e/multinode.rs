@@ -17,7 +17,7 @@ use x509_cert::Certificate;
 use crate::challenges::{add_mdm, admin_auth, api_mint, basic};
 use crate::lifecycle::{crl_number, fetch_crl, list, ocsp_status};
 use crate::support::requester::{recipient, Opts};
-use crate::support::scratch_db::ScratchDb;
+use crate::support::scratch_db::{skip, ScratchDb, ENV};
 use crate::support::server::BIN;
 use crate::support::{http, Requester, Server};
 
@@ -268,7 +268,7 @@ struct PrivateCluster {
 impl PrivateCluster {
     fn create() -> Option<PrivateCluster> {
         if Command::new("pg_createcluster").arg("--version").output().is_err() {
-            eprintln!("skipped: pg_createcluster (Debian's postgresql-common) is not installed");
+            skip("multinode::postgres_restarted…", "pg_createcluster (Debian's postgresql-common) is not installed");
             return None;
         }
         let version = std::fs::read_dir("/usr/lib/postgresql")
@@ -324,8 +324,8 @@ impl Drop for PrivateCluster {
 /// restarting scepd; every certificate received is in the store.
 #[test]
 fn postgres_restarted_under_load_fails_cleanly_and_recovers() {
-    if std::env::var(crate::support::scratch_db::ENV).is_err() {
-        eprintln!("skipped postgres_restarted_under_load: {} is not set", crate::support::scratch_db::ENV);
+    if std::env::var(ENV).is_err() {
+        skip("multinode::postgres_restarted…", &format!("{ENV} is not set (PostgreSQL tests need a server)"));
         return;
     }
     let Some(cluster) = PrivateCluster::create() else { return };

@@ -60,7 +60,7 @@ fn postgres_tls_modes() {
     let Some(db) = scratch_db::ScratchDb::create("postgres_tls_modes") else { return };
     let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
     if admin.query_one("SHOW ssl", &[]).unwrap().get::<_, String>(0) != "on" {
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"skipped postgres_tls_modes: the server has ssl = off\n");
+        scratch_db::skip("postgres_tls_modes", "the server has ssl = off");
         return;
     }
     let with = |params: &str| format!("{}{}{params}", db.url, if db.url.contains('?') { '&' } else { '?' });
@@ -96,7 +96,7 @@ fn postgres_tls_modes() {
     let pem = std::fs::read_to_string(&cert_file).unwrap();
     let cert: x509_cert::Certificate = der::DecodePem::from_pem(pem.as_bytes()).unwrap();
     if cert.tbs_certificate().issuer() != cert.tbs_certificate().subject() {
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"verify-ca part skipped: the server certificate is not self-signed\n");
+        scratch_db::skip("postgres_tls_modes (verify-ca part)", "the server certificate is not self-signed");
         return;
     }
     let root = format!("sslrootcert={}", cert_file.display());

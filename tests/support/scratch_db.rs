@@ -8,6 +8,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const ENV: &str = "SCEPD_TEST_DATABASE_URL";
 
+/// Says that `test` was skipped and why, straight to stderr: the test harness would swallow
+/// eprintln! from a passing test.
+pub fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
+}
+
 pub struct ScratchDb {
     admin_url: String,
     name: String,
@@ -19,8 +25,7 @@ impl ScratchDb {
     /// A new empty database, or None (and a note on stderr) when `SCEPD_TEST_DATABASE_URL` is unset.
     pub fn create(test: &str) -> Option<ScratchDb> {
         let Some(admin_url) = std::env::var(ENV).ok().filter(|u| !u.is_empty()) else {
-            // Straight to stderr: the test harness would swallow eprintln! from a passing test.
-            let _ = writeln!(std::io::stderr(), "skipped {test}: {ENV} is not set (PostgreSQL tests need a server)");
+            skip(test, &format!("{ENV} is not set (PostgreSQL tests need a server)"));
             return None;
         };
         static NEXT: AtomicU32 = AtomicU32::new(0);
