@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// CockroachDB); by default the embedded one in the data directory.
     #[arg(long = "store", env = "SCEPD_STORE", hide_env_values = true)]
     pub store_url: Option<String>,
+    /// Connections each node keeps to a PostgreSQL store (default 16).
+    #[arg(long, env = "SCEPD_STORE_POOL_SIZE")]
+    pub store_pool_size: Option<u32>,
     /// HTTP listen address.
     #[arg(long, env = "SCEPD_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -168,8 +171,9 @@ pub fn parse_duration(text: &str) -> Result<u64, ConfigError> {
 pub struct Config {
     pub data: PathBuf,
     /// None: the embedded store in the data directory.
-    #[serde(serialize_with = "location")]
+    #[serde(rename = "store_url", serialize_with = "location")]
     pub store: Option<crate::store::StoreLocation>,
+    pub store_pool_size: u32,
     pub listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
     pub tls_listen: Option<SocketAddr>,
@@ -306,8 +310,13 @@ impl Config {
             .map(crate::store::StoreLocation::parse)
             .transpose()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let store_pool_size = args.store_pool_size.or(file.store_pool_size).unwrap_or(crate::store::DEFAULT_POOL_SIZE);
+        if !(1..=1000).contains(&store_pool_size) {
+            return Err(ConfigError::Invalid("store_pool_size must be between 1 and 1000".into()));
+        }
         Ok(Config {
             store,
+            store_pool_size,
             device_id_field: args.device_id_field.or(file.device_id_field).unwrap_or_default(),
             max_active_per_device: args.max_active_per_device.or(file.max_active_per_device),
             revoke_superseded_after: args

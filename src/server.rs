@@ -35,8 +35,9 @@ async fn open_store(
         tracing::info!(store = %location, "opening the shared store");
     }
     let (ca_der, challenge_key, admin_token) = (authority.ca.der.clone(), dir.challenge_key()?, dir.admin_token()?);
+    let pool_size = config.store_pool_size;
     tokio::task::spawn_blocking(move || -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-        let store = location.open()?;
+        let store = location.open(pool_size)?;
         crate::identity::bind(store.as_ref(), &ca_der, &challenge_key, &admin_token)?;
         Ok(store)
     })

@@ -30,11 +30,13 @@ pub enum StoreCommand {
 
 /// Items written per target transaction.
 const COPY_BATCH: usize = 1000;
+/// A command makes one transaction at a time.
+const CLI_POOL_SIZE: u32 = 2;
 
 pub fn db(command: DbCommand) -> Result<(), Box<dyn std::error::Error>> {
     let DbCommand::Migrate { store } = command;
     let location = StoreLocation::parse(&store)?;
-    location.open()?;
+    location.open(CLI_POOL_SIZE)?;
     println!("{location}: schema up to date");
     Ok(())
 }
@@ -45,8 +47,8 @@ pub fn store(command: StoreCommand) -> Result<(), Box<dyn std::error::Error>> {
     if from == to {
         return Err("--from and --to are the same store".into());
     }
-    let source = from.open()?;
-    let target = to.open()?;
+    let source = from.open(CLI_POOL_SIZE)?;
+    let target = to.open(CLI_POOL_SIZE)?;
     if !target.is_empty()? {
         return Err(format!("{to} is not empty: copy into a new database or data directory").into());
     }

@@ -24,7 +24,7 @@ use crate::scep::request::{self, Header};
 use crate::scep::reply::{self, Outcome};
 use crate::scep::{caps, FailInfo, MalformedRequest, MessageType, Rejection};
 use crate::metrics::Metrics;
-use crate::store::{AuditEntry, Store, StoreError};
+use crate::store::{AuditEntry, Store, StoreError, StoreEvent};
 
 /// Issuance policy, from the configuration.
 #[derive(Clone, Debug)]
@@ -137,6 +137,12 @@ impl ScepService {
         let audit_store = Arc::clone(&store);
         let audit = BatchWriter::start("audit-writer", move |entries: &[AuditEntry]| audit_store.append_audit(entries));
         let committer = committer::IssuanceCommitter::start(Arc::clone(&store));
+        // Both series exist from the start (at 0), so a dashboard sees them before the first retry.
+        for event in [StoreEvent::Retried, StoreEvent::Reconnected] {
+            metrics.store_retries.with_label_values(&[event.as_str()]);
+        }
+        let retries = metrics.store_retries.clone();
+        store.observe(Arc::new(move |event: StoreEvent| retries.with_label_values(&[event.as_str()]).inc()));
         Ok(ScepService {
             authority,
             store,

@@ -29,14 +29,15 @@ impl StoreLocation {
         Err(StoreError::Unsupported(format!("store {:?}: expected redb:DIR or postgres://USER@HOST/DB", redact(text))))
     }
 
-    /// Opens the store (a PostgreSQL schema is migrated first).
-    pub fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+    /// Opens the store (a PostgreSQL schema is migrated first, and up to `pool_size`
+    /// connections are kept).
+    pub fn open(&self, pool_size: u32) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
             StoreLocation::Redb(path) => Arc::new(RedbStore::open(path).map_err(|e| match e {
                 StoreError::Backend(m) => StoreError::Backend(format!("{}: {m}", path.display())),
                 other => other,
             })?),
-            StoreLocation::Postgres(url) => Arc::new(PgStore::connect(url)?),
+            StoreLocation::Postgres(url) => Arc::new(PgStore::connect_pooled(url, pool_size)?),
         })
     }
 

@@ -14,11 +14,33 @@ pub use record::{
     IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl,
 };
 pub use location::StoreLocation;
+pub use postgres::DEFAULT_POOL_SIZE;
 pub use postgres::PgStore;
 pub use redb_store::RedbStore;
 
 use scepd_ca::Serial;
 use thiserror::Error;
+
+/// What a networked store reports for the metrics: work done again, not failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A transaction ran again after a conflict with another (a serialization failure).
+    Retried,
+    /// A connection the server had closed was replaced.
+    Reconnected,
+}
+
+impl StoreEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreEvent::Retried => "conflict",
+            StoreEvent::Reconnected => "reconnect",
+        }
+    }
+}
+
+/// Called for each [`StoreEvent`].
+pub type StoreObserver = std::sync::Arc<dyn Fn(StoreEvent) + Send + Sync>;
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -141,4 +163,7 @@ pub trait Store: Send + Sync {
 
     /// Makes every earlier commit durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Sets who hears of retries and reconnects (the embedded store has neither).
+    fn observe(&self, _observer: StoreObserver) {}
 }

@@ -92,6 +92,13 @@ fn enroll(requester: &Requester, ra: &Certificate, scep_url: &str, cn: &str, cha
     Outcome::Issued(serial_hex(&cert))
 }
 
+/// One sample of the node's /metrics.
+fn metric(server: &Server, series: &str) -> u64 {
+    let text = http::get(&format!("{}/metrics", server.base)).unwrap().text();
+    let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series} not exported"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 fn listed_serials(server: &Server) -> Vec<String> {
     list(server, &[]).iter().map(|c| c["serial"].as_str().unwrap().to_string()).collect()
 }
@@ -156,6 +163,10 @@ fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
     assert!(outcomes.iter().filter(|(s, _)| s.as_deref() != Some("0")).all(|(s, f)| s.as_deref() == Some("2") && f.as_deref() == Some("2")));
     let race_certs = list(&nodes[2], &[]).iter().filter(|c| c["subject"].as_str().unwrap_or("").contains("race-")).count();
     assert_eq!(race_certs, 1);
+    // The race was decided by the database: the nodes that lost ran their transactions again,
+    // and say so in their metrics.
+    let conflicts: u64 = nodes.iter().map(|n| metric(n, "scepd_store_retries_total{reason=\"conflict\"}")).sum();
+    assert!(conflicts > 0, "no node retried a conflicting transaction");
 
     // Re-enrollment on another node supersedes the device's certificate.
     let device = Requester::new(KeyBits::Rsa2048);

@@ -169,6 +169,21 @@ fn config_check_redacts_secrets_and_rejects_bad_files() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("min_key_bits = 3072"));
     let out = Command::new(BIN).args(["config", "check", "--min-key-bits", "4096"]).env("SCEPD_MIN_KEY_BITS", "3072").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("min_key_bits = 4096"));
+    // The shared store: its URL printed without the password (under the file's key), the pool
+    // size checked.
+    let out = Command::new(BIN)
+        .args(["config", "check", "--store", "postgres://scepd:hunter2@db.example/scepd", "--store-pool-size", "8"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("store_url = \"postgres://scepd:***@db.example/scepd\"") && !text.contains("hunter2"), "{text}");
+    assert!(text.contains("store_pool_size = 8"), "{text}");
+    std::fs::write(&printed, &text).unwrap();
+    assert!(Command::new(BIN).args(["config", "check", "--config", printed.to_str().unwrap()]).status().unwrap().success());
+    let out = Command::new(BIN).args(["config", "check", "--store-pool-size", "0"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("store_pool_size"));
+    let out = Command::new(BIN).args(["config", "check", "--store", "mysql://db/scepd"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("postgres://"));
 }
 
 /// Checks a generated profile with Python's plistlib: every key, type and value.

@@ -116,41 +116,66 @@ fn postgres_tls_modes() {
     assert!(e.to_string().contains("invalid peer certificate"), "{e}");
 }
 
-/// The server closes the pool's connections (as a restart or a failover does): the next reads
-/// and writes go through on fresh connections instead of failing.
+/// The server closes the pool's connection (as a restart or a failover does): the next read,
+/// and the next write, go through on a fresh connection instead of failing. A pool of one, so
+/// that the closed connection is the one the next call draws.
 #[test]
 fn postgres_reconnects_after_the_server_closed_its_connections() {
     let Some(db) = scratch_db::ScratchDb::create("postgres_reconnects_after_the_server_closed_its_connections") else { return };
     let url = format!("{}{}application_name=reconnect", db.url, if db.url.contains('?') { '&' } else { '?' });
-    let store = PgStore::connect(&url).unwrap();
-    // Open a few connections, all idle afterwards.
-    std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| store.ping().unwrap());
+    let store = PgStore::connect_pooled(&url, 1).unwrap();
+    let reconnects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&reconnects);
+    store.observe(Arc::new(move |event| {
+        if event == scepd::store::StoreEvent::Reconnected {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-    });
+    }));
     let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
-    let terminated: Vec<bool> = admin
-        .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'reconnect'", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!terminated.is_empty() && terminated.iter().all(|t| *t));
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    // Every connection the pool holds is used at once: the dead ones among them are replaced.
-    let start = std::sync::Barrier::new(8);
+    let mut close_connections = || {
+        let terminated: Vec<bool> = admin
+            .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'reconnect'", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(!terminated.is_empty() && terminated.iter().all(|t| *t));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    store.ping().unwrap();
+    close_connections();
+    assert!(store.certificate(&scepd_ca::Serial::random()).expect("a read after the server closed the connection").is_none());
+    assert_eq!(reconnects.load(std::sync::atomic::Ordering::SeqCst), 1);
+    close_connections();
+    store.ping().expect("a write after the server closed the connection");
+    assert_eq!(reconnects.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A node keeps at most `store_pool_size` connections, however many requests it serves at once.
+#[test]
+fn postgres_pool_size_is_a_ceiling() {
+    let Some(db) = scratch_db::ScratchDb::create("postgres_pool_size_is_a_ceiling") else { return };
+    let url = format!("{}{}application_name=pool_ceiling", db.url, if db.url.contains('?') { '&' } else { '?' });
+    let store = PgStore::connect_pooled(&url, 3).unwrap();
+    let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    let most = std::sync::atomic::AtomicI64::new(0);
     std::thread::scope(|scope| {
-        for i in 0..8 {
-            let (store, start) = (&store, &start);
-            scope.spawn(move || {
-                start.wait();
-                if i % 2 == 0 {
-                    assert!(store.certificate(&scepd_ca::Serial::random()).expect("a read after the server closed connections").is_none());
-                } else {
-                    store.ping().expect("a write after the server closed connections");
+        for _ in 0..12 {
+            scope.spawn(|| {
+                for _ in 0..20 {
+                    store.ping().unwrap();
                 }
             });
         }
+        for _ in 0..20 {
+            let open: i64 = admin
+                .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool_ceiling'", &[])
+                .unwrap()
+                .get(0);
+            most.fetch_max(open, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     });
+    let most = most.into_inner();
+    assert!((1..=3).contains(&most), "{most} connections open");
 }

@@ -35,9 +35,9 @@ use records::{
 /// A transaction whose queries use the connection's prepared statements.
 type Tx<'a, 'b> = Session<'a, Transaction<'b>>;
 
-/// Connections per node: enough for the blocking pool's store calls to rarely wait, few enough
-/// for three nodes to stay well inside PostgreSQL's default `max_connections` (100).
-const POOL_SIZE: u32 = 16;
+/// Connections per node unless configured: enough for the blocking pool's store calls to rarely
+/// wait, few enough for three nodes to stay well inside PostgreSQL's default `max_connections` (100).
+pub const DEFAULT_POOL_SIZE: u32 = 16;
 /// How long a request waits for a connection (or a new one to open) before it is answered 503.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serialization failures retried before the operation fails.
@@ -50,6 +50,7 @@ const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct PgStore {
     pool: r2d2::Pool<Manager>,
+    observer: std::sync::OnceLock<super::StoreObserver>,
 }
 
 fn backend<E: std::fmt::Display>(e: E) -> StoreError {
@@ -124,8 +125,13 @@ fn is_conflict(e: &TxError, attempt: u32) -> bool {
 }
 
 impl PgStore {
-    /// Connects, brings the schema up to date and opens the pool.
+    /// Connects, brings the schema up to date and opens a pool of the default size.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::connect_pooled(url, DEFAULT_POOL_SIZE)
+    }
+
+    /// Connects, brings the schema up to date and opens a pool of up to `pool_size` connections.
+    pub fn connect_pooled(url: &str, pool_size: u32) -> Result<PgStore, StoreError> {
         let (url, tls) = tls::split_url(url)?;
         let config = connection_config(&url)?;
         let tls = tls::connector(&tls)?;
@@ -136,14 +142,20 @@ impl PgStore {
         }
         drop(client);
         let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
-            .min_idle(Some(2))
+            .max_size(pool_size.max(1))
+            .min_idle(Some(pool_size.clamp(1, 2)))
             .connection_timeout(CHECKOUT_TIMEOUT)
             // No test query at checkout: a connection the server closed (a restart, a failover)
             // fails its first statement, and `write`/`read` then retry on a fresh one.
             .test_on_check_out(false)
             .build_unchecked(Manager { config, tls });
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, observer: std::sync::OnceLock::new() })
+    }
+
+    fn report(&self, event: super::StoreEvent) {
+        if let Some(observer) = self.observer.get() {
+            observer(event);
+        }
     }
 
     fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
@@ -160,13 +172,18 @@ impl PgStore {
                 // The server closed this idle connection: nothing of the transaction reached it,
                 // so another connection may try (after a restart every idle one is dead: each is
                 // dropped in turn, then a new one is opened).
-                Err(Failed::Begin(e)) if conn.check_lost(&e) && reconnects < POOL_SIZE => {
+                Err(Failed::Begin(e)) if conn.check_lost(&e) && reconnects < self.pool.max_size() => {
                     reconnects += 1;
+                    self.report(super::StoreEvent::Reconnected);
+                    // Back to the pool (which drops it) before taking another: a pool of one
+                    // would otherwise wait for itself.
+                    drop(conn);
                     conn = self.connection()?;
                 }
                 Err(Failed::Begin(e)) => return Err(TxError::Db(e).into()),
                 Err(Failed::Body(e)) if is_conflict(&e, attempt) => {
                     attempt += 1;
+                    self.report(super::StoreEvent::Retried);
                     pause(attempt);
                 }
                 Err(Failed::Body(e)) => {
@@ -188,10 +205,14 @@ impl PgStore {
             let pool::Connection { client, statements, .. } = &mut *conn;
             match body(&mut Session { client, statements }) {
                 // As in `write`: a read is safe to run again on another connection.
-                Err(TxError::Db(e)) if conn.check_lost(&e) && reconnects < POOL_SIZE => reconnects += 1,
+                Err(TxError::Db(e)) if conn.check_lost(&e) && reconnects < self.pool.max_size() => {
+                    reconnects += 1;
+                    self.report(super::StoreEvent::Reconnected);
+                }
                 // CockroachDB may restart a long read (40001) where PostgreSQL never does.
                 Err(e) if is_conflict(&e, attempt) => {
                     attempt += 1;
+                    self.report(super::StoreEvent::Retried);
                     pause(attempt);
                 }
                 other => return other.map_err(StoreError::from),
@@ -446,5 +467,9 @@ impl Store for PgStore {
     /// Every commit is durable when it returns.
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn observe(&self, observer: super::StoreObserver) {
+        let _ = self.observer.set(observer);
     }
 }
