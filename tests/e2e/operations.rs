@@ -258,7 +258,7 @@ fn deploy_files_pass_their_linters() {
         let out = Command::new("promtool").args(["check", "rules", repo("deploy/prometheus/scepd-rules.yml").to_str().unwrap()]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
         let rules = std::fs::read_to_string(repo("deploy/prometheus/scepd-rules.yml")).unwrap();
-        for alert in ["CaCertificateExpiringSoon", "CrlStale", "ScepFailureRatioHigh", "ChallengeRejectionSpike", "NotReady"] {
+        for alert in ["CaCertificateExpiringSoon", "CrlStale", "ScepFailureRatioHigh", "ChallengeRejectionSpike", "NotReady", "StoreContention"] {
             assert!(rules.contains(alert), "{alert}");
         }
     } else {
@@ -278,7 +278,8 @@ fn deploy_files_pass_their_linters() {
     let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo("deploy/grafana/scepd.json")).unwrap()).unwrap();
     let exprs: Vec<String> = dashboard["panels"].as_array().unwrap().iter()
         .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string())).collect();
-    for m in ["scepd_scep_requests_total", "scepd_certificates_issued_total", "scepd_challenges_minted_total", "scepd_crl_next_update_timestamp_seconds"] {
+    for m in ["scepd_scep_requests_total", "scepd_certificates_issued_total", "scepd_challenges_minted_total", "scepd_crl_next_update_timestamp_seconds",
+        "scepd_store_retries_total"] {
         assert!(exprs.iter().any(|e| e.contains(m)), "dashboard lacks {m}");
     }
     check_kubernetes_manifests();
