@@ -12,22 +12,19 @@
 # postgres://postgres@127.0.0.1:5432/test. Needs a release build (`cargo build --release`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-URL=${1:?usage: benches/scale-out.sh POSTGRES_URL [REQUESTS] [CONCURRENCY]}
+PG_URL=${1:?usage: benches/scale-out.sh POSTGRES_URL [REQUESTS] [CONCURRENCY]}
 N=${2:-2000}
 C=${3:-8}
 BIN=$PWD/target/release/scepd
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 WORK=$(mktemp -d)
-DB=scepd_bench_$$
+. benches/pg-scratch.sh
 PIDS=()
 stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }
-cleanup() { stop_all; psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+cleanup() { stop_all; drop_db; rm -rf "$WORK"; }
 trap cleanup EXIT
-DB_URL=$(python3 -c 'import sys; u=sys.argv[1]; b,_,q=u.partition("?"); h=b[:b.index("/", b.index("://")+3)]; print(h+"/"+sys.argv[2]+("?"+q if q else ""))' "$URL" "$DB")
 
 "$BIN" init --data "$WORK/seed" >/dev/null
-# CPU seconds (user+system) of the processes named $1 so far.
-cpu_of() { local total=0; for p in $(pgrep -x "$1"); do total=$((total + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$total"; }
 # Starts node $1 (more arguments go to `scepd serve`); its port is left in $PORT.
 start_node() {
   local i=$1; shift
@@ -43,7 +40,7 @@ run() {
   local ports=("$@") n=$((N / $#)) c=$((C / $#))
   # Warm-up (connections, caches), not counted.
   for i in "${!ports[@]}"; do "$BIN" bench --url "http://127.0.0.1:${ports[$i]}/scep" --challenge bench -n 50 -c 2 >/dev/null; done
-  local pg_before; pg_before=$(cpu_of postgres)
+  local pg_before; pg_before=$(pg_cpu_ms)
   local start; start=$(date +%s.%N)
   local benches=()
   for i in "${!ports[@]}"; do
@@ -52,23 +49,21 @@ run() {
   done
   wait "${benches[@]}"
   local end; end=$(date +%s.%N)
-  local pg_after; pg_after=$(cpu_of postgres)
-  python3 - "$label" "$start" "$end" "$pg_before" "$pg_after" "$(getconf CLK_TCK)" "$WORK"/r*.json <<'PY'
+  local pg_after; pg_after=$(pg_cpu_ms)
+  python3 - "$label" "$start" "$end" "$pg_before" "$pg_after" "$WORK"/r*.json <<'PY'
 import json, sys
-label, start, end, pg0, pg1, tck = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-runs = [json.load(open(f)) for f in sys.argv[7:]]
+label, start, end, pg0, pg1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+runs = [json.load(open(f)) for f in sys.argv[6:]]
 issued = sum(r["issued"] for r in runs)
 errors = sum(sum(r["errors"].values()) + sum(r["failures_by_fail_info"].values()) for r in runs)
 dups = sum(r["duplicate_serials"] for r in runs)
 node_cpu = sum(r["server_cpu_ms_per_enrollment"] * r["issued"] for r in runs) / issued
-pg_cpu = (pg1 - pg0) * 1000 / tck / issued if "PostgreSQL" in label else 0.0
+pg_cpu = (pg1 - pg0) / issued if "PostgreSQL" in label else 0.0
 p99 = max(r["p99_ms"] for r in runs)
 print("| %s | %d | %.0f | %.1f | %.2f | %.2f | %.2f | %d | %d |" % (label, issued, issued / (end - start), p99, node_cpu, pg_cpu, node_cpu + pg_cpu, errors, dups))
 PY
   rm -f "$WORK"/r*.json
 }
-
-fresh_db() { psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null; }
 
 echo "| store, nodes | enrollments | enrollments/s | p99 ms | scepd CPU ms/enrollment | PostgreSQL CPU ms/enrollment | total CPU ms/enrollment | failures+errors | duplicate serials |"
 echo "|---|---|---|---|---|---|---|---|---|"
