@@ -34,18 +34,47 @@ fn authority(bits: KeyBits) -> Authority {
 fn requester() -> Identity {
     let key = RsaKey::generate(KeyBits::Rsa2048).unwrap();
     let cert = scepd_ca::request::self_signed(&scepd_ca::name::parse("CN=bench signer").unwrap(), &key).unwrap();
-    Identity { der: cert.to_der().unwrap(), cert, key }
+    Identity {
+        der: cert.to_der().unwrap(),
+        cert,
+        key,
+    }
 }
 
-fn pkcs_req(recipient: &x509_cert::Certificate, who: &Identity, cipher: ContentCipher, digest: DigestAlg, tid: &str) -> Vec<u8> {
-    let csr = scepd_ca::request::client_csr(&scepd_ca::name::parse(&format!("CN={tid}")).unwrap(), &who.key, Some(CHALLENGE), &[]).unwrap();
-    let signing = Signing { cert: &who.cert, key: &who.key, digest, algorithm_field: SignatureAlgorithmField::RsaEncryption };
-    let params = RequestParams { message_type: MessageType::PkcsReq, transaction_id: tid, sender_nonce: &[7; 16], cipher };
+fn pkcs_req(
+    recipient: &x509_cert::Certificate,
+    who: &Identity,
+    cipher: ContentCipher,
+    digest: DigestAlg,
+    tid: &str,
+) -> Vec<u8> {
+    let csr = scepd_ca::request::client_csr(
+        &scepd_ca::name::parse(&format!("CN={tid}")).unwrap(),
+        &who.key,
+        Some(CHALLENGE),
+        &[],
+    )
+    .unwrap();
+    let signing = Signing {
+        cert: &who.cert,
+        key: &who.key,
+        digest,
+        algorithm_field: SignatureAlgorithmField::RsaEncryption,
+    };
+    let params = RequestParams {
+        message_type: MessageType::PkcsReq,
+        transaction_id: tid,
+        sender_nonce: &[7; 16],
+        cipher,
+    };
     client::request(&csr, recipient, &signing, &params).unwrap()
 }
 
 fn cipher_policy() -> CipherPolicy {
-    CipherPolicy { allow_des: false, rejection_secret: [9; 32] }
+    CipherPolicy {
+        allow_des: false,
+        rejection_secret: [9; 32],
+    }
 }
 
 fn policy(dir: &std::path::Path) -> Policy {
@@ -55,7 +84,10 @@ fn policy(dir: &std::path::Path) -> Policy {
         min_key_bits: 2048,
         cert_validity_days: 365,
         crl_url: Some("http://127.0.0.1/crl".into()),
-        challenge_ttl: ChallengeTtl { default_seconds: 3600, max_seconds: 86400 },
+        challenge_ttl: ChallengeTtl {
+            default_seconds: 3600,
+            max_seconds: 86400,
+        },
         lifecycle: Lifecycle {
             device_id_field: DeviceIdField::CommonName,
             max_active_per_device: None,
@@ -91,7 +123,9 @@ fn rsa_operations(c: &mut Criterion) {
         let attrs = vec![0xa5u8; 300]; // about a CertRep's signed attributes
         let mut g = c.benchmark_group(format!("rsa_private_ops/{name}"));
         g.bench_function("decrypt_cek", |b| b.iter(|| ra.key.decrypt_pkcs1(&enc_key).unwrap()));
-        g.bench_function("sign_certificate", |b| b.iter(|| auth.ca.key.sign_sha256(&tbs).unwrap()));
+        g.bench_function("sign_certificate", |b| {
+            b.iter(|| auth.ca.key.sign_sha256(&tbs).unwrap())
+        });
         g.bench_function("sign_certrep", |b| b.iter(|| ra.key.sign_sha256(&attrs).unwrap()));
         g.finish();
     }
@@ -101,7 +135,10 @@ fn parse_verify_decrypt(c: &mut Criterion) {
     let auth = authority(KeyBits::Rsa2048);
     let who = requester();
     let mut g = c.benchmark_group("parse_verify_decrypt");
-    for (label, cipher, digest) in [("aes128_sha256", ContentCipher::Aes128Cbc, DigestAlg::Sha256), ("des3_sha512", ContentCipher::DesEde3Cbc, DigestAlg::Sha512)] {
+    for (label, cipher, digest) in [
+        ("aes128_sha256", ContentCipher::Aes128Cbc, DigestAlg::Sha256),
+        ("des3_sha512", ContentCipher::DesEde3Cbc, DigestAlg::Sha512),
+    ] {
         let message = pkcs_req(&auth.recipient().cert, &who, cipher, digest, "t");
         g.bench_function(label, |b| {
             b.iter(|| {
@@ -133,7 +170,13 @@ fn build_certificate_and_certrep(c: &mut Criterion) {
     };
     c.bench_function("build_certificate", |b| b.iter(|| auth.issue(&leaf()).unwrap()));
     let cert = auth.issue(&leaf()).unwrap().to_der().unwrap();
-    let message = pkcs_req(&auth.recipient().cert, &who, ContentCipher::Aes128Cbc, DigestAlg::Sha256, "t");
+    let message = pkcs_req(
+        &auth.recipient().cert,
+        &who,
+        ContentCipher::Aes128Cbc,
+        DigestAlg::Sha256,
+        "t",
+    );
     let header = request::decode(&message).unwrap().header;
     let signer = signer_cert_of(&who.cert).unwrap();
     c.bench_function("build_success_certrep", |b| {
@@ -159,7 +202,13 @@ fn full_enrollment(c: &mut Criterion) {
         b.iter_batched(
             || {
                 n += 1;
-                pkcs_req(&ra_cert, &who, ContentCipher::Aes128Cbc, DigestAlg::Sha256, &format!("e{n}"))
+                pkcs_req(
+                    &ra_cert,
+                    &who,
+                    ContentCipher::Aes128Cbc,
+                    DigestAlg::Sha256,
+                    &format!("e{n}"),
+                )
             },
             |message| {
                 let reply = service.pki_operation(&message).unwrap();
@@ -195,13 +244,22 @@ fn implicit_rejection_timing(c: &mut Criterion) {
         }
         env.recip_infos = cms::enveloped_data::RecipientInfos(der::asn1::SetOfVec::try_from(infos).unwrap());
     });
-    let wrong_length = rewrite(&envelope::seal(&content, ContentCipher::Aes256Cbc, &target).unwrap(), &|env| {
-        env.encrypted_content.content_enc_alg.oid = scepd::scep::oids::AES128_CBC;
-    });
+    let wrong_length = rewrite(
+        &envelope::seal(&content, ContentCipher::Aes256Cbc, &target).unwrap(),
+        &|env| {
+            env.encrypted_content.content_enc_alg.oid = scepd::scep::oids::AES128_CBC;
+        },
+    );
     let identities = [auth.recipient()];
     let mut g = c.benchmark_group("implicit_rejection");
-    for (label, sealed) in [("valid", &valid), ("bad_padding", &bad_padding), ("wrong_key_length", &wrong_length)] {
-        g.bench_function(label, |b| b.iter(|| envelope::open(sealed, &identities, cipher_policy())));
+    for (label, sealed) in [
+        ("valid", &valid),
+        ("bad_padding", &bad_padding),
+        ("wrong_key_length", &wrong_length),
+    ] {
+        g.bench_function(label, |b| {
+            b.iter(|| envelope::open(sealed, &identities, cipher_policy()))
+        });
     }
     g.finish();
 }

@@ -18,7 +18,11 @@ pub fn parse_serial(text: &str) -> Option<Serial> {
     let hex: String = text.chars().filter(|c| *c != ':').collect();
     let bytes = hex::decode(hex).ok()?;
     // Accept a leading 00 (some tools print the DER INTEGER's sign byte).
-    let bytes = if bytes.len() == 17 && bytes[0] == 0 { bytes[1..].to_vec() } else { bytes };
+    let bytes = if bytes.len() == 17 && bytes[0] == 0 {
+        bytes[1..].to_vec()
+    } else {
+        bytes
+    };
     Some(Serial(bytes.try_into().ok()?))
 }
 
@@ -81,7 +85,10 @@ pub fn revocation_reason(body: &[u8]) -> Result<scepd_ca::Reason, String> {
     match v.get("reason").and_then(Value::as_str) {
         None => Ok(scepd_ca::Reason::UNSPECIFIED),
         Some(name) => scepd_ca::Reason::from_name(name).ok_or_else(|| {
-            format!("unknown reason {name:?}; one of: {}", scepd_ca::Reason::names().collect::<Vec<_>>().join(", "))
+            format!(
+                "unknown reason {name:?}; one of: {}",
+                scepd_ca::Reason::names().collect::<Vec<_>>().join(", ")
+            )
         }),
     }
 }
@@ -123,7 +130,8 @@ pub fn jamf_scep_challenge(body: &[u8]) -> Result<Option<String>, String> {
     if hook.webhook.webhook_event != "SCEPChallenge" {
         return Err(format!("unsupported webhookEvent {:?}", hook.webhook.webhook_event));
     }
-    if !hook.event.payload_types.is_empty() && !hook.event.payload_types.iter().any(|t| t == "com.apple.security.scep") {
+    if !hook.event.payload_types.is_empty() && !hook.event.payload_types.iter().any(|t| t == "com.apple.security.scep")
+    {
         return Err("payloadTypes holds no com.apple.security.scep".into());
     }
     Ok(hook.event.payload_identifier)
@@ -188,7 +196,13 @@ mod tests {
         let s = Serial([0x4a; 16]);
         assert_eq!(parse_serial(&s.to_hex()), Some(s));
         assert_eq!(parse_serial(&s.to_hex().to_lowercase()), Some(s));
-        let colons = s.to_hex().as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
+        let colons = s
+            .to_hex()
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
         assert_eq!(parse_serial(&colons), Some(s));
         assert_eq!(parse_serial(&format!("00{}", s.to_hex())), Some(s));
         assert_eq!(parse_serial("xyz"), None);

@@ -155,13 +155,19 @@ pub struct ServeArgs {
 pub fn parse_duration(text: &str) -> Result<u64, ConfigError> {
     let t = text.trim();
     let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = number.parse().map_err(|_| ConfigError::Invalid(format!("bad duration {text:?} (use e.g. 90s, 15m, 24h, 30d)")))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| ConfigError::Invalid(format!("bad duration {text:?} (use e.g. 90s, 15m, 24h, 30d)")))?;
     let factor = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(ConfigError::Invalid(format!("bad duration unit in {text:?} (s, m, h or d)"))),
+        _ => {
+            return Err(ConfigError::Invalid(format!(
+                "bad duration unit in {text:?} (s, m, h or d)"
+            )))
+        }
     };
     Ok(n * factor)
 }
@@ -252,8 +258,14 @@ pub const DEFAULT_DATA: &str = "./scepd-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 impl Config {
@@ -262,16 +274,27 @@ impl Config {
             Some(p) => read_file(p)?,
             None => ServeArgs::default(),
         };
-        let listen = args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
-        let public_url = args.public_url.clone().or(file.public_url).map(|u| u.trim_end_matches('/').to_string());
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .map(|u| u.trim_end_matches('/').to_string());
         if let Some(url) = &public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::Invalid(format!("public_url {url:?} must start with http:// or https://")));
+                return Err(ConfigError::Invalid(format!(
+                    "public_url {url:?} must start with http:// or https://"
+                )));
             }
         }
         let min_key_bits = args.min_key_bits.or(file.min_key_bits).unwrap_or(2048);
         if !(1024..=8192).contains(&min_key_bits) {
-            return Err(ConfigError::Invalid("min_key_bits must be between 1024 and 8192".into()));
+            return Err(ConfigError::Invalid(
+                "min_key_bits must be between 1024 and 8192".into(),
+            ));
         }
         let cert_validity_days = args.cert_validity_days.or(file.cert_validity_days).unwrap_or(365);
         if cert_validity_days == 0 {
@@ -280,7 +303,9 @@ impl Config {
         let challenge_max_ttl = args.challenge_max_ttl.or(file.challenge_max_ttl).unwrap_or(86_400);
         let challenge_ttl = args.challenge_ttl.or(file.challenge_ttl).unwrap_or(3_600);
         if challenge_ttl == 0 || challenge_ttl > challenge_max_ttl {
-            return Err(ConfigError::Invalid("challenge_ttl must be between 1 and challenge_max_ttl".into()));
+            return Err(ConfigError::Invalid(
+                "challenge_ttl must be between 1 and challenge_max_ttl".into(),
+            ));
         }
         let tls_listen = args.tls_listen.or(file.tls_listen);
         let tls_cert = args.tls_cert.clone().or(file.tls_cert);
@@ -299,7 +324,12 @@ impl Config {
         if args.max_active_per_device.or(file.max_active_per_device) == Some(0) {
             return Err(ConfigError::Invalid("max_active_per_device must be at least 1".into()));
         }
-        let crl_next_update = parse_duration(args.crl_next_update.as_deref().or(file.crl_next_update.as_deref()).unwrap_or("24h"))?;
+        let crl_next_update = parse_duration(
+            args.crl_next_update
+                .as_deref()
+                .or(file.crl_next_update.as_deref())
+                .unwrap_or("24h"),
+        )?;
         if crl_next_update == 0 {
             return Err(ConfigError::Invalid("crl_next_update must be at least a second".into()));
         }
@@ -310,9 +340,14 @@ impl Config {
             .map(crate::store::StoreLocation::parse)
             .transpose()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let store_pool_size = args.store_pool_size.or(file.store_pool_size).unwrap_or(crate::store::DEFAULT_POOL_SIZE);
+        let store_pool_size = args
+            .store_pool_size
+            .or(file.store_pool_size)
+            .unwrap_or(crate::store::DEFAULT_POOL_SIZE);
         if !(1..=1000).contains(&store_pool_size) {
-            return Err(ConfigError::Invalid("store_pool_size must be between 1 and 1000".into()));
+            return Err(ConfigError::Invalid(
+                "store_pool_size must be between 1 and 1000".into(),
+            ));
         }
         Ok(Config {
             store,
@@ -329,14 +364,33 @@ impl Config {
             allow_key_reuse: args.allow_key_reuse.or(file.allow_key_reuse).unwrap_or(false),
             okta_device_access: args.okta_device_access.or(file.okta_device_access).unwrap_or(false),
             crl_next_update,
-            crl_keep_expired: parse_duration(args.crl_keep_expired.as_deref().or(file.crl_keep_expired.as_deref()).unwrap_or("0s"))?,
+            crl_keep_expired: parse_duration(
+                args.crl_keep_expired
+                    .as_deref()
+                    .or(file.crl_keep_expired.as_deref())
+                    .unwrap_or("0s"),
+            )?,
             challenge_ttl,
             challenge_max_ttl,
-            challenge_sweep_interval: args.challenge_sweep_interval.or(file.challenge_sweep_interval).unwrap_or(60).max(1),
-            auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute).unwrap_or(10),
-            challenge_failures_per_minute: args.challenge_failures_per_minute.or(file.challenge_failures_per_minute).unwrap_or(30),
+            challenge_sweep_interval: args
+                .challenge_sweep_interval
+                .or(file.challenge_sweep_interval)
+                .unwrap_or(60)
+                .max(1),
+            auth_failures_per_minute: args
+                .auth_failures_per_minute
+                .or(file.auth_failures_per_minute)
+                .unwrap_or(10),
+            challenge_failures_per_minute: args
+                .challenge_failures_per_minute
+                .or(file.challenge_failures_per_minute)
+                .unwrap_or(30),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(4096).max(1),
-            max_queued_operations: args.max_queued_operations.or(file.max_queued_operations).unwrap_or(256).max(1),
+            max_queued_operations: args
+                .max_queued_operations
+                .or(file.max_queued_operations)
+                .unwrap_or(256)
+                .max(1),
             request_timeout: args.request_timeout.or(file.request_timeout).unwrap_or(60).max(1),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             tls_listen,
@@ -348,17 +402,25 @@ impl Config {
             public_url,
             static_challenge: args.static_challenge.clone().or(file.static_challenge),
             allow_des: args.allow_des.or(file.allow_des).unwrap_or(false),
-            insecure_no_challenge: args.insecure_no_challenge.or(file.insecure_no_challenge).unwrap_or(false),
+            insecure_no_challenge: args
+                .insecure_no_challenge
+                .or(file.insecure_no_challenge)
+                .unwrap_or(false),
             min_key_bits,
             cert_validity_days,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
-            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            log_level: args
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(DEFAULT_MAX_BODY_BYTES),
             key_passphrase_file: args.key_passphrase_file.clone().or(file.key_passphrase_file),
         })
     }
-
-
 }
 
 #[cfg(test)]
@@ -369,8 +431,16 @@ mod tests {
     fn flag_beats_file_beats_default() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scepd.toml");
-        std::fs::write(&path, "min_key_bits = 1024\ncert_validity_days = 30\nstatic_challenge = \"abc\"\n").unwrap();
-        let args = ServeArgs { config: Some(path), cert_validity_days: Some(7), ..Default::default() };
+        std::fs::write(
+            &path,
+            "min_key_bits = 1024\ncert_validity_days = 30\nstatic_challenge = \"abc\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            cert_validity_days: Some(7),
+            ..Default::default()
+        };
         let c = Config::resolve(&args).unwrap();
         assert_eq!(c.min_key_bits, 1024);
         assert_eq!(c.cert_validity_days, 7);
@@ -392,6 +462,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scepd.toml");
         std::fs::write(&path, "min_key_bitz = 1024\n").unwrap();
-        assert!(Config::resolve(&ServeArgs { config: Some(path), ..Default::default() }).is_err());
+        assert!(Config::resolve(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .is_err());
     }
 }

@@ -61,16 +61,25 @@ pub fn key_passphrase(file: Option<&Path>) -> Result<Option<Vec<u8>>, DataDirErr
         }
         return Ok(Some(bytes));
     }
-    Ok(std::env::var_os("SCEPD_KEY_PASSPHRASE").map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()))
+    Ok(
+        std::env::var_os("SCEPD_KEY_PASSPHRASE")
+            .map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()),
+    )
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
-    move |source| DataDirError::Io { path: path.to_path_buf(), source }
+    move |source| DataDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
-        DataDir { root: root.into(), passphrase: None }
+        DataDir {
+            root: root.into(),
+            passphrase: None,
+        }
     }
 
     /// Private keys are written encrypted with, and read with, `passphrase`.
@@ -88,7 +97,10 @@ impl DataDir {
     }
 
     fn read_key(&self, name: &str) -> Result<RsaKey, DataDirError> {
-        Ok(RsaKey::from_pem_with_passphrase(&self.read_secret(name)?, self.passphrase.as_deref())?)
+        Ok(RsaKey::from_pem_with_passphrase(
+            &self.read_secret(name)?,
+            self.passphrase.as_deref(),
+        )?)
     }
 
     pub fn root(&self) -> &Path {
@@ -234,10 +246,27 @@ impl DataDir {
         }
         let ca = self.identity("ca.pem", "ca.key")?;
         scepd_ca::check_ca_certificate(&ca.cert, &ca.key)?;
-        let ra = if self.path("ra.pem").exists() { Some(self.identity("ra.pem", "ra.key")?) } else { None };
-        let chain = if self.path("chain.pem").exists() { pem::certificates(&self.read("chain.pem")?)? } else { Vec::new() };
-        let ocsp_signer = if self.path("ocsp.pem").exists() { Some(self.identity("ocsp.pem", "ocsp.key")?) } else { None };
-        Ok(Authority { ca, ra, chain, ocsp_signer })
+        let ra = if self.path("ra.pem").exists() {
+            Some(self.identity("ra.pem", "ra.key")?)
+        } else {
+            None
+        };
+        let chain = if self.path("chain.pem").exists() {
+            pem::certificates(&self.read("chain.pem")?)?
+        } else {
+            Vec::new()
+        };
+        let ocsp_signer = if self.path("ocsp.pem").exists() {
+            Some(self.identity("ocsp.pem", "ocsp.key")?)
+        } else {
+            None
+        };
+        Ok(Authority {
+            ca,
+            ra,
+            chain,
+            ocsp_signer,
+        })
     }
 
     /// The CA certificate and the chain above it (DER), without the keys.
@@ -245,8 +274,15 @@ impl DataDir {
         if !self.is_initialized() {
             return Err(DataDirError::NotInitialized(self.root.clone()));
         }
-        let ca = pem::certificates(&self.read("ca.pem")?)?.into_iter().next().ok_or_else(|| DataDirError::Invalid("ca.pem holds no certificate".into()))?;
-        let chain = if self.path("chain.pem").exists() { pem::certificates(&self.read("chain.pem")?)? } else { Vec::new() };
+        let ca = pem::certificates(&self.read("ca.pem")?)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataDirError::Invalid("ca.pem holds no certificate".into()))?;
+        let chain = if self.path("chain.pem").exists() {
+            pem::certificates(&self.read("chain.pem")?)?
+        } else {
+            Vec::new()
+        };
         Ok((ca, chain))
     }
 
@@ -257,7 +293,11 @@ impl DataDir {
             .ok_or_else(|| DataDirError::Invalid(format!("{cert} holds no certificate")))?;
         let cert = scepd_ca::Certificate::from_der(&der).map_err(scepd_ca::CaError::from)?;
         let key = self.read_key(key)?;
-        if cert.tbs_certificate().subject_public_key_info().to_der().map_err(scepd_ca::CaError::from)?
+        if cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(scepd_ca::CaError::from)?
             != key.public_key_spki_der()
         {
             return Err(scepd_ca::CaError::KeyMismatch.into());
@@ -268,26 +308,43 @@ impl DataDir {
     /// The challenge key, created on first use (data directories from before it existed).
     pub fn challenge_key(&self) -> Result<crate::challenge::key::ChallengeKey, DataDirError> {
         if !self.path("challenge.key").exists() {
-            self.write_secret("challenge.key", crate::challenge::key::ChallengeKey::generate_secret().as_bytes())?;
+            self.write_secret(
+                "challenge.key",
+                crate::challenge::key::ChallengeKey::generate_secret().as_bytes(),
+            )?;
         }
         let hex_secret = self.read_secret("challenge.key")?;
-        let secret = hex::decode(hex_secret.trim()).map_err(|_| DataDirError::Invalid("challenge.key is not hex".into()))?;
+        let secret =
+            hex::decode(hex_secret.trim()).map_err(|_| DataDirError::Invalid("challenge.key is not hex".into()))?;
         Ok(crate::challenge::key::ChallengeKey::new(&secret))
     }
 
     /// The files a backup carries besides the store (those that exist).
     pub fn backup_files(&self) -> Vec<&'static str> {
-        ["ca.pem", "ca.key", "ra.pem", "ra.key", "chain.pem", "ocsp.pem", "ocsp.key", "admin.token", "challenge.key"]
-            .into_iter()
-            .filter(|f| self.path(f).exists())
-            .collect()
+        [
+            "ca.pem",
+            "ca.key",
+            "ra.pem",
+            "ra.key",
+            "chain.pem",
+            "ocsp.pem",
+            "ocsp.key",
+            "admin.token",
+            "challenge.key",
+        ]
+        .into_iter()
+        .filter(|f| self.path(f).exists())
+        .collect()
     }
 
     /// Copies `files` of `from` into this (empty) directory, keeping their modes.
     pub fn restore_from(&self, from: &DataDir) -> Result<(), DataDirError> {
         self.refuse_if_initialized()?;
         if !from.path("ca.pem").exists() || !from.path("scepd.redb").exists() {
-            return Err(DataDirError::Invalid(format!("{} is not a scepd backup", from.root.display())));
+            return Err(DataDirError::Invalid(format!(
+                "{} is not a scepd backup",
+                from.root.display()
+            )));
         }
         self.ensure_root()?;
         let mut files = from.backup_files();
@@ -295,7 +352,11 @@ impl DataDir {
         // ca.pem last: it marks the directory initialized.
         files.sort_by_key(|f| *f == "ca.pem");
         for f in files {
-            let mode = fs::metadata(from.path(f)).map_err(io(&from.path(f)))?.permissions().mode() & 0o777;
+            let mode = fs::metadata(from.path(f))
+                .map_err(io(&from.path(f)))?
+                .permissions()
+                .mode()
+                & 0o777;
             let data = fs::read(from.path(f)).map_err(io(&from.path(f)))?;
             write_file(&self.path(f), &data, mode)?;
         }
@@ -317,7 +378,13 @@ pub fn new_token() -> String {
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), DataDirError> {
     // Write to a temporary file and rename, so a crash never leaves half a key behind.
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io(&tmp))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
     f.write_all(contents).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io(&tmp))?;

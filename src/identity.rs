@@ -17,21 +17,42 @@ pub enum IdentityError {
         "this node's {what} differs from the one the store was first used with ({recorded}, here {here}): every node sharing \
          a store needs the same data directory secrets (ca.pem, ca.key, ra.*, challenge.key, admin.token; README: Running several nodes)"
     )]
-    Mismatch { what: &'static str, recorded: String, here: String },
+    Mismatch {
+        what: &'static str,
+        recorded: String,
+        here: String,
+    },
 }
 
 /// Records this node's fingerprints in the store, or checks them against the recorded ones.
-pub fn bind(store: &dyn Store, ca_der: &[u8], challenge_key: &ChallengeKey, admin_token: &str) -> Result<(), IdentityError> {
+pub fn bind(
+    store: &dyn Store,
+    ca_der: &[u8],
+    challenge_key: &ChallengeKey,
+    admin_token: &str,
+) -> Result<(), IdentityError> {
     let fingerprints = [
         ("CA certificate", "ca_sha256", hex::encode(Sha256::digest(ca_der))),
         // A value derived from the key, not the key.
-        ("challenge key", "challenge_key_id", hex::encode(&challenge_key.derive("store identity")[..16])),
-        ("admin token", "admin_token_sha256", hex::encode(Sha256::digest(admin_token.as_bytes()))),
+        (
+            "challenge key",
+            "challenge_key_id",
+            hex::encode(&challenge_key.derive("store identity")[..16]),
+        ),
+        (
+            "admin token",
+            "admin_token_sha256",
+            hex::encode(Sha256::digest(admin_token.as_bytes())),
+        ),
     ];
     for (what, name, here) in fingerprints {
         let recorded = store.bind_identity(name, &here)?;
         if recorded != here {
-            return Err(IdentityError::Mismatch { what, recorded: short(&recorded), here: short(&here) });
+            return Err(IdentityError::Mismatch {
+                what,
+                recorded: short(&recorded),
+                here: short(&here),
+            });
         }
     }
     Ok(())

@@ -55,25 +55,35 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let scep_duration = HistogramVec::new(
-            HistogramOpts::new("scepd_scep_request_duration_seconds", "SCEP request duration by operation.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new(
+                "scepd_scep_request_duration_seconds",
+                "SCEP request duration by operation.",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             &["operation"],
         )
         .expect("metric definition");
         r.register(Box::new(scep_duration.clone())).expect("unique metric");
         let ca_not_after = GaugeVec::new(
-            Opts::new("scepd_ca_certificate_not_after_timestamp_seconds", "notAfter of the CA and RA certificates."),
+            Opts::new(
+                "scepd_ca_certificate_not_after_timestamp_seconds",
+                "notAfter of the CA and RA certificates.",
+            ),
             &["cert"],
         )
         .expect("metric definition");
         r.register(Box::new(ca_not_after.clone())).expect("unique metric");
-        let build_info = IntGaugeVec::new(Opts::new("scepd_build_info", "scepd version."), &["version"]).expect("metric definition");
+        let build_info =
+            IntGaugeVec::new(Opts::new("scepd_build_info", "scepd version."), &["version"]).expect("metric definition");
         r.register(Box::new(build_info.clone())).expect("unique metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let challenges_redeemed = IntCounter::new("scepd_challenges_redeemed_total", "One-time challenges redeemed.").expect("metric definition");
-        r.register(Box::new(challenges_redeemed.clone())).expect("unique metric");
+        let challenges_redeemed = IntCounter::new("scepd_challenges_redeemed_total", "One-time challenges redeemed.")
+            .expect("metric definition");
+        r.register(Box::new(challenges_redeemed.clone()))
+            .expect("unique metric");
         #[cfg(target_os = "linux")]
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("process metrics");
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("process metrics");
         Metrics {
             scep_requests: counter_vec(&r, "scepd_scep_requests_total", "SCEP requests by operation, messageType, status and failInfo.",
                 &["operation", "message_type", "status", "fail_info"]),
@@ -105,7 +115,9 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding");
         String::from_utf8(out).unwrap_or_default()
     }
 }

@@ -8,15 +8,18 @@ use crate::challenge::ChallengePolicy;
 use crate::config::{Config, LogFormat};
 use crate::datadir::DataDir;
 use crate::http::{self, AppState};
-use crate::scep::envelope::CipherPolicy;
 use crate::metrics::Metrics;
+use crate::scep::envelope::CipherPolicy;
 use crate::service::{ChallengeTtl, Lifecycle, Policy, ScepService};
 
 pub fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.init(),
@@ -30,7 +33,10 @@ async fn open_store(
     dir: &DataDir,
     authority: &scepd_ca::Authority,
 ) -> Result<Arc<dyn crate::store::Store>, Box<dyn std::error::Error>> {
-    let location = config.store.clone().unwrap_or_else(|| crate::store::StoreLocation::Redb(dir.store_path()));
+    let location = config
+        .store
+        .clone()
+        .unwrap_or_else(|| crate::store::StoreLocation::Redb(dir.store_path()));
     if location.is_shared() {
         tracing::info!(store = %location, "opening the shared store");
     }
@@ -46,7 +52,8 @@ async fn open_store(
 }
 
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = DataDir::new(&config.data).with_passphrase(crate::datadir::key_passphrase(config.key_passphrase_file.as_deref())?);
+    let dir = DataDir::new(&config.data)
+        .with_passphrase(crate::datadir::key_passphrase(config.key_passphrase_file.as_deref())?);
     if !dir.is_initialized() {
         tracing::info!(data = %config.data.display(), "data directory is empty: creating a new CA");
         dir.init_new(&crate::cli::default_ca_params(), false)?;
@@ -57,14 +64,24 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let public_url = config.public_url.clone().unwrap_or_else(|| http::local_url(local));
     let store = open_store(&config, &dir, &authority).await?;
     let policy = Policy {
-        challenge: ChallengePolicy::new(config.static_challenge.as_deref(), config.insecure_no_challenge, dir.challenge_key()?),
-        cipher: CipherPolicy { allow_des: config.allow_des, rejection_secret: dir.challenge_key()?.derive("implicit rejection") },
+        challenge: ChallengePolicy::new(
+            config.static_challenge.as_deref(),
+            config.insecure_no_challenge,
+            dir.challenge_key()?,
+        ),
+        cipher: CipherPolicy {
+            allow_des: config.allow_des,
+            rejection_secret: dir.challenge_key()?.derive("implicit rejection"),
+        },
         min_key_bits: config.min_key_bits,
         cert_validity_days: config.cert_validity_days,
         crl_url: Some(format!("{public_url}/crl")),
         data_dir: config.data.clone(),
         public_url: public_url.clone(),
-        challenge_ttl: ChallengeTtl { default_seconds: config.challenge_ttl, max_seconds: config.challenge_max_ttl },
+        challenge_ttl: ChallengeTtl {
+            default_seconds: config.challenge_ttl,
+            max_seconds: config.challenge_max_ttl,
+        },
         lifecycle: Lifecycle {
             device_id_field: config.device_id_field,
             max_active_per_device: config.max_active_per_device,
@@ -93,8 +110,16 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         max_queued_operations: config.max_queued_operations,
         request_timeout: std::time::Duration::from_secs(config.request_timeout),
     };
-    let state = Arc::new(AppState::new(service.clone(), &dir.admin_token()?, limits, config.admin_tls_only));
-    tokio::spawn(maintenance(service.clone(), std::time::Duration::from_secs(config.challenge_sweep_interval)));
+    let state = Arc::new(AppState::new(
+        service.clone(),
+        &dir.admin_token()?,
+        limits,
+        config.admin_tls_only,
+    ));
+    tokio::spawn(maintenance(
+        service.clone(),
+        std::time::Duration::from_secs(config.challenge_sweep_interval),
+    ));
 
     dir.write_secret("admin.url", http::local_url(local).as_bytes())?;
     tracing::info!(
@@ -109,9 +134,15 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         let metrics_listener = TcpListener::bind(addr).await?;
         tracing::info!(listen = %metrics_listener.local_addr()?, "metrics listener");
         let (state, mut stop) = (state.clone(), stop_rx.clone());
-        tokio::spawn(http::serve(metrics_listener, state, http::Routes::MetricsOnly, http::Transport::Plain, async move {
-            let _ = stop.changed().await;
-        }));
+        tokio::spawn(http::serve(
+            metrics_listener,
+            state,
+            http::Routes::MetricsOnly,
+            http::Transport::Plain,
+            async move {
+                let _ = stop.changed().await;
+            },
+        ));
     }
     let mut tls_server = None;
     if let (Some(addr), Some(cert), Some(key)) = (config.tls_listen, &config.tls_cert, &config.tls_key) {
@@ -123,14 +154,26 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(listen = %tls_local, "HTTPS listener");
         tokio::spawn(reload_on_sighup(Arc::clone(&reloadable)));
         let (state, mut stop) = (state.clone(), stop_rx.clone());
-        tls_server = Some(tokio::spawn(http::serve(tls_listener, state, http::Routes::All, http::Transport::Tls(acceptor), async move {
-            let _ = stop.changed().await;
-        })));
+        tls_server = Some(tokio::spawn(http::serve(
+            tls_listener,
+            state,
+            http::Routes::All,
+            http::Transport::Tls(acceptor),
+            async move {
+                let _ = stop.changed().await;
+            },
+        )));
     }
     let mut stop = stop_rx.clone();
-    let main = tokio::spawn(http::serve(listener, state, http::Routes::All, http::Transport::Plain, async move {
-        let _ = stop.changed().await;
-    }));
+    let main = tokio::spawn(http::serve(
+        listener,
+        state,
+        http::Routes::All,
+        http::Transport::Plain,
+        async move {
+            let _ = stop.changed().await;
+        },
+    ));
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(true);
@@ -204,7 +247,9 @@ async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration
 /// SIGHUP re-reads the HTTPS certificate and key.
 async fn reload_on_sighup(cert: Arc<http::tls::ReloadableCert>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
     while hup.recv().await.is_some() {
         match cert.reload() {
             Ok(()) => tracing::info!("TLS certificate reloaded"),

@@ -46,7 +46,12 @@ impl Identity {
     }
 
     pub fn key_usage(&self) -> Option<KeyUsage> {
-        self.cert.tbs_certificate().get_extension::<KeyUsage>().ok().flatten().map(|(_, ku)| ku)
+        self.cert
+            .tbs_certificate()
+            .get_extension::<KeyUsage>()
+            .ok()
+            .flatten()
+            .map(|(_, ku)| ku)
     }
 }
 
@@ -128,7 +133,11 @@ impl Authority {
         ];
         let now = time::unix_now();
         let cert = build(
-            FixedProfile { issuer: params.subject.clone(), subject: params.subject.clone(), extensions },
+            FixedProfile {
+                issuer: params.subject.clone(),
+                subject: params.subject.clone(),
+                extensions,
+            },
             Serial::random(),
             now.saturating_sub(300),
             now + u64::from(params.validity_days) * DAY,
@@ -136,8 +145,17 @@ impl Authority {
             &key,
         )?;
         let ca = Identity::new(cert, key)?;
-        let ra = if params.with_ra { Some(new_ra(&ca, params.key_bits)?) } else { None };
-        Ok(Authority { ca, ra, chain: Vec::new(), ocsp_signer: None })
+        let ra = if params.with_ra {
+            Some(new_ra(&ca, params.key_bits)?)
+        } else {
+            None
+        };
+        Ok(Authority {
+            ca,
+            ra,
+            chain: Vec::new(),
+            ocsp_signer: None,
+        })
     }
 
     /// An existing (typically intermediate) CA certificate and its key.
@@ -164,7 +182,15 @@ impl Authority {
             }
             None
         };
-        Ok((Authority { ca, ra, chain, ocsp_signer: None }, warnings))
+        Ok((
+            Authority {
+                ca,
+                ra,
+                chain,
+                ocsp_signer: None,
+            },
+            warnings,
+        ))
     }
 
     /// A delegated OCSP signer under this CA: id-kp-OCSPSigning, and id-pkix-ocsp-nocheck so
@@ -201,10 +227,13 @@ impl Authority {
         if req.okta == Okta::DeviceAccess {
             exts.push(extensions::okta_device_access()?);
         }
-        let not_after =
-            (req.not_before + u64::from(req.validity_days) * DAY).min(self.ca.not_after());
+        let not_after = (req.not_before + u64::from(req.validity_days) * DAY).min(self.ca.not_after());
         build(
-            FixedProfile { issuer: self.ca.subject().clone(), subject: req.subject.clone(), extensions: exts },
+            FixedProfile {
+                issuer: self.ca.subject().clone(),
+                subject: req.subject.clone(),
+                extensions: exts,
+            },
             req.serial,
             req.not_before,
             not_after,
@@ -216,7 +245,13 @@ impl Authority {
 
 /// An RA certificate under `ca`: signs CertReps and decrypts requests, not a CA.
 fn new_ra(ca: &Identity, bits: KeyBits) -> Result<Identity, CaError> {
-    delegate(ca, bits, "scepd RA", KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment, Vec::new())
+    delegate(
+        ca,
+        bits,
+        "scepd RA",
+        KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment,
+        Vec::new(),
+    )
 }
 
 /// A certificate under `ca` for one of its helpers (the RA, the OCSP signer), valid as long
@@ -241,7 +276,11 @@ fn delegate(
     extensions.extend(extra);
     let now = time::unix_now();
     let cert = build(
-        FixedProfile { issuer: ca.subject().clone(), subject, extensions },
+        FixedProfile {
+            issuer: ca.subject().clone(),
+            subject,
+            extensions,
+        },
         Serial::random(),
         now.saturating_sub(300),
         ca.not_after(),
@@ -253,7 +292,10 @@ fn delegate(
 
 /// `CN=x,O=y` → `O=y` (the RA shares the CA's organisation but has its own CN).
 fn strip_cn(dn: &str) -> String {
-    dn.split(',').filter(|part| !part.trim_start().to_ascii_uppercase().starts_with("CN=")).collect::<Vec<_>>().join(",")
+    dn.split(',')
+        .filter(|part| !part.trim_start().to_ascii_uppercase().starts_with("CN="))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(crate) fn spki_of(key: &RsaKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
@@ -282,7 +324,12 @@ pub fn check_ca_certificate(cert: &Certificate, key: &RsaKey) -> Result<(), CaEr
     if tbs.subject_public_key_info().to_der()? != key.public_key_spki_der() {
         return Err(CaError::KeyMismatch);
     }
-    let is_ca = tbs.get_extension::<BasicConstraints>().ok().flatten().map(|(_, bc)| bc.ca).unwrap_or(false);
+    let is_ca = tbs
+        .get_extension::<BasicConstraints>()
+        .ok()
+        .flatten()
+        .map(|(_, bc)| bc.ca)
+        .unwrap_or(false);
     if !is_ca {
         return Err(CaError::NotCa);
     }

@@ -2,11 +2,11 @@
 
 use der::asn1::Uint;
 use der::Encode;
+use x509_cert::certificate::{Rfc5280, Version};
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::pkix::{CrlNumber, CrlReason};
 use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::certificate::{Rfc5280, Version};
 
 use crate::authority::Identity;
 use crate::error::CaError;

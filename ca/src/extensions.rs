@@ -11,8 +11,8 @@ use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
-    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints,
+    ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
@@ -20,8 +20,7 @@ use x509_cert::name::Name;
 use crate::error::CaError;
 
 /// Okta Device Access marks its certificates with this extension, value INTEGER 1.
-pub const OKTA_DEVICE_ACCESS_OID: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.51150.13.1");
+pub const OKTA_DEVICE_ACCESS_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.51150.13.1");
 
 /// Whether an issued certificate carries the Okta Device Access marker.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,7 +31,11 @@ pub enum Okta {
 }
 
 pub(crate) fn extension<T: AssociatedOid + Encode>(value: &T, critical: bool) -> Result<Extension, CaError> {
-    Ok(Extension { extn_id: T::OID, critical, extn_value: OctetString::new(value.to_der()?)? })
+    Ok(Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
 }
 
 /// RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING's bytes.
@@ -53,12 +56,22 @@ pub(crate) fn aki(issuer: &x509_cert::Certificate) -> Result<Extension, CaError>
         Some((_, ski)) => ski.0,
         None => OctetString::new(key_identifier(tbs.subject_public_key_info()))?,
     };
-    let aki = AuthorityKeyIdentifier { key_identifier: Some(key_identifier), authority_cert_issuer: None, authority_cert_serial_number: None };
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(key_identifier),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    };
     extension(&aki, false)
 }
 
 pub(crate) fn basic_constraints(ca: bool) -> Result<Extension, CaError> {
-    extension(&BasicConstraints { ca, path_len_constraint: if ca { Some(0) } else { None } }, true)
+    extension(
+        &BasicConstraints {
+            ca,
+            path_len_constraint: if ca { Some(0) } else { None },
+        },
+        true,
+    )
 }
 
 pub(crate) fn key_usage(usages: impl Into<der::flagset::FlagSet<KeyUsages>>) -> Result<Extension, CaError> {
@@ -66,11 +79,17 @@ pub(crate) fn key_usage(usages: impl Into<der::flagset::FlagSet<KeyUsages>>) -> 
 }
 
 pub(crate) fn client_auth() -> Result<Extension, CaError> {
-    extension(&ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]), false)
+    extension(
+        &ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]),
+        false,
+    )
 }
 
 pub(crate) fn ocsp_signing() -> Result<Extension, CaError> {
-    extension(&ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_OCSP_SIGNING]), false)
+    extension(
+        &ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_OCSP_SIGNING]),
+        false,
+    )
 }
 
 /// id-pkix-ocsp-nocheck (1.3.6.1.5.5.7.48.1.5), value NULL.
@@ -95,10 +114,16 @@ pub(crate) fn crl_distribution_point(url: &str) -> Result<Extension, CaError> {
     extension(&CrlDistributionPoints(vec![dp]), false)
 }
 
-pub(crate) fn authority_info_access(ocsp: Option<&str>, ca_issuers: Option<&str>) -> Result<Option<Extension>, CaError> {
+pub(crate) fn authority_info_access(
+    ocsp: Option<&str>,
+    ca_issuers: Option<&str>,
+) -> Result<Option<Extension>, CaError> {
     let mut access = Vec::new();
     if let Some(url) = ocsp {
-        access.push(AccessDescription { access_method: const_oid::db::rfc5280::ID_AD_OCSP, access_location: uri(url)? });
+        access.push(AccessDescription {
+            access_method: const_oid::db::rfc5280::ID_AD_OCSP,
+            access_location: uri(url)?,
+        });
     }
     if let Some(url) = ca_issuers {
         access.push(AccessDescription {

@@ -2,9 +2,7 @@
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{
-    KeySize, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey,
-};
+use aws_lc_rs::rsa::{KeySize, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
 use aws_lc_rs::signature::{KeyPair, RsaEncoding, RsaKeyPair, RSA_PKCS1_SHA256};
 
 use crate::error::CaError;
@@ -69,14 +67,18 @@ impl RsaKey {
     }
 
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, CaError> {
-        let signing =
-            RsaKeyPair::from_pkcs8(der).map_err(|e| CaError::KeyRejected(e.to_string()))?;
+        let signing = RsaKeyPair::from_pkcs8(der).map_err(|e| CaError::KeyRejected(e.to_string()))?;
         let decrypting = PrivateDecryptingKey::from_pkcs8(der)
             .map_err(|e| CaError::KeyRejected(e.to_string()))
             .and_then(|k| {
                 Pkcs1PrivateDecryptingKey::new(k).map_err(|_| CaError::KeyRejected("RSA decryption".into()))
             })?;
-        Ok(RsaKey { signing, decrypting, pkcs8: der.to_vec(), rng: SystemRandom::new() })
+        Ok(RsaKey {
+            signing,
+            decrypting,
+            pkcs8: der.to_vec(),
+            rng: SystemRandom::new(),
+        })
     }
 
     /// Reads a PEM private key: PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`).
@@ -90,7 +92,8 @@ impl RsaKey {
         let (label, der) = pem::decode(text)?;
         match label.as_str() {
             "ENCRYPTED PRIVATE KEY" if passphrase.is_some() => {
-                let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice()).map_err(|e| CaError::KeyRejected(e.to_string()))?;
+                let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+                    .map_err(|e| CaError::KeyRejected(e.to_string()))?;
                 let plain = info
                     .decrypt(passphrase.unwrap_or_default())
                     .map_err(|_| CaError::KeyRejected("wrong passphrase, or not an encrypted PKCS#8 key".into()))?;
@@ -98,8 +101,7 @@ impl RsaKey {
             }
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
             "RSA PRIVATE KEY" => {
-                let pair =
-                    RsaKeyPair::from_der(&der).map_err(|e| CaError::KeyRejected(e.to_string()))?;
+                let pair = RsaKeyPair::from_der(&der).map_err(|e| CaError::KeyRejected(e.to_string()))?;
                 let pkcs8 = pair.as_der().map_err(|_| CaError::KeyRejected("PKCS#1".into()))?;
                 Self::from_pkcs8_der(pkcs8.as_ref())
             }
@@ -117,8 +119,11 @@ impl RsaKey {
 
     /// Passphrase-encrypted PKCS#8 PEM (PBES2: scrypt and AES-256-CBC).
     pub fn to_encrypted_pkcs8_pem(&self, passphrase: &[u8]) -> Result<String, CaError> {
-        let info = pkcs8::PrivateKeyInfoRef::try_from(self.pkcs8.as_slice()).map_err(|e| CaError::KeyRejected(e.to_string()))?;
-        let encrypted = info.encrypt(passphrase).map_err(|e| CaError::KeyRejected(e.to_string()))?;
+        let info = pkcs8::PrivateKeyInfoRef::try_from(self.pkcs8.as_slice())
+            .map_err(|e| CaError::KeyRejected(e.to_string()))?;
+        let encrypted = info
+            .encrypt(passphrase)
+            .map_err(|e| CaError::KeyRejected(e.to_string()))?;
         Ok(pem::encode("ENCRYPTED PRIVATE KEY", encrypted.as_bytes()))
     }
 
@@ -140,7 +145,9 @@ impl RsaKey {
     /// A signature with any aws-lc-rs RSA encoding (SCEP clients may use SHA-1/384/512).
     pub fn sign_with(&self, encoding: &'static dyn RsaEncoding, message: &[u8]) -> Result<Vec<u8>, CaError> {
         let mut sig = vec![0u8; self.signing.public_modulus_len()];
-        self.signing.sign(encoding, &self.rng, message, &mut sig).map_err(|_| CaError::Signing)?;
+        self.signing
+            .sign(encoding, &self.rng, message, &mut sig)
+            .map_err(|_| CaError::Signing)?;
         Ok(sig)
     }
 

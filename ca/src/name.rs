@@ -21,18 +21,31 @@ pub fn common_name(name: &Name) -> Option<String> {
 
 /// The first value of attribute `oid` in `name`, if it is a string type we can read.
 pub fn attribute(name: &Name, oid: const_oid::ObjectIdentifier) -> Option<String> {
-    name.iter_rdn().flat_map(|rdn| rdn.iter()).find(|atv| atv.oid == oid).and_then(|atv| attribute_string(&atv.value))
+    name.iter_rdn()
+        .flat_map(|rdn| rdn.iter())
+        .find(|atv| atv.oid == oid)
+        .and_then(|atv| attribute_string(&atv.value))
 }
 
 /// Reads a DirectoryString-like attribute value as text.
 pub fn attribute_string(value: &der::Any) -> Option<String> {
     match value.tag() {
-        der::Tag::Utf8String => value.decode_as::<Utf8StringRef<'_>>().ok().map(|s| s.as_str().to_string()),
-        der::Tag::PrintableString => {
-            value.decode_as::<PrintableStringRef<'_>>().ok().map(|s| s.as_str().to_string())
-        }
-        der::Tag::TeletexString => value.decode_as::<TeletexStringRef<'_>>().ok().map(|s| s.as_str().to_string()),
-        der::Tag::Ia5String => value.decode_as::<der::asn1::Ia5StringRef<'_>>().ok().map(|s| s.as_str().to_string()),
+        der::Tag::Utf8String => value
+            .decode_as::<Utf8StringRef<'_>>()
+            .ok()
+            .map(|s| s.as_str().to_string()),
+        der::Tag::PrintableString => value
+            .decode_as::<PrintableStringRef<'_>>()
+            .ok()
+            .map(|s| s.as_str().to_string()),
+        der::Tag::TeletexString => value
+            .decode_as::<TeletexStringRef<'_>>()
+            .ok()
+            .map(|s| s.as_str().to_string()),
+        der::Tag::Ia5String => value
+            .decode_as::<der::asn1::Ia5StringRef<'_>>()
+            .ok()
+            .map(|s| s.as_str().to_string()),
         _ => None,
     }
 }

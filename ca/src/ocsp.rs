@@ -75,7 +75,10 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, CaError> {
         .flatten()
         .find(|e| e.extn_id == ID_PKIX_OCSP_NONCE)
         .map(|e| e.extn_value.as_bytes().to_vec());
-    Ok(ParsedRequest { cert_ids: req.tbs_request.request_list.into_iter().map(|r| r.req_cert).collect(), nonce })
+    Ok(ParsedRequest {
+        cert_ids: req.tbs_request.request_list.into_iter().map(|r| r.req_cert).collect(),
+        nonce,
+    })
 }
 
 /// The serial a CertID asks about, if the CertID names `ca` as the issuer (by the hashes of its
@@ -180,7 +183,12 @@ pub enum CertStatus {
 
 /// An OCSP response without a body (malformedRequest, internalError, tryLater, unauthorized).
 pub fn error_response(status: ResponseStatus) -> Vec<u8> {
-    OcspResponse { response_status: status, response_bytes: None }.to_der().expect("a status encodes")
+    OcspResponse {
+        response_status: status,
+        response_bytes: None,
+    }
+    .to_der()
+    .expect("a status encodes")
 }
 
 /// A successful, signed response. `signer` is the CA or a delegated OCSP signer (whose
@@ -215,10 +223,21 @@ pub fn build_response(
         .collect::<Result<Vec<_>, CaError>>()?;
     let response_extensions = nonce
         .map(|n| -> Result<Extensions, CaError> {
-            Ok(vec![Extension { extn_id: ID_PKIX_OCSP_NONCE, critical: false, extn_value: OctetString::new(n)? }])
+            Ok(vec![Extension {
+                extn_id: ID_PKIX_OCSP_NONCE,
+                critical: false,
+                extn_value: OctetString::new(n)?,
+            }])
         })
         .transpose()?;
-    let key_hash = Sha1::digest(signer.cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes());
+    let key_hash = Sha1::digest(
+        signer
+            .cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes(),
+    );
     let data = ResponseData {
         version: 0,
         responder_id: ResponderId::ByKey(OctetString::new(key_hash.to_vec())?),
@@ -238,7 +257,10 @@ pub fn build_response(
     };
     let response = OcspResponse {
         response_status: ResponseStatus::Successful,
-        response_bytes: Some(ResponseBytes { response_type: ID_PKIX_OCSP_BASIC, response: OctetString::new(basic.to_der()?)? }),
+        response_bytes: Some(ResponseBytes {
+            response_type: ID_PKIX_OCSP_BASIC,
+            response: OctetString::new(basic.to_der()?)?,
+        }),
     };
     Ok(response.to_der()?)
 }

@@ -8,7 +8,10 @@ pub fn encode(label: &str, der: &[u8]) -> String {
 
 /// Decodes the first PEM block of `text`.
 pub fn decode(text: &str) -> Result<(String, Vec<u8>), CaError> {
-    blocks(text)?.into_iter().next().ok_or_else(|| CaError::Pem("no PEM block found".into()))
+    blocks(text)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CaError::Pem("no PEM block found".into()))
 }
 
 /// Every PEM block of `text`, in order (a certificate chain file).
@@ -22,7 +25,9 @@ pub fn blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, CaError> {
             .ok_or_else(|| CaError::Pem("unterminated BEGIN line".into()))?;
         let label = &after[11..11 + label_end];
         let end_marker = format!("-----END {label}-----");
-        let end = after.find(&end_marker).ok_or_else(|| CaError::Pem(format!("no END line for {label}")))?;
+        let end = after
+            .find(&end_marker)
+            .ok_or_else(|| CaError::Pem(format!("no END line for {label}")))?;
         let block = &after[..end + end_marker.len()];
         let (l, der) = der::pem::decode_vec(block.as_bytes()).map_err(|e| CaError::Pem(e.to_string()))?;
         out.push((l.to_string(), der));
@@ -33,5 +38,9 @@ pub fn blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, CaError> {
 
 /// Every `CERTIFICATE` block of `text`, DER.
 pub fn certificates(text: &str) -> Result<Vec<Vec<u8>>, CaError> {
-    Ok(blocks(text)?.into_iter().filter(|(l, _)| l == "CERTIFICATE").map(|(_, d)| d).collect())
+    Ok(blocks(text)?
+        .into_iter()
+        .filter(|(l, _)| l == "CERTIFICATE")
+        .map(|(_, d)| d)
+        .collect())
 }

@@ -24,11 +24,18 @@ impl Reason {
 
     /// Parses an RFC 5280 reason name, in any case (`keycompromise` works too).
     pub fn from_name(name: &str) -> Option<Reason> {
-        NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, r)| Reason(*r))
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, r)| Reason(*r))
     }
 
     pub fn as_str(self) -> &'static str {
-        NAMES.iter().find(|(_, r)| *r == self.0).map(|(n, _)| *n).unwrap_or("unspecified")
+        NAMES
+            .iter()
+            .find(|(_, r)| *r == self.0)
+            .map(|(n, _)| *n)
+            .unwrap_or("unspecified")
     }
 
     pub fn names() -> impl Iterator<Item = &'static str> {

@@ -23,14 +23,24 @@ use crate::time;
 /// A CSR for a CA key, for an external root to sign (two-step delegated CA setup).
 pub fn ca_csr(subject: &Name, key: &RsaKey) -> Result<Vec<u8>, CaError> {
     let mut builder = RequestBuilder::new(subject.clone())?;
-    builder.add_extension(&BasicConstraints { ca: true, path_len_constraint: Some(0) })?;
-    builder.add_extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature))?;
+    builder.add_extension(&BasicConstraints {
+        ca: true,
+        path_len_constraint: Some(0),
+    })?;
+    builder.add_extension(&KeyUsage(
+        KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature,
+    ))?;
     Ok(sign_tbs(builder, key)?.to_der()?)
 }
 
 /// A client CSR, as a SCEP client makes it: subject, optional challengePassword and
 /// optional extra requested extensions (a subjectAltName, say).
-pub fn client_csr(subject: &Name, key: &RsaKey, challenge: Option<&str>, extensions: &[Extension]) -> Result<Vec<u8>, CaError> {
+pub fn client_csr(
+    subject: &Name,
+    key: &RsaKey,
+    challenge: Option<&str>,
+    extensions: &[Extension],
+) -> Result<Vec<u8>, CaError> {
     let mut builder = RequestBuilder::new(subject.clone())?;
     if let Some(challenge) = challenge {
         let value = match PrintableString::new(challenge) {
@@ -49,7 +59,11 @@ pub fn client_csr(subject: &Name, key: &RsaKey, challenge: Option<&str>, extensi
 pub fn self_signed(subject: &Name, key: &RsaKey) -> Result<Certificate, CaError> {
     let now = time::unix_now();
     build(
-        FixedProfile { issuer: subject.clone(), subject: subject.clone(), extensions: Vec::new() },
+        FixedProfile {
+            issuer: subject.clone(),
+            subject: subject.clone(),
+            extensions: Vec::new(),
+        },
         Serial::random(),
         now.saturating_sub(3600),
         now + 86_400,

@@ -2,25 +2,33 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-
 use x509_cert::time::Time;
 
 use crate::error::CaError;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// An X.509 time: UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5, §5.1.2.4).
 pub fn to_x509(unix_seconds: u64) -> Result<Time, CaError> {
     let dt = der::DateTime::from_unix_duration(Duration::from_secs(unix_seconds))?;
-    Ok(if dt.year() <= 2049 { Time::UtcTime(der::asn1::UtcTime::from_date_time(dt)?) } else { Time::GeneralTime(der::asn1::GeneralizedTime::from_date_time(dt)) })
+    Ok(if dt.year() <= 2049 {
+        Time::UtcTime(der::asn1::UtcTime::from_date_time(dt)?)
+    } else {
+        Time::GeneralTime(der::asn1::GeneralizedTime::from_date_time(dt))
+    })
 }
 
 /// A GeneralizedTime (what OCSP uses).
 pub fn to_generalized(unix_seconds: u64) -> Result<der::asn1::GeneralizedTime, CaError> {
-    Ok(der::asn1::GeneralizedTime::from_unix_duration(Duration::from_secs(unix_seconds))?)
+    Ok(der::asn1::GeneralizedTime::from_unix_duration(Duration::from_secs(
+        unix_seconds,
+    ))?)
 }
 
 pub fn from_x509(time: &Time) -> u64 {

@@ -53,7 +53,13 @@ pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
                     record: CertRecord {
                         device_id: Some(format!("fill-device-{}", i / args.per_device)),
                         transaction_id: format!("fill-{i}"),
-                        ..CertRecord::issued(&serial, format!("CN=fill-device-{}", i / args.per_device), now, now + 365 * 86_400, now)
+                        ..CertRecord::issued(
+                            &serial,
+                            format!("CN=fill-device-{}", i / args.per_device),
+                            now,
+                            now + 365 * 86_400,
+                            now,
+                        )
                     },
                     der: der.clone(),
                     redeems: None,
@@ -71,6 +77,11 @@ pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
     for d in 0..devices_to_revoke {
         store.revoke_device(&format!("fill-device-{d}"), "keyCompromise", now)?;
     }
-    eprintln!("{} certificates, {} revoked, in {:.0} s", args.certificates, devices_to_revoke * args.per_device, started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} certificates, {} revoked, in {:.0} s",
+        args.certificates,
+        devices_to_revoke * args.per_device,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

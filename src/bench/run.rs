@@ -75,24 +75,44 @@ enum Outcome {
 fn check_loopback(url: &str) -> Result<(SocketAddr, String, String), String> {
     let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
     let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let addr: SocketAddr = hostport.replace("localhost", "127.0.0.1").parse().map_err(|_| format!("{hostport}: give an IP:port"))?;
+    let addr: SocketAddr = hostport
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .map_err(|_| format!("{hostport}: give an IP:port"))?;
     if !addr.ip().is_loopback() {
-        return Err(format!("{addr} is not a loopback address: scepd bench only targets this machine"));
+        return Err(format!(
+            "{addr} is not a loopback address: scepd bench only targets this machine"
+        ));
     }
-    let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    };
     Ok((addr, hostport.to_string(), path))
 }
 
 async fn get(addr: SocketAddr, host: &str, path_and_query: &str) -> Result<Vec<u8>, String> {
     let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let req = Request::get(path_and_query).header("host", host).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+    let req = Request::get(path_and_query)
+        .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
     let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(format!("{path_and_query}: HTTP {}", resp.status()));
     }
-    Ok(resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec())
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes()
+        .to_vec())
 }
 
 /// The CA certificates of a GetCACert body and the one to encrypt to (keyEncipherment, else the
@@ -102,7 +122,10 @@ fn ca_certificates(body: &[u8]) -> Result<(Vec<Certificate>, Certificate), Strin
         Ok(c) => vec![c],
         Err(_) => {
             let ci = cms::content_info::ContentInfo::from_der(body).map_err(|e| e.to_string())?;
-            let sd = ci.content.decode_as::<crate::scep::asn1::SignedDataIn>().map_err(|e| e.to_string())?;
+            let sd = ci
+                .content
+                .decode_as::<crate::scep::asn1::SignedDataIn>()
+                .map_err(|e| e.to_string())?;
             sd.certificates
                 .unwrap_or_default()
                 .iter()
@@ -127,10 +150,16 @@ fn ca_certificates(body: &[u8]) -> Result<(Vec<Certificate>, Certificate), Strin
 
 /// Whether `cert` is signed by one of `issuers` (checked with the issuer's key).
 fn chains_to(cert: &Certificate, issuers: &[Certificate]) -> bool {
-    let Ok(tbs) = cert.tbs_certificate().to_der() else { return false };
+    let Ok(tbs) = cert.tbs_certificate().to_der() else {
+        return false;
+    };
     let digest = DigestAlg::from_rsa_signature_oid(&cert.signature_algorithm().oid);
     issuers.iter().any(|ca| {
-        let key = ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
+        let key = ca
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes();
         digest.is_some_and(|d| d.verify_rsa(key, &tbs, cert.signature().raw_bytes()))
     })
 }
@@ -162,9 +191,16 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let requesters: Vec<Identity> = (0..keys)
         .map(|i| {
             let key = RsaKey::generate(KeyBits::Rsa2048).expect("key generation");
-            let cert = scepd_ca::request::self_signed(&scepd_ca::name::parse(&format!("CN=bench signer {i}")).expect("name"), &key)
-                .expect("self-signed");
-            Identity { der: cert.to_der().expect("DER"), cert, key }
+            let cert = scepd_ca::request::self_signed(
+                &scepd_ca::name::parse(&format!("CN=bench signer {i}")).expect("name"),
+                &key,
+            )
+            .expect("self-signed");
+            Identity {
+                der: cert.to_der().expect("DER"),
+                cert,
+                key,
+            }
         })
         .collect();
     let cipher = match args.cipher {
@@ -180,11 +216,26 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let subject = scepd_ca::name::parse(&format!("CN=bench-{run_id}-{i}")).expect("name");
             let csr = scepd_ca::request::client_csr(&subject, &id.key, challenge, &[]).expect("CSR");
             let nonce = crate::scep::envelope::random_bytes(16);
-            let signing = Signing { cert: &id.cert, key: &id.key, digest: DigestAlg::Sha256, algorithm_field: SignatureAlgorithmField::RsaEncryption };
+            let signing = Signing {
+                cert: &id.cert,
+                key: &id.key,
+                digest: DigestAlg::Sha256,
+                algorithm_field: SignatureAlgorithmField::RsaEncryption,
+            };
             let tid = format!("bench-{run_id}-{i}");
-            let params = RequestParams { message_type: MessageType::PkcsReq, transaction_id: &tid, sender_nonce: &nonce, cipher };
+            let params = RequestParams {
+                message_type: MessageType::PkcsReq,
+                transaction_id: &tid,
+                sender_nonce: &nonce,
+                cipher,
+            };
             let message = client::request(&csr, &recipient, &signing, &params).expect("request");
-            Prepared { message, nonce, requester: r, spki_der: id.key.public_key_spki_der() }
+            Prepared {
+                message,
+                nonce,
+                requester: r,
+                spki_der: id.key.public_key_spki_der(),
+            }
         })
         .collect();
 
@@ -196,7 +247,13 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let ca_certs = Arc::new(ca_certs);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (work, requesters, ca_certs, host, path) = (work.clone(), requesters.clone(), ca_certs.clone(), host.clone(), path.clone());
+        let (work, requesters, ca_certs, host, path) = (
+            work.clone(),
+            requesters.clone(),
+            ca_certs.clone(),
+            host.clone(),
+            path.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut outcomes = Vec::new();
             let stream = match tokio::net::TcpStream::connect(addr).await {
@@ -223,12 +280,24 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         .body(Full::new(Bytes::from(p.message.clone())))
                 } else {
                     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &p.message);
-                    let q: String = b64.bytes().map(|b| match b { b'+' => "%2B".into(), b'/' => "%2F".into(), b'=' => "%3D".into(), b => (b as char).to_string() }).collect();
-                    Request::get(format!("{path}?operation=PKIOperation&message={q}")).header("host", &host).body(Full::new(Bytes::new()))
+                    let q: String = b64
+                        .bytes()
+                        .map(|b| match b {
+                            b'+' => "%2B".into(),
+                            b'/' => "%2F".into(),
+                            b'=' => "%3D".into(),
+                            b => (b as char).to_string(),
+                        })
+                        .collect();
+                    Request::get(format!("{path}?operation=PKIOperation&message={q}"))
+                        .header("host", &host)
+                        .body(Full::new(Bytes::new()))
                 };
                 let body = match req {
                     Ok(req) => match send.send_request(req).await {
-                        Ok(resp) if resp.status().is_success() => resp.into_body().collect().await.map(|b| b.to_bytes()),
+                        Ok(resp) if resp.status().is_success() => {
+                            resp.into_body().collect().await.map(|b| b.to_bytes())
+                        }
                         Ok(resp) => {
                             outcomes.push(Outcome::Error(format!("HTTP {}", resp.status())));
                             continue;
@@ -259,7 +328,12 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed();
     let cpu_after = args.server_pid.and_then(cpu_ticks);
-    report(&args, &outcomes, elapsed, cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a)))
+    report(
+        &args,
+        &outcomes,
+        elapsed,
+        cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a)),
+    )
 }
 
 /// Checks one reply completely; a SUCCESS that fails any check counts as an error.
@@ -273,21 +347,43 @@ fn validate(body: &[u8], p: &Prepared, requester: &Identity, ca_certs: &[Certifi
     }
     match rep.header.reply.pki_status.as_deref() {
         Some("0") => {}
-        Some("2") => return Outcome::Failed { latency, fail_info: rep.header.reply.fail_info.unwrap_or_default() },
+        Some("2") => {
+            return Outcome::Failed {
+                latency,
+                fail_info: rep.header.reply.fail_info.unwrap_or_default(),
+            }
+        }
         other => return Outcome::Error(format!("pkiStatus {other:?}")),
     }
-    let Some(cert) = rep.certificates.iter().filter_map(|d| Certificate::from_der(d).ok()).find(|c| {
-        c.tbs_certificate().subject_public_key_info().to_der().map(|d| d == p.spki_der).unwrap_or(false)
-    }) else {
+    let Some(cert) = rep
+        .certificates
+        .iter()
+        .filter_map(|d| Certificate::from_der(d).ok())
+        .find(|c| {
+            c.tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .map(|d| d == p.spki_der)
+                .unwrap_or(false)
+        })
+    else {
         return Outcome::Error("no certificate for our key in the reply".into());
     };
     if !chains_to(&cert, ca_certs) {
         return Outcome::Error("issued certificate does not chain to the CA".into());
     }
-    Outcome::Issued { latency, serial: cert.tbs_certificate().serial_number().as_bytes().to_vec() }
+    Outcome::Issued {
+        latency,
+        serial: cert.tbs_certificate().serial_number().as_bytes().to_vec(),
+    }
 }
 
-fn report(args: &BenchArgs, outcomes: &[Outcome], elapsed: Duration, server_ticks: Option<u64>) -> Result<(), Box<dyn std::error::Error>> {
+fn report(
+    args: &BenchArgs,
+    outcomes: &[Outcome],
+    elapsed: Duration,
+    server_ticks: Option<u64>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut latencies: Vec<Duration> = Vec::new();
     let mut serials = HashSet::new();
     let mut duplicates = 0usize;
@@ -331,8 +427,15 @@ fn report(args: &BenchArgs, outcomes: &[Outcome], elapsed: Duration, server_tick
     if args.json {
         println!("{summary}");
     } else {
-        println!("{} enrollments in {:.2} s: {:.1}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
-            issued, elapsed.as_secs_f64(), rate, percentile(&latencies, 0.5), percentile(&latencies, 0.9), percentile(&latencies, 0.99));
+        println!(
+            "{} enrollments in {:.2} s: {:.1}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+            issued,
+            elapsed.as_secs_f64(),
+            rate,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.9),
+            percentile(&latencies, 0.99)
+        );
         println!("failures by failInfo: {failures:?}; errors: {errors:?}; duplicate serials: {duplicates}");
         if let Some(ms) = cpu_ms {
             println!("server CPU per enrollment: {ms:.2} ms");

@@ -9,8 +9,12 @@ use crate::store::ChallengeRecord;
 
 /// The textual values of a CSR's requested subjectAltName.
 pub fn san_values(csr: &Csr) -> Vec<String> {
-    let Some(ext) = &csr.subject_alt_name else { return Vec::new() };
-    let Ok(san) = <SubjectAltName as der::Decode>::from_der(ext.extn_value.as_bytes()) else { return Vec::new() };
+    let Some(ext) = &csr.subject_alt_name else {
+        return Vec::new();
+    };
+    let Ok(san) = <SubjectAltName as der::Decode>::from_der(ext.extn_value.as_bytes()) else {
+        return Vec::new();
+    };
     san.0
         .iter()
         .filter_map(|n| match n {

@@ -45,7 +45,9 @@ pub fn random_alphanumeric(len: usize) -> String {
 
 impl ChallengeKey {
     pub fn new(secret: &[u8]) -> ChallengeKey {
-        ChallengeKey { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+        ChallengeKey {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
     }
 
     /// A fresh 32-byte secret, hex, for the data directory.

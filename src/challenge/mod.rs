@@ -66,7 +66,10 @@ pub enum Presented {
 }
 
 fn sha256(s: &str) -> [u8; 32] {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref().try_into().expect("32 bytes")
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes())
+        .as_ref()
+        .try_into()
+        .expect("32 bytes")
 }
 
 impl ChallengePolicy {
@@ -111,7 +114,10 @@ mod tests {
     fn static_dynamic_and_missing() {
         let p = policy(Some("s3cret"), false);
         assert_eq!(p.classify(Some("s3cret")), Presented::Static);
-        assert_eq!(p.classify(Some("s3cre")), Presented::Dynamic(p.key().hash_challenge("s3cre")));
+        assert_eq!(
+            p.classify(Some("s3cre")),
+            Presented::Dynamic(p.key().hash_challenge("s3cre"))
+        );
         assert_eq!(p.classify(None), Presented::Missing);
         assert_eq!(p.classify(Some("")), Presented::Missing);
         assert!(!format!("{p:?}").contains("s3cret"));

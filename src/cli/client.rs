@@ -1,7 +1,5 @@
 //! CLI commands that talk to the running server's admin API.
 
-
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -24,22 +22,34 @@ impl AdminClient {
         let dir = DataDir::new(&args.data);
         let base = match &args.server {
             Some(s) => s.clone(),
-            None => std::fs::read_to_string(dir.path("admin.url"))
-                .map_err(|e| format!("{}: {e} (is `scepd serve --data {}` running? or pass --server)",
-                    dir.path("admin.url").display(), args.data.display()))?,
+            None => std::fs::read_to_string(dir.path("admin.url")).map_err(|e| {
+                format!(
+                    "{}: {e} (is `scepd serve --data {}` running? or pass --server)",
+                    dir.path("admin.url").display(),
+                    args.data.display()
+                )
+            })?,
         };
         let token = match &args.token_file {
             Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
             None => dir.admin_token()?,
         };
-        Ok(AdminClient { base: base.trim().trim_end_matches('/').to_string(), token: token.trim().to_string() })
+        Ok(AdminClient {
+            base: base.trim().trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+        })
     }
 
     fn get(&self, path: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
         self.call(Method::GET, path, None)
     }
 
-    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
         let url = format!("{}{path}", self.base);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(async {
@@ -60,7 +70,12 @@ impl AdminClient {
                     .as_ref()
                     .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-                return Err(Refused { url, status, message: msg }.into());
+                return Err(Refused {
+                    url,
+                    status,
+                    message: msg,
+                }
+                .into());
             }
             let value = value.ok_or_else(|| format!("{url}: the server did not answer JSON"))?;
             Ok((status, value))
@@ -79,7 +94,12 @@ pub(super) struct Refused {
 
 pub(super) fn cert(cmd: CertCommand) -> CliResult {
     match cmd {
-        CertCommand::List { client, json, device, status } => {
+        CertCommand::List {
+            client,
+            json,
+            device,
+            status,
+        } => {
             let mut query = Vec::new();
             if let Some(d) = device {
                 query.push(format!("device={}", encode(&d)));
@@ -87,14 +107,24 @@ pub(super) fn cert(cmd: CertCommand) -> CliResult {
             if let Some(s) = status {
                 query.push(format!("status={}", encode(&s)));
             }
-            let path = if query.is_empty() { "/api/v1/certificates".to_string() } else { format!("/api/v1/certificates?{}", query.join("&")) };
+            let path = if query.is_empty() {
+                "/api/v1/certificates".to_string()
+            } else {
+                format!("/api/v1/certificates?{}", query.join("&"))
+            };
             let (_, list) = AdminClient::new(&client)?.get(&path)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 println!("{:<32}  {:<10}  {:<20}  SUBJECT", "SERIAL", "STATUS", "NOT AFTER");
                 for c in list.as_array().into_iter().flatten() {
-                    println!("{:<32}  {:<10}  {:<20}  {}", s(c, "serial"), s(c, "status"), s(c, "not_after"), s(c, "subject"));
+                    println!(
+                        "{:<32}  {:<10}  {:<20}  {}",
+                        s(c, "serial"),
+                        s(c, "status"),
+                        s(c, "not_after"),
+                        s(c, "subject")
+                    );
                 }
             }
             Ok(())
@@ -103,7 +133,8 @@ pub(super) fn cert(cmd: CertCommand) -> CliResult {
             let serial = crate::api::parse_serial(&serial).ok_or("SERIAL must be 32 hex digits (colons allowed)")?;
             let reason = checked_reason(&reason)?;
             let path = format!("/api/v1/certificates/{}/revoke", serial.to_hex());
-            let (_, cert) = AdminClient::new(&client)?.call(Method::POST, &path, Some(serde_json::json!({ "reason": reason })))?;
+            let (_, cert) =
+                AdminClient::new(&client)?.call(Method::POST, &path, Some(serde_json::json!({ "reason": reason })))?;
             println!("{} revoked ({})", s(&cert, "serial"), s(&cert, "revocation_reason"));
             Ok(())
         }
@@ -113,8 +144,14 @@ pub(super) fn cert(cmd: CertCommand) -> CliResult {
             if json {
                 println!("{}", serde_json::to_string_pretty(&cert)?);
             } else {
-                println!("serial: {}\nsubject: {}\nstatus: {}\nnot before: {}\nnot after: {}",
-                    s(&cert, "serial"), s(&cert, "subject"), s(&cert, "status"), s(&cert, "not_before"), s(&cert, "not_after"));
+                println!(
+                    "serial: {}\nsubject: {}\nstatus: {}\nnot before: {}\nnot after: {}",
+                    s(&cert, "serial"),
+                    s(&cert, "subject"),
+                    s(&cert, "status"),
+                    s(&cert, "not_before"),
+                    s(&cert, "not_after")
+                );
                 print!("{}", s(&cert, "pem"));
             }
             Ok(())
@@ -156,8 +193,15 @@ pub(super) fn mdm(cmd: MdmCommand) -> CliResult {
 
 pub(super) fn challenge(cmd: ChallengeCommand) -> CliResult {
     match cmd {
-        ChallengeCommand::New { client, device, ttl, subject_cn, san } => {
-            let body = serde_json::json!({ "device_id": device, "ttl_seconds": ttl, "subject_cn": subject_cn, "san": san });
+        ChallengeCommand::New {
+            client,
+            device,
+            ttl,
+            subject_cn,
+            san,
+        } => {
+            let body =
+                serde_json::json!({ "device_id": device, "ttl_seconds": ttl, "subject_cn": subject_cn, "san": san });
             println!("{}", mint(&client, body)?);
         }
     }
@@ -172,7 +216,9 @@ pub(super) fn backup_store(client: &ClientArgs) -> Result<String, Box<dyn std::e
 
 /// The running server's public SCEP URL.
 pub(super) fn server_scep_url(client: &ClientArgs) -> Result<String, Box<dyn std::error::Error>> {
-    let (_, info) = AdminClient::new(client).map_err(|e| format!("{e}; or pass --url"))?.get("/api/v1/info")?;
+    let (_, info) = AdminClient::new(client)
+        .map_err(|e| format!("{e}; or pass --url"))?
+        .get("/api/v1/info")?;
     Ok(s(&info, "scep_url").to_string())
 }
 
@@ -200,16 +246,24 @@ pub(super) fn mint(client: &ClientArgs, body: Value) -> Result<String, Box<dyn s
 
 fn checked_reason(reason: &str) -> Result<&'static str, String> {
     scepd_ca::Reason::from_name(reason).map(|r| r.as_str()).ok_or_else(|| {
-        format!("unknown reason {reason:?}; one of: {}", scepd_ca::Reason::names().collect::<Vec<_>>().join(", "))
+        format!(
+            "unknown reason {reason:?}; one of: {}",
+            scepd_ca::Reason::names().collect::<Vec<_>>().join(", ")
+        )
     })
 }
 
 pub(super) fn device(cmd: DeviceCommand) -> CliResult {
     match cmd {
-        DeviceCommand::Revoke { device_id, client, reason } => {
+        DeviceCommand::Revoke {
+            device_id,
+            client,
+            reason,
+        } => {
             let reason = checked_reason(&reason)?;
             let path = format!("/api/v1/devices/{}/revoke", encode(&device_id));
-            let (_, result) = AdminClient::new(&client)?.call(Method::POST, &path, Some(serde_json::json!({ "reason": reason })))?;
+            let (_, result) =
+                AdminClient::new(&client)?.call(Method::POST, &path, Some(serde_json::json!({ "reason": reason })))?;
             for serial in result["revoked"].as_array().into_iter().flatten() {
                 println!("{} revoked ({reason})", serial.as_str().unwrap_or(""));
             }
@@ -225,7 +279,12 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 /// Percent-encodes a query value.
 fn encode(v: &str) -> String {
     v.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
-

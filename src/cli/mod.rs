@@ -367,9 +367,13 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Init(args) => init(args),
         Command::Ca(CaCommand::Export { data }) => export(&data),
-        Command::Ca(CaCommand::InstallCert { data, signed, chain, no_ra, ocsp_signer }) => {
-            install_cert(&data, &signed, chain, no_ra, ocsp_signer)
-        }
+        Command::Ca(CaCommand::InstallCert {
+            data,
+            signed,
+            chain,
+            no_ra,
+            ocsp_signer,
+        }) => install_cert(&data, &signed, chain, no_ra, ocsp_signer),
         Command::Cert(cmd) => client::cert(cmd),
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),
@@ -405,19 +409,29 @@ fn read(path: &PathBuf) -> Result<String, Box<dyn std::error::Error>> {
 }
 
 fn init(args: InitArgs) -> CliResult {
-    let dir = DataDir::new(&args.data).with_passphrase(crate::datadir::key_passphrase(args.key_passphrase_file.as_deref())?);
+    let dir =
+        DataDir::new(&args.data).with_passphrase(crate::datadir::key_passphrase(args.key_passphrase_file.as_deref())?);
     let bits = KeyBits::try_from(args.key_bits)?;
     if let Some(out) = &args.ca_csr {
         let csr = dir.init_csr(&args.ca_subject, bits)?;
         std::fs::write(out, scepd_ca::pem::encode("CERTIFICATE REQUEST", &csr))?;
-        println!("CA key written to {}; have {} signed, then run `scepd ca install-cert`",
-            dir.path("ca.key.pending").display(), out.display());
+        println!(
+            "CA key written to {}; have {} signed, then run `scepd ca install-cert`",
+            dir.path("ca.key.pending").display(),
+            out.display()
+        );
         return Ok(());
     }
     let authority = match (&args.import_ca_cert, &args.import_ca_key) {
         (Some(cert), Some(key)) => {
             let chain = args.import_chain.as_ref().map(read).transpose()?;
-            let (authority, warnings) = dir.init_import(&read(cert)?, &read(key)?, chain.as_deref(), !args.no_ra, args.ocsp_signer)?;
+            let (authority, warnings) = dir.init_import(
+                &read(cert)?,
+                &read(key)?,
+                chain.as_deref(),
+                !args.no_ra,
+                args.ocsp_signer,
+            )?;
             for w in warnings {
                 eprintln!("warning: {w}");
             }
@@ -434,7 +448,10 @@ fn init(args: InitArgs) -> CliResult {
         )?,
     };
     println!("CA: {}", authority.ca.subject());
-    println!("CA SHA-256 fingerprint: {}", hex::encode(authority.ca.fingerprint_sha256()));
+    println!(
+        "CA SHA-256 fingerprint: {}",
+        hex::encode(authority.ca.fingerprint_sha256())
+    );
     if let Some(ra) = &authority.ra {
         println!("RA: {}", ra.subject());
     }
@@ -453,7 +470,10 @@ fn install_cert(data: &PathBuf, signed: &PathBuf, chain: Option<PathBuf>, no_ra:
 }
 
 fn bench(args: crate::bench::BenchArgs) -> CliResult {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(crate::bench::run(args))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::bench::run(args))
 }
 
 fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {
@@ -530,7 +550,10 @@ fn profile(args: &ProfileArgs) -> CliResult {
         chain: &authority.1,
         identifier_prefix: prefix,
     }));
-    print!("{}", crate::profile::configuration(prefix, "Device certificate (scepd)", true, payloads));
+    print!(
+        "{}",
+        crate::profile::configuration(prefix, "Device certificate (scepd)", true, payloads)
+    );
     Ok(())
 }
 
@@ -543,7 +566,10 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
         if args.platform != Platform::Ios {
             return Err("--app-config is for --platform ios".into());
         }
-        print!("{}", plist::to_xml(&odt::ios_app_config(&org_url, args.management_hint.as_deref())));
+        print!(
+            "{}",
+            plist::to_xml(&odt::ios_app_config(&org_url, args.management_hint.as_deref()))
+        );
         return Ok(());
     }
     let mut hosts = vec![org_host];
@@ -590,7 +616,12 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
     let main = crate::profile::configuration(prefix, "Okta Device Trust", macos, odt::payloads(&spec));
     let edr = args.edr.as_ref().map(|_| {
         let p = format!("{prefix}.edr");
-        crate::profile::configuration(&p, "Okta Verify EDR signals (CrowdStrike)", macos, odt::crowdstrike_payloads(&p, args.format))
+        crate::profile::configuration(
+            &p,
+            "Okta Verify EDR signals (CrowdStrike)",
+            macos,
+            odt::crowdstrike_payloads(&p, args.format),
+        )
     });
     let render = |xml: String| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         match args.sign.as_slice() {

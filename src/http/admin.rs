@@ -16,7 +16,8 @@ use crate::store::RevokeOutcome;
 pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
     if let Some(wait) = state.auth_failures.retry_after(peer.ip()) {
         let mut r = response::json_error(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; retry later");
-        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
         return r;
     }
     if !auth::is_admin(state, req.headers()) {
@@ -44,7 +45,10 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
             }
             (&Method::GET, p) if middle(p, "/api/v1/certificates/", "").is_some() => {
                 let Some(serial) = api::parse_serial(middle(p, "/api/v1/certificates/", "").unwrap_or_default()) else {
-                    return Ok(response::json_error(StatusCode::BAD_REQUEST, "serial must be 32 hex digits"));
+                    return Ok(response::json_error(
+                        StatusCode::BAD_REQUEST,
+                        "serial must be 32 hex digits",
+                    ));
                 };
                 Ok(match store.certificate(&serial)? {
                     Some((record, der)) => response::json(StatusCode::OK, &api::cert_json(&record, Some(&der))),
@@ -54,7 +58,10 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
             (&Method::POST, p) if middle(p, "/api/v1/certificates/", "/revoke").is_some() => {
                 let text = middle(p, "/api/v1/certificates/", "/revoke").unwrap_or_default();
                 let Some(serial) = api::parse_serial(text) else {
-                    return Ok(response::json_error(StatusCode::BAD_REQUEST, "serial must be 32 hex digits"));
+                    return Ok(response::json_error(
+                        StatusCode::BAD_REQUEST,
+                        "serial must be 32 hex digits",
+                    ));
                 };
                 let reason = match api::revocation_reason(&body) {
                     Ok(r) => r,
@@ -62,7 +69,13 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
                 };
                 Ok(match service.revoke(&serial, reason).map_err(api::store_error)? {
                     RevokeOutcome::Revoked(r) => {
-                        audit(&service, "certificate.revoked", Some(r.serial.clone()), reason.as_str(), request_id);
+                        audit(
+                            &service,
+                            "certificate.revoked",
+                            Some(r.serial.clone()),
+                            reason.as_str(),
+                            request_id,
+                        );
                         response::json(StatusCode::OK, &api::cert_json(&r, None))
                     }
                     RevokeOutcome::AlreadyRevoked(r) => response::json(StatusCode::OK, &api::cert_json(&r, None)),
@@ -78,9 +91,18 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
                 };
                 let revoked = service.revoke_device(&device, reason).map_err(api::store_error)?;
                 for serial in &revoked {
-                    audit(&service, "certificate.revoked", Some(serial.clone()), reason.as_str(), request_id);
+                    audit(
+                        &service,
+                        "certificate.revoked",
+                        Some(serial.clone()),
+                        reason.as_str(),
+                        request_id,
+                    );
                 }
-                Ok(response::json(StatusCode::OK, &serde_json::json!({ "device_id": device, "revoked": revoked })))
+                Ok(response::json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "device_id": device, "revoked": revoked }),
+                ))
             }
             (&Method::GET, "/api/v1/mdm-clients") => {
                 let clients: Vec<_> = store.mdm_clients()?.iter().map(api::mdm_client_json).collect();
@@ -89,18 +111,32 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
             (&Method::POST, "/api/v1/mdm-clients") => {
                 let params: api::NewMdmClient = match serde_json::from_slice(&body) {
                     Ok(p) => p,
-                    Err(e) => return Ok(response::json_error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}"))),
+                    Err(e) => {
+                        return Ok(response::json_error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("bad request body: {e}"),
+                        ))
+                    }
                 };
                 if !api::valid_mdm_name(&params.name) {
-                    return Ok(response::json_error(StatusCode::BAD_REQUEST, "name: 1-64 characters of [A-Za-z0-9._-]"));
+                    return Ok(response::json_error(
+                        StatusCode::BAD_REQUEST,
+                        "name: 1-64 characters of [A-Za-z0-9._-]",
+                    ));
                 }
                 if store.mdm_client(&params.name)?.is_some() {
-                    return Ok(response::json_error(StatusCode::CONFLICT, "an MDM client of that name exists (rotate it instead)"));
+                    return Ok(response::json_error(
+                        StatusCode::CONFLICT,
+                        "an MDM client of that name exists (rotate it instead)",
+                    ));
                 }
                 let password = service.set_mdm_password(&params.name, params.challenge_ttl_seconds)?;
                 tracing::info!(name = %params.name, "MDM client added");
                 audit(&service, "mdm.added", None, &params.name, request_id);
-                Ok(response::json(StatusCode::CREATED, &serde_json::json!({ "name": params.name, "password": password })))
+                Ok(response::json(
+                    StatusCode::CREATED,
+                    &serde_json::json!({ "name": params.name, "password": password }),
+                ))
             }
             (&Method::DELETE, p) if middle(p, "/api/v1/mdm-clients/", "").is_some() => {
                 let name = middle(p, "/api/v1/mdm-clients/", "").unwrap_or_default();
@@ -120,7 +156,10 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
                 let password = service.set_mdm_password(name, existing.challenge_ttl_seconds)?;
                 tracing::info!(%name, "MDM client password rotated");
                 audit(&service, "mdm.rotated", None, name, request_id);
-                Ok(response::json(StatusCode::OK, &serde_json::json!({ "name": name, "password": password })))
+                Ok(response::json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "name": name, "password": password }),
+                ))
             }
             (&Method::POST, "/api/v1/backup") => {
                 // A consistent copy of the store, written beside it for the local CLI to collect.
@@ -136,11 +175,19 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
                     match pair.split_once('=') {
                         Some(("after", v)) => after = v.parse().unwrap_or(0),
                         Some(("limit", v)) => limit = v.parse().unwrap_or(1000).clamp(1, 10_000),
-                        _ => return Ok(response::json_error(StatusCode::BAD_REQUEST, "parameters: after, limit")),
+                        _ => {
+                            return Ok(response::json_error(
+                                StatusCode::BAD_REQUEST,
+                                "parameters: after, limit",
+                            ))
+                        }
                     }
                 }
                 let entries = service.audit_entries(after, limit)?;
-                Ok(response::json(StatusCode::OK, &serde_json::to_value(entries).unwrap_or_default()))
+                Ok(response::json(
+                    StatusCode::OK,
+                    &serde_json::to_value(entries).unwrap_or_default(),
+                ))
             }
             (&Method::GET, "/api/v1/info") => Ok(response::json(
                 StatusCode::OK,
@@ -154,7 +201,10 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
             (&Method::GET, "/api/v1/stats") => {
                 // Count the challenges minted so far, including those still queued for the store.
                 service.sync_challenges();
-                Ok(response::json(StatusCode::OK, &serde_json::json!({ "challenges_stored": store.challenge_count()? })))
+                Ok(response::json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "challenges_stored": store.challenge_count()? }),
+                ))
             }
             _ => Ok(response::json_error(StatusCode::NOT_FOUND, "no such endpoint")),
         }
@@ -173,7 +223,9 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, 
 
 /// The non-empty segment between `prefix` and `suffix` of `path`.
 fn middle<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
-    path.strip_prefix(prefix)?.strip_suffix(suffix).filter(|m| !m.is_empty() && !m.contains('/'))
+    path.strip_prefix(prefix)?
+        .strip_suffix(suffix)
+        .filter(|m| !m.is_empty() && !m.contains('/'))
 }
 
 /// An admin action on the audit trail (from the blocking pool).

@@ -20,7 +20,12 @@ pub enum Caller {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
@@ -34,7 +39,12 @@ pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
 /// Counts, logs and audits a failed authentication.
 pub async fn record_auth_failure(state: &AppState, peer: IpAddr, endpoint: &'static str, request_id: u64) {
     state.auth_failures.record_failure(peer);
-    state.service.metrics().auth_failures.with_label_values(&[endpoint]).inc();
+    state
+        .service
+        .metrics()
+        .auth_failures
+        .with_label_values(&[endpoint])
+        .inc();
     tracing::warn!(endpoint, client = %peer, "authentication failed");
     let entry = crate::store::AuditEntry {
         event: "auth.failed".into(),
@@ -49,8 +59,13 @@ pub async fn record_auth_failure(state: &AppState, peer: IpAddr, endpoint: &'sta
 /// What to answer an unauthenticated request.
 pub fn unauthorized(scheme: &'static str) -> Response<Body> {
     let mut r = response::text(StatusCode::UNAUTHORIZED, "authentication required");
-    let challenge = if scheme == "Basic" { "Basic realm=\"scepd\"" } else { "Bearer realm=\"scepd\"" };
-    r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    let challenge = if scheme == "Basic" {
+        "Basic realm=\"scepd\""
+    } else {
+        "Bearer realm=\"scepd\""
+    };
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     r
 }
 

@@ -1,11 +1,11 @@
 //! The endpoints MDMs fetch one-time challenges from, each in a format an MDM already speaks.
 
-use std::net::SocketAddr;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL};
 use hyper::{Request, Response, StatusCode};
+use std::net::SocketAddr;
 
 use super::auth::{authenticate, Caller};
 use super::response::{self, Body};
@@ -25,7 +25,8 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
 }
 
 fn no_store(mut r: Response<Body>) -> Response<Body> {
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -56,7 +57,11 @@ async fn mint(state: &AppState, request: MintRequest, request_id: u64) -> Result
 
 fn from_caller(caller: &Caller, endpoint: &'static str) -> MintRequest {
     match caller {
-        Caller::Admin => MintRequest { minted_by: "admin".into(), endpoint, ..Default::default() },
+        Caller::Admin => MintRequest {
+            minted_by: "admin".into(),
+            endpoint,
+            ..Default::default()
+        },
         Caller::Mdm(client) => MintRequest {
             minted_by: client.name.clone(),
             endpoint,
@@ -94,7 +99,12 @@ pub async fn ndes_page(state: &AppState, req: Request<Incoming>, peer: SocketAdd
 
 /// `POST /api/v1/webhooks/jamf/scep-challenge`: Jamf Pro's SCEPChallenge webhook; the reply
 /// body is the bare challenge.
-pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
+pub async fn jamf_webhook(
+    state: &AppState,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    request_id: u64,
+) -> Response<Body> {
     let caller = match authenticate(state, req.headers(), peer.ip(), "jamf", false, request_id).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -107,16 +117,28 @@ pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: Socket
         Ok(p) => p,
         Err(msg) => return response::text(StatusCode::BAD_REQUEST, msg),
     };
-    let request = MintRequest { payload_identifier, ..from_caller(&caller, "jamf") };
+    let request = MintRequest {
+        payload_identifier,
+        ..from_caller(&caller, "jamf")
+    };
     match mint(state, request, request_id).await {
-        Ok(m) => no_store(response::bytes(StatusCode::OK, "text/plain; charset=utf-8", m.challenge)),
+        Ok(m) => no_store(response::bytes(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            m.challenge,
+        )),
         Err(r) => r,
     }
 }
 
 /// `POST /api/v1/challenges`: `{"device_id", "subject_cn", "san", "ttl_seconds"}` (all optional)
 /// → 201 `{"challenge", "expires_at"}`. An MDM client's Basic credentials or the admin token.
-pub async fn challenge_api(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
+pub async fn challenge_api(
+    state: &AppState,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    request_id: u64,
+) -> Response<Body> {
     let caller = match authenticate(state, req.headers(), peer.ip(), "api", true, request_id).await {
         Ok(c) => c,
         Err(r) => return r,

@@ -90,7 +90,10 @@ impl AppState {
 }
 
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().try_into().expect("32 bytes")
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+        .as_ref()
+        .try_into()
+        .expect("32 bytes")
 }
 
 /// Transport and abuse limits, from the configuration.
@@ -175,7 +178,10 @@ pub async fn serve(
             }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES);
         match &transport {
             Transport::Plain => {
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
@@ -213,7 +219,11 @@ pub async fn serve(
 
 /// The address to tell clients for a listen address (a wildcard becomes loopback).
 pub fn local_url(addr: SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     if addr.is_ipv6() && !addr.ip().is_unspecified() {
         format!("http://[{ip}]:{}", addr.port())
     } else {

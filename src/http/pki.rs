@@ -19,7 +19,10 @@ fn http_date(unix: u64) -> String {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
-    time::OffsetDateTime::from_unix_timestamp(unix as i64).ok().and_then(|t| t.format(format).ok()).unwrap_or_default()
+    time::OffsetDateTime::from_unix_timestamp(unix as i64)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
 }
 
 fn header(v: String) -> HeaderValue {
@@ -38,8 +41,15 @@ pub async fn crl(state: &AppState, req: Request<Incoming>) -> Response<Body> {
         }
         Err(_) => return response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     };
-    let wants_pem = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "format=pem"))
-        || req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/x-pem-file"));
+    let wants_pem = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "format=pem"))
+        || req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/x-pem-file"));
     let etag = format!("\"crl-{}{}\"", snapshot.number, if wants_pem { "-pem" } else { "" });
     let now = scepd_ca::time::unix_now();
     let mut resp = if req.headers().get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
@@ -47,7 +57,11 @@ pub async fn crl(state: &AppState, req: Request<Incoming>) -> Response<Body> {
         r.headers_mut().remove(hyper::header::CONTENT_TYPE);
         r
     } else if wants_pem {
-        response::bytes(StatusCode::OK, "application/x-pem-file", scepd_ca::pem::encode("X509 CRL", &snapshot.der))
+        response::bytes(
+            StatusCode::OK,
+            "application/x-pem-file",
+            scepd_ca::pem::encode("X509 CRL", &snapshot.der),
+        )
     } else {
         response::bytes(StatusCode::OK, "application/pkix-crl", snapshot.der.clone())
     };
@@ -56,7 +70,13 @@ pub async fn crl(state: &AppState, req: Request<Incoming>) -> Response<Body> {
     h.insert(LAST_MODIFIED, header(http_date(snapshot.this_update)));
     h.insert(EXPIRES, header(http_date(snapshot.next_update)));
     // Caches may keep it until nextUpdate, but no later.
-    h.insert(CACHE_CONTROL, header(format!("public, max-age={}, must-revalidate", snapshot.next_update.saturating_sub(now))));
+    h.insert(
+        CACHE_CONTROL,
+        header(format!(
+            "public, max-age={}, must-revalidate",
+            snapshot.next_update.saturating_sub(now)
+        )),
+    );
     resp
 }
 
@@ -77,7 +97,11 @@ pub async fn ocsp(state: &AppState, req: Request<Incoming>) -> Response<Body> {
     };
     // Each response costs an RSA signature: OCSP shares the private-key operation bound.
     let Some(_permit) = state.signing_permit().await else {
-        return response::bytes(StatusCode::OK, "application/ocsp-response", scepd_ca::ocsp::error_response(scepd_ca::ocsp::ResponseStatus::TryLater));
+        return response::bytes(
+            StatusCode::OK,
+            "application/ocsp-response",
+            scepd_ca::ocsp::error_response(scepd_ca::ocsp::ResponseStatus::TryLater),
+        );
     };
     let service = Arc::clone(&state.service);
     match tokio::task::spawn_blocking(move || service.ocsp(&request)).await {
@@ -88,7 +112,11 @@ pub async fn ocsp(state: &AppState, req: Request<Incoming>) -> Response<Body> {
 
 /// `GET /ca.crt`: the issuing CA certificate, DER (the caIssuers URL of issued certificates).
 pub fn ca_cert(state: &AppState) -> Response<Body> {
-    response::bytes(StatusCode::OK, "application/pkix-cert", state.service.authority().ca.der.clone())
+    response::bytes(
+        StatusCode::OK,
+        "application/pkix-cert",
+        state.service.authority().ca.der.clone(),
+    )
 }
 
 #[cfg(test)]

@@ -18,7 +18,11 @@ pub struct FailureLimiter {
 
 impl FailureLimiter {
     pub fn new(max_failures_per_minute: u32) -> FailureLimiter {
-        FailureLimiter { max_failures: max_failures_per_minute, window: Duration::from_secs(60), failures: Mutex::new(HashMap::new()) }
+        FailureLimiter {
+            max_failures: max_failures_per_minute,
+            window: Duration::from_secs(60),
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Seconds until `ip` may try again, if it is over its limit.

@@ -10,7 +10,8 @@ pub type Body = Full<Bytes>;
 pub fn bytes(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -23,8 +24,13 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut r = bytes(status, "application/json", serde_json::to_vec(value).unwrap_or_default());
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut r = bytes(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    );
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

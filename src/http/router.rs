@@ -38,11 +38,17 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
         } else {
             match (req.method(), path.as_str()) {
                 // Jamf Pro and Fleet request the page with and without the trailing slash.
-                (&Method::GET, "/certsrv/mscep_admin/" | "/certsrv/mscep_admin") => mdm::ndes_page(state, req, peer, id).await,
-                (&Method::POST, "/api/v1/webhooks/jamf/scep-challenge") => mdm::jamf_webhook(state, req, peer, id).await,
+                (&Method::GET, "/certsrv/mscep_admin/" | "/certsrv/mscep_admin") => {
+                    mdm::ndes_page(state, req, peer, id).await
+                }
+                (&Method::POST, "/api/v1/webhooks/jamf/scep-challenge") => {
+                    mdm::jamf_webhook(state, req, peer, id).await
+                }
                 (&Method::POST, "/api/v1/challenges") => mdm::challenge_api(state, req, peer, id).await,
                 (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => admin::handle(state, req, peer, id).await,
-                (&Method::GET, p) if p == "/crl" || (p.starts_with("/crl/") && p.ends_with(".crl")) => pki::crl(state, req).await,
+                (&Method::GET, p) if p == "/crl" || (p.starts_with("/crl/") && p.ends_with(".crl")) => {
+                    pki::crl(state, req).await
+                }
                 (&Method::POST, "/ocsp") => pki::ocsp(state, req).await,
                 (&Method::GET, p) if p.starts_with("/ocsp/") => pki::ocsp(state, req).await,
                 (&Method::GET, "/ca.crt") => pki::ca_cert(state),
@@ -52,7 +58,11 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
                 _ => response::text(StatusCode::NOT_FOUND, "not found"),
             }
         };
-        tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1e3, "done");
+        tracing::info!(
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "done"
+        );
         resp
     }
     .instrument(span);
@@ -79,7 +89,11 @@ impl Drop for InFlight<'_> {
 }
 
 pub fn metrics_response(state: &AppState) -> Response<Body> {
-    response::bytes(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.service.metrics().render())
+    response::bytes(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        state.service.metrics().render(),
+    )
 }
 
 /// `GET /readyz`: 200 when every check passes, else 503; the body says which check failed.

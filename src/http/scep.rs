@@ -26,15 +26,27 @@ fn operation_label(operation: Option<&str>) -> &'static str {
     }
 }
 
-pub async fn handle(state: &AppState, req: Request<Incoming>, peer: std::net::IpAddr, request_id: u64) -> Response<Body> {
+pub async fn handle(
+    state: &AppState,
+    req: Request<Incoming>,
+    peer: std::net::IpAddr,
+    request_id: u64,
+) -> Response<Body> {
     let started = std::time::Instant::now();
     let q = query::parse(req.uri().query().unwrap_or(""));
     let operation = operation_label(q.operation.as_deref());
     let (resp, outcome) = dispatch(state, req, &q, peer, request_id).await;
     let metrics = state.service.metrics();
-    metrics.scep_duration.with_label_values(&[operation]).observe(started.elapsed().as_secs_f64());
-    let (message_type, status, fail_info) = outcome.unwrap_or(("", if resp.status().is_success() { "OK" } else { "ERROR" }, ""));
-    metrics.scep_requests.with_label_values(&[operation, message_type, status, fail_info]).inc();
+    metrics
+        .scep_duration
+        .with_label_values(&[operation])
+        .observe(started.elapsed().as_secs_f64());
+    let (message_type, status, fail_info) =
+        outcome.unwrap_or(("", if resp.status().is_success() { "OK" } else { "ERROR" }, ""));
+    metrics
+        .scep_requests
+        .with_label_values(&[operation, message_type, status, fail_info])
+        .inc();
     resp
 }
 
@@ -49,7 +61,10 @@ async fn dispatch(
     request_id: u64,
 ) -> (Response<Body>, Outcome) {
     let Some(operation) = q.operation.as_deref() else {
-        return (response::text(StatusCode::BAD_REQUEST, "missing operation parameter"), None);
+        return (
+            response::text(StatusCode::BAD_REQUEST, "missing operation parameter"),
+            None,
+        );
     };
     // Apple sends `message=<payload name>` with GetCACaps and GetCACert; there is one CA, so
     // the message is ignored.
@@ -60,41 +75,65 @@ async fn dispatch(
             (response::bytes(StatusCode::OK, content_type, body.to_vec()), None)
         }
         (&Method::GET, "PKIOperation") => match q.message.as_deref().map(query::decode_message) {
-            None => (response::text(StatusCode::BAD_REQUEST, "missing message parameter"), None),
+            None => (
+                response::text(StatusCode::BAD_REQUEST, "missing message parameter"),
+                None,
+            ),
             Some(Err(e)) => (response::text(StatusCode::BAD_REQUEST, e.to_string()), None),
             Some(Ok(message)) => pki_operation(state, message.into(), peer, request_id).await,
         },
         (&Method::POST, "PKIOperation") => {
             // Any request Content-Type is accepted: clients disagree on it.
-            let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), state.max_body_bytes).collect());
+            let read = tokio::time::timeout(
+                BODY_TIMEOUT,
+                Limited::new(req.into_body(), state.max_body_bytes).collect(),
+            );
             let Ok(read) = read.await else {
-                return (response::text(StatusCode::REQUEST_TIMEOUT, "request body too slow"), None);
+                return (
+                    response::text(StatusCode::REQUEST_TIMEOUT, "request body too slow"),
+                    None,
+                );
             };
             match read {
                 Ok(body) => pki_operation(state, body.to_bytes(), peer, request_id).await,
-                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                    (response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"), None)
-                }
-                Err(_) => (response::text(StatusCode::BAD_REQUEST, "could not read the request body"), None),
+                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => (
+                    response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                    None,
+                ),
+                Err(_) => (
+                    response::text(StatusCode::BAD_REQUEST, "could not read the request body"),
+                    None,
+                ),
             }
         }
-        (&Method::GET | &Method::POST, _) => {
-            (response::text(StatusCode::BAD_REQUEST, format!("unsupported operation {operation:?}")), None)
-        }
+        (&Method::GET | &Method::POST, _) => (
+            response::text(StatusCode::BAD_REQUEST, format!("unsupported operation {operation:?}")),
+            None,
+        ),
         _ => (response::text(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST"), None),
     }
 }
 
-async fn pki_operation(state: &AppState, body: Bytes, peer: std::net::IpAddr, request_id: u64) -> (Response<Body>, Outcome) {
+async fn pki_operation(
+    state: &AppState,
+    body: Bytes,
+    peer: std::net::IpAddr,
+    request_id: u64,
+) -> (Response<Body>, Outcome) {
     // Too many refused challenges from this source: no more guesses (and no crypto work) for now.
     if let Some(wait) = state.challenge_failures.retry_after(peer) {
-        let mut r = response::text(StatusCode::TOO_MANY_REQUESTS, "too many refused challenges; retry later");
-        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
+        let mut r = response::text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many refused challenges; retry later",
+        );
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
         return (r, None);
     }
     let Some(_permit) = state.signing_permit().await else {
         let mut r = response::text(StatusCode::SERVICE_UNAVAILABLE, "busy; retry shortly");
-        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(1u32));
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(1u32));
         return (r, None);
     };
     let service = Arc::clone(&state.service);
@@ -117,10 +156,17 @@ async fn pki_operation(state: &AppState, body: Bytes, peer: std::net::IpAddr, re
             );
             let outcome = (
                 reply.message_type.map(|m| m.name()).unwrap_or("unknown"),
-                if reply.fail_info.is_some() { "FAILURE" } else { "SUCCESS" },
+                if reply.fail_info.is_some() {
+                    "FAILURE"
+                } else {
+                    "SUCCESS"
+                },
                 reply.fail_info.map(|f| f.name()).unwrap_or(""),
             );
-            (response::bytes(StatusCode::OK, "application/x-pki-message", reply.body), Some(outcome))
+            (
+                response::bytes(StatusCode::OK, "application/x-pki-message", reply.body),
+                Some(outcome),
+            )
         }
         Ok(Err(ServiceError::Malformed(e))) => {
             tracing::info!(error = %e, "PKIOperation refused");
@@ -128,30 +174,62 @@ async fn pki_operation(state: &AppState, body: Bytes, peer: std::net::IpAddr, re
         }
         Ok(Err(ServiceError::Store(e))) => {
             tracing::error!(error = %e, "store unavailable");
-            (response::text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later"), None)
+            (
+                response::text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later"),
+                None,
+            )
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "PKIOperation failed");
-            (response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"), None)
+            (
+                response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+                None,
+            )
         }
         Err(e) => {
             tracing::error!(error = %e, "PKIOperation task failed");
-            (response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"), None)
+            (
+                response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+                None,
+            )
         }
     }
 }
 
 /// The audit trail of a PKIOperation: issuance, redemption, refused challenge.
 async fn audit_reply(state: &AppState, reply: &crate::service::PkiReply, peer: std::net::IpAddr, request_id: u64) {
-    let base = AuditEntry { actor: peer.to_string(), request_id: Some(request_id), ..Default::default() };
+    let base = AuditEntry {
+        actor: peer.to_string(),
+        request_id: Some(request_id),
+        ..Default::default()
+    };
     if let (Some(serial), Some(kind @ ("new" | "reenroll" | "renewal"))) = (&reply.issued_serial, reply.kind) {
-        let issued = AuditEntry { event: "certificate.issued".into(), serial: Some(serial.clone()), detail: Some(kind.into()), ..base.clone() };
+        let issued = AuditEntry {
+            event: "certificate.issued".into(),
+            serial: Some(serial.clone()),
+            detail: Some(kind.into()),
+            ..base.clone()
+        };
         state.service.audit(issued).await;
         if reply.redeemed_challenge {
-            state.service.audit(AuditEntry { event: "challenge.redeemed".into(), serial: Some(serial.clone()), ..base.clone() }).await;
+            state
+                .service
+                .audit(AuditEntry {
+                    event: "challenge.redeemed".into(),
+                    serial: Some(serial.clone()),
+                    ..base.clone()
+                })
+                .await;
         }
     }
     if let Some(reason) = reply.challenge_rejection {
-        state.service.audit(AuditEntry { event: "challenge.rejected".into(), detail: Some(reason.into()), ..base }).await;
+        state
+            .service
+            .audit(AuditEntry {
+                event: "challenge.rejected".into(),
+                detail: Some(reason.into()),
+                ..base
+            })
+            .await;
     }
 }

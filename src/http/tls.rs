@@ -37,8 +37,10 @@ fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<CertifiedKey>, TlsError
         let p = p.to_path_buf();
         move |e: rustls_pki_types::pem::Error| TlsError::Pem(p.clone(), e.to_string())
     };
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(cert_path).map_err(pem_err(cert_path))?.collect::<Result<_, _>>().map_err(pem_err(cert_path))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .map_err(pem_err(cert_path))?
+        .collect::<Result<_, _>>()
+        .map_err(pem_err(cert_path))?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(cert_path.to_path_buf()));
     }
@@ -49,7 +51,11 @@ fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<CertifiedKey>, TlsError
 impl ReloadableCert {
     pub fn new(cert_path: &Path, key_path: &Path) -> Result<ReloadableCert, TlsError> {
         let current = RwLock::new(load(cert_path, key_path)?);
-        Ok(ReloadableCert { cert_path: cert_path.into(), key_path: key_path.into(), current })
+        Ok(ReloadableCert {
+            cert_path: cert_path.into(),
+            key_path: key_path.into(),
+            current,
+        })
     }
 
     /// Re-reads the files; on error the old certificate stays in use.

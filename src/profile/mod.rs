@@ -76,11 +76,20 @@ pub fn certificate_payloads(prefix: &str, ca_der: &[u8], chain: &[Vec<u8>]) -> V
     for (i, der) in all.iter().enumerate() {
         let cert = <scepd_ca::Certificate as der::Decode>::from_der(der).ok();
         let self_signed = cert.is_some_and(|c| c.tbs_certificate().issuer() == c.tbs_certificate().subject());
-        let kind = if self_signed { "com.apple.security.root" } else { "com.apple.security.pkcs1" };
-        out.push(payload(kind, format!("{prefix}.ca.{i}"), if i == 0 { "scepd issuing CA" } else { "CA chain" }, vec![
-            ("PayloadContent", Value::Data(der.to_vec())),
-            ("PayloadCertificateFileName", s(format!("ca-{i}.cer"))),
-        ]));
+        let kind = if self_signed {
+            "com.apple.security.root"
+        } else {
+            "com.apple.security.pkcs1"
+        };
+        out.push(payload(
+            kind,
+            format!("{prefix}.ca.{i}"),
+            if i == 0 { "scepd issuing CA" } else { "CA chain" },
+            vec![
+                ("PayloadContent", Value::Data(der.to_vec())),
+                ("PayloadCertificateFileName", s(format!("ca-{i}.cer"))),
+            ],
+        ));
     }
     out
 }
@@ -88,7 +97,9 @@ pub fn certificate_payloads(prefix: &str, ca_der: &[u8], chain: &[Vec<u8>]) -> V
 /// The `com.apple.security.scep` payload: RSA 2048, signing only, key not extractable, all
 /// apps may use it (what Okta Device Trust needs), pinned to the CA by its SHA-256 fingerprint.
 pub fn scep_payload(p: &ScepProfile<'_>) -> Value {
-    let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, p.ca_der).as_ref().to_vec();
+    let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, p.ca_der)
+        .as_ref()
+        .to_vec();
     let mut content = vec![
         ("URL", s(p.url)),
         ("Name", s(p.name)),
@@ -107,10 +118,12 @@ pub fn scep_payload(p: &ScepProfile<'_>) -> Value {
         ("Retries", Value::Integer(3)),
         ("RetryDelay", Value::Integer(10)),
     ]);
-    payload("com.apple.security.scep", format!("{}.scep", p.identifier_prefix), "Device certificate (SCEP)", vec![(
-        "PayloadContent",
-        dict(content),
-    )])
+    payload(
+        "com.apple.security.scep",
+        format!("{}.scep", p.identifier_prefix),
+        "Device certificate (SCEP)",
+        vec![("PayloadContent", dict(content))],
+    )
 }
 
 /// A whole unsigned configuration profile holding `payloads`.
@@ -134,9 +147,17 @@ pub fn configuration(prefix: &str, display_name: &str, scope_system: bool, paylo
 pub fn sign(xml: &str, cert_pem: &str, key_pem: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     use crate::scep::digest::DigestAlg;
     use crate::scep::signed::{signed_data, SignatureAlgorithmField, Signing};
-    let der = scepd_ca::pem::certificates(cert_pem)?.into_iter().next().ok_or("no certificate in the signing certificate file")?;
+    let der = scepd_ca::pem::certificates(cert_pem)?
+        .into_iter()
+        .next()
+        .ok_or("no certificate in the signing certificate file")?;
     let cert: scepd_ca::Certificate = der::Decode::from_der(&der)?;
     let key = scepd_ca::RsaKey::from_pem(key_pem)?;
-    let signing = Signing { cert: &cert, key: &key, digest: DigestAlg::Sha256, algorithm_field: SignatureAlgorithmField::ShaWithRsa };
+    let signing = Signing {
+        cert: &cert,
+        key: &key,
+        digest: DigestAlg::Sha256,
+        algorithm_field: SignatureAlgorithmField::ShaWithRsa,
+    };
     Ok(signed_data(Some(xml.as_bytes()), Vec::new(), &signing)?)
 }

@@ -48,7 +48,12 @@ pub struct Odt<'a> {
 
 /// `example.okta.com` or `https://example.okta.com/` → (`https://example.okta.com`, `example.okta.com`).
 pub fn org(org: &str) -> (String, String) {
-    let host = org.trim().trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_string();
+    let host = org
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     (format!("https://{host}"), host)
 }
 
@@ -62,13 +67,26 @@ fn app_preferences(prefix: &str, format: Format, name: &str, keys: &[(&str, Valu
             .map(|domain| {
                 let mut content: Vec<(&str, Value)> = keys.iter().map(|(k, v)| (*k, v.clone())).collect();
                 content.sort_by(|a, b| a.0.cmp(b.0));
-                payload(domain, format!("{prefix}.{name}.{domain}"), &format!("Okta Verify ({domain})"), content)
+                payload(
+                    domain,
+                    format!("{prefix}.{name}.{domain}"),
+                    &format!("Okta Verify ({domain})"),
+                    content,
+                )
             })
             .collect(),
         Format::Jamf => {
             let domains = OKTA_VERIFY_DOMAINS
                 .iter()
-                .map(|d| (d.to_string(), dict(vec![("Forced", Value::Array(vec![dict(vec![("mcx_preference_settings", settings())])]))])))
+                .map(|d| {
+                    (
+                        d.to_string(),
+                        dict(vec![(
+                            "Forced",
+                            Value::Array(vec![dict(vec![("mcx_preference_settings", settings())])]),
+                        )]),
+                    )
+                })
                 .collect();
             vec![payload(
                 "com.apple.ManagedClient.preferences",
@@ -95,19 +113,41 @@ fn sso_extension(o: &Odt<'_>) -> Value {
             content.push(("ExtensionData", dict(vec![("managementHint", s(hint))])));
         }
     }
-    payload("com.apple.extensiblesso", format!("{}.sso-extension", o.prefix), "Okta Verify SSO extension", content)
+    payload(
+        "com.apple.extensiblesso",
+        format!("{}.sso-extension", o.prefix),
+        "Okta Verify SSO extension",
+        content,
+    )
 }
 
 fn login_items(o: &Odt<'_>) -> Vec<Value> {
-    let mut out = vec![payload("com.apple.servicemanagement", format!("{}.login-item", o.prefix), "Okta Verify login item", vec![(
-        "Rules",
-        Value::Array(vec![dict(vec![("RuleType", s("TeamIdentifier")), ("RuleValue", s(OKTA_TEAM_ID)), ("Comment", s("Okta Verify"))])]),
-    )])];
+    let mut out = vec![payload(
+        "com.apple.servicemanagement",
+        format!("{}.login-item", o.prefix),
+        "Okta Verify login item",
+        vec![(
+            "Rules",
+            Value::Array(vec![dict(vec![
+                ("RuleType", s("TeamIdentifier")),
+                ("RuleValue", s(OKTA_TEAM_ID)),
+                ("Comment", s("Okta Verify")),
+            ])]),
+        )],
+    )];
     if o.legacy_login_item {
-        out.push(payload("com.apple.loginitems.managed", format!("{}.login-item.legacy", o.prefix), "Okta Verify login item (macOS 12 and older)", vec![(
-            "AutoLaunchedApplicationDictionary-managed",
-            Value::Array(vec![dict(vec![("Path", s("/Applications/Okta Verify.app")), ("Hide", Value::Bool(false))])]),
-        )]));
+        out.push(payload(
+            "com.apple.loginitems.managed",
+            format!("{}.login-item.legacy", o.prefix),
+            "Okta Verify login item (macOS 12 and older)",
+            vec![(
+                "AutoLaunchedApplicationDictionary-managed",
+                Value::Array(vec![dict(vec![
+                    ("Path", s("/Applications/Okta Verify.app")),
+                    ("Hide", Value::Bool(false)),
+                ])]),
+            )],
+        ));
     }
     out
 }
@@ -150,7 +190,14 @@ pub fn ios_app_config(org_url: &str, management_hint: Option<&str>) -> Value {
 pub fn crowdstrike_payloads(prefix: &str, format: Format) -> Vec<Value> {
     let keys = [
         ("OktaVerify.Plugins", Value::Array(vec![s(CROWDSTRIKE_PLUGIN)])),
-        (CROWDSTRIKE_PLUGIN, dict(vec![("location", s(CROWDSTRIKE_SIGNALS)), ("format", s("JWT")), ("type", s("file"))])),
+        (
+            CROWDSTRIKE_PLUGIN,
+            dict(vec![
+                ("location", s(CROWDSTRIKE_SIGNALS)),
+                ("format", s("JWT")),
+                ("type", s("file")),
+            ]),
+        ),
     ];
     app_preferences(prefix, format, "edr.crowdstrike", &keys)
 }

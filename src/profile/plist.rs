@@ -37,7 +37,10 @@ fn write(v: &Value, indent: usize, out: &mut String) {
             out.push_str(&format!("{pad}<data>\n"));
             let b64 = base64::engine::general_purpose::STANDARD.encode(d);
             for line in b64.as_bytes().chunks(64) {
-                out.push_str(&format!("{pad}{}\n", std::str::from_utf8(line).expect("base64 is ASCII")));
+                out.push_str(&format!(
+                    "{pad}{}\n",
+                    std::str::from_utf8(line).expect("base64 is ASCII")
+                ));
             }
             out.push_str(&format!("{pad}</data>\n"));
         }
@@ -77,7 +80,14 @@ pub fn uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode_upper(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -86,8 +96,14 @@ mod tests {
 
     #[test]
     fn escapes_and_nests() {
-        let xml = to_xml(&dict(vec![("a<b", s("x&y")), ("n", Value::Integer(2)), ("l", Value::Array(vec![Value::Bool(true)]))]));
-        assert!(xml.contains("<key>a&lt;b</key>") && xml.contains("<string>x&amp;y</string>") && xml.contains("<true/>"));
+        let xml = to_xml(&dict(vec![
+            ("a<b", s("x&y")),
+            ("n", Value::Integer(2)),
+            ("l", Value::Array(vec![Value::Bool(true)])),
+        ]));
+        assert!(
+            xml.contains("<key>a&lt;b</key>") && xml.contains("<string>x&amp;y</string>") && xml.contains("<true/>")
+        );
         assert_eq!(uuid().len(), 36);
         assert_ne!(uuid(), uuid());
     }

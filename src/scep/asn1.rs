@@ -21,9 +21,19 @@ pub struct SignedDataIn {
     pub version: Int,
     pub digest_algorithms: SetOfVec<AlgorithmIdentifierOwned>,
     pub encap_content_info: EncapsulatedContentInfoIn,
-    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
     pub certificates: Option<Vec<Any>>,
-    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    #[asn1(
+        context_specific = "1",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
     pub crls: Option<Vec<Any>>,
     pub signer_infos: SetOfVec<Any>,
 }
@@ -42,11 +52,21 @@ pub struct SignerInfoIn {
     pub version: Int,
     pub sid: Any,
     pub digest_alg: AlgorithmIdentifierOwned,
-    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
     pub signed_attrs: Option<Vec<Attribute>>,
     pub signature_algorithm: AlgorithmIdentifierOwned,
     pub signature: OctetString,
-    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    #[asn1(
+        context_specific = "1",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
     pub unsigned_attrs: Option<Vec<Any>>,
 }
 
@@ -63,7 +83,12 @@ pub struct CertReqInfoIn {
     pub version: Int,
     pub subject: Name,
     pub public_key: SubjectPublicKeyInfoOwned,
-    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
     pub attributes: Option<Vec<Attribute>>,
 }
 
@@ -110,7 +135,12 @@ pub struct DegenerateSignedData {
     pub encap_content_info: EncapsulatedContentInfoIn,
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true")]
     pub certificates: Vec<Any>,
-    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    #[asn1(
+        context_specific = "1",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
     pub crls: Option<Vec<Any>>,
     pub signer_infos: SetOfVec<Any>,
 }

@@ -71,7 +71,14 @@ fn read_element(input: &[u8], depth: usize) -> Result<(Element<'_>, usize), BerE
             let rest = input.get(pos..).ok_or(BerError::Truncated)?;
             if rest.len() >= 2 && rest[0] == 0 && rest[1] == 0 {
                 let content = &input[start..pos];
-                return Ok((Element { tag, constructed, content }, pos + 2));
+                return Ok((
+                    Element {
+                        tag,
+                        constructed,
+                        content,
+                    },
+                    pos + 2,
+                ));
             }
             let (_, used) = read_element(rest, depth + 1)?;
             pos += used;
@@ -90,7 +97,14 @@ fn read_element(input: &[u8], depth: usize) -> Result<(Element<'_>, usize), BerE
     };
     let end = pos.checked_add(len).ok_or(BerError::Truncated)?;
     let content = input.get(pos..end).ok_or(BerError::Truncated)?;
-    Ok((Element { tag, constructed, content }, end))
+    Ok((
+        Element {
+            tag,
+            constructed,
+            content,
+        },
+        end,
+    ))
 }
 
 /// Universal string types that BER allows in constructed (chunked) form.
@@ -198,7 +212,9 @@ mod tests {
     #[test]
     fn indefinite_and_chunked_become_der() {
         // SEQUENCE (indefinite) { OCTET STRING (constructed, indefinite) { "ab", "c" } }
-        let ber = [0x30, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0, 0, 0, 0];
+        let ber = [
+            0x30, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0, 0, 0, 0,
+        ];
         assert_eq!(normalize(&ber).unwrap(), vec![0x30, 0x05, 0x04, 0x03, b'a', b'b', b'c']);
     }
 
@@ -219,7 +235,10 @@ mod tests {
     #[test]
     fn hostile_inputs_are_errors() {
         assert_eq!(normalize(&[]), Err(BerError::Truncated));
-        assert_eq!(normalize(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff]), Err(BerError::Truncated));
+        assert_eq!(
+            normalize(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff]),
+            Err(BerError::Truncated)
+        );
         assert_eq!(normalize(&[0x30, 0x80, 0x04, 0x01]), Err(BerError::Truncated));
         let deep: Vec<u8> = std::iter::repeat_n([0x30u8, 0x80], 10_000).flatten().collect();
         assert_eq!(normalize(&deep), Err(BerError::TooDeep));
@@ -229,13 +248,19 @@ mod tests {
     #[test]
     fn implicit_string_content() {
         // [0] IMPLICIT OCTET STRING, constructed (Go's pkcs7 writes encryptedContent so).
-        assert_eq!(string_content(&[0xa0, 0x07, 0x04, 0x02, 1, 2, 0x04, 0x01, 3]).unwrap(), vec![1, 2, 3]);
+        assert_eq!(
+            string_content(&[0xa0, 0x07, 0x04, 0x02, 1, 2, 0x04, 0x01, 3]).unwrap(),
+            vec![1, 2, 3]
+        );
         assert_eq!(string_content(&[0x80, 0x02, 1, 2]).unwrap(), vec![1, 2]);
     }
 
     #[test]
     fn children_are_raw_slices() {
         let der = [0x30, 0x06, 0x02, 0x01, 0x05, 0x04, 0x01, 0x07];
-        assert_eq!(children(&der).unwrap(), vec![&[0x02, 0x01, 0x05][..], &[0x04, 0x01, 0x07][..]]);
+        assert_eq!(
+            children(&der).unwrap(),
+            vec![&[0x02, 0x01, 0x05][..], &[0x04, 0x01, 0x07][..]]
+        );
     }
 }

@@ -3,8 +3,16 @@
 
 /// The capabilities, one per line. `Renewal` is listed although Apple never sends RenewalReq:
 /// macOS complains when it is missing.
-pub const CAPABILITIES: &[&str] =
-    &["POSTPKIOperation", "SHA-1", "SHA-256", "SHA-512", "AES", "DES3", "SCEPStandard", "Renewal"];
+pub const CAPABILITIES: &[&str] = &[
+    "POSTPKIOperation",
+    "SHA-1",
+    "SHA-256",
+    "SHA-512",
+    "AES",
+    "DES3",
+    "SCEPStandard",
+    "Renewal",
+];
 
 /// The GetCACaps body (text/plain).
 pub fn body() -> String {

@@ -1,7 +1,10 @@
 //! Content-encryption algorithms of SCEP envelopes: AES-CBC, 3DES-CBC, and (when an operator
 //! allows it) single DES.
 
-use cbc::cipher::{block_padding::Pkcs7, BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit};
+use cbc::cipher::{
+    block_padding::Pkcs7, BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, KeyInit,
+    KeyIvInit,
+};
 use const_oid::ObjectIdentifier;
 
 use super::oids;
@@ -61,7 +64,10 @@ impl ContentCipher {
         where
             C: BlockCipherDecrypt + KeyInit,
         {
-            cbc::Decryptor::<C>::new_from_slices(key, iv).ok()?.decrypt_padded_vec::<Pkcs7>(ct).ok()
+            cbc::Decryptor::<C>::new_from_slices(key, iv)
+                .ok()?
+                .decrypt_padded_vec::<Pkcs7>(ct)
+                .ok()
         }
         match self {
             ContentCipher::DesCbc => run::<des::Des>(key, iv, ciphertext),
@@ -78,7 +84,9 @@ impl ContentCipher {
         where
             C: BlockCipherEncrypt + KeyInit,
         {
-            cbc::Encryptor::<C>::new_from_slices(key, iv).expect("key and IV lengths").encrypt_padded_vec::<Pkcs7>(pt)
+            cbc::Encryptor::<C>::new_from_slices(key, iv)
+                .expect("key and IV lengths")
+                .encrypt_padded_vec::<Pkcs7>(pt)
         }
         match self {
             ContentCipher::DesCbc => run::<des::Des>(key, iv, plaintext),

@@ -26,14 +26,28 @@ pub struct RequestParams<'a> {
 
 /// A pkiMessage carrying `content` (a CSR for PKCSReq) enveloped to `recipient` (the RA, or
 /// the CA acting as RA) and signed by `signing`.
-pub fn request(content: &[u8], recipient: &Certificate, signing: &Signing<'_>, params: &RequestParams<'_>) -> Result<Vec<u8>, String> {
+pub fn request(
+    content: &[u8],
+    recipient: &Certificate,
+    signing: &Signing<'_>,
+    params: &RequestParams<'_>,
+) -> Result<Vec<u8>, String> {
     let recipient = signer_cert_of(recipient).map_err(|e| e.to_string())?;
     let enveloped = envelope::seal(content, params.cipher, &recipient).map_err(|r| r.text.to_string())?;
     let attrs = (|| -> der::Result<_> {
         Ok(vec![
-            attribute(oids::MESSAGE_TYPE, Any::encode_from(&PrintableStringRef::new(params.message_type.wire())?)?)?,
-            attribute(oids::TRANSACTION_ID, Any::encode_from(&PrintableStringRef::new(params.transaction_id)?)?)?,
-            attribute(oids::SENDER_NONCE, Any::encode_from(&OctetString::new(params.sender_nonce)?)?)?,
+            attribute(
+                oids::MESSAGE_TYPE,
+                Any::encode_from(&PrintableStringRef::new(params.message_type.wire())?)?,
+            )?,
+            attribute(
+                oids::TRANSACTION_ID,
+                Any::encode_from(&PrintableStringRef::new(params.transaction_id)?)?,
+            )?,
+            attribute(
+                oids::SENDER_NONCE,
+                Any::encode_from(&OctetString::new(params.sender_nonce)?)?,
+            )?,
         ])
     })()
     .map_err(|e| e.to_string())?;
@@ -78,7 +92,10 @@ pub fn read_cert_rep(body: &[u8], requester: &Identity) -> Result<CertRep, Strin
     if message.header.reply.pki_status.as_deref() == Some("0") {
         let mut rejection_secret = [0u8; 32];
         aws_lc_rs::rand::fill(&mut rejection_secret).map_err(|_| "system RNG".to_string())?;
-        let policy = CipherPolicy { allow_des: true, rejection_secret };
+        let policy = CipherPolicy {
+            allow_des: true,
+            rejection_secret,
+        };
         let opened = envelope::open(&message.econtent, &[requester], policy).map_err(|r| r.text.to_string())?;
         let ci = cms::content_info::ContentInfo::from_der(&opened.content).map_err(|e| e.to_string())?;
         let sd = ci.content.decode_as::<SignedDataIn>().map_err(|e| e.to_string())?;
@@ -89,5 +106,10 @@ pub fn read_cert_rep(body: &[u8], requester: &Identity) -> Result<CertRep, Strin
             crls.push(crl.to_der().map_err(|e| e.to_string())?);
         }
     }
-    Ok(CertRep { header: message.header, signer_der, certificates, crls })
+    Ok(CertRep {
+        header: message.header,
+        signer_der,
+        certificates,
+        crls,
+    })
 }

@@ -44,8 +44,10 @@ pub fn parse_and_verify(content: &[u8]) -> Result<Csr, Rejection> {
     }
     let rsa_public_key = spki.subject_public_key.raw_bytes();
     let key_bits = rsa_modulus_bits(rsa_public_key).ok_or(NOT_RSA)?;
-    let digest = DigestAlg::from_rsa_signature_oid(&req.algorithm.oid)
-        .ok_or(Rejection::new(FailInfo::BadAlg, "unsupported PKCS#10 signature algorithm"))?;
+    let digest = DigestAlg::from_rsa_signature_oid(&req.algorithm.oid).ok_or(Rejection::new(
+        FailInfo::BadAlg,
+        "unsupported PKCS#10 signature algorithm",
+    ))?;
     if !digest.verify_rsa(rsa_public_key, info_der, req.signature.raw_bytes()) {
         return Err(BAD_CSR_SIGNATURE);
     }
@@ -54,7 +56,9 @@ pub fn parse_and_verify(content: &[u8]) -> Result<Csr, Rejection> {
     let mut challenge = None;
     let mut subject_alt_name = None;
     for attr in &attributes {
-        let Some(value) = attr.values.iter().next() else { continue };
+        let Some(value) = attr.values.iter().next() else {
+            continue;
+        };
         if attr.oid == oids::CHALLENGE_PASSWORD {
             challenge = scepd_ca::name::attribute_string(value);
         } else if attr.oid == oids::EXTENSION_REQUEST || attr.oid == oids::MS_EXTENSION_REQUEST {
@@ -67,7 +71,10 @@ pub fn parse_and_verify(content: &[u8]) -> Result<Csr, Rejection> {
         key_bits,
         challenge,
         subject_alt_name,
-        fingerprint: aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref().try_into().expect("32 bytes"),
+        fingerprint: aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der)
+            .as_ref()
+            .try_into()
+            .expect("32 bytes"),
     })
 }
 

@@ -91,6 +91,8 @@ impl DigestAlg {
     /// Verifies a PKCS#1 v1.5 signature over `message`. `rsa_public_key` is the PKCS#1
     /// RSAPublicKey (the bytes of an rsaEncryption SubjectPublicKeyInfo's BIT STRING).
     pub fn verify_rsa(self, rsa_public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(self.rsa_parameters(), rsa_public_key).verify(message, signature).is_ok()
+        UnparsedPublicKey::new(self.rsa_parameters(), rsa_public_key)
+            .verify(message, signature)
+            .is_ok()
     }
 }

@@ -31,7 +31,9 @@ pub struct CipherPolicy {
 
 impl std::fmt::Debug for CipherPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CipherPolicy").field("allow_des", &self.allow_des).finish_non_exhaustive()
+        f.debug_struct("CipherPolicy")
+            .field("allow_des", &self.allow_des)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,12 +71,17 @@ pub fn open(econtent: &[u8], identities: &[&Identity], policy: CipherPolicy) -> 
     let der = ber::normalize(econtent).map_err(|_| UNDECRYPTABLE)?;
     let ci = cms::content_info::ContentInfo::from_der(&der).map_err(|_| UNDECRYPTABLE)?;
     if ci.content_type != oids::ENVELOPED_DATA {
-        return Err(Rejection::new(FailInfo::BadRequest, "pkiMessage content is not EnvelopedData"));
+        return Err(Rejection::new(
+            FailInfo::BadRequest,
+            "pkiMessage content is not EnvelopedData",
+        ));
     }
     let parts = EnvelopedParts::read(&ci.content.to_der().map_err(|_| UNDECRYPTABLE)?)?;
 
-    let cipher = ContentCipher::from_oid(&parts.content_enc_alg.oid)
-        .ok_or(Rejection::new(FailInfo::BadAlg, "unsupported content encryption algorithm"))?;
+    let cipher = ContentCipher::from_oid(&parts.content_enc_alg.oid).ok_or(Rejection::new(
+        FailInfo::BadAlg,
+        "unsupported content encryption algorithm",
+    ))?;
     if cipher == ContentCipher::DesCbc && !policy.allow_des {
         return Err(Rejection::new(FailInfo::BadAlg, "single DES is not allowed"));
     }
@@ -97,7 +104,10 @@ pub fn open(econtent: &[u8], identities: &[&Identity], policy: CipherPolicy) -> 
             _ => None,
         })
         .find_map(|k| identities.iter().find(|id| addressed_to(&k.rid, id)).map(|id| (k, *id)))
-        .ok_or(Rejection::new(FailInfo::BadMessageCheck, "request is not encrypted to this CA"))?;
+        .ok_or(Rejection::new(
+            FailInfo::BadMessageCheck,
+            "request is not encrypted to this CA",
+        ))?;
 
     // Implicit rejection: if the content-encryption key does not unwrap to a key of the right
     // length, carry on with a key derived from the encrypted key, so every decryption failure
@@ -106,7 +116,11 @@ pub fn open(econtent: &[u8], identities: &[&Identity], policy: CipherPolicy) -> 
     // whatever the reason, or the answers become a padding oracle.
     let enc_key = ktri.enc_key.as_bytes();
     let fallback = rejection_key(&policy.rejection_secret, enc_key, cipher.key_len());
-    let key = identity.key.decrypt_pkcs1(enc_key).filter(|k| k.len() == cipher.key_len()).unwrap_or(fallback);
+    let key = identity
+        .key
+        .decrypt_pkcs1(enc_key)
+        .filter(|k| k.len() == cipher.key_len())
+        .unwrap_or(fallback);
     let content = cipher.decrypt(&key, &iv, ciphertext).ok_or(UNDECRYPTABLE)?;
     Ok(Opened { content, cipher })
 }
@@ -125,14 +139,20 @@ impl EnvelopedParts {
     fn read(enveloped_data: &[u8]) -> Result<EnvelopedParts, Rejection> {
         let fields = ber::children(enveloped_data).map_err(|_| UNDECRYPTABLE)?;
         // version, [0] originatorInfo?, recipientInfos SET, encryptedContentInfo, [1] attrs?
-        let set = fields.iter().position(|f| f.first() == Some(&0x31)).ok_or(UNDECRYPTABLE)?;
+        let set = fields
+            .iter()
+            .position(|f| f.first() == Some(&0x31))
+            .ok_or(UNDECRYPTABLE)?;
         let recipient_infos = RecipientInfos::from_der(fields[set]).map_err(|_| UNDECRYPTABLE)?;
         let eci = ber::children(fields.get(set + 1).ok_or(UNDECRYPTABLE)?).map_err(|_| UNDECRYPTABLE)?;
-        let content_enc_alg = AlgorithmIdentifierOwned::from_der(eci.get(1).ok_or(UNDECRYPTABLE)?)
-            .map_err(|_| UNDECRYPTABLE)?;
-        let encrypted_content =
-            ber::string_content(eci.get(2).ok_or(UNDECRYPTABLE)?).map_err(|_| UNDECRYPTABLE)?;
-        Ok(EnvelopedParts { recipient_infos, content_enc_alg, encrypted_content })
+        let content_enc_alg =
+            AlgorithmIdentifierOwned::from_der(eci.get(1).ok_or(UNDECRYPTABLE)?).map_err(|_| UNDECRYPTABLE)?;
+        let encrypted_content = ber::string_content(eci.get(2).ok_or(UNDECRYPTABLE)?).map_err(|_| UNDECRYPTABLE)?;
+        Ok(EnvelopedParts {
+            recipient_infos,
+            content_enc_alg,
+            encrypted_content,
+        })
     }
 }
 
@@ -147,7 +167,9 @@ pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
 /// some Apple devices make.
 fn encrypt_key(spki_der: &[u8], cek: &[u8]) -> Option<Vec<u8>> {
     use aws_lc_rs::rsa::{Pkcs1PublicEncryptingKey, PublicEncryptingKey};
-    let fast = PublicEncryptingKey::from_der(spki_der).ok().and_then(|k| Pkcs1PublicEncryptingKey::new(k).ok());
+    let fast = PublicEncryptingKey::from_der(spki_der)
+        .ok()
+        .and_then(|k| Pkcs1PublicEncryptingKey::new(k).ok());
     if let Some(key) = fast {
         let mut out = vec![0u8; key.ciphertext_size()];
         return key.encrypt(cek, &mut out).ok().map(|c| c.to_vec());
@@ -185,8 +207,11 @@ pub fn seal(content: &[u8], cipher: ContentCipher, recipient: &SignerCert) -> Re
                 encrypted_content: OctetString::new(encrypted_content)?,
             },
         };
-        cms::content_info::ContentInfo { content_type: oids::ENVELOPED_DATA, content: Any::encode_from(&env)? }
-            .to_der()
+        cms::content_info::ContentInfo {
+            content_type: oids::ENVELOPED_DATA,
+            content: Any::encode_from(&env)?,
+        }
+        .to_der()
     };
     encode().map_err(|_| CANNOT_ENCRYPT)
 }

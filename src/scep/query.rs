@@ -61,7 +61,8 @@ pub fn parse(query: &str) -> Query {
     q
 }
 
-const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const LENIENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
 const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
 const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
 
@@ -105,7 +106,10 @@ mod tests {
         let cisco = format!("{}%0A{}", &std[..4], &std[4..]);
         assert_eq!(decode_message(&percent_decode(&cisco)).unwrap(), data);
         // URL-safe, unpadded.
-        assert_eq!(decode_message(URL_SAFE.encode(data).trim_end_matches('=').as_bytes()).unwrap(), data);
+        assert_eq!(
+            decode_message(URL_SAFE.encode(data).trim_end_matches('=').as_bytes()).unwrap(),
+            data
+        );
         assert_eq!(decode_message(b"!!!"), Err(MalformedRequest::Base64));
         assert_eq!(decode_message(b""), Err(MalformedRequest::MissingMessage));
     }

@@ -7,16 +7,21 @@ use scepd_ca::Identity;
 use super::asn1::{DegenerateSignedData, EncapsulatedContentInfoIn};
 use super::digest::DigestAlg;
 use super::envelope::random_bytes;
-use super::signed::{attribute, signed_data, SignatureAlgorithmField, Signing};
 use super::request::Header;
+use super::signed::{attribute, signed_data, SignatureAlgorithmField, Signing};
 use super::{oids, FailInfo, MessageType, PkiStatus};
 
 /// The outcome a CertRep reports.
 #[derive(Debug)]
 pub enum Outcome<'a> {
     /// SUCCESS: `enveloped` is the ContentInfo(EnvelopedData) sealed to the requester.
-    Success { enveloped: &'a [u8] },
-    Failure { fail_info: FailInfo, text: &'a str },
+    Success {
+        enveloped: &'a [u8],
+    },
+    Failure {
+        fail_info: FailInfo,
+        text: &'a str,
+    },
     Pending,
 }
 
@@ -41,12 +46,21 @@ pub fn cert_rep(header: &Header, outcome: &Outcome<'_>, signer: &Identity) -> de
         attribute(oids::MESSAGE_TYPE, printable(MessageType::CertRep.wire())?)?,
         attribute(oids::PKI_STATUS, printable(status.wire())?)?,
         attribute(oids::TRANSACTION_ID, header.transaction_id.clone())?,
-        attribute(oids::SENDER_NONCE, Any::encode_from(&OctetString::new(random_bytes(16))?)?)?,
-        attribute(oids::RECIPIENT_NONCE, Any::encode_from(&OctetString::new(header.sender_nonce.clone())?)?)?,
+        attribute(
+            oids::SENDER_NONCE,
+            Any::encode_from(&OctetString::new(random_bytes(16))?)?,
+        )?,
+        attribute(
+            oids::RECIPIENT_NONCE,
+            Any::encode_from(&OctetString::new(header.sender_nonce.clone())?)?,
+        )?,
     ];
     if let Outcome::Failure { fail_info, text } = outcome {
         attrs.push(attribute(oids::FAIL_INFO, printable(fail_info.wire())?)?);
-        attrs.push(attribute(oids::FAIL_INFO_TEXT, Any::encode_from(&Utf8StringRef::new(text)?)?)?);
+        attrs.push(attribute(
+            oids::FAIL_INFO_TEXT,
+            Any::encode_from(&Utf8StringRef::new(text)?)?,
+        )?);
     }
     let signing = Signing {
         cert: &signer.cert,
@@ -64,10 +78,21 @@ pub fn certs_only(certs: &[&[u8]], crls: &[&[u8]]) -> der::Result<Vec<u8>> {
     let sd = DegenerateSignedData {
         version: 1,
         digest_algorithms: SetOfVec::new(),
-        encap_content_info: EncapsulatedContentInfoIn { econtent_type: oids::DATA, econtent: None },
+        encap_content_info: EncapsulatedContentInfoIn {
+            econtent_type: oids::DATA,
+            econtent: None,
+        },
         certificates: certs.iter().map(any).collect::<der::Result<_>>()?,
-        crls: if crls.is_empty() { None } else { Some(crls.iter().map(any).collect::<der::Result<_>>()?) },
+        crls: if crls.is_empty() {
+            None
+        } else {
+            Some(crls.iter().map(any).collect::<der::Result<_>>()?)
+        },
         signer_infos: SetOfVec::new(),
     };
-    cms::content_info::ContentInfo { content_type: oids::SIGNED_DATA, content: Any::encode_from(&sd)? }.to_der()
+    cms::content_info::ContentInfo {
+        content_type: oids::SIGNED_DATA,
+        content: Any::encode_from(&sd)?,
+    }
+    .to_der()
 }

@@ -91,14 +91,22 @@ pub fn decode(body: &[u8]) -> Result<PkiMessage, MalformedRequest> {
     let si_any = sd.signer_infos.iter().next().ok_or(MalformedRequest::NoSigner)?;
     let si_der = si_any.to_der().map_err(|_| MalformedRequest::NoSigner)?;
     let si = SignerInfoIn::from_der(&si_der).map_err(|_| MalformedRequest::NoSigner)?;
-    let attrs = si.signed_attrs.as_deref().ok_or(MalformedRequest::MissingAttribute("signedAttrs"))?;
+    let attrs = si
+        .signed_attrs
+        .as_deref()
+        .ok_or(MalformedRequest::MissingAttribute("signedAttrs"))?;
 
-    let transaction_id =
-        first_value(attrs, oids::TRANSACTION_ID).cloned().ok_or(MalformedRequest::MissingAttribute("transactionID"))?;
+    let transaction_id = first_value(attrs, oids::TRANSACTION_ID)
+        .cloned()
+        .ok_or(MalformedRequest::MissingAttribute("transactionID"))?;
     let message_type_text = first_value(attrs, oids::MESSAGE_TYPE)
         .and_then(ca_string)
         .ok_or(MalformedRequest::MissingAttribute("messageType"))?;
-    let octets = |oid| first_value(attrs, oid).and_then(|v| v.decode_as::<OctetString>().ok()).map(|o| o.as_bytes().to_vec());
+    let octets = |oid| {
+        first_value(attrs, oid)
+            .and_then(|v| v.decode_as::<OctetString>().ok())
+            .map(|o| o.as_bytes().to_vec())
+    };
     let text = |oid| first_value(attrs, oid).and_then(ca_string);
     // Any length is accepted: Apple sends 8 bytes, RFC 8894 says 16.
     let sender_nonce = octets(oids::SENDER_NONCE).unwrap_or_default();
@@ -108,8 +116,12 @@ pub fn decode(body: &[u8]) -> Result<PkiMessage, MalformedRequest> {
         fail_info_text: text(oids::FAIL_INFO_TEXT),
         recipient_nonce: octets(oids::RECIPIENT_NONCE),
     };
-    let header =
-        Header { message_type: MessageType::from_wire(&message_type_text), transaction_id, sender_nonce, reply };
+    let header = Header {
+        message_type: MessageType::from_wire(&message_type_text),
+        transaction_id,
+        sender_nonce,
+        reply,
+    };
     let message_digest = octets(oids::MESSAGE_DIGEST);
     // RFC 5652 §5.3: the signed contentType attribute must name the eContentType.
     let content_type_matches = first_value(attrs, oids::CONTENT_TYPE)
@@ -119,7 +131,11 @@ pub fn decode(body: &[u8]) -> Result<PkiMessage, MalformedRequest> {
     // take the client's own bytes rather than re-encoding them.
     let signed_attrs_der = ber::children(&si_der)
         .ok()
-        .and_then(|c| c.into_iter().find(|c| c.first() == Some(&0xA0)).map(|c| [&[0x31u8][..], &c[1..]].concat()))
+        .and_then(|c| {
+            c.into_iter()
+                .find(|c| c.first() == Some(&0xA0))
+                .map(|c| [&[0x31u8][..], &c[1..]].concat())
+        })
         .unwrap_or_default();
 
     // A digest we do not support becomes FAILURE badAlg at verification.
@@ -128,7 +144,11 @@ pub fn decode(body: &[u8]) -> Result<PkiMessage, MalformedRequest> {
         None => AlgorithmChoice::Unsupported,
     };
     let signer = sd.certificates.as_deref().and_then(|certs| find_signer(certs, &si.sid));
-    let econtent = sd.encap_content_info.econtent.map(|o| o.as_bytes().to_vec()).unwrap_or_default();
+    let econtent = sd
+        .encap_content_info
+        .econtent
+        .map(|o| o.as_bytes().to_vec())
+        .unwrap_or_default();
     Ok(PkiMessage {
         header,
         signer,
@@ -155,8 +175,16 @@ fn signature_digest(si: &SignerInfoIn) -> Option<DigestAlg> {
 /// name it inconsistently).
 fn find_signer(certs: &[Any], sid: &Any) -> Option<SignerCert> {
     let parsed: Vec<SignerCert> = certs.iter().filter_map(|c| signer_cert(c).ok()).collect();
-    let wanted_ias = if sid.tag() == Tag::Sequence { sid.decode_as::<IssuerAndSerial>().ok() } else { None };
-    let wanted_ski = if sid.tag().is_context_specific() { Some(sid.value().to_vec()) } else { None };
+    let wanted_ias = if sid.tag() == Tag::Sequence {
+        sid.decode_as::<IssuerAndSerial>().ok()
+    } else {
+        None
+    };
+    let wanted_ski = if sid.tag().is_context_specific() {
+        Some(sid.value().to_vec())
+    } else {
+        None
+    };
     let matches = |c: &SignerCert| {
         if let Some(ias) = &wanted_ias {
             return &c.issuer_and_serial == ias;
@@ -186,7 +214,10 @@ fn signer_cert(any: &Any) -> der::Result<SignerCert> {
     let serial = der::asn1::Int::new(tbs.serial_number().as_bytes())?;
     let spki = tbs.subject_public_key_info();
     Ok(SignerCert {
-        issuer_and_serial: IssuerAndSerial { issuer: tbs.issuer().clone(), serial },
+        issuer_and_serial: IssuerAndSerial {
+            issuer: tbs.issuer().clone(),
+            serial,
+        },
         spki_der: spki.to_der()?,
         rsa_public_key: spki.subject_public_key.raw_bytes().to_vec(),
         der,
@@ -202,13 +233,16 @@ impl PkiMessage {
         let digest = match self.digest_alg {
             AlgorithmChoice::Known(d) => d,
             AlgorithmChoice::Unsupported => {
-                return Err(Rejection::new(FailInfo::BadAlg, "unsupported digest or signature algorithm"))
+                return Err(Rejection::new(
+                    FailInfo::BadAlg,
+                    "unsupported digest or signature algorithm",
+                ))
             }
         };
-        let signer = self
-            .signer
-            .as_ref()
-            .ok_or(Rejection::new(FailInfo::BadMessageCheck, "no signer certificate in the pkiMessage"))?;
+        let signer = self.signer.as_ref().ok_or(Rejection::new(
+            FailInfo::BadMessageCheck,
+            "no signer certificate in the pkiMessage",
+        ))?;
         if self.signed_attrs_der.is_empty()
             || !digest.verify_rsa(&signer.rsa_public_key, &self.signed_attrs_der, &self.signature)
         {

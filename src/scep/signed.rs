@@ -27,7 +27,10 @@ pub enum SignatureAlgorithmField {
 }
 
 pub fn attribute(oid: ObjectIdentifier, value: Any) -> der::Result<Attribute> {
-    Ok(Attribute { oid, values: SetOfVec::try_from(vec![value])? })
+    Ok(Attribute {
+        oid,
+        values: SetOfVec::try_from(vec![value])?,
+    })
 }
 
 /// The signing certificate and key, and how to sign.
@@ -44,15 +47,27 @@ pub fn signed_data(econtent: Option<&[u8]>, attributes: Vec<Attribute>, signing:
     let digest = signing.digest;
     let mut attrs = vec![
         attribute(oids::CONTENT_TYPE, Any::encode_from(&oids::DATA)?)?,
-        attribute(oids::MESSAGE_DIGEST, Any::encode_from(&OctetString::new(digest.digest(econtent.unwrap_or(&[])))?)?)?,
-        attribute(oids::SIGNING_TIME, Any::encode_from(&x509_cert::time::Time::try_from(std::time::SystemTime::now())?)?)?,
+        attribute(
+            oids::MESSAGE_DIGEST,
+            Any::encode_from(&OctetString::new(digest.digest(econtent.unwrap_or(&[])))?)?,
+        )?,
+        attribute(
+            oids::SIGNING_TIME,
+            Any::encode_from(&x509_cert::time::Time::try_from(std::time::SystemTime::now())?)?,
+        )?,
     ];
     attrs.extend(attributes);
     let signed_attrs = SetOfVec::try_from(attrs)?;
     let failed = || der::Error::from(der::ErrorKind::Failed);
     let encoding = digest.rsa_encoding().ok_or_else(failed)?;
-    let signature = signing.key.sign_with(encoding, &signed_attrs.to_der()?).map_err(|_| failed())?;
-    let digest_alg = AlgorithmIdentifierOwned { oid: digest.oid(), parameters: None };
+    let signature = signing
+        .key
+        .sign_with(encoding, &signed_attrs.to_der()?)
+        .map_err(|_| failed())?;
+    let digest_alg = AlgorithmIdentifierOwned {
+        oid: digest.oid(),
+        parameters: None,
+    };
     let tbs = signing.cert.tbs_certificate();
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
@@ -79,9 +94,15 @@ pub fn signed_data(econtent: Option<&[u8]>, attributes: Vec<Attribute>, signing:
             econtent_type: oids::DATA,
             econtent: econtent.map(|c| Any::encode_from(&OctetString::new(c)?)).transpose()?,
         },
-        certificates: Some(CertificateSet::try_from(vec![CertificateChoices::Certificate(signing.cert.clone())])?),
+        certificates: Some(CertificateSet::try_from(vec![CertificateChoices::Certificate(
+            signing.cert.clone(),
+        )])?),
         crls: None,
         signer_infos: SignerInfos::try_from(vec![signer_info])?,
     };
-    cms::content_info::ContentInfo { content_type: oids::SIGNED_DATA, content: Any::encode_from(&sd)? }.to_der()
+    cms::content_info::ContentInfo {
+        content_type: oids::SIGNED_DATA,
+        content: Any::encode_from(&sd)?,
+    }
+    .to_der()
 }

@@ -71,7 +71,10 @@ impl<T: Send + 'static> BatchWriter<T> {
 
     /// Queues an item from async code, waiting for room when the queue is full.
     pub async fn push(&self, item: T) -> Result<(), StoreError> {
-        self.queue.send(Job::Item(item)).await.map_err(|_| StoreError::Backend("batch writer stopped".into()))
+        self.queue
+            .send(Job::Item(item))
+            .await
+            .map_err(|_| StoreError::Backend("batch writer stopped".into()))
     }
 
     /// Queues an item from blocking code (never call from the async runtime).

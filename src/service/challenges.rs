@@ -37,11 +37,16 @@ pub struct CredentialCache {
 impl CredentialCache {
     fn get(&self, name: &str) -> Option<MdmClient> {
         let map = self.entries.lock().expect("credential cache");
-        map.get(name).filter(|(_, at)| at.elapsed() < CREDENTIAL_CACHE).map(|(c, _)| c.clone())
+        map.get(name)
+            .filter(|(_, at)| at.elapsed() < CREDENTIAL_CACHE)
+            .map(|(c, _)| c.clone())
     }
 
     fn put(&self, client: MdmClient) {
-        self.entries.lock().expect("credential cache").insert(client.name.clone(), (client, Instant::now()));
+        self.entries
+            .lock()
+            .expect("credential cache")
+            .insert(client.name.clone(), (client, Instant::now()));
     }
 
     pub fn forget(&self, name: &str) {
@@ -83,7 +88,11 @@ pub struct Minted {
 impl ScepService {
     pub async fn mint_challenge(&self, req: MintRequest) -> Result<Minted, StoreError> {
         let ttl = self.policy().challenge_ttl;
-        let ttl_seconds = req.ttl_seconds.or(req.client_ttl_seconds).unwrap_or(ttl.default_seconds).clamp(1, ttl.max_seconds);
+        let ttl_seconds = req
+            .ttl_seconds
+            .or(req.client_ttl_seconds)
+            .unwrap_or(ttl.default_seconds)
+            .clamp(1, ttl.max_seconds);
         let now = scepd_ca::time::unix_now();
         let (challenge, hash) = self.policy().challenge.key().mint();
         let record = ChallengeRecord {
@@ -99,13 +108,20 @@ impl ScepService {
             redeemed_at: None,
         };
         let expires_at = record.expires_at;
-        self.metrics().challenges_minted.with_label_values(&[record.endpoint.as_str()]).inc();
+        self.metrics()
+            .challenges_minted
+            .with_label_values(&[record.endpoint.as_str()])
+            .inc();
         // A store that refused the last batch gets a second's rest: answer 503 meanwhile.
         if self.challenge_writer.failing() {
             return Err(StoreError::Backend("the store refused the last challenges".into()));
         }
         self.challenge_writer.push((hash, record)).await?;
-        Ok(Minted { challenge, expires_at, ttl_seconds })
+        Ok(Minted {
+            challenge,
+            expires_at,
+            ttl_seconds,
+        })
     }
 
     /// Waits until every challenge minted so far is in the store.
@@ -137,7 +153,11 @@ impl ScepService {
     /// A credential remembered from an earlier request, if it is still fresh.
     pub fn cached_mdm(&self, name: &str, password: &str) -> Option<MdmClient> {
         let client = self.credentials.get(name)?;
-        self.policy().challenge.key().password_matches(password, &client.password_hmac).then_some(client)
+        self.policy()
+            .challenge
+            .key()
+            .password_matches(password, &client.password_hmac)
+            .then_some(client)
     }
 
     /// The MDM client named `name`, if `password` is its password (constant-time comparison).

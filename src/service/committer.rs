@@ -54,7 +54,11 @@ impl IssuanceCommitter {
     pub fn commit(&self, issuance: Issuance) -> Result<IssuanceOutcome, StoreError> {
         let (reply, wait) = mpsc::channel();
         let stopped = || StoreError::Backend("issuance committer stopped".into());
-        self.queue.lock().expect("committer queue").send((issuance, reply)).map_err(|_| stopped())?;
+        self.queue
+            .lock()
+            .expect("committer queue")
+            .send((issuance, reply))
+            .map_err(|_| stopped())?;
         wait.recv().map_err(|_| stopped())?.map_err(StoreError::Backend)
     }
 }

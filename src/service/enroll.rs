@@ -25,14 +25,20 @@ pub(super) struct Issued {
 /// Why no certificate was sent.
 pub(super) enum Refusal {
     /// Answered with CertRep FAILURE.
-    Rejected { rejection: Rejection, challenge: Option<&'static str> },
+    Rejected {
+        rejection: Rejection,
+        challenge: Option<&'static str>,
+    },
     /// Not answerable in SCEP (store down, …).
     Internal(ServiceError),
 }
 
 impl From<Rejection> for Refusal {
     fn from(rejection: Rejection) -> Self {
-        Refusal::Rejected { rejection, challenge: None }
+        Refusal::Rejected {
+            rejection,
+            challenge: None,
+        }
     }
 }
 
@@ -44,7 +50,8 @@ impl<E: Into<ServiceError>> From<E> for Refusal {
 
 /// The same answer for every refused challenge (missing, wrong, used, expired): no oracle.
 const CHALLENGE_REFUSED: Rejection = Rejection::new(FailInfo::BadRequest, "challenge password rejected");
-const TRANSACTION_REUSED: Rejection = Rejection::new(FailInfo::BadRequest, "transactionID already used for another request");
+const TRANSACTION_REUSED: Rejection =
+    Rejection::new(FailInfo::BadRequest, "transactionID already used for another request");
 const SERIAL_ATTEMPTS: usize = 4;
 /// Largest subject DN accepted (DER bytes).
 const MAX_SUBJECT_BYTES: u32 = 2048;
@@ -78,8 +85,16 @@ pub(super) fn undecryptable(real: Rejection) -> Refusal {
 }
 
 /// A retried transaction (same transactionID, same CSR) gets the same certificate again.
-fn retried(svc: &ScepService, transaction_id: &str, csr: &Csr, opened: &Opened, signer: &SignerCert) -> Result<Option<Issued>, Refusal> {
-    let Some(existing) = svc.store().find_by_transaction(transaction_id)? else { return Ok(None) };
+fn retried(
+    svc: &ScepService,
+    transaction_id: &str,
+    csr: &Csr,
+    opened: &Opened,
+    signer: &SignerCert,
+) -> Result<Option<Issued>, Refusal> {
+    let Some(existing) = svc.store().find_by_transaction(transaction_id)? else {
+        return Ok(None);
+    };
     if existing.csr_sha256 != hex::encode(csr.fingerprint) {
         return Err(TRANSACTION_REUSED.into());
     }
@@ -106,7 +121,13 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
         _ => device_id_from_csr(svc.policy().lifecycle.device_id_field, &csr),
     };
     let okta = match &grant {
-        Grant::Dynamic(_, ChallengeRecord { okta_device_access: Some(v), .. }) => *v,
+        Grant::Dynamic(
+            _,
+            ChallengeRecord {
+                okta_device_access: Some(v),
+                ..
+            },
+        ) => *v,
         _ => svc.policy().lifecycle.okta_device_access,
     };
     let redeems = match &grant {
@@ -115,7 +136,13 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     };
     // Apple re-enrolls by sending a new PKCSReq for the same device: never refused.
     let had_before = match &device_id {
-        Some(d) => !svc.store().certificates(&CertFilter { device_id: Some(d.clone()), status: None })?.is_empty(),
+        Some(d) => !svc
+            .store()
+            .certificates(&CertFilter {
+                device_id: Some(d.clone()),
+                status: None,
+            })?
+            .is_empty(),
         None => false,
     };
     let plan = Plan {
@@ -138,8 +165,13 @@ pub(super) fn check_csr(svc: &ScepService, csr: &Csr) -> Result<(), Refusal> {
         return Err(Rejection::new(FailInfo::BadRequest, "the request names no subject").into());
     }
     // A device certificate names one device: a huge subject or thousands of SANs is abuse.
-    let subject_len = der::Encode::encoded_len(&csr.subject).map(u32::from).unwrap_or(u32::MAX);
-    let san_len = csr.subject_alt_name.as_ref().map_or(0, |s| s.extn_value.as_bytes().len());
+    let subject_len = der::Encode::encoded_len(&csr.subject)
+        .map(u32::from)
+        .unwrap_or(u32::MAX);
+    let san_len = csr
+        .subject_alt_name
+        .as_ref()
+        .map_or(0, |s| s.extn_value.as_bytes().len());
     if subject_len > MAX_SUBJECT_BYTES || san_len > MAX_SAN_BYTES {
         return Err(Rejection::new(FailInfo::BadRequest, "subject or subjectAltName too large").into());
     }
@@ -158,7 +190,14 @@ pub(super) struct Plan {
 
 /// Issues the certificate, records it (consuming the challenge, superseding the device's earlier
 /// certificates) and seals it to the requester.
-pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, signer: &SignerCert, now: u64) -> Result<Issued, Refusal> {
+pub(super) fn issue(
+    svc: &ScepService,
+    csr: &Csr,
+    plan: &Plan,
+    opened: &Opened,
+    signer: &SignerCert,
+    now: u64,
+) -> Result<Issued, Refusal> {
     let policy = svc.policy();
     let authority = svc.authority();
     for _ in 0..SERIAL_ATTEMPTS {
@@ -168,10 +207,10 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
             subject: csr.subject.clone(),
             public_key: csr.public_key.clone(),
             // RFC 5280 §4.2.1.6: with an empty subject the SAN must be critical.
-            subject_alt_name: csr
-                .subject_alt_name
-                .clone()
-                .map(|san| x509_cert::ext::Extension { critical: san.critical || csr.subject.is_empty(), ..san }),
+            subject_alt_name: csr.subject_alt_name.clone().map(|san| x509_cert::ext::Extension {
+                critical: san.critical || csr.subject.is_empty(),
+                ..san
+            }),
             // Back-date a little for clients whose clocks run slow.
             not_before: now.saturating_sub(300),
             validity_days: policy.cert_validity_days,
@@ -210,7 +249,10 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
                 }
                 let metrics = svc.metrics();
                 metrics.issued.with_label_values(&[plan.kind]).inc();
-                metrics.revoked.with_label_values(&["superseded"]).inc_by(revoked.len() as u64);
+                metrics
+                    .revoked
+                    .with_label_values(&["superseded"])
+                    .inc_by(revoked.len() as u64);
                 if plan.redeems.is_some() {
                     metrics.challenges_redeemed.inc();
                 }
@@ -227,7 +269,10 @@ pub(super) fn issue(svc: &ScepService, csr: &Csr, plan: &Plan, opened: &Opened, 
                     });
                 }
                 let issued = seal(&der, serial.to_hex(), plan.kind, opened, signer)?;
-                return Ok(Issued { redeemed: plan.redeems.is_some(), ..issued });
+                return Ok(Issued {
+                    redeemed: plan.redeems.is_some(),
+                    ..issued
+                });
             }
             // A concurrent retry of the same transaction won the race: send its certificate.
             IssuanceOutcome::AlreadyIssued(record, der) => return seal(&der, record.serial, "retry", opened, signer),
@@ -259,7 +304,10 @@ enum Grant {
 }
 
 fn refuse(why: ChallengeRejection) -> Refusal {
-    Refusal::Rejected { rejection: CHALLENGE_REFUSED, challenge: Some(why.reason()) }
+    Refusal::Rejected {
+        rejection: CHALLENGE_REFUSED,
+        challenge: Some(why.reason()),
+    }
 }
 
 /// The challenge step: static, lab-only insecure, or a dynamic challenge that must exist, be
@@ -298,8 +346,19 @@ pub(super) fn parse_serial(hex_serial: &str) -> Result<Serial, ServiceError> {
 
 /// The issued certificate in a certs-only SignedData, sealed to the request's signer with the
 /// request's own cipher.
-pub(super) fn seal(der: &[u8], serial: String, kind: &'static str, opened: &Opened, signer: &SignerCert) -> Result<Issued, Refusal> {
+pub(super) fn seal(
+    der: &[u8],
+    serial: String,
+    kind: &'static str,
+    opened: &Opened,
+    signer: &SignerCert,
+) -> Result<Issued, Refusal> {
     let certs_only = reply::certs_only(&[der], &[])?;
     let enveloped = envelope::seal(&certs_only, opened.cipher, signer)?;
-    Ok(Issued { enveloped, serial, kind, redeemed: false })
+    Ok(Issued {
+        enveloped,
+        serial,
+        kind,
+        redeemed: false,
+    })
 }

@@ -35,7 +35,9 @@ const OCSP_VALIDITY: u64 = 3600;
 
 impl ScepService {
     pub fn revoke(&self, serial: &Serial, reason: Reason) -> Result<RevokeOutcome, ServiceError> {
-        let outcome = self.store().revoke(serial, reason.as_str(), scepd_ca::time::unix_now())?;
+        let outcome = self
+            .store()
+            .revoke(serial, reason.as_str(), scepd_ca::time::unix_now())?;
         if let RevokeOutcome::Revoked(r) = &outcome {
             tracing::info!(serial = %r.serial, reason = reason.as_str(), "certificate revoked");
             self.metrics().revoked.with_label_values(&[reason.as_str()]).inc();
@@ -44,18 +46,33 @@ impl ScepService {
     }
 
     pub fn revoke_device(&self, device_id: &str, reason: Reason) -> Result<Vec<String>, ServiceError> {
-        let revoked = self.store().revoke_device(device_id, reason.as_str(), scepd_ca::time::unix_now())?;
-        tracing::info!(device_id, count = revoked.len(), reason = reason.as_str(), "device revoked");
-        self.metrics().revoked.with_label_values(&[reason.as_str()]).inc_by(revoked.len() as u64);
+        let revoked = self
+            .store()
+            .revoke_device(device_id, reason.as_str(), scepd_ca::time::unix_now())?;
+        tracing::info!(
+            device_id,
+            count = revoked.len(),
+            reason = reason.as_str(),
+            "device revoked"
+        );
+        self.metrics()
+            .revoked
+            .with_label_values(&[reason.as_str()])
+            .inc_by(revoked.len() as u64);
         Ok(revoked)
     }
 
     /// Revokes superseded certificates whose successor is older than `revoke_superseded_after`.
     pub fn revoke_due_superseded(&self) -> Result<Vec<String>, ServiceError> {
-        let Some(after) = self.policy().lifecycle.revoke_superseded_after else { return Ok(Vec::new()) };
+        let Some(after) = self.policy().lifecycle.revoke_superseded_after else {
+            return Ok(Vec::new());
+        };
         let now = scepd_ca::time::unix_now();
         let revoked = self.store().revoke_superseded_before(now.saturating_sub(after), now)?;
-        self.metrics().revoked.with_label_values(&["superseded"]).inc_by(revoked.len() as u64);
+        self.metrics()
+            .revoked
+            .with_label_values(&["superseded"])
+            .inc_by(revoked.len() as u64);
         for serial in &revoked {
             self.audit_blocking(crate::store::AuditEntry {
                 event: "certificate.revoked".into(),
@@ -77,7 +94,9 @@ impl ScepService {
             Err(e) => format!("failed: {e}"),
         };
         let authority = self.authority();
-        let keys = if authority.ca.key.sign_sha256(b"readyz").is_ok() && authority.recipient().key.sign_sha256(b"readyz").is_ok() {
+        let keys = if authority.ca.key.sign_sha256(b"readyz").is_ok()
+            && authority.recipient().key.sign_sha256(b"readyz").is_ok()
+        {
             "ok".to_string()
         } else {
             "failed: a key does not sign".to_string()
@@ -87,10 +106,17 @@ impl ScepService {
             Some(c) => format!("stale: nextUpdate {} passed", crate::api::rfc3339(c.next_update)),
             None => "not yet issued".to_string(),
         };
-        let ca = if authority.ca.not_after() > now { "ok".to_string() } else { "expired".to_string() };
+        let ca = if authority.ca.not_after() > now {
+            "ok".to_string()
+        } else {
+            "expired".to_string()
+        };
         let ready = [&store, &keys, &crl, &ca].iter().all(|c| c.as_str() == "ok");
         self.metrics().ready.set(i64::from(ready));
-        (ready, serde_json::json!({ "ready": ready, "checks": { "store": store, "keys": keys, "crl": crl, "ca": ca } }))
+        (
+            ready,
+            serde_json::json!({ "ready": ready, "checks": { "store": store, "keys": keys, "crl": crl, "ca": ca } }),
+        )
     }
 
     /// The CRL last built, without rebuilding it (for readiness and metrics).
@@ -124,7 +150,9 @@ impl ScepService {
             *current = Some(Arc::clone(&crl));
             return Ok(crl);
         }
-        Err(ServiceError::Store(crate::store::StoreError::Backend("other nodes kept publishing CRLs first".into())))
+        Err(ServiceError::Store(crate::store::StoreError::Backend(
+            "other nodes kept publishing CRLs first".into(),
+        )))
     }
 
     fn build_crl(&self, epoch: u64, now: u64, number: u64) -> Result<StoredCrl, ServiceError> {
@@ -143,9 +171,19 @@ impl ScepService {
                 })
             })
             .collect();
-        let params = CrlParams { number, this_update: now, next_update: now + lifecycle.crl_next_update_seconds };
+        let params = CrlParams {
+            number,
+            this_update: now,
+            next_update: now + lifecycle.crl_next_update_seconds,
+        };
         let der = build_crl(&self.authority().ca, &params, &entries)?;
-        Ok(StoredCrl { der, number, this_update: params.this_update, next_update: params.next_update, epoch })
+        Ok(StoredCrl {
+            der,
+            number,
+            this_update: params.this_update,
+            next_update: params.next_update,
+            epoch,
+        })
     }
 
     /// Answers an OCSP request (DER) with a signed response (DER); never fails: errors are
@@ -161,7 +199,9 @@ impl ScepService {
         let now = scepd_ca::time::unix_now();
         let mut answers = Vec::new();
         for id in parsed.cert_ids {
-            let status = match ocsp::serial_if_issued_by(&id, &ca.cert).and_then(|s| crate::api::parse_serial(&hex::encode(s))) {
+            let status = match ocsp::serial_if_issued_by(&id, &ca.cert)
+                .and_then(|s| crate::api::parse_serial(&hex::encode(s)))
+            {
                 None => OcspStatus::Unknown,
                 Some(serial) => match self.store().certificate(&serial) {
                     Err(e) => {
@@ -171,7 +211,11 @@ impl ScepService {
                     Ok(None) => OcspStatus::Unknown,
                     Ok(Some((record, _))) if record.status == CertStatus::Revoked => OcspStatus::Revoked {
                         at: record.revoked_at.unwrap_or(now),
-                        reason: record.revocation_reason.as_deref().and_then(Reason::from_name).unwrap_or(Reason::UNSPECIFIED),
+                        reason: record
+                            .revocation_reason
+                            .as_deref()
+                            .and_then(Reason::from_name)
+                            .unwrap_or(Reason::UNSPECIFIED),
                     },
                     Ok(Some(_)) => OcspStatus::Good,
                 },
@@ -183,7 +227,14 @@ impl ScepService {
             Some(delegate) => (delegate, true),
             None => (ca, false),
         };
-        match ocsp::build_response(signer, include_cert, &answers, parsed.nonce.as_deref(), now, now + OCSP_VALIDITY) {
+        match ocsp::build_response(
+            signer,
+            include_cert,
+            &answers,
+            parsed.nonce.as_deref(),
+            now,
+            now + OCSP_VALIDITY,
+        ) {
             Ok(der) => der,
             Err(e) => {
                 tracing::error!(error = %e, "building an OCSP response failed");

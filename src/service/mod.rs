@@ -9,9 +9,9 @@ mod lifecycle;
 mod queries;
 mod renewal;
 
+use batch::BatchWriter;
 pub use challenges::{ChallengeTtl, MintRequest, Minted};
 use challenges::{ChallengeWriter, CredentialCache};
-use batch::BatchWriter;
 use lifecycle::CrlCache;
 
 use std::sync::Arc;
@@ -19,11 +19,11 @@ use std::sync::Arc;
 use scepd_ca::Authority;
 
 use crate::challenge::ChallengePolicy;
-use crate::scep::envelope::CipherPolicy;
-use crate::scep::request::{self, Header};
-use crate::scep::reply::{self, Outcome};
-use crate::scep::{caps, FailInfo, MalformedRequest, MessageType, Rejection};
 use crate::metrics::Metrics;
+use crate::scep::envelope::CipherPolicy;
+use crate::scep::reply::{self, Outcome};
+use crate::scep::request::{self, Header};
+use crate::scep::{caps, FailInfo, MalformedRequest, MessageType, Rejection};
 use crate::store::{AuditEntry, Store, StoreError, StoreEvent};
 
 /// Issuance policy, from the configuration.
@@ -127,22 +127,37 @@ pub struct ScepService {
 }
 
 impl ScepService {
-    pub fn new(authority: Authority, store: Arc<dyn Store>, policy: Policy, metrics: Arc<Metrics>) -> Result<ScepService, ServiceError> {
-        metrics.ca_not_after.with_label_values(&["ca"]).set(authority.ca.not_after() as f64);
+    pub fn new(
+        authority: Authority,
+        store: Arc<dyn Store>,
+        policy: Policy,
+        metrics: Arc<Metrics>,
+    ) -> Result<ScepService, ServiceError> {
+        metrics
+            .ca_not_after
+            .with_label_values(&["ca"])
+            .set(authority.ca.not_after() as f64);
         if let Some(ra) = &authority.ra {
-            metrics.ca_not_after.with_label_values(&["ra"]).set(ra.not_after() as f64);
+            metrics
+                .ca_not_after
+                .with_label_values(&["ra"])
+                .set(ra.not_after() as f64);
         }
         let ca_cert_body = ca_cert_body(&authority)?;
         let challenge_writer = challenges::challenge_writer(Arc::clone(&store));
         let audit_store = Arc::clone(&store);
-        let audit = BatchWriter::start("audit-writer", move |entries: &[AuditEntry]| audit_store.append_audit(entries));
+        let audit = BatchWriter::start("audit-writer", move |entries: &[AuditEntry]| {
+            audit_store.append_audit(entries)
+        });
         let committer = committer::IssuanceCommitter::start(Arc::clone(&store));
         // Both series exist from the start (at 0), so a dashboard sees them before the first retry.
         for event in [StoreEvent::Retried, StoreEvent::Reconnected] {
             metrics.store_retries.with_label_values(&[event.as_str()]);
         }
         let retries = metrics.store_retries.clone();
-        store.observe(Arc::new(move |event: StoreEvent| retries.with_label_values(&[event.as_str()]).inc()));
+        store.observe(Arc::new(move |event: StoreEvent| {
+            retries.with_label_values(&[event.as_str()]).inc()
+        }));
         Ok(ScepService {
             authority,
             store,
@@ -180,12 +195,21 @@ impl ScepService {
 
     /// Appends to the audit trail from async code (never holds a secret).
     pub async fn audit(&self, entry: AuditEntry) {
-        let _ = self.audit.push(AuditEntry { at: scepd_ca::time::unix_now(), ..entry }).await;
+        let _ = self
+            .audit
+            .push(AuditEntry {
+                at: scepd_ca::time::unix_now(),
+                ..entry
+            })
+            .await;
     }
 
     /// Appends to the audit trail from blocking code.
     pub fn audit_blocking(&self, entry: AuditEntry) {
-        self.audit.push_blocking(AuditEntry { at: scepd_ca::time::unix_now(), ..entry });
+        self.audit.push_blocking(AuditEntry {
+            at: scepd_ca::time::unix_now(),
+            ..entry
+        });
     }
 
     /// The audit trail after `after`, everything queued so far included.
@@ -203,7 +227,9 @@ impl ScepService {
         let now = scepd_ca::time::unix_now();
         let (active, soonest) = self.store.certificate_stats(now)?;
         self.metrics.active.set(active as i64);
-        self.metrics.soonest_expiry.set(soonest.map_or(0.0, |s| s.saturating_sub(now) as f64));
+        self.metrics
+            .soonest_expiry
+            .set(soonest.map_or(0.0, |s| s.saturating_sub(now) as f64));
         self.refresh_light_gauges();
         Ok(())
     }
@@ -245,30 +271,44 @@ impl ScepService {
             },
         };
         match result {
-            Ok(issued) => self.reply(&header, &Outcome::Success { enveloped: &issued.enveloped }, |r| {
-                r.issued_serial = Some(issued.serial).filter(|s| !s.is_empty());
-                r.kind = Some(issued.kind);
-                r.redeemed_challenge = issued.redeemed;
-            }),
+            Ok(issued) => self.reply(
+                &header,
+                &Outcome::Success {
+                    enveloped: &issued.enveloped,
+                },
+                |r| {
+                    r.issued_serial = Some(issued.serial).filter(|s| !s.is_empty());
+                    r.kind = Some(issued.kind);
+                    r.redeemed_challenge = issued.redeemed;
+                },
+            ),
             Err(enroll::Refusal::Rejected { rejection, challenge }) => {
                 if let Some(reason) = challenge {
                     self.metrics.challenge_rejections.with_label_values(&[reason]).inc();
                 }
                 self.reply(
-                &header,
-                &Outcome::Failure { fail_info: rejection.fail_info, text: rejection.text },
-                |r| {
-                    r.fail_info = Some(rejection.fail_info);
-                    r.fail_text = Some(rejection.text);
-                    r.challenge_rejection = challenge;
-                },
-            )
+                    &header,
+                    &Outcome::Failure {
+                        fail_info: rejection.fail_info,
+                        text: rejection.text,
+                    },
+                    |r| {
+                        r.fail_info = Some(rejection.fail_info);
+                        r.fail_text = Some(rejection.text);
+                        r.challenge_rejection = challenge;
+                    },
+                )
             }
             Err(enroll::Refusal::Internal(e)) => Err(e),
         }
     }
 
-    fn reply(&self, header: &Header, outcome: &Outcome<'_>, fill: impl FnOnce(&mut PkiReply)) -> Result<PkiReply, ServiceError> {
+    fn reply(
+        &self,
+        header: &Header,
+        outcome: &Outcome<'_>,
+        fill: impl FnOnce(&mut PkiReply),
+    ) -> Result<PkiReply, ServiceError> {
         let body = reply::cert_rep(header, outcome, self.authority.recipient())?;
         let mut r = PkiReply {
             body,

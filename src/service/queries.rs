@@ -19,8 +19,12 @@ struct IssuerAndSubject {
 const UNKNOWN_CERT: Rejection = Rejection::new(FailInfo::BadCertId, "no such certificate");
 
 fn issuer_and_serial(content: &[u8]) -> Result<IssuerAndSerial, Refusal> {
-    IssuerAndSerial::from_der(content)
-        .map_err(|_| undecryptable(Rejection::new(FailInfo::BadRequest, "messageData is not an IssuerAndSerialNumber")))
+    IssuerAndSerial::from_der(content).map_err(|_| {
+        undecryptable(Rejection::new(
+            FailInfo::BadRequest,
+            "messageData is not an IssuerAndSerialNumber",
+        ))
+    })
 }
 
 /// GetCert: a certificate this CA issued, by issuer and serial.
@@ -39,22 +43,39 @@ pub(super) fn get_cert(svc: &ScepService, message: &PkiMessage, signer: &SignerC
 pub(super) fn get_crl(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
     let opened = open_envelope(svc, message)?;
     let wanted = issuer_and_serial(&opened.content)?;
-    if wanted.issuer != *svc.authority().ca.subject() && wanted.issuer != *svc.authority().ca.cert.tbs_certificate().issuer() {
+    if wanted.issuer != *svc.authority().ca.subject()
+        && wanted.issuer != *svc.authority().ca.cert.tbs_certificate().issuer()
+    {
         return Err(Rejection::new(FailInfo::BadCertId, "no CRL for that issuer").into());
     }
     let crl = svc.crl()?;
     let body = reply::certs_only(&[], &[&crl.der])?;
     let enveloped = envelope::seal(&body, opened.cipher, signer)?;
-    Ok(Issued { enveloped, serial: String::new(), kind: "crl", redeemed: false })
+    Ok(Issued {
+        enveloped,
+        serial: String::new(),
+        kind: "crl",
+        redeemed: false,
+    })
 }
 
 /// CertPoll: scepd answers PKCSReq at once, so a poll finds the certificate of its transaction
 /// or nothing.
 pub(super) fn cert_poll(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
     let opened = open_envelope(svc, message)?;
-    IssuerAndSubject::from_der(&opened.content)
-        .map_err(|_| undecryptable(Rejection::new(FailInfo::BadRequest, "messageData is not an IssuerAndSubject")))?;
-    let record = svc.store().find_by_transaction(&message.header.transaction_id_text())?.ok_or(UNKNOWN_CERT)?;
-    let (_, der) = svc.store().certificate(&parse_serial(&record.serial)?)?.ok_or(UNKNOWN_CERT)?;
+    IssuerAndSubject::from_der(&opened.content).map_err(|_| {
+        undecryptable(Rejection::new(
+            FailInfo::BadRequest,
+            "messageData is not an IssuerAndSubject",
+        ))
+    })?;
+    let record = svc
+        .store()
+        .find_by_transaction(&message.header.transaction_id_text())?
+        .ok_or(UNKNOWN_CERT)?;
+    let (_, der) = svc
+        .store()
+        .certificate(&parse_serial(&record.serial)?)?
+        .ok_or(UNKNOWN_CERT)?;
     seal(&der, record.serial, "poll", &opened, signer)
 }

@@ -13,7 +13,11 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
     let (opened, csr) = open_csr(svc, message)?;
     let ca = &svc.authority().ca;
     if signer.issuer_and_serial.issuer != *ca.subject() {
-        return Err(Rejection::new(FailInfo::BadRequest, "RenewalReq must be signed by a certificate of this CA").into());
+        return Err(Rejection::new(
+            FailInfo::BadRequest,
+            "RenewalReq must be signed by a certificate of this CA",
+        )
+        .into());
     }
     let unknown = Rejection::new(FailInfo::BadCertId, "the signing certificate is unknown");
     let serial = parse_serial(&hex::encode(signer.issuer_and_serial.serial.as_bytes())).ok_or(unknown)?;
@@ -26,14 +30,22 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
     // Only the device's current certificate renews: a superseded one renewing would supersede
     // the current one in turn.
     match old.status_at(now) {
-        CertStatus::Revoked => return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew is revoked").into()),
-        CertStatus::Expired => return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew has expired").into()),
-        CertStatus::Superseded => return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew is superseded").into()),
+        CertStatus::Revoked => {
+            return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew is revoked").into())
+        }
+        CertStatus::Expired => {
+            return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew has expired").into())
+        }
+        CertStatus::Superseded => {
+            return Err(Rejection::new(FailInfo::BadRequest, "the certificate to renew is superseded").into())
+        }
         CertStatus::Active => {}
     }
     let lifecycle = &svc.policy().lifecycle;
     let lifetime = old.not_after.saturating_sub(old.not_before);
-    let window_opens = old.not_after.saturating_sub(lifetime * u64::from(lifecycle.renewal_window_percent) / 100);
+    let window_opens = old
+        .not_after
+        .saturating_sub(lifetime * u64::from(lifecycle.renewal_window_percent) / 100);
     if now < window_opens {
         return Err(Rejection::new(FailInfo::BadRequest, "outside the renewal window").into());
     }
@@ -43,11 +55,18 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
     let old_tbs = old_cert.tbs_certificate();
     let old_san = old_tbs
         .extensions()
-        .and_then(|exts| exts.iter().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME))
+        .and_then(|exts| {
+            exts.iter()
+                .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
+        })
         .map(|e| e.extn_value.as_bytes().to_vec());
     let new_san = csr.subject_alt_name.as_ref().map(|e| e.extn_value.as_bytes().to_vec());
     if *old_tbs.subject() != csr.subject || old_san != new_san {
-        return Err(Rejection::new(FailInfo::BadRequest, "a renewal must keep the subject and subjectAltName").into());
+        return Err(Rejection::new(
+            FailInfo::BadRequest,
+            "a renewal must keep the subject and subjectAltName",
+        )
+        .into());
     }
     if !lifecycle.allow_key_reuse && *old_cert.tbs_certificate().subject_public_key_info() == csr.public_key {
         return Err(Rejection::new(FailInfo::BadRequest, "renewal needs a new key").into());

@@ -26,7 +26,10 @@ impl StoreLocation {
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             return Ok(StoreLocation::Postgres(text.to_string()));
         }
-        Err(StoreError::Unsupported(format!("store {:?}: expected redb:DIR or postgres://USER@HOST/DB", redact(text))))
+        Err(StoreError::Unsupported(format!(
+            "store {:?}: expected redb:DIR or postgres://USER@HOST/DB",
+            redact(text)
+        )))
     }
 
     /// Opens the store (a PostgreSQL schema is migrated first, and up to `pool_size`
@@ -60,7 +63,9 @@ impl std::fmt::Display for StoreLocation {
 pub fn redact(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
-        let authority_end = out[scheme_end + 3..].find(['/', '?']).map_or(out.len(), |i| scheme_end + 3 + i);
+        let authority_end = out[scheme_end + 3..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| scheme_end + 3 + i);
         if let Some(at) = out[..authority_end].rfind('@') {
             if let Some(colon) = out[scheme_end + 3..at].find(':') {
                 out.replace_range(scheme_end + 3 + colon + 1..at, "***");
@@ -81,11 +86,20 @@ mod tests {
 
     #[test]
     fn parses_and_redacts() {
-        assert_eq!(StoreLocation::parse("redb:/var/lib/scepd").unwrap(), StoreLocation::Redb("/var/lib/scepd/scepd.redb".into()));
-        assert_eq!(StoreLocation::parse("redb:/tmp/x.redb").unwrap(), StoreLocation::Redb("/tmp/x.redb".into()));
+        assert_eq!(
+            StoreLocation::parse("redb:/var/lib/scepd").unwrap(),
+            StoreLocation::Redb("/var/lib/scepd/scepd.redb".into())
+        );
+        assert_eq!(
+            StoreLocation::parse("redb:/tmp/x.redb").unwrap(),
+            StoreLocation::Redb("/tmp/x.redb".into())
+        );
         assert!(StoreLocation::parse("mysql://x").is_err());
         let pg = StoreLocation::parse("postgres://scepd:hunter2@db:5432/scepd?password=other&sslmode=disable").unwrap();
-        assert_eq!(pg.to_string(), "postgres://scepd:***@db:5432/scepd?password=***&sslmode=disable");
+        assert_eq!(
+            pg.to_string(),
+            "postgres://scepd:***@db:5432/scepd?password=***&sslmode=disable"
+        );
         assert_eq!(redact("postgresql://scepd@db/scepd"), "postgresql://scepd@db/scepd");
     }
 }

@@ -9,13 +9,13 @@ pub mod postgres;
 pub mod record;
 pub mod redb_store;
 
+pub use location::StoreLocation;
+pub use postgres::PgStore;
+pub use postgres::DEFAULT_POOL_SIZE;
 pub use record::{
     AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, CrlState, Issuance,
     IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl,
 };
-pub use location::StoreLocation;
-pub use postgres::DEFAULT_POOL_SIZE;
-pub use postgres::PgStore;
 pub use redb_store::RedbStore;
 
 use scepd_ca::Serial;

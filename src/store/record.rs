@@ -100,7 +100,6 @@ impl CertRecord {
         }
     }
 
-
     /// The status as of `now`: an active or superseded certificate past notAfter is expired.
     pub fn status_at(&self, now: u64) -> CertStatus {
         match self.status {
@@ -188,7 +187,10 @@ pub struct MdmClient {
 pub enum IssuanceOutcome {
     /// Recorded; the device's earlier active certificates are now superseded (and some revoked,
     /// under `max_valid_per_device`).
-    Stored { superseded: Vec<String>, revoked: Vec<String> },
+    Stored {
+        superseded: Vec<String>,
+        revoked: Vec<String>,
+    },
     /// The transactionID was already issued for the same CSR: this is that certificate.
     AlreadyIssued(CertRecord, Vec<u8>),
     /// The transactionID was already used for a different CSR.

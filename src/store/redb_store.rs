@@ -89,18 +89,25 @@ fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
 impl RedbStore {
     /// Opens (or creates) the store file and checks its schema version.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
-        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(backend)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(backend)?;
         let txn = db.begin_write().map_err(backend)?;
         {
             let mut meta = txn.open_table(META).map_err(backend)?;
             let found = meta.get("schema_version").map_err(backend)?.map(|v| be_u64(v.value()));
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::SchemaTooNew { found: v, supported: SCHEMA_VERSION })
+                    return Err(StoreError::SchemaTooNew {
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    })
                 }
                 Some(_) => {}
                 None => {
-                    meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
+                    meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
+                        .map_err(backend)?;
                 }
             }
             // Create every table up front so that readers never meet a missing one.
@@ -118,7 +125,11 @@ impl RedbStore {
             txn.open_table(IDENTITY).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
-        Ok(RedbStore { db, path: path.to_path_buf(), unflushed: AtomicBool::new(false) })
+        Ok(RedbStore {
+            db,
+            path: path.to_path_buf(),
+            unflushed: AtomicBool::new(false),
+        })
     }
 }
 
@@ -126,7 +137,9 @@ impl Store for RedbStore {
     fn find_by_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let by_txn = txn.open_table(BY_TRANSACTION).map_err(backend)?;
-        let Some(serial) = by_txn.get(transaction_id).map_err(backend)? else { return Ok(None) };
+        let Some(serial) = by_txn.get(transaction_id).map_err(backend)? else {
+            return Ok(None);
+        };
         let certs = txn.open_table(CERTS).map_err(backend)?;
         let record = certs.get(serial.value()).map_err(backend)?;
         record.map(|r| decode_record(r.value())).transpose()
@@ -134,7 +147,10 @@ impl Store for RedbStore {
 
     fn record_issuances(&self, batch: &[Issuance]) -> Result<Vec<IssuanceOutcome>, StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        let outcomes = batch.iter().map(|issuance| record_one(&txn, issuance)).collect::<Result<Vec<_>, _>>()?;
+        let outcomes = batch
+            .iter()
+            .map(|issuance| record_one(&txn, issuance))
+            .collect::<Result<Vec<_>, _>>()?;
         if outcomes.iter().any(|o| matches!(o, IssuanceOutcome::Stored { .. })) {
             txn.commit().map_err(backend)?;
         } else {
@@ -146,7 +162,9 @@ impl Store for RedbStore {
     fn certificate(&self, serial: &Serial) -> Result<Option<(CertRecord, Vec<u8>)>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let certs = txn.open_table(CERTS).map_err(backend)?;
-        let Some(record) = certs.get(serial.0.as_slice()).map_err(backend)? else { return Ok(None) };
+        let Some(record) = certs.get(serial.0.as_slice()).map_err(backend)? else {
+            return Ok(None);
+        };
         let record = decode_record(record.value())?;
         let ders = txn.open_table(CERT_DER).map_err(backend)?;
         let der = ders
@@ -194,8 +212,12 @@ impl Store for RedbStore {
             let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
             let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
             for (hash, record) in batch {
-                challenges.insert(hash.as_slice(), encode(record)?.as_slice()).map_err(backend)?;
-                by_expiry.insert(expiry_key(record.expires_at, hash).as_slice(), ()).map_err(backend)?;
+                challenges
+                    .insert(hash.as_slice(), encode(record)?.as_slice())
+                    .map_err(backend)?;
+                by_expiry
+                    .insert(expiry_key(record.expires_at, hash).as_slice(), ())
+                    .map_err(backend)?;
             }
         }
         txn.commit().map_err(backend)?;
@@ -241,7 +263,10 @@ impl Store for RedbStore {
 
     fn put_mdm_client(&self, client: &MdmClient) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        txn.open_table(MDM_CLIENTS).map_err(backend)?.insert(client.name.as_str(), encode(client)?.as_slice()).map_err(backend)?;
+        txn.open_table(MDM_CLIENTS)
+            .map_err(backend)?
+            .insert(client.name.as_str(), encode(client)?.as_slice())
+            .map_err(backend)?;
         txn.commit().map_err(backend)
     }
 
@@ -265,7 +290,12 @@ impl Store for RedbStore {
 
     fn remove_mdm_client(&self, name: &str) -> Result<bool, StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        let existed = txn.open_table(MDM_CLIENTS).map_err(backend)?.remove(name).map_err(backend)?.is_some();
+        let existed = txn
+            .open_table(MDM_CLIENTS)
+            .map_err(backend)?
+            .remove(name)
+            .map_err(backend)?
+            .is_some();
         txn.commit().map_err(backend)?;
         Ok(existed)
     }
@@ -330,14 +360,23 @@ impl Store for RedbStore {
     fn revocation_epoch(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let meta = txn.open_table(META).map_err(backend)?;
-        let value = meta.get("revocation_epoch").map_err(backend)?.map(|v| be_u64(v.value()));
+        let value = meta
+            .get("revocation_epoch")
+            .map_err(backend)?
+            .map(|v| be_u64(v.value()));
         Ok(value.unwrap_or(0))
     }
 
     fn latest_crl(&self) -> Result<CrlState, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let last_number = counter(&txn.open_table(META).map_err(backend)?, "crl_number")?;
-        let published = txn.open_table(CRL).map_err(backend)?.get("latest").map_err(backend)?.map(|v| decode(v.value())).transpose()?;
+        let published = txn
+            .open_table(CRL)
+            .map_err(backend)?
+            .get("latest")
+            .map_err(backend)?
+            .map(|v| decode(v.value()))
+            .transpose()?;
         Ok(CrlState { last_number, published })
     }
 
@@ -348,7 +387,10 @@ impl Store for RedbStore {
             return Ok(false);
         }
         bump(&txn, "crl_number")?;
-        txn.open_table(CRL).map_err(backend)?.insert("latest", encode(crl)?.as_slice()).map_err(backend)?;
+        txn.open_table(CRL)
+            .map_err(backend)?
+            .insert("latest", encode(crl)?.as_slice())
+            .map_err(backend)?;
         txn.commit().map_err(backend)?;
         Ok(true)
     }
@@ -390,11 +432,20 @@ impl Store for RedbStore {
         txn.set_durability(Durability::None).map_err(backend)?;
         {
             let mut audit = txn.open_table(AUDIT).map_err(backend)?;
-            let mut next = audit.last().map_err(backend)?.map(|(k, _)| be_u64(k.value())).unwrap_or(0);
+            let mut next = audit
+                .last()
+                .map_err(backend)?
+                .map(|(k, _)| be_u64(k.value()))
+                .unwrap_or(0);
             for entry in entries {
                 next += 1;
-                let row = AuditEntry { seq: next, ..entry.clone() };
-                audit.insert(next.to_be_bytes().as_slice(), encode(&row)?.as_slice()).map_err(backend)?;
+                let row = AuditEntry {
+                    seq: next,
+                    ..entry.clone()
+                };
+                audit
+                    .insert(next.to_be_bytes().as_slice(), encode(&row)?.as_slice())
+                    .map_err(backend)?;
             }
         }
         txn.commit().map_err(backend)?;
@@ -406,7 +457,9 @@ impl Store for RedbStore {
         let txn = self.db.begin_read().map_err(backend)?;
         let audit = txn.open_table(AUDIT).map_err(backend)?;
         // Nothing comes after the last possible number (and `after + 1` would wrap to the start).
-        let Some(start) = after.checked_add(1) else { return Ok(Vec::new()) };
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
         let start = start.to_be_bytes();
         let mut out = Vec::new();
         for entry in audit.range(start.as_slice()..).map_err(backend)?.take(limit) {
@@ -442,12 +495,21 @@ impl Store for RedbStore {
         let ders = txn.open_table(CERT_DER).map_err(backend)?;
         for entry in txn.open_table(CERTS).map_err(backend)?.iter().map_err(backend)? {
             let (serial, record) = entry.map_err(backend)?;
-            let der = ders.get(serial.value()).map_err(backend)?.ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
-            sink(StoreItem::Certificate(decode_record(record.value())?, der.value().to_vec()))?;
+            let der = ders
+                .get(serial.value())
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
+            sink(StoreItem::Certificate(
+                decode_record(record.value())?,
+                der.value().to_vec(),
+            ))?;
         }
         for entry in txn.open_table(CHALLENGES).map_err(backend)?.iter().map_err(backend)? {
             let (hash, record) = entry.map_err(backend)?;
-            let hash = hash.value().try_into().map_err(|_| StoreError::Corrupt("challenge key".into()))?;
+            let hash = hash
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("challenge key".into()))?;
             sink(StoreItem::Challenge(hash, decode(record.value())?))?;
         }
         for entry in txn.open_table(MDM_CLIENTS).map_err(backend)?.iter().map_err(backend)? {
@@ -476,28 +538,46 @@ impl Store for RedbStore {
             match item {
                 StoreItem::Certificate(record, der) => insert_certificate(&txn, record, der)?,
                 StoreItem::Challenge(hash, record) => {
-                    txn.open_table(CHALLENGES).map_err(backend)?.insert(hash.as_slice(), encode(record)?.as_slice()).map_err(backend)?;
+                    txn.open_table(CHALLENGES)
+                        .map_err(backend)?
+                        .insert(hash.as_slice(), encode(record)?.as_slice())
+                        .map_err(backend)?;
                     txn.open_table(CHALLENGES_BY_EXPIRY)
                         .map_err(backend)?
                         .insert(expiry_key(record.expires_at, hash).as_slice(), ())
                         .map_err(backend)?;
                 }
                 StoreItem::MdmClient(client) => {
-                    txn.open_table(MDM_CLIENTS).map_err(backend)?.insert(client.name.as_str(), encode(client)?.as_slice()).map_err(backend)?;
+                    txn.open_table(MDM_CLIENTS)
+                        .map_err(backend)?
+                        .insert(client.name.as_str(), encode(client)?.as_slice())
+                        .map_err(backend)?;
                 }
                 StoreItem::Audit(entry) => {
-                    txn.open_table(AUDIT).map_err(backend)?.insert(entry.seq.to_be_bytes().as_slice(), encode(entry)?.as_slice()).map_err(backend)?;
+                    txn.open_table(AUDIT)
+                        .map_err(backend)?
+                        .insert(entry.seq.to_be_bytes().as_slice(), encode(entry)?.as_slice())
+                        .map_err(backend)?;
                 }
                 // The audit trail's next number follows from its last entry here.
                 StoreItem::Counter(name, _) if name == "audit_seq" => {}
                 StoreItem::Counter(name, value) => {
-                    txn.open_table(META).map_err(backend)?.insert(name.as_str(), value.to_be_bytes().as_slice()).map_err(backend)?;
+                    txn.open_table(META)
+                        .map_err(backend)?
+                        .insert(name.as_str(), value.to_be_bytes().as_slice())
+                        .map_err(backend)?;
                 }
                 StoreItem::Crl(crl) => {
-                    txn.open_table(CRL).map_err(backend)?.insert("latest", encode(crl)?.as_slice()).map_err(backend)?;
+                    txn.open_table(CRL)
+                        .map_err(backend)?
+                        .insert("latest", encode(crl)?.as_slice())
+                        .map_err(backend)?;
                 }
                 StoreItem::Identity(name, value) => {
-                    txn.open_table(IDENTITY).map_err(backend)?.insert(name.as_str(), value.as_str()).map_err(backend)?;
+                    txn.open_table(IDENTITY)
+                        .map_err(backend)?
+                        .insert(name.as_str(), value.as_str())
+                        .map_err(backend)?;
                 }
             }
         }
@@ -507,8 +587,16 @@ impl Store for RedbStore {
     fn is_empty(&self) -> Result<bool, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         Ok(txn.open_table(CERTS).map_err(backend)?.is_empty().map_err(backend)?
-            && txn.open_table(CHALLENGES).map_err(backend)?.is_empty().map_err(backend)?
-            && txn.open_table(MDM_CLIENTS).map_err(backend)?.is_empty().map_err(backend)?
+            && txn
+                .open_table(CHALLENGES)
+                .map_err(backend)?
+                .is_empty()
+                .map_err(backend)?
+            && txn
+                .open_table(MDM_CLIENTS)
+                .map_err(backend)?
+                .is_empty()
+                .map_err(backend)?
             && txn.open_table(AUDIT).map_err(backend)?.is_empty().map_err(backend)?
             && txn.open_table(CRL).map_err(backend)?.is_empty().map_err(backend)?)
     }
@@ -556,7 +644,10 @@ fn get_record(txn: &redb::WriteTransaction, serial: &[u8]) -> Result<Option<Cert
 }
 
 fn put_record(txn: &redb::WriteTransaction, serial: &[u8], record: &CertRecord) -> Result<(), StoreError> {
-    txn.open_table(CERTS).map_err(backend)?.insert(serial, encode(record)?.as_slice()).map_err(backend)?;
+    txn.open_table(CERTS)
+        .map_err(backend)?
+        .insert(serial, encode(record)?.as_slice())
+        .map_err(backend)?;
     Ok(())
 }
 
@@ -575,16 +666,28 @@ fn device_serials(txn: &redb::WriteTransaction, device: &str) -> Result<Vec<Vec<
 
 /// Revokes one certificate inside `txn` (the caller checked it exists and is not revoked).
 fn revoke_in(txn: &redb::WriteTransaction, serial: &[u8], reason: &str, at: u64) -> Result<CertRecord, StoreError> {
-    let mut record = get_record(txn, serial)?.ok_or_else(|| StoreError::Corrupt("revoking a missing certificate".into()))?;
+    let mut record =
+        get_record(txn, serial)?.ok_or_else(|| StoreError::Corrupt("revoking a missing certificate".into()))?;
     if let (CertStatus::Superseded, Some(when)) = (record.status, record.superseded_at) {
-        txn.open_table(SUPERSEDED).map_err(backend)?.remove([&when.to_be_bytes()[..], serial].concat().as_slice()).map_err(backend)?;
+        txn.open_table(SUPERSEDED)
+            .map_err(backend)?
+            .remove([&when.to_be_bytes()[..], serial].concat().as_slice())
+            .map_err(backend)?;
     }
     record.status = CertStatus::Revoked;
     record.revoked_at = Some(at);
     record.revocation_reason = Some(reason.to_string());
     put_record(txn, serial, &record)?;
-    let row = RevokedRow { serial: record.serial.clone(), revoked_at: at, reason: reason.to_string(), not_after: record.not_after };
-    txn.open_table(REVOKED).map_err(backend)?.insert(serial, encode(&row)?.as_slice()).map_err(backend)?;
+    let row = RevokedRow {
+        serial: record.serial.clone(),
+        revoked_at: at,
+        reason: reason.to_string(),
+        not_after: record.not_after,
+    };
+    txn.open_table(REVOKED)
+        .map_err(backend)?
+        .insert(serial, encode(&row)?.as_slice())
+        .map_err(backend)?;
     bump(txn, "revocation_epoch")?;
     Ok(record)
 }
@@ -600,13 +703,18 @@ fn supersede_device(
     let mut superseded = Vec::new();
     let mut valid = Vec::new();
     for serial in device_serials(txn, device)? {
-        let Some(mut record) = get_record(txn, &serial)? else { continue };
+        let Some(mut record) = get_record(txn, &serial)? else {
+            continue;
+        };
         if record.status == CertStatus::Active && record.not_after > now {
             record.status = CertStatus::Superseded;
             record.superseded_by = Some(issuance.record.serial.clone());
             record.superseded_at = Some(now);
             put_record(txn, &serial, &record)?;
-            txn.open_table(SUPERSEDED).map_err(backend)?.insert([&now.to_be_bytes()[..], &serial].concat().as_slice(), ()).map_err(backend)?;
+            txn.open_table(SUPERSEDED)
+                .map_err(backend)?
+                .insert([&now.to_be_bytes()[..], &serial].concat().as_slice(), ())
+                .map_err(backend)?;
             superseded.push(record.serial.clone());
         }
         if matches!(record.status, CertStatus::Active | CertStatus::Superseded) && record.not_after > now {
@@ -652,7 +760,13 @@ fn record_one(txn: &redb::WriteTransaction, issuance: &Issuance) -> Result<Issua
         }
     } else if get_record(txn, &serial)?.is_some() {
         IssuanceOutcome::SerialTaken
-    } else if !issuance.redeems.as_ref().map(|h| redeem(txn, h)).transpose()?.unwrap_or(true) {
+    } else if !issuance
+        .redeems
+        .as_ref()
+        .map(|h| redeem(txn, h))
+        .transpose()?
+        .unwrap_or(true)
+    {
         IssuanceOutcome::ChallengeUnavailable
     } else {
         let now = issuance.record.issued_at;
@@ -672,19 +786,39 @@ fn record_one(txn: &redb::WriteTransaction, issuance: &Issuance) -> Result<Issua
 fn insert_certificate(txn: &redb::WriteTransaction, record: &CertRecord, der: &[u8]) -> Result<(), StoreError> {
     let serial = hex::decode(&record.serial).map_err(|_| StoreError::Corrupt(format!("serial {}", record.serial)))?;
     put_record(txn, &serial, record)?;
-    txn.open_table(CERT_DER).map_err(backend)?.insert(serial.as_slice(), der).map_err(backend)?;
-    txn.open_table(BY_TRANSACTION).map_err(backend)?.insert(record.transaction_id.as_str(), serial.as_slice()).map_err(backend)?;
+    txn.open_table(CERT_DER)
+        .map_err(backend)?
+        .insert(serial.as_slice(), der)
+        .map_err(backend)?;
+    txn.open_table(BY_TRANSACTION)
+        .map_err(backend)?
+        .insert(record.transaction_id.as_str(), serial.as_slice())
+        .map_err(backend)?;
     if let Some(device) = &record.device_id {
-        txn.open_table(BY_DEVICE).map_err(backend)?.insert(device_key(device, &serial).as_slice(), ()).map_err(backend)?;
+        txn.open_table(BY_DEVICE)
+            .map_err(backend)?
+            .insert(device_key(device, &serial).as_slice(), ())
+            .map_err(backend)?;
     }
     match (record.status, record.superseded_at, record.revoked_at) {
         (CertStatus::Superseded, Some(when), _) => {
-            txn.open_table(SUPERSEDED).map_err(backend)?.insert([&when.to_be_bytes()[..], &serial].concat().as_slice(), ()).map_err(backend)?;
+            txn.open_table(SUPERSEDED)
+                .map_err(backend)?
+                .insert([&when.to_be_bytes()[..], &serial].concat().as_slice(), ())
+                .map_err(backend)?;
         }
         (CertStatus::Revoked, _, Some(at)) => {
             let reason = record.revocation_reason.clone().unwrap_or_else(|| "unspecified".into());
-            let row = RevokedRow { serial: record.serial.clone(), revoked_at: at, reason, not_after: record.not_after };
-            txn.open_table(REVOKED).map_err(backend)?.insert(serial.as_slice(), encode(&row)?.as_slice()).map_err(backend)?;
+            let row = RevokedRow {
+                serial: record.serial.clone(),
+                revoked_at: at,
+                reason,
+                not_after: record.not_after,
+            };
+            txn.open_table(REVOKED)
+                .map_err(backend)?
+                .insert(serial.as_slice(), encode(&row)?.as_slice())
+                .map_err(backend)?;
         }
         _ => {}
     }
@@ -694,7 +828,12 @@ fn insert_certificate(txn: &redb::WriteTransaction, record: &CertRecord, der: &[
 /// Marks a usable challenge redeemed inside `txn`; false when it is unknown, used or expired.
 fn redeem(txn: &redb::WriteTransaction, hash: &ChallengeHash) -> Result<bool, StoreError> {
     let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
-    let Some(mut record) = challenges.get(hash.as_slice()).map_err(backend)?.map(|r| decode::<ChallengeRecord>(r.value())).transpose()? else {
+    let Some(mut record) = challenges
+        .get(hash.as_slice())
+        .map_err(backend)?
+        .map(|r| decode::<ChallengeRecord>(r.value()))
+        .transpose()?
+    else {
         return Ok(false);
     };
     let now = scepd_ca::time::unix_now();
@@ -702,6 +841,8 @@ fn redeem(txn: &redb::WriteTransaction, hash: &ChallengeHash) -> Result<bool, St
         return Ok(false);
     }
     record.redeemed_at = Some(now);
-    challenges.insert(hash.as_slice(), encode(&record)?.as_slice()).map_err(backend)?;
+    challenges
+        .insert(hash.as_slice(), encode(&record)?.as_slice())
+        .map_err(backend)?;
     Ok(true)
 }

@@ -12,24 +12,43 @@ use crate::support::requester::{recipient, Opts};
 use crate::support::{http, Requester, Server};
 
 pub(crate) fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 /// `scepd mdm add NAME`: the password alone on the last line.
 pub(crate) fn add_mdm(server: &Server, name: &str) -> String {
     let out = server.cli(&["mdm", "add", name]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
 }
 
 fn ndes(server: &Server, path: &str, auth: &str) -> http::Response {
-    http::request("GET", &format!("{}{path}", server.base), &[("Authorization", auth)], b"").unwrap()
+    http::request(
+        "GET",
+        &format!("{}{path}", server.base),
+        &[("Authorization", auth)],
+        b"",
+    )
+    .unwrap()
 }
 
 /// The challenge as Fleet reads it from the NDES page.
 fn fleet_parse(html: &str) -> String {
     let re = regex::Regex::new(r"(?i)The enrollment challenge password is: <B> (?P<password>\S*)").unwrap();
-    re.captures(html).expect("Fleet's regex matches").name("password").unwrap().as_str().to_string()
+    re.captures(html)
+        .expect("Fleet's regex matches")
+        .name("password")
+        .unwrap()
+        .as_str()
+        .to_string()
 }
 
 fn jamf_body(event: &str) -> Vec<u8> {
@@ -37,11 +56,19 @@ fn jamf_body(event: &str) -> Vec<u8> {
         "webhook": {"id": 7, "name": "scepd", "webhookEvent": event},
         "event": {"scepServerUrl": "https://scep.example.test/scep", "payloadIdentifier": "com.example.scep.payload-1",
                   "payloadTypes": ["com.apple.security.scep"]}
-    }).to_string().into_bytes()
+    })
+    .to_string()
+    .into_bytes()
 }
 
 fn api_challenge(server: &Server, auth: &str, body: &str) -> http::Response {
-    http::request("POST", &format!("{}/api/v1/challenges", server.base), &[("Authorization", auth), ("Content-Type", "application/json")], body.as_bytes()).unwrap()
+    http::request(
+        "POST",
+        &format!("{}/api/v1/challenges", server.base),
+        &[("Authorization", auth), ("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap()
 }
 
 pub(crate) fn api_mint(server: &Server, auth: &str, body: &str) -> String {
@@ -52,7 +79,12 @@ pub(crate) fn api_mint(server: &Server, auth: &str, body: &str) -> String {
 }
 
 pub(crate) fn admin_auth(server: &Server) -> String {
-    format!("Bearer {}", std::fs::read_to_string(server.data().join("admin.token")).unwrap().trim())
+    format!(
+        "Bearer {}",
+        std::fs::read_to_string(server.data().join("admin.token"))
+            .unwrap()
+            .trim()
+    )
 }
 
 #[test]
@@ -67,20 +99,37 @@ fn ndes_page_format_auth_and_lifetime() {
         assert_eq!(resp.header("cache-control"), Some("no-store"));
         let html = resp.text();
         let challenge = fleet_parse(&html);
-        assert!(html.contains(&format!("The enrollment challenge password is: <B> {challenge} </B>")), "{html}");
-        assert!(challenge.len() >= 22 && challenge.bytes().all(|b| b.is_ascii_alphanumeric()), "{challenge}");
-        assert!(html.contains("can be used only once") && html.contains("expire within 30 minutes"), "{html}");
+        assert!(
+            html.contains(&format!("The enrollment challenge password is: <B> {challenge} </B>")),
+            "{html}"
+        );
+        assert!(
+            challenge.len() >= 22 && challenge.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{challenge}"
+        );
+        assert!(
+            html.contains("can be used only once") && html.contains("expire within 30 minutes"),
+            "{html}"
+        );
     }
     // Two fetches, two challenges.
     let a = fleet_parse(&ndes(&server, "/certsrv/mscep_admin/", &basic("jamf-pro", &password)).text());
     let b = fleet_parse(&ndes(&server, "/certsrv/mscep_admin/", &basic("jamf-pro", &password)).text());
     assert_ne!(a, b);
-    for auth in [basic("jamf-pro", "wrong"), basic("nobody", &password), "Basic !!!".to_string(), String::new()] {
+    for auth in [
+        basic("jamf-pro", "wrong"),
+        basic("nobody", &password),
+        "Basic !!!".to_string(),
+        String::new(),
+    ] {
         let resp = ndes(&server, "/certsrv/mscep_admin/", &auth);
         assert_eq!(resp.status, 401, "{auth}");
         assert_eq!(resp.header("www-authenticate"), Some("Basic realm=\"scepd\""));
     }
-    assert!(!server.log_text().contains(&a) && !server.log_text().contains(&password), "secrets must not be logged");
+    assert!(
+        !server.log_text().contains(&a) && !server.log_text().contains(&password),
+        "secrets must not be logged"
+    );
 }
 
 #[test]
@@ -93,24 +142,55 @@ fn jamf_webhook_and_json_api() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(resp.header("content-type").unwrap().starts_with("text/plain"));
     let challenge = resp.text();
-    assert!(challenge.len() >= 22 && challenge.bytes().all(|b| b.is_ascii_alphanumeric()), "bare challenge: {challenge:?}");
-    assert!(server.log_text().contains("payload_identifier=com.example.scep.payload-1"), "payloadIdentifier recorded");
-    assert_eq!(http::request("POST", &url, &[("Authorization", &auth)], &jamf_body("ComputerAdded")).unwrap().status, 400);
-    assert_eq!(http::request("POST", &url, &[("Authorization", &auth)], b"{not json").unwrap().status, 400);
-    assert_eq!(http::request("POST", &url, &[], &jamf_body("SCEPChallenge")).unwrap().status, 401);
+    assert!(
+        challenge.len() >= 22 && challenge.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "bare challenge: {challenge:?}"
+    );
+    assert!(
+        server
+            .log_text()
+            .contains("payload_identifier=com.example.scep.payload-1"),
+        "payloadIdentifier recorded"
+    );
+    assert_eq!(
+        http::request("POST", &url, &[("Authorization", &auth)], &jamf_body("ComputerAdded"))
+            .unwrap()
+            .status,
+        400
+    );
+    assert_eq!(
+        http::request("POST", &url, &[("Authorization", &auth)], b"{not json")
+            .unwrap()
+            .status,
+        400
+    );
+    assert_eq!(
+        http::request("POST", &url, &[], &jamf_body("SCEPChallenge"))
+            .unwrap()
+            .status,
+        401
+    );
 
     // JSON API with MDM credentials and with the admin token.
     let resp = api_challenge(&server, &auth, r#"{"device_id": "C02XYZ", "ttl_seconds": 600}"#);
     assert_eq!(resp.status, 201);
     let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
-    let expires = time::OffsetDateTime::parse(v["expires_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let expires = time::OffsetDateTime::parse(
+        v["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     let ttl = (expires - time::OffsetDateTime::now_utc()).whole_seconds();
     assert!((590..=600).contains(&ttl), "expires in {ttl} s");
     let resp = api_challenge(&server, &admin_auth(&server), r#"{"ttl_seconds": 999999999}"#);
     assert_eq!(resp.status, 201);
     let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(v["ttl_seconds"], 7200, "capped at challenge_max_ttl");
-    assert_eq!(api_challenge(&server, &admin_auth(&server), "").status, 201, "an empty body is allowed");
+    assert_eq!(
+        api_challenge(&server, &admin_auth(&server), "").status,
+        201,
+        "an empty body is allowed"
+    );
     assert_eq!(api_challenge(&server, &auth, r#"{"colour": "red"}"#).status, 400);
     assert_eq!(api_challenge(&server, &auth, r#"{"ttl_seconds": 0}"#).status, 400);
     assert_eq!(api_challenge(&server, &basic("jamf", "nope"), "{}").status, 401);
@@ -133,18 +213,32 @@ fn mdm_credentials_list_rotate_remove_and_rate_limit() {
     let list = server.cli(&["mdm", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v[0]["name"], "fleet");
-    assert!(!String::from_utf8_lossy(&list.stdout).contains(&first), "passwords are never listed");
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&first),
+        "passwords are never listed"
+    );
 
     let out = server.cli(&["mdm", "rotate", "fleet"]);
     assert!(out.status.success());
-    let second = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string();
+    let second = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     assert_ne!(first, second);
-    assert_eq!(ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &second)).status, 200);
+    assert_eq!(
+        ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &second)).status,
+        200
+    );
 
     // The old password fails; after three failures this address is refused even with the
     // right password, with Retry-After.
     for _ in 0..3 {
-        assert_eq!(ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &first)).status, 401);
+        assert_eq!(
+            ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &first)).status,
+            401
+        );
     }
     let limited = ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &second));
     assert_eq!(limited.status, 429);
@@ -163,9 +257,19 @@ fn real_clients_redeem_challenges_from_every_endpoint_once() {
     let password = add_mdm(&server, "mdm");
     let auth = basic("mdm", &password);
     let from_ndes = fleet_parse(&ndes(&server, "/certsrv/mscep_admin/", &auth).text());
-    let from_jamf = http::request("POST", &format!("{}/api/v1/webhooks/jamf/scep-challenge", server.base), &[("Authorization", &auth)], &jamf_body("SCEPChallenge")).unwrap().text();
+    let from_jamf = http::request(
+        "POST",
+        &format!("{}/api/v1/webhooks/jamf/scep-challenge", server.base),
+        &[("Authorization", &auth)],
+        &jamf_body("SCEPChallenge"),
+    )
+    .unwrap()
+    .text();
     let from_api = api_mint(&server, &auth, "{}");
-    let from_cli = String::from_utf8(server.cli(&["challenge", "new"]).stdout).unwrap().trim().to_string();
+    let from_cli = String::from_utf8(server.cli(&["challenge", "new"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
 
     for (i, challenge) in [&from_ndes, &from_jamf].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
@@ -173,16 +277,41 @@ fn real_clients_redeem_challenges_from_every_endpoint_once() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         // The same challenge again: refused.
         let again = tempfile::tempdir().unwrap();
-        let out = scepclient(again.path(), &server.scep_url(), challenge, &format!("scepclient-{i}-again"));
+        let out = scepclient(
+            again.path(),
+            &server.scep_url(),
+            challenge,
+            &format!("scepclient-{i}-again"),
+        );
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("badRequest") || String::from_utf8_lossy(&out.stdout).contains("badRequest"));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("badRequest")
+                || String::from_utf8_lossy(&out.stdout).contains("badRequest")
+        );
     }
     for (i, challenge) in [&from_api, &from_cli].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
-        let out = certmonger(&server.scep_url(), &server.ca_pem(), challenge, &format!("certmonger-{i}"), &dir.path().join("a"));
+        let out = certmonger(
+            &server.scep_url(),
+            &server.ca_pem(),
+            challenge,
+            &format!("certmonger-{i}"),
+            &dir.path().join("a"),
+        );
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let out = certmonger(&server.scep_url(), &server.ca_pem(), challenge, &format!("certmonger-{i}-again"), &dir.path().join("b"));
-        assert_eq!(out.status.code(), Some(5), "reused challenge must be rejected: {}", String::from_utf8_lossy(&out.stderr));
+        let out = certmonger(
+            &server.scep_url(),
+            &server.ca_pem(),
+            challenge,
+            &format!("certmonger-{i}-again"),
+            &dir.path().join("b"),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "reused challenge must be rejected: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // An expired challenge, with a real client.
     let expiring = api_mint(&server, &auth, r#"{"ttl_seconds": 1}"#);
@@ -202,14 +331,22 @@ fn expired_unknown_and_mismatched_challenges_get_the_same_answer() {
     let ra = recipient(&server.scep_url());
     let requester = Requester::new(KeyBits::Rsa2048);
     let enroll = |cn: &str, challenge: &str| {
-        requester.post(&server.scep_url(), &requester.message(&requester.csr(cn, Some(challenge)), &ra, &Opts::default()))
+        requester.post(
+            &server.scep_url(),
+            &requester.message(&requester.csr(cn, Some(challenge)), &ra, &Opts::default()),
+        )
     };
     let short = api_mint(&server, &admin, r#"{"ttl_seconds": 1}"#);
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let bound = api_mint(&server, &admin, r#"{"device_id": "UDID-1234"}"#);
     let cn_bound = api_mint(&server, &admin, r#"{"subject_cn": "exact-cn"}"#);
     let mut texts = HashSet::new();
-    for (cn, challenge) in [("CN=x", short.as_str()), ("CN=x", "NoSuchChallenge0000000"), ("CN=other-device", bound.as_str()), ("CN=not-exact", cn_bound.as_str())] {
+    for (cn, challenge) in [
+        ("CN=x", short.as_str()),
+        ("CN=x", "NoSuchChallenge0000000"),
+        ("CN=other-device", bound.as_str()),
+        ("CN=not-exact", cn_bound.as_str()),
+    ] {
         let rep = enroll(cn, challenge);
         assert_eq!(rep.header.reply.pki_status.as_deref(), Some("2"));
         assert_eq!(rep.header.reply.fail_info.as_deref(), Some("2"));
@@ -218,13 +355,20 @@ fn expired_unknown_and_mismatched_challenges_get_the_same_answer() {
     assert_eq!(texts.len(), 1, "no oracle: {texts:?}");
     let log = server.log_text();
     for reason in ["expired", "unknown", "mismatch"] {
-        assert!(log.contains(&format!("challenge_rejection=\"{reason}\"")), "{reason} not logged");
+        assert!(
+            log.contains(&format!("challenge_rejection=\"{reason}\"")),
+            "{reason} not logged"
+        );
     }
     // The bound challenges still work for a matching CSR; the device is recorded.
     let rep = enroll("CN=Mac managementAttestation UDID-1234", &bound);
     assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"));
-    assert_eq!(enroll("CN=exact-cn", &cn_bound).header.reply.pki_status.as_deref(), Some("0"));
-    let list: serde_json::Value = serde_json::from_slice(&server.cli(&["cert", "list", "--json", "--device", "UDID-1234"]).stdout).unwrap();
+    assert_eq!(
+        enroll("CN=exact-cn", &cn_bound).header.reply.pki_status.as_deref(),
+        Some("0")
+    );
+    let list: serde_json::Value =
+        serde_json::from_slice(&server.cli(&["cert", "list", "--json", "--device", "UDID-1234"]).stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["device_id"], "UDID-1234");
 }
@@ -240,7 +384,14 @@ fn concurrent_requests_sharing_one_challenge_get_exactly_one_certificate() {
     let messages: Vec<(usize, Vec<u8>)> = (0..32)
         .map(|i| {
             let r = &requesters[i % 4];
-            (i % 4, r.message(&r.csr(&format!("CN=racer-{i}"), Some(&challenge)), &ra, &Opts::default()))
+            (
+                i % 4,
+                r.message(
+                    &r.csr(&format!("CN=racer-{i}"), Some(&challenge)),
+                    &ra,
+                    &Opts::default(),
+                ),
+            )
         })
         .collect();
     let successes = AtomicUsize::new(0);
@@ -252,7 +403,9 @@ fn concurrent_requests_sharing_one_challenge_get_exactly_one_certificate() {
                 barrier.wait();
                 let rep = requesters[*who].post(&server.scep_url(), message);
                 match rep.header.reply.pki_status.as_deref() {
-                    Some("0") => { successes.fetch_add(1, Ordering::SeqCst); }
+                    Some("0") => {
+                        successes.fetch_add(1, Ordering::SeqCst);
+                    }
                     Some("2") => assert_eq!(rep.header.reply.fail_info.as_deref(), Some("2")),
                     other => panic!("unexpected status {other:?}"),
                 }
@@ -274,12 +427,26 @@ fn a_redeemed_challenge_stays_redeemed_after_kill_9() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let ra = recipient(&server.scep_url());
     let requester = Requester::new(KeyBits::Rsa2048);
-    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=crash", Some(&challenge)), &ra, &Opts::default()));
+    let rep = requester.post(
+        &server.scep_url(),
+        &requester.message(&requester.csr("CN=crash", Some(&challenge)), &ra, &Opts::default()),
+    );
     assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"));
     server.kill();
     let server = Server::start_in(&data, &[]);
-    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=crash-again", Some(&challenge)), &ra, &Opts::default()));
-    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("2"), "redeemed before the crash, redeemed after");
+    let rep = requester.post(
+        &server.scep_url(),
+        &requester.message(
+            &requester.csr("CN=crash-again", Some(&challenge)),
+            &ra,
+            &Opts::default(),
+        ),
+    );
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("2"),
+        "redeemed before the crash, redeemed after"
+    );
     let list: serde_json::Value = serde_json::from_slice(&server.cli(&["cert", "list", "--json"]).stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "the certificate survived the crash");
 }
@@ -294,20 +461,35 @@ fn expired_challenges_are_swept_and_static_still_works() {
     }
     let kept = api_mint(&server, &admin, r#"{"ttl_seconds": 3600}"#);
     let stats = |server: &Server| -> u64 {
-        let r = http::request("GET", &format!("{}/api/v1/stats", server.base), &[("Authorization", &admin)], b"").unwrap();
-        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["challenges_stored"].as_u64().unwrap()
+        let r = http::request(
+            "GET",
+            &format!("{}/api/v1/stats", server.base),
+            &[("Authorization", &admin)],
+            b"",
+        )
+        .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["challenges_stored"]
+            .as_u64()
+            .unwrap()
     };
     assert!(stats(&server) >= 51);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while stats(&server) != 1 {
-        assert!(std::time::Instant::now() < deadline, "expired challenges were not swept: {}", stats(&server));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired challenges were not swept: {}",
+            stats(&server)
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     // Both the static and the kept dynamic challenge are accepted.
     let ra = recipient(&server.scep_url());
     let requester = Requester::new(KeyBits::Rsa2048);
     for (cn, c) in [("CN=kandji", "kandji-static"), ("CN=dynamic", kept.as_str())] {
-        let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr(cn, Some(c)), &ra, &Opts::default()));
+        let rep = requester.post(
+            &server.scep_url(),
+            &requester.message(&requester.csr(cn, Some(c)), &ra, &Opts::default()),
+        );
         assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{cn}");
     }
 }

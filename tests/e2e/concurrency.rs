@@ -24,9 +24,20 @@ fn two_hundred_enrollments_at_concurrency_16() {
                 for i in (worker..200).step_by(16) {
                     let csr = requester.csr(&format!("CN=device-{i}"), Some(CHALLENGE));
                     let rep = requester.post(&server.scep_url(), &requester.message(&csr, ra, &Opts::default()));
-                    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
+                    assert_eq!(
+                        rep.header.reply.pki_status.as_deref(),
+                        Some("0"),
+                        "{:?}",
+                        rep.header.reply
+                    );
                     let cert: x509_cert::Certificate = der::Decode::from_der(&rep.certificates[0]).unwrap();
-                    let serial: String = cert.tbs_certificate().serial_number().as_bytes().iter().map(|b| format!("{b:02X}")).collect();
+                    let serial: String = cert
+                        .tbs_certificate()
+                        .serial_number()
+                        .as_bytes()
+                        .iter()
+                        .map(|b| format!("{b:02X}"))
+                        .collect();
                     serials.lock().unwrap().push(serial);
                 }
             });
@@ -39,7 +50,12 @@ fn two_hundred_enrollments_at_concurrency_16() {
     let out = server.cli(&["cert", "list", "--json"]);
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let listed: HashSet<String> = list.as_array().unwrap().iter().map(|c| c["serial"].as_str().unwrap().to_string()).collect();
+    let listed: HashSet<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(listed.len(), 200);
     for s in &serials {
         assert!(listed.contains(s), "{s} issued but not listed");
@@ -55,7 +71,16 @@ fn healthz_answers_while_enrollment_saturates_the_cores() {
     let ra = recipient(&server.scep_url());
     let requesters: Vec<Requester> = (0..4).map(|_| Requester::new(KeyBits::Rsa2048)).collect();
     let messages: Vec<(usize, Vec<u8>)> = (0..240)
-        .map(|i| (i % 4, requesters[i % 4].message(&requesters[i % 4].csr(&format!("CN=flood-{i}"), Some(CHALLENGE)), &ra, &Opts::default())))
+        .map(|i| {
+            (
+                i % 4,
+                requesters[i % 4].message(
+                    &requesters[i % 4].csr(&format!("CN=flood-{i}"), Some(CHALLENGE)),
+                    &ra,
+                    &Opts::default(),
+                ),
+            )
+        })
         .collect();
     let senders_left = AtomicUsize::new(messages.chunks(10).count());
     let mut worst = std::time::Duration::ZERO;
@@ -74,7 +99,12 @@ fn healthz_answers_while_enrollment_saturates_the_cores() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         while senders_left.load(Ordering::SeqCst) > 0 {
             let t = std::time::Instant::now();
-            assert_eq!(crate::support::http::get(&format!("{}/healthz", server.base)).unwrap().status, 200);
+            assert_eq!(
+                crate::support::http::get(&format!("{}/healthz", server.base))
+                    .unwrap()
+                    .status,
+                200
+            );
             worst = worst.max(t.elapsed());
             probes += 1;
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -82,5 +112,8 @@ fn healthz_answers_while_enrollment_saturates_the_cores() {
     });
     assert!(probes > 3, "the flood ended before it could be probed");
     // 24 senders keep both cores busy; a health check must not queue behind them.
-    assert!(worst < std::time::Duration::from_secs(1), "a health check took {worst:?} under load");
+    assert!(
+        worst < std::time::Duration::from_secs(1),
+        "a health check took {worst:?} under load"
+    );
 }

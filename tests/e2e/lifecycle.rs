@@ -19,7 +19,11 @@ pub(crate) fn list(server: &Server, args: &[&str]) -> Vec<serde_json::Value> {
     all.extend_from_slice(args);
     let out = server.cli(&all);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 pub(crate) fn fetch_crl(server: &Server, dir: &Path) -> (String, http::Response) {
@@ -28,20 +32,49 @@ pub(crate) fn fetch_crl(server: &Server, dir: &Path) -> (String, http::Response)
     openssl::write(dir, "crl.der", &resp.body);
     openssl::run(dir, &["crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem"]);
     // The CRL verifies with the CA.
-    let (ok, text) = openssl::try_run(dir, &["crl", "-in", "crl.pem", "-CAfile", server.ca_pem().to_str().unwrap(), "-noout"]);
+    let (ok, text) = openssl::try_run(
+        dir,
+        &[
+            "crl",
+            "-in",
+            "crl.pem",
+            "-CAfile",
+            server.ca_pem().to_str().unwrap(),
+            "-noout",
+        ],
+    );
     assert!(ok && text.contains("verify OK"), "{text}");
-    (String::from_utf8(openssl::run(dir, &["crl", "-in", "crl.pem", "-noout", "-text"])).unwrap(), resp)
+    (
+        String::from_utf8(openssl::run(dir, &["crl", "-in", "crl.pem", "-noout", "-text"])).unwrap(),
+        resp,
+    )
 }
 
 pub(crate) fn crl_number(text: &str) -> u64 {
-    let line = text.lines().skip_while(|l| !l.contains("X509v3 CRL Number")).nth(1).unwrap();
+    let line = text
+        .lines()
+        .skip_while(|l| !l.contains("X509v3 CRL Number"))
+        .nth(1)
+        .unwrap();
     line.trim().parse().unwrap()
 }
 
 pub(crate) fn ocsp_status(server: &Server, dir: &Path, leaf: &Path) -> String {
     let ca = server.ca_pem();
-    let (ok, text) = openssl::try_run(dir, &["ocsp", "-issuer", ca.to_str().unwrap(), "-cert", leaf.to_str().unwrap(),
-        "-url", &format!("{}/ocsp", server.base), "-CAfile", ca.to_str().unwrap()]);
+    let (ok, text) = openssl::try_run(
+        dir,
+        &[
+            "ocsp",
+            "-issuer",
+            ca.to_str().unwrap(),
+            "-cert",
+            leaf.to_str().unwrap(),
+            "-url",
+            &format!("{}/ocsp", server.base),
+            "-CAfile",
+            ca.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{text}");
     assert!(text.contains("Response verify OK"), "{text}");
     assert!(!text.contains("WARNING: no nonce"), "nonce echoed: {text}");
@@ -49,7 +82,18 @@ pub(crate) fn ocsp_status(server: &Server, dir: &Path, leaf: &Path) -> String {
 }
 
 fn verify_crl_check(server: &Server, dir: &Path, leaf: &Path) -> (bool, String) {
-    openssl::try_run(dir, &["verify", "-crl_check", "-CAfile", server.ca_pem().to_str().unwrap(), "-CRLfile", "crl.pem", leaf.to_str().unwrap()])
+    openssl::try_run(
+        dir,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            server.ca_pem().to_str().unwrap(),
+            "-CRLfile",
+            "crl.pem",
+            leaf.to_str().unwrap(),
+        ],
+    )
 }
 
 #[test]
@@ -77,12 +121,23 @@ fn reenroll_revoke_crl_ocsp_and_restart() {
     let leaf_new = second_dir.join("cert.pem");
 
     // The leaves point at the CRL and OCSP here, and /ca.crt is the CA.
-    let text = String::from_utf8(openssl::run(d, &["x509", "-in", leaf_new.to_str().unwrap(), "-noout", "-text"])).unwrap();
-    assert!(text.contains(&format!("URI:{}/crl", server.base)) && text.contains(&format!("OCSP - URI:{}/ocsp", server.base))
-        && text.contains(&format!("CA Issuers - URI:{}/ca.crt", server.base)), "{text}");
+    let text = String::from_utf8(openssl::run(
+        d,
+        &["x509", "-in", leaf_new.to_str().unwrap(), "-noout", "-text"],
+    ))
+    .unwrap();
+    assert!(
+        text.contains(&format!("URI:{}/crl", server.base))
+            && text.contains(&format!("OCSP - URI:{}/ocsp", server.base))
+            && text.contains(&format!("CA Issuers - URI:{}/ca.crt", server.base)),
+        "{text}"
+    );
     let ca_der = http::get(&format!("{}/ca.crt", server.base)).unwrap();
     assert_eq!(ca_der.header("content-type"), Some("application/pkix-cert"));
-    assert_eq!(scepd_ca::pem::encode("CERTIFICATE", &ca_der.body), std::fs::read_to_string(server.ca_pem()).unwrap());
+    assert_eq!(
+        scepd_ca::pem::encode("CERTIFICATE", &ca_der.body),
+        std::fs::read_to_string(server.ca_pem()).unwrap()
+    );
 
     let (crl_text, resp) = fetch_crl(&server, d);
     let number_before = crl_number(&crl_text);
@@ -95,15 +150,30 @@ fn reenroll_revoke_crl_ocsp_and_restart() {
 
     // Revoke the newest with a reason (lower case with colons).
     let serial = newest["serial"].as_str().unwrap().to_string();
-    let colons: String = serial.to_lowercase().as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
+    let colons: String = serial
+        .to_lowercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
     let out = server.cli(&["cert", "revoke", &colons, "--reason", "keyCompromise"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(server.cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"]).status.success(), "idempotent");
+    assert!(
+        server
+            .cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"])
+            .status
+            .success(),
+        "idempotent"
+    );
     let unknown = server.cli(&["cert", "revoke", &"4A".repeat(16)]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("404"));
 
     let (crl_text, _) = fetch_crl(&server, d);
-    assert!(crl_text.contains(&format!("Serial Number: {serial}")) && crl_text.contains("Key Compromise"), "{crl_text}");
+    assert!(
+        crl_text.contains(&format!("Serial Number: {serial}")) && crl_text.contains("Key Compromise"),
+        "{crl_text}"
+    );
     let number_after = crl_number(&crl_text);
     assert!(number_after > number_before, "CRL number must increase");
     let (ok, text) = verify_crl_check(&server, d, &leaf_new);
@@ -111,23 +181,64 @@ fn reenroll_revoke_crl_ocsp_and_restart() {
     let (ok, text) = verify_crl_check(&server, d, &leaf_old);
     assert!(ok, "the superseded certificate stays valid: {text}");
     let revoked = ocsp_status(&server, d, &leaf_new);
-    assert!(revoked.contains(": revoked") && revoked.contains("keyCompromise"), "{revoked}");
+    assert!(
+        revoked.contains(": revoked") && revoked.contains("keyCompromise"),
+        "{revoked}"
+    );
     assert!(ocsp_status(&server, d, &leaf_old).contains(": good"));
 
     // OCSP over GET, with the request made by openssl.
-    openssl::run(d, &["ocsp", "-issuer", server.ca_pem().to_str().unwrap(), "-cert", leaf_new.to_str().unwrap(), "-reqout", "req.der", "-no_nonce"]);
-    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, std::fs::read(d.join("req.der")).unwrap());
-    let resp = http::get(&format!("{}/ocsp/{}", server.base, b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"))).unwrap();
+    openssl::run(
+        d,
+        &[
+            "ocsp",
+            "-issuer",
+            server.ca_pem().to_str().unwrap(),
+            "-cert",
+            leaf_new.to_str().unwrap(),
+            "-reqout",
+            "req.der",
+            "-no_nonce",
+        ],
+    );
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(d.join("req.der")).unwrap(),
+    );
+    let resp = http::get(&format!(
+        "{}/ocsp/{}",
+        server.base,
+        b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+    ))
+    .unwrap();
     assert_eq!(resp.header("content-type"), Some("application/ocsp-response"));
     openssl::write(d, "resp.der", &resp.body);
-    let (ok, text) = openssl::try_run(d, &["ocsp", "-respin", "resp.der", "-issuer", server.ca_pem().to_str().unwrap(),
-        "-cert", leaf_new.to_str().unwrap(), "-CAfile", server.ca_pem().to_str().unwrap()]);
+    let (ok, text) = openssl::try_run(
+        d,
+        &[
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            server.ca_pem().to_str().unwrap(),
+            "-cert",
+            leaf_new.to_str().unwrap(),
+            "-CAfile",
+            server.ca_pem().to_str().unwrap(),
+        ],
+    );
     assert!(ok && text.contains(": revoked"), "{text}");
 
     // PEM forms, and the other CRL path.
     let pem = http::get(&format!("{}/crl?format=pem", server.base)).unwrap();
     assert!(pem.text().starts_with("-----BEGIN X509 CRL-----"));
-    let pem = http::request("GET", &format!("{}/crl/scepd.crl", server.base), &[("Accept", "application/x-pem-file")], b"").unwrap();
+    let pem = http::request(
+        "GET",
+        &format!("{}/crl/scepd.crl", server.base),
+        &[("Accept", "application/x-pem-file")],
+        b"",
+    )
+    .unwrap();
     assert!(pem.text().starts_with("-----BEGIN X509 CRL-----"));
 
     // Device revoke takes the superseded one too; the CRL number moves on.
@@ -144,7 +255,10 @@ fn reenroll_revoke_crl_ocsp_and_restart() {
     let server = Server::start_in(&data, &["--static-challenge", CHALLENGE, "--allow-des"]);
     let certs = list(&server, &["--device", "laptop-42"]);
     assert!(certs.iter().all(|c| c["status"] == "revoked"), "{certs:?}");
-    assert_eq!(certs.iter().find(|c| c["serial"] == serial.as_str()).unwrap()["revocation_reason"], "keyCompromise");
+    assert_eq!(
+        certs.iter().find(|c| c["serial"] == serial.as_str()).unwrap()["revocation_reason"],
+        "keyCompromise"
+    );
     // (The store keeps the published CRL: the restarted server serves that one, not an older.)
     let (crl_text, _) = fetch_crl(&server, d);
     assert!(crl_number(&crl_text) >= number_device);
@@ -154,26 +268,53 @@ fn reenroll_revoke_crl_ocsp_and_restart() {
 
 fn enroll(server: &Server, requester: &Requester, cn: &str) -> Vec<u8> {
     let ra = recipient(&server.scep_url());
-    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr(cn, Some(CHALLENGE)), &ra, &Opts::default()));
-    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
+    let rep = requester.post(
+        &server.scep_url(),
+        &requester.message(&requester.csr(cn, Some(CHALLENGE)), &ra, &Opts::default()),
+    );
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
     rep.certificates[0].clone()
 }
 
 /// A requester that signs with an issued certificate and its key (how RenewalReq is signed).
 fn holder_of(cert_der: &[u8], key_pem: &str) -> Requester {
     let cert = x509_cert::Certificate::from_der(cert_der).unwrap();
-    Requester { identity: Identity { cert, der: cert_der.to_vec(), key: scepd_ca::RsaKey::from_pem(key_pem).unwrap() } }
+    Requester {
+        identity: Identity {
+            cert,
+            der: cert_der.to_vec(),
+            key: scepd_ca::RsaKey::from_pem(key_pem).unwrap(),
+        },
+    }
 }
 
 fn renew(server: &Server, holder: &Requester, csr: &[u8]) -> scepd::scep::client::CertRep {
     let ra = recipient(&server.scep_url());
-    let opts = Opts { message_type: MessageType::RenewalReq, ..Default::default() };
+    let opts = Opts {
+        message_type: MessageType::RenewalReq,
+        ..Default::default()
+    };
     holder.post(&server.scep_url(), &holder.message(csr, &ra, &opts))
 }
 
 fn assert_failure(rep: &scepd::scep::client::CertRep, fail_info: &str) {
-    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("2"), "{:?}", rep.header.reply);
-    assert_eq!(rep.header.reply.fail_info.as_deref(), Some(fail_info), "{:?}", rep.header.reply);
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("2"),
+        "{:?}",
+        rep.header.reply
+    );
+    assert_eq!(
+        rep.header.reply.fail_info.as_deref(),
+        Some(fail_info),
+        "{:?}",
+        rep.header.reply
+    );
 }
 
 #[test]
@@ -185,14 +326,26 @@ fn renewal_req_window_key_and_signer_checks() {
     let next = Requester::new(KeyBits::Rsa2048);
 
     // A renewal keeps the identity: another subject is refused.
-    let rep = renew(&server, &holder, &Requester::new(KeyBits::Rsa2048).csr("CN=someone-else", None));
+    let rep = renew(
+        &server,
+        &holder,
+        &Requester::new(KeyBits::Rsa2048).csr("CN=someone-else", None),
+    );
     assert_failure(&rep, "2");
-    assert_eq!(rep.header.reply.fail_info_text.as_deref(), Some("a renewal must keep the subject and subjectAltName"));
+    assert_eq!(
+        rep.header.reply.fail_info_text.as_deref(),
+        Some("a renewal must keep the subject and subjectAltName")
+    );
     // The same key again is refused (allow_key_reuse is off).
     assert_failure(&renew(&server, &holder, &original.csr("CN=renewing-device", None)), "2");
     // A new key, no challenge needed: renewed, same device, the old one superseded.
     let rep = renew(&server, &holder, &next.csr("CN=renewing-device", None));
-    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
     let certs = list(&server, &["--device", "renewing-device"]);
     assert_eq!(certs.len(), 2);
     assert_eq!(certs[0]["kind"], "renewal");
@@ -200,35 +353,129 @@ fn renewal_req_window_key_and_signer_checks() {
 
     let cert2 = rep.certificates[0].clone();
     // The superseded certificate cannot renew (it would supersede the current one).
-    let again = renew(&server, &holder, &Requester::new(KeyBits::Rsa2048).csr("CN=renewing-device", None));
-    assert_eq!(again.header.reply.fail_info_text.as_deref(), Some("the certificate to renew is superseded"));
+    let again = renew(
+        &server,
+        &holder,
+        &Requester::new(KeyBits::Rsa2048).csr("CN=renewing-device", None),
+    );
+    assert_eq!(
+        again.header.reply.fail_info_text.as_deref(),
+        Some("the certificate to renew is superseded")
+    );
     // Revoked signer → refused.
     let holder2 = holder_of(&cert2, &next.key_pem());
     let serial2 = certs[0]["serial"].as_str().unwrap();
     assert!(server.cli(&["cert", "revoke", serial2]).status.success());
-    assert_failure(&renew(&server, &holder2, &Requester::new(KeyBits::Rsa2048).csr("CN=renewing-device", None)), "2");
+    assert_failure(
+        &renew(
+            &server,
+            &holder2,
+            &Requester::new(KeyBits::Rsa2048).csr("CN=renewing-device", None),
+        ),
+        "2",
+    );
 
     // A signer from another CA → badRequest.
     let other_dir = tempfile::tempdir().unwrap();
     let other_data = other_dir.path().join("d");
     let init = std::process::Command::new(crate::support::server::BIN)
-        .args(["init", "--data", other_data.to_str().unwrap(), "--ca-subject", "CN=Another CA,O=Elsewhere"]).output().unwrap();
+        .args([
+            "init",
+            "--data",
+            other_data.to_str().unwrap(),
+            "--ca-subject",
+            "CN=Another CA,O=Elsewhere",
+        ])
+        .output()
+        .unwrap();
     assert!(init.status.success());
     let other = Server::start_in(&other_data, &["--static-challenge", CHALLENGE]);
     let foreign = Requester::new(KeyBits::Rsa2048);
     let foreign_cert = enroll(&other, &foreign, "CN=foreign");
-    assert_failure(&renew(&server, &holder_of(&foreign_cert, &foreign.key_pem()), &next.csr("CN=foreign", None)), "2");
+    assert_failure(
+        &renew(
+            &server,
+            &holder_of(&foreign_cert, &foreign.key_pem()),
+            &next.csr("CN=foreign", None),
+        ),
+        "2",
+    );
     // A self-made certificate that claims this CA as issuer: unknown → badCertId.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ca_subject = openssl::x509_field(d, &server.ca_pem(), "-subject").trim_start_matches("subject=").to_string();
-    openssl::run(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "fake.key", "-subj", "/CN=impostor", "-days", "1", "-out", "self.pem"]);
+    let ca_subject = openssl::x509_field(d, &server.ca_pem(), "-subject")
+        .trim_start_matches("subject=")
+        .to_string();
+    openssl::run(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "fake.key",
+            "-subj",
+            "/CN=impostor",
+            "-days",
+            "1",
+            "-out",
+            "self.pem",
+        ],
+    );
     openssl::write(d, "fake.ext", b"basicConstraints=CA:FALSE\n");
-    let subj = format!("/{}", ca_subject.split(", ").map(|p| p.replace(" = ", "=")).collect::<Vec<_>>().join("/"));
-    openssl::run(d, &["req", "-new", "-key", "fake.key", "-subj", &subj, "-out", "ca-name.csr"]);
-    openssl::run(d, &["x509", "-req", "-in", "ca-name.csr", "-signkey", "fake.key", "-days", "1", "-out", "fake-ca.pem"]);
-    openssl::run(d, &["x509", "-req", "-in", "ca-name.csr", "-CA", "fake-ca.pem", "-CAkey", "fake.key", "-set_serial", "0x4242424242424242424242424242424242", "-days", "1", "-out", "fake-leaf.pem", "-subj", "/CN=impostor"]);
-    let fake_der = scepd_ca::pem::certificates(&std::fs::read_to_string(d.join("fake-leaf.pem")).unwrap()).unwrap().remove(0);
+    let subj = format!(
+        "/{}",
+        ca_subject
+            .split(", ")
+            .map(|p| p.replace(" = ", "="))
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    openssl::run(
+        d,
+        &["req", "-new", "-key", "fake.key", "-subj", &subj, "-out", "ca-name.csr"],
+    );
+    openssl::run(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "ca-name.csr",
+            "-signkey",
+            "fake.key",
+            "-days",
+            "1",
+            "-out",
+            "fake-ca.pem",
+        ],
+    );
+    openssl::run(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "ca-name.csr",
+            "-CA",
+            "fake-ca.pem",
+            "-CAkey",
+            "fake.key",
+            "-set_serial",
+            "0x4242424242424242424242424242424242",
+            "-days",
+            "1",
+            "-out",
+            "fake-leaf.pem",
+            "-subj",
+            "/CN=impostor",
+        ],
+    );
+    let fake_der = scepd_ca::pem::certificates(&std::fs::read_to_string(d.join("fake-leaf.pem")).unwrap())
+        .unwrap()
+        .remove(0);
     let impostor = holder_of(&fake_der, &std::fs::read_to_string(d.join("fake.key")).unwrap());
     assert_failure(&renew(&server, &impostor, &next.csr("CN=impostor", None)), "4");
 }
@@ -238,9 +485,16 @@ fn renewal_outside_the_window_is_refused() {
     let server = Server::start(&["--static-challenge", CHALLENGE]);
     let original = Requester::new(KeyBits::Rsa2048);
     let cert = enroll(&server, &original, "CN=too-early");
-    let rep = renew(&server, &holder_of(&cert, &original.key_pem()), &Requester::new(KeyBits::Rsa2048).csr("CN=too-early", None));
+    let rep = renew(
+        &server,
+        &holder_of(&cert, &original.key_pem()),
+        &Requester::new(KeyBits::Rsa2048).csr("CN=too-early", None),
+    );
     assert_failure(&rep, "2");
-    assert_eq!(rep.header.reply.fail_info_text.as_deref(), Some("outside the renewal window"));
+    assert_eq!(
+        rep.header.reply.fail_info_text.as_deref(),
+        Some("outside the renewal window")
+    );
 }
 
 #[test]
@@ -249,7 +503,17 @@ fn get_cert_get_crl_and_cert_poll() {
     let requester = Requester::new(KeyBits::Rsa2048);
     let ra = recipient(&server.scep_url());
     let tid = crate::support::requester::random_id();
-    let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=queried", Some(CHALLENGE)), &ra, &Opts { transaction_id: &tid, ..Default::default() }));
+    let rep = requester.post(
+        &server.scep_url(),
+        &requester.message(
+            &requester.csr("CN=queried", Some(CHALLENGE)),
+            &ra,
+            &Opts {
+                transaction_id: &tid,
+                ..Default::default()
+            },
+        ),
+    );
     let issued = x509_cert::Certificate::from_der(&rep.certificates[0]).unwrap();
     let ias = scepd::scep::asn1::IssuerAndSerial {
         issuer: issued.tbs_certificate().issuer().clone(),
@@ -258,56 +522,202 @@ fn get_cert_get_crl_and_cert_poll() {
     let ias_der = ias.to_der().unwrap();
 
     // GetCert, checked with openssl: the CertRep verifies and decrypts to the certificate.
-    let get = requester.message(&ias_der, &ra, &Opts { message_type: MessageType::GetCert, ..Default::default() });
-    let resp = http::post(&format!("{}?operation=PKIOperation", server.scep_url()), "application/x-pki-message", &get).unwrap();
+    let get = requester.message(
+        &ias_der,
+        &ra,
+        &Opts {
+            message_type: MessageType::GetCert,
+            ..Default::default()
+        },
+    );
+    let resp = http::post(
+        &format!("{}?operation=PKIOperation", server.scep_url()),
+        "application/x-pki-message",
+        &get,
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     openssl::write(d, "rep.der", &resp.body);
-    openssl::write(d, "signer.pem", scepd_ca::pem::encode("CERTIFICATE", &requester.identity.der).as_bytes());
+    openssl::write(
+        d,
+        "signer.pem",
+        scepd_ca::pem::encode("CERTIFICATE", &requester.identity.der).as_bytes(),
+    );
     openssl::write(d, "signer.key", requester.key_pem().as_bytes());
-    openssl::run(d, &["cms", "-verify", "-inform", "DER", "-in", "rep.der", "-CAfile", server.ca_pem().to_str().unwrap(), "-purpose", "any", "-out", "env.der"]);
-    openssl::run(d, &["cms", "-decrypt", "-inform", "DER", "-in", "env.der", "-recip", "signer.pem", "-inkey", "signer.key", "-out", "certs.p7"]);
-    let printed = String::from_utf8(openssl::run(d, &["pkcs7", "-inform", "DER", "-in", "certs.p7", "-print_certs", "-noout"])).unwrap();
+    openssl::run(
+        d,
+        &[
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            "rep.der",
+            "-CAfile",
+            server.ca_pem().to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "env.der",
+        ],
+    );
+    openssl::run(
+        d,
+        &[
+            "cms",
+            "-decrypt",
+            "-inform",
+            "DER",
+            "-in",
+            "env.der",
+            "-recip",
+            "signer.pem",
+            "-inkey",
+            "signer.key",
+            "-out",
+            "certs.p7",
+        ],
+    );
+    let printed = String::from_utf8(openssl::run(
+        d,
+        &["pkcs7", "-inform", "DER", "-in", "certs.p7", "-print_certs", "-noout"],
+    ))
+    .unwrap();
     assert!(printed.contains("CN = queried"), "{printed}");
 
     // GetCRL: the CRL in a certs-only SignedData; openssl reads it.
     let ca_ias = {
-        let ca = x509_cert::Certificate::from_der(&http::get(&format!("{}/ca.crt", server.base)).unwrap().body).unwrap();
-        scepd::scep::asn1::IssuerAndSerial { issuer: ca.tbs_certificate().issuer().clone(), serial: der::asn1::Int::new(ca.tbs_certificate().serial_number().as_bytes()).unwrap() }
+        let ca =
+            x509_cert::Certificate::from_der(&http::get(&format!("{}/ca.crt", server.base)).unwrap().body).unwrap();
+        scepd::scep::asn1::IssuerAndSerial {
+            issuer: ca.tbs_certificate().issuer().clone(),
+            serial: der::asn1::Int::new(ca.tbs_certificate().serial_number().as_bytes()).unwrap(),
+        }
     };
-    let rep = requester.post(&server.scep_url(), &requester.message(&ca_ias.to_der().unwrap(), &ra, &Opts { message_type: MessageType::GetCrl, ..Default::default() }));
+    let rep = requester.post(
+        &server.scep_url(),
+        &requester.message(
+            &ca_ias.to_der().unwrap(),
+            &ra,
+            &Opts {
+                message_type: MessageType::GetCrl,
+                ..Default::default()
+            },
+        ),
+    );
     assert_eq!(rep.crls.len(), 1);
     openssl::write(d, "got.crl", &rep.crls[0]);
-    let (ok, text) = openssl::try_run(d, &["crl", "-inform", "DER", "-in", "got.crl", "-CAfile", server.ca_pem().to_str().unwrap(), "-noout"]);
+    let (ok, text) = openssl::try_run(
+        d,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "got.crl",
+            "-CAfile",
+            server.ca_pem().to_str().unwrap(),
+            "-noout",
+        ],
+    );
     assert!(ok && text.contains("verify OK"), "{text}");
 
     // CertPoll for the issued transaction → the certificate; for an unknown one → badCertId.
     let ias_subject = {
         #[derive(der::Sequence)]
-        struct IssuerAndSubject { issuer: x509_cert::name::Name, subject: x509_cert::name::Name }
-        IssuerAndSubject { issuer: issued.tbs_certificate().issuer().clone(), subject: issued.tbs_certificate().subject().clone() }.to_der().unwrap()
+        struct IssuerAndSubject {
+            issuer: x509_cert::name::Name,
+            subject: x509_cert::name::Name,
+        }
+        IssuerAndSubject {
+            issuer: issued.tbs_certificate().issuer().clone(),
+            subject: issued.tbs_certificate().subject().clone(),
+        }
+        .to_der()
+        .unwrap()
     };
-    let poll = requester.post(&server.scep_url(), &requester.message(&ias_subject, &ra, &Opts { message_type: MessageType::CertPoll, transaction_id: &tid, ..Default::default() }));
+    let poll = requester.post(
+        &server.scep_url(),
+        &requester.message(
+            &ias_subject,
+            &ra,
+            &Opts {
+                message_type: MessageType::CertPoll,
+                transaction_id: &tid,
+                ..Default::default()
+            },
+        ),
+    );
     assert_eq!(poll.certificates, vec![issued.to_der().unwrap()]);
-    let unknown = requester.post(&server.scep_url(), &requester.message(&ias_subject, &ra, &Opts { message_type: MessageType::CertPoll, ..Default::default() }));
+    let unknown = requester.post(
+        &server.scep_url(),
+        &requester.message(
+            &ias_subject,
+            &ra,
+            &Opts {
+                message_type: MessageType::CertPoll,
+                ..Default::default()
+            },
+        ),
+    );
     assert_failure(&unknown, "4");
     // GetCert for a serial never issued → badCertId.
-    let missing = scepd::scep::asn1::IssuerAndSerial { issuer: ias.issuer.clone(), serial: der::asn1::Int::new(&[0x42; 16]).unwrap() };
-    let rep = requester.post(&server.scep_url(), &requester.message(&missing.to_der().unwrap(), &ra, &Opts { message_type: MessageType::GetCert, ..Default::default() }));
+    let missing = scepd::scep::asn1::IssuerAndSerial {
+        issuer: ias.issuer.clone(),
+        serial: der::asn1::Int::new(&[0x42; 16]).unwrap(),
+    };
+    let rep = requester.post(
+        &server.scep_url(),
+        &requester.message(
+            &missing.to_der().unwrap(),
+            &ra,
+            &Opts {
+                message_type: MessageType::GetCert,
+                ..Default::default()
+            },
+        ),
+    );
     assert_failure(&rep, "4");
 }
 
 #[test]
 fn okta_extension_superseded_revocation_and_max_active() {
-    let server = Server::start(&["--static-challenge", CHALLENGE, "--revoke-superseded-after", "1s", "--challenge-sweep-interval", "1", "--okta-device-access"]);
+    let server = Server::start(&[
+        "--static-challenge",
+        CHALLENGE,
+        "--revoke-superseded-after",
+        "1s",
+        "--challenge-sweep-interval",
+        "1",
+        "--okta-device-access",
+    ]);
     let requester = Requester::new(KeyBits::Rsa2048);
     let first = enroll(&server, &requester, "CN=okta-device");
     let dir = tempfile::tempdir().unwrap();
-    let leaf = openssl::write(dir.path(), "leaf.pem", scepd_ca::pem::encode("CERTIFICATE", &first).as_bytes());
-    let text = String::from_utf8(openssl::run(dir.path(), &["x509", "-in", leaf.to_str().unwrap(), "-noout", "-text"])).unwrap();
-    assert!(text.contains("1.3.6.1.4.1.51150.13.1:") && text.contains("..."), "Okta Device Access extension: {text}");
-    let ext = x509_cert::Certificate::from_der(&first).unwrap().tbs_certificate().extensions().unwrap().iter()
-        .find(|e| e.extn_id == scepd_ca::OKTA_DEVICE_ACCESS_OID).unwrap().clone();
+    let leaf = openssl::write(
+        dir.path(),
+        "leaf.pem",
+        scepd_ca::pem::encode("CERTIFICATE", &first).as_bytes(),
+    );
+    let text = String::from_utf8(openssl::run(
+        dir.path(),
+        &["x509", "-in", leaf.to_str().unwrap(), "-noout", "-text"],
+    ))
+    .unwrap();
+    assert!(
+        text.contains("1.3.6.1.4.1.51150.13.1:") && text.contains("..."),
+        "Okta Device Access extension: {text}"
+    );
+    let ext = x509_cert::Certificate::from_der(&first)
+        .unwrap()
+        .tbs_certificate()
+        .extensions()
+        .unwrap()
+        .iter()
+        .find(|e| e.extn_id == scepd_ca::OKTA_DEVICE_ACCESS_OID)
+        .unwrap()
+        .clone();
     assert_eq!(ext.extn_value.as_bytes(), &[0x02, 0x01, 0x01], "INTEGER 1");
 
     enroll(&server, &requester, "CN=okta-device");
@@ -319,7 +729,10 @@ fn okta_extension_superseded_revocation_and_max_active() {
             assert_eq!(certs[0]["status"], "active");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "superseded certificate not revoked: {certs:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "superseded certificate not revoked: {certs:?}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
 
@@ -327,7 +740,10 @@ fn okta_extension_superseded_revocation_and_max_active() {
     enroll(&capped, &requester, "CN=capped");
     enroll(&capped, &requester, "CN=capped");
     let certs = list(&capped, &["--device", "capped"]);
-    assert_eq!((certs[0]["status"].as_str(), certs[1]["status"].as_str()), (Some("active"), Some("revoked")));
+    assert_eq!(
+        (certs[0]["status"].as_str(), certs[1]["status"].as_str()),
+        (Some("active"), Some("revoked"))
+    );
 }
 
 #[test]
@@ -335,16 +751,33 @@ fn okta_device_access_per_challenge() {
     let server = Server::start(&[]);
     let token = std::fs::read_to_string(server.data().join("admin.token")).unwrap();
     let mint = |body: &str| {
-        let r = http::request("POST", &format!("{}/api/v1/challenges", server.base), &[("Authorization", &format!("Bearer {}", token.trim()))], body.as_bytes()).unwrap();
-        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["challenge"].as_str().unwrap().to_string()
+        let r = http::request(
+            "POST",
+            &format!("{}/api/v1/challenges", server.base),
+            &[("Authorization", &format!("Bearer {}", token.trim()))],
+            body.as_bytes(),
+        )
+        .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["challenge"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let ra = recipient(&server.scep_url());
     let requester = Requester::new(KeyBits::Rsa2048);
     for (body, want) in [(r#"{"okta_device_access": true}"#, true), ("{}", false)] {
         let challenge = mint(body);
-        let rep = requester.post(&server.scep_url(), &requester.message(&requester.csr("CN=oda", Some(&challenge)), &ra, &Opts::default()));
+        let rep = requester.post(
+            &server.scep_url(),
+            &requester.message(&requester.csr("CN=oda", Some(&challenge)), &ra, &Opts::default()),
+        );
         let cert = x509_cert::Certificate::from_der(&rep.certificates[0]).unwrap();
-        let has = cert.tbs_certificate().extensions().unwrap().iter().any(|e| e.extn_id == scepd_ca::OKTA_DEVICE_ACCESS_OID);
+        let has = cert
+            .tbs_certificate()
+            .extensions()
+            .unwrap()
+            .iter()
+            .any(|e| e.extn_id == scepd_ca::OKTA_DEVICE_ACCESS_OID);
         assert_eq!(has, want, "{body}");
     }
 }
@@ -354,16 +787,38 @@ fn delegated_ocsp_signer() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
     let init = std::process::Command::new(crate::support::server::BIN)
-        .args(["init", "--data", data.to_str().unwrap(), "--ocsp-signer"]).output().unwrap();
+        .args(["init", "--data", data.to_str().unwrap(), "--ocsp-signer"])
+        .output()
+        .unwrap();
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     let meta = std::fs::metadata(data.join("ocsp.key")).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
     let server = Server::start_in(&data, &["--static-challenge", CHALLENGE]);
     let d = tmp.path();
-    let text = String::from_utf8(openssl::run(d, &["x509", "-in", data.join("ocsp.pem").to_str().unwrap(), "-noout", "-text"])).unwrap();
-    assert!(text.contains("OCSP Signing") && text.contains("OCSP No Check"), "{text}");
+    let text = String::from_utf8(openssl::run(
+        d,
+        &[
+            "x509",
+            "-in",
+            data.join("ocsp.pem").to_str().unwrap(),
+            "-noout",
+            "-text",
+        ],
+    ))
+    .unwrap();
+    assert!(
+        text.contains("OCSP Signing") && text.contains("OCSP No Check"),
+        "{text}"
+    );
     let requester = Requester::new(KeyBits::Rsa2048);
-    let leaf = openssl::write(d, "leaf.pem", scepd_ca::pem::encode("CERTIFICATE", &enroll(&server, &requester, "CN=ocsp-delegated")).as_bytes());
+    let leaf = openssl::write(
+        d,
+        "leaf.pem",
+        scepd_ca::pem::encode("CERTIFICATE", &enroll(&server, &requester, "CN=ocsp-delegated")).as_bytes(),
+    );
     let status = ocsp_status(&server, d, &leaf);
     assert!(status.contains(": good"), "{status}");
 }

@@ -64,13 +64,22 @@ enum Outcome {
 }
 
 fn serial_hex(cert: &Certificate) -> String {
-    cert.tbs_certificate().serial_number().as_bytes().iter().map(|b| format!("{b:02X}")).collect()
+    cert.tbs_certificate()
+        .serial_number()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
 }
 
 /// One PKCSReq for `cn` to `scep_url`, not panicking on a failed or missing answer.
 fn enroll(requester: &Requester, ra: &Certificate, scep_url: &str, cn: &str, challenge: &str) -> Outcome {
     let message = requester.message(&requester.csr(cn, Some(challenge)), ra, &Opts::default());
-    let resp = match http::post(&format!("{scep_url}?operation=PKIOperation"), "application/x-pki-message", &message) {
+    let resp = match http::post(
+        &format!("{scep_url}?operation=PKIOperation"),
+        "application/x-pki-message",
+        &message,
+    ) {
         Ok(resp) => resp,
         Err(_) => return Outcome::Unreachable,
     };
@@ -85,27 +94,45 @@ fn enroll(requester: &Requester, ra: &Certificate, scep_url: &str, cn: &str, cha
     // Never a wrong certificate: this client's key and subject.
     assert_eq!(
         cert.tbs_certificate().subject_public_key_info().to_der().unwrap(),
-        requester.identity.cert.tbs_certificate().subject_public_key_info().to_der().unwrap(),
+        requester
+            .identity
+            .cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .unwrap(),
         "a certificate for another key"
     );
-    assert_eq!(cert.tbs_certificate().subject().to_string(), cn, "a certificate for another subject");
+    assert_eq!(
+        cert.tbs_certificate().subject().to_string(),
+        cn,
+        "a certificate for another subject"
+    );
     Outcome::Issued(serial_hex(&cert))
 }
 
 /// One sample of the node's /metrics.
 fn metric(server: &Server, series: &str) -> u64 {
     let text = http::get(&format!("{}/metrics", server.base)).unwrap().text();
-    let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series} not exported"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(series))
+        .unwrap_or_else(|| panic!("{series} not exported"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 fn listed_serials(server: &Server) -> Vec<String> {
-    list(server, &[]).iter().map(|c| c["serial"].as_str().unwrap().to_string()).collect()
+    list(server, &[])
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
 fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
-    let Some(db) = ScratchDb::create("multinode::three_nodes_share_…") else { return };
+    let Some(db) = ScratchDb::create("multinode::three_nodes_share_…") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let nodes = nodes(tmp.path(), 3, &db.url, &["--static-challenge", CHALLENGE]);
     let ra = recipient(&nodes[0].scep_url());
@@ -119,7 +146,13 @@ fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
                 let requester = Requester::new(KeyBits::Rsa2048);
                 for i in 0..10 {
                     let node = &nodes[(worker + i) % 3];
-                    match enroll(&requester, ra, &node.scep_url(), &format!("CN=node-load-{worker}-{i}"), CHALLENGE) {
+                    match enroll(
+                        &requester,
+                        ra,
+                        &node.scep_url(),
+                        &format!("CN=node-load-{worker}-{i}"),
+                        CHALLENGE,
+                    ) {
                         Outcome::Issued(serial) => issued.lock().unwrap().push(serial),
                         other => panic!("{other:?}"),
                     }
@@ -133,7 +166,10 @@ fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
     for node in &nodes {
         let listed = listed_serials(node);
         assert_eq!(listed.len(), 60, "every node lists every certificate once");
-        assert_eq!(listed.iter().collect::<HashSet<_>>(), issued.iter().collect::<HashSet<_>>());
+        assert_eq!(
+            listed.iter().collect::<HashSet<_>>(),
+            issued.iter().collect::<HashSet<_>>()
+        );
     }
 
     // MDM credentials made on node 0 mint on node 1; the challenge, raced by 32 clients spread
@@ -147,37 +183,72 @@ fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
         for (i, requester) in requesters.iter().enumerate() {
             let (nodes, ra, outcomes, challenge, start) = (&nodes, &ra, &outcomes, &challenge, &start);
             scope.spawn(move || {
-                let message = requester.message(&requester.csr(&format!("CN=race-{i}"), Some(challenge)), ra, &Opts::default());
+                let message = requester.message(
+                    &requester.csr(&format!("CN=race-{i}"), Some(challenge)),
+                    ra,
+                    &Opts::default(),
+                );
                 start.wait();
                 let url = format!("{}?operation=PKIOperation", nodes[i % 3].scep_url());
                 let resp = http::post(&url, "application/x-pki-message", &message).unwrap();
                 assert_eq!(resp.status, 200, "{}", resp.text());
                 let rep = requester.read(&resp.body);
-                outcomes.lock().unwrap().push((rep.header.reply.pki_status.clone(), rep.header.reply.fail_info.clone()));
+                outcomes
+                    .lock()
+                    .unwrap()
+                    .push((rep.header.reply.pki_status.clone(), rep.header.reply.fail_info.clone()));
             });
         }
     });
     let outcomes = outcomes.into_inner().unwrap();
-    assert_eq!(outcomes.iter().filter(|(s, _)| s.as_deref() == Some("0")).count(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|(s, _)| s.as_deref() == Some("0")).count(),
+        1,
+        "{outcomes:?}"
+    );
     // The losers: FAILURE badRequest, as for any challenge that is not usable.
-    assert!(outcomes.iter().filter(|(s, _)| s.as_deref() != Some("0")).all(|(s, f)| s.as_deref() == Some("2") && f.as_deref() == Some("2")));
-    let race_certs = list(&nodes[2], &[]).iter().filter(|c| c["subject"].as_str().unwrap_or("").contains("race-")).count();
+    assert!(outcomes
+        .iter()
+        .filter(|(s, _)| s.as_deref() != Some("0"))
+        .all(|(s, f)| s.as_deref() == Some("2") && f.as_deref() == Some("2")));
+    let race_certs = list(&nodes[2], &[])
+        .iter()
+        .filter(|c| c["subject"].as_str().unwrap_or("").contains("race-"))
+        .count();
     assert_eq!(race_certs, 1);
     // The race was decided by the database: the nodes that lost ran their transactions again,
     // and say so in their metrics.
-    let conflicts: u64 = nodes.iter().map(|n| metric(n, "scepd_store_retries_total{reason=\"conflict\"}")).sum();
+    let conflicts: u64 = nodes
+        .iter()
+        .map(|n| metric(n, "scepd_store_retries_total{reason=\"conflict\"}"))
+        .sum();
     assert!(conflicts > 0, "no node retried a conflicting transaction");
 
     // Re-enrollment on another node supersedes the device's certificate.
     let device = Requester::new(KeyBits::Rsa2048);
-    let Outcome::Issued(first) = enroll(&device, &ra, &nodes[0].scep_url(), "CN=roaming-device", CHALLENGE) else { panic!() };
-    let Outcome::Issued(second) = enroll(&Requester::new(KeyBits::Rsa2048), &ra, &nodes[1].scep_url(), "CN=roaming-device", CHALLENGE)
-    else {
+    let Outcome::Issued(first) = enroll(&device, &ra, &nodes[0].scep_url(), "CN=roaming-device", CHALLENGE) else {
+        panic!()
+    };
+    let Outcome::Issued(second) = enroll(
+        &Requester::new(KeyBits::Rsa2048),
+        &ra,
+        &nodes[1].scep_url(),
+        "CN=roaming-device",
+        CHALLENGE,
+    ) else {
         panic!()
     };
     let on_third = list(&nodes[2], &["--device", "roaming-device"]);
-    let status = |serial: &str| on_third.iter().find(|c| c["serial"] == serial).unwrap()["status"].as_str().unwrap().to_string();
-    assert_eq!((status(&first), status(&second)), ("superseded".into(), "active".into()));
+    let status = |serial: &str| {
+        on_third.iter().find(|c| c["serial"] == serial).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        (status(&first), status(&second)),
+        ("superseded".into(), "active".into())
+    );
 
     // Revoke on node A: node B's CRL and OCSP show it on the next request, and every node serves
     // the same CRL (one number, never going back whichever node is asked).
@@ -197,19 +268,38 @@ fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
     let status = ocsp_status(&nodes[2], d, &leaf);
     assert!(status.contains(": revoked"), "{status}");
     let numbers: Vec<u64> = nodes.iter().map(|n| crl_number(&fetch_crl(n, d).0)).collect();
-    assert!(numbers.iter().all(|n| *n == numbers[0]), "every node serves the newest CRL: {numbers:?}");
+    assert!(
+        numbers.iter().all(|n| *n == numbers[0]),
+        "every node serves the newest CRL: {numbers:?}"
+    );
 
     // The admin token is shared: node 2's CLI token works against node 0's API.
-    let token_on_0 = http::request("GET", &format!("{}/api/v1/certificates", nodes[0].base), &[("Authorization", &admin_auth(&nodes[2]))], b"")
-        .unwrap();
+    let token_on_0 = http::request(
+        "GET",
+        &format!("{}/api/v1/certificates", nodes[0].base),
+        &[("Authorization", &admin_auth(&nodes[2]))],
+        b"",
+    )
+    .unwrap();
     assert_eq!(token_on_0.status, 200);
 
     // A node with another CA's data directory refuses to join.
     let stranger = tmp.path().join("stranger");
-    let init = Command::new(BIN).args(["init", "--data", stranger.to_str().unwrap()]).output().unwrap();
+    let init = Command::new(BIN)
+        .args(["init", "--data", stranger.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(init.status.success());
     let out = Command::new(BIN)
-        .args(["serve", "--data", stranger.to_str().unwrap(), "--listen", "127.0.0.1:0", "--store", &db.url])
+        .args([
+            "serve",
+            "--data",
+            stranger.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            &db.url,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -222,7 +312,9 @@ fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
 /// is in the store.
 #[test]
 fn a_node_killed_mid_load_loses_nothing_a_client_received() {
-    let Some(db) = ScratchDb::create("multinode::a_node_killed_mid_load…") else { return };
+    let Some(db) = ScratchDb::create("multinode::a_node_killed_mid_load…") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let mut nodes = nodes(tmp.path(), 2, &db.url, &["--static-challenge", CHALLENGE]);
     let ra = recipient(&nodes[0].scep_url());
@@ -237,7 +329,11 @@ fn a_node_killed_mid_load_loses_nothing_a_client_received() {
                 for i in 0..30 {
                     let cn = format!("CN=kill-{worker}-{i}");
                     // Alternate nodes; once node 0 is gone, the "load balancer" sends to node 1.
-                    let first = if killed.load(Ordering::SeqCst) { 1 } else { (worker + i) % 2 };
+                    let first = if killed.load(Ordering::SeqCst) {
+                        1
+                    } else {
+                        (worker + i) % 2
+                    };
                     let outcome = match enroll(&requester, ra, &urls[first], &cn, CHALLENGE) {
                         Outcome::Issued(serial) => Outcome::Issued(serial),
                         _ => enroll(&requester, ra, &urls[1], &cn, CHALLENGE),
@@ -279,26 +375,51 @@ struct PrivateCluster {
 impl PrivateCluster {
     fn create() -> Option<PrivateCluster> {
         if Command::new("pg_createcluster").arg("--version").output().is_err() {
-            skip("multinode::postgres_restarted…", "pg_createcluster (Debian's postgresql-common) is not installed");
+            skip(
+                "multinode::postgres_restarted…",
+                "pg_createcluster (Debian's postgresql-common) is not installed",
+            );
             return None;
         }
         let version = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .max_by_key(|v| v.parse::<u32>().unwrap_or(0))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = tempfile::tempdir().unwrap();
         // The postgres user runs the server: it must reach the data directory.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let name = format!("scepd_e2e_{}_{port}", std::process::id());
         let data = dir.path().join("pgdata");
         let out = Command::new("pg_createcluster")
-            .args(["--start", "--start-conf=manual", "-p", &port.to_string(), "-d", data.to_str().unwrap(), &version, &name])
+            .args([
+                "--start",
+                "--start-conf=manual",
+                "-p",
+                &port.to_string(),
+                "-d",
+                data.to_str().unwrap(),
+                &version,
+                &name,
+            ])
             .args(["--", "--auth=trust"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_createcluster: {}", String::from_utf8_lossy(&out.stderr));
-        let cluster = PrivateCluster { version, name, port, _dir: dir };
+        assert!(
+            out.status.success(),
+            "pg_createcluster: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = PrivateCluster {
+            version,
+            name,
+            port,
+            _dir: dir,
+        };
         cluster.wait_ready();
         Some(cluster)
     }
@@ -309,10 +430,21 @@ impl PrivateCluster {
 
     fn ctl(&self, action: &str) {
         let out = Command::new("pg_ctlcluster")
-            .args(["--skip-systemctl-redirect", "-m", "fast", &self.version, &self.name, action])
+            .args([
+                "--skip-systemctl-redirect",
+                "-m",
+                "fast",
+                &self.version,
+                &self.name,
+                action,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_ctlcluster {action}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctlcluster {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn wait_ready(&self) {
@@ -326,7 +458,9 @@ impl PrivateCluster {
 
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
-        let _ = Command::new("pg_dropcluster").args(["--stop", &self.version, &self.name]).output();
+        let _ = Command::new("pg_dropcluster")
+            .args(["--stop", &self.version, &self.name])
+            .output();
     }
 }
 
@@ -336,10 +470,15 @@ impl Drop for PrivateCluster {
 #[test]
 fn postgres_restarted_under_load_fails_cleanly_and_recovers() {
     if std::env::var(ENV).is_err() {
-        skip("multinode::postgres_restarted…", &format!("{ENV} is not set (PostgreSQL tests need a server)"));
+        skip(
+            "multinode::postgres_restarted…",
+            &format!("{ENV} is not set (PostgreSQL tests need a server)"),
+        );
         return;
     }
-    let Some(cluster) = PrivateCluster::create() else { return };
+    let Some(cluster) = PrivateCluster::create() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let nodes = nodes(tmp.path(), 2, &cluster.url(), &["--static-challenge", CHALLENGE]);
     let ra = recipient(&nodes[0].scep_url());
@@ -352,7 +491,13 @@ fn postgres_restarted_under_load_fails_cleanly_and_recovers() {
                 let requester = Requester::new(KeyBits::Rsa2048);
                 let mut i = 0;
                 while !done.load(Ordering::SeqCst) {
-                    let outcome = enroll(&requester, ra, &nodes[i % 2].scep_url(), &format!("CN=pgr-{worker}-{i}"), CHALLENGE);
+                    let outcome = enroll(
+                        &requester,
+                        ra,
+                        &nodes[i % 2].scep_url(),
+                        &format!("CN=pgr-{worker}-{i}"),
+                        CHALLENGE,
+                    );
                     outcomes.lock().unwrap().push((Instant::now(), outcome));
                     i += 1;
                     std::thread::sleep(Duration::from_millis(5));
@@ -360,7 +505,12 @@ fn postgres_restarted_under_load_fails_cleanly_and_recovers() {
             });
         }
         let issued = |outcomes: &Mutex<Vec<(Instant, Outcome)>>| {
-            outcomes.lock().unwrap().iter().filter(|(_, o)| matches!(o, Outcome::Issued(_))).count()
+            outcomes
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, o)| matches!(o, Outcome::Issued(_)))
+                .count()
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while issued(&outcomes) < 20 {
@@ -393,7 +543,11 @@ fn postgres_restarted_under_load_fails_cleanly_and_recovers() {
         eprintln!("first certificate {recovered_after:?} after PostgreSQL came back");
     });
     let outcomes = outcomes.into_inner().unwrap();
-    let failed: Vec<&Outcome> = outcomes.iter().map(|(_, o)| o).filter(|o| !matches!(o, Outcome::Issued(_))).collect();
+    let failed: Vec<&Outcome> = outcomes
+        .iter()
+        .map(|(_, o)| o)
+        .filter(|o| !matches!(o, Outcome::Issued(_)))
+        .collect();
     assert!(!failed.is_empty(), "the outage was seen");
     for outcome in &failed {
         match outcome {
@@ -404,10 +558,16 @@ fn postgres_restarted_under_load_fails_cleanly_and_recovers() {
     }
     let ready = http::get(&format!("{}/readyz", nodes[1].base)).unwrap();
     assert_eq!(ready.status, 200, "{}", ready.text());
-    let received: Vec<&String> = outcomes.iter().filter_map(|(_, o)| if let Outcome::Issued(s) = o { Some(s) } else { None }).collect();
+    let received: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|(_, o)| if let Outcome::Issued(s) = o { Some(s) } else { None })
+        .collect();
     let listed: HashSet<String> = listed_serials(&nodes[0]).into_iter().collect();
     for serial in &received {
-        assert!(listed.contains(*serial), "{serial} was received but is not in the store");
+        assert!(
+            listed.contains(*serial),
+            "{serial} was received but is not in the store"
+        );
     }
 }
 
@@ -415,16 +575,26 @@ fn postgres_restarted_under_load_fails_cleanly_and_recovers() {
 /// copy serves the same certificates and CRL entries, and CRL numbers go on.
 #[test]
 fn store_copy_moves_an_installation_to_postgres_and_back() {
-    let Some(db) = ScratchDb::create("multinode::store_copy…") else { return };
+    let Some(db) = ScratchDb::create("multinode::store_copy…") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("single");
     let mut single = Server::start_in(&data, &["--static-challenge", CHALLENGE]);
     let ra = recipient(&single.scep_url());
     let requester = Requester::new(KeyBits::Rsa2048);
     let serials: Vec<String> = (0..3)
-        .map(|i| match enroll(&requester, &ra, &single.scep_url(), &format!("CN=copied-{i}"), CHALLENGE) {
-            Outcome::Issued(s) => s,
-            other => panic!("{other:?}"),
+        .map(|i| {
+            match enroll(
+                &requester,
+                &ra,
+                &single.scep_url(),
+                &format!("CN=copied-{i}"),
+                CHALLENGE,
+            ) {
+                Outcome::Issued(s) => s,
+                other => panic!("{other:?}"),
+            }
         })
         .collect();
     assert!(single.cli(&["cert", "revoke", &serials[0]]).status.success());
@@ -434,7 +604,10 @@ fn store_copy_moves_an_installation_to_postgres_and_back() {
     single.terminate();
 
     let copy = |from: &str, to: &str| {
-        let out = Command::new(BIN).args(["store", "copy", "--from", from, "--to", to]).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["store", "copy", "--from", from, "--to", to])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
@@ -442,15 +615,25 @@ fn store_copy_moves_an_installation_to_postgres_and_back() {
     let summary = copy(&redb, &db.url);
     assert!(summary.contains("3 certificates"), "{summary}");
     // Into a store that is not empty: refused.
-    let again = Command::new(BIN).args(["store", "copy", "--from", &redb, "--to", &db.url]).output().unwrap();
+    let again = Command::new(BIN)
+        .args(["store", "copy", "--from", &redb, "--to", &db.url])
+        .output()
+        .unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
     let node = Server::start_in(&data, &["--static-challenge", CHALLENGE, "--store", &db.url]);
-    assert_eq!(list(&node, &[]), list_single, "same certificates and statuses on PostgreSQL");
+    assert_eq!(
+        list(&node, &[]),
+        list_single,
+        "same certificates and statuses on PostgreSQL"
+    );
     assert!(node.cli(&["cert", "revoke", &serials[1]]).status.success());
     let (crl_pg, _) = fetch_crl(&node, d);
     assert!(crl_pg.contains(&serials[0]) && crl_pg.contains(&serials[1]));
-    assert!(crl_number(&crl_pg) > crl_number(&crl_single), "CRL numbers go on from the copied store");
+    assert!(
+        crl_number(&crl_pg) > crl_number(&crl_single),
+        "CRL numbers go on from the copied store"
+    );
     // Backups of a PostgreSQL store are the database's job: a clear refusal.
     let backup = node.cli(&["backup", tmp.path().join("bk").to_str().unwrap()]);
     assert!(!backup.status.success() && String::from_utf8_lossy(&backup.stderr).contains("pg_dump"));
@@ -463,7 +646,10 @@ fn store_copy_moves_an_installation_to_postgres_and_back() {
     std::fs::remove_file(back_dir.join("scepd.redb")).unwrap();
     copy(&db.url, &format!("redb:{}", back_dir.display()));
     let back = Server::start_in(&back_dir, &["--static-challenge", CHALLENGE]);
-    let statuses: Vec<String> = list(&back, &[]).iter().map(|c| c["status"].as_str().unwrap().to_string()).collect();
+    let statuses: Vec<String> = list(&back, &[])
+        .iter()
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(statuses.iter().filter(|s| *s == "revoked").count(), 2);
     let (crl_back, _) = fetch_crl(&back, d);
     assert!(crl_number(&crl_back) >= crl_number(&crl_pg));
@@ -474,7 +660,9 @@ fn store_copy_moves_an_installation_to_postgres_and_back() {
 /// build is refused rather than misread.
 #[test]
 fn db_migrate_is_safe_when_nodes_start_at_once() {
-    let Some(db) = ScratchDb::create("multinode::db_migrate…") else { return };
+    let Some(db) = ScratchDb::create("multinode::db_migrate…") else {
+        return;
+    };
     let runs: Vec<std::process::Child> = (0..6)
         .map(|_| {
             Command::new(BIN)
@@ -491,10 +679,27 @@ fn db_migrate_is_safe_when_nodes_start_at_once() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("schema up to date"));
     }
     let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
-    let versions: Vec<i64> = client.query("SELECT version FROM scepd_schema", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM scepd_schema", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(versions, [1]);
-    client.execute("INSERT INTO scepd_schema (version, name, applied_at) VALUES (999, 'future', 0)", &[]).unwrap();
-    let out = Command::new(BIN).args(["db", "migrate", "--store", &db.url]).output().unwrap();
+    client
+        .execute(
+            "INSERT INTO scepd_schema (version, name, applied_at) VALUES (999, 'future', 0)",
+            &[],
+        )
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["db", "migrate", "--store", &db.url])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this scepd supports"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("newer than this scepd supports"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

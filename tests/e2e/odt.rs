@@ -22,8 +22,16 @@ fn odt(server: &Server, extra: &[&str]) -> Output {
 
 /// Runs a Python check over a plist file; `expect` is handed to it as JSON.
 fn python_check(script: &str, file: &Path, expect: serde_json::Value) {
-    let out = Command::new("python3").args(["-c", script, file.to_str().unwrap(), &expect.to_string()]).output().expect("python3");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .args(["-c", script, file.to_str().unwrap(), &expect.to_string()])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 const MACOS_CHECK: &str = r#"
@@ -77,16 +85,36 @@ print('ok')
 fn macos_profile_standard_and_jamf_formats() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let out = odt(&server, &["--platform", "macos", "--mdm-challenge", "--legacy-login-item", "--report-diagnostics", "true", "--okta-custom-domain", "login.example.com"]);
+    let out = odt(
+        &server,
+        &[
+            "--platform",
+            "macos",
+            "--mdm-challenge",
+            "--legacy-login-item",
+            "--report-diagnostics",
+            "true",
+            "--okta-custom-domain",
+            "login.example.com",
+        ],
+    );
     let f = crate::support::openssl::write(dir.path(), "std.mobileconfig", &out.stdout);
-    python_check(MACOS_CHECK, &f, serde_json::json!({"format": "standard", "challenge": false, "legacy": true, "diagnostics": true,
-        "hosts": ["example.okta.com", "login.example.com"]}));
+    python_check(
+        MACOS_CHECK,
+        &f,
+        serde_json::json!({"format": "standard", "challenge": false, "legacy": true, "diagnostics": true,
+        "hosts": ["example.okta.com", "login.example.com"]}),
+    );
     // The SCEP URL defaults to the running server's.
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{}/scep", server.base)));
 
     let out = odt(&server, &["--platform", "macos", "--format", "jamf", "--mint"]);
     let f = crate::support::openssl::write(dir.path(), "jamf.mobileconfig", &out.stdout);
-    python_check(MACOS_CHECK, &f, serde_json::json!({"format": "jamf", "challenge": true, "legacy": false, "diagnostics": null, "hosts": ["example.okta.com"]}));
+    python_check(
+        MACOS_CHECK,
+        &f,
+        serde_json::json!({"format": "jamf", "challenge": true, "legacy": false, "diagnostics": null, "hosts": ["example.okta.com"]}),
+    );
 }
 
 #[test]
@@ -95,7 +123,8 @@ fn ios_profile_app_config_and_edr() {
     let dir = tempfile::tempdir().unwrap();
     let out = odt(&server, &["--platform", "ios", "--management-hint", "hint-secret"]);
     let f = crate::support::openssl::write(dir.path(), "ios.mobileconfig", &out.stdout);
-    python_check(r#"
+    python_check(
+        r#"
 import plistlib, sys
 p = plistlib.load(open(sys.argv[1], 'rb'))
 assert 'PayloadScope' not in p
@@ -103,19 +132,41 @@ types = [x['PayloadType'] for x in p['PayloadContent']]
 assert types == ['com.apple.extensiblesso'], types
 sso = p['PayloadContent'][0]
 assert sso['ExtensionData'] == {'managementHint': 'hint-secret'} and sso['Type'] == 'Credential' and sso['Hosts'] == ['example.okta.com']
-"#, &f, serde_json::json!({}));
-    let out = odt(&server, &["--platform", "ios", "--app-config", "--management-hint", "hint-secret"]);
+"#,
+        &f,
+        serde_json::json!({}),
+    );
+    let out = odt(
+        &server,
+        &["--platform", "ios", "--app-config", "--management-hint", "hint-secret"],
+    );
     let f = crate::support::openssl::write(dir.path(), "appconfig.plist", &out.stdout);
-    python_check(r#"
+    python_check(
+        r#"
 import plistlib, sys
 assert plistlib.load(open(sys.argv[1], 'rb')) == {'OktaVerify.OrgUrl': 'https://example.okta.com', 'managementHint': 'hint-secret'}
-"#, &f, serde_json::json!({}));
+"#,
+        &f,
+        serde_json::json!({}),
+    );
 
     // EDR settings go in a profile of their own, beside the main one.
     let out_dir = dir.path().join("out");
-    let out = odt(&server, &["--platform", "macos", "--mdm-challenge", "--edr", "crowdstrike", "--out-dir", out_dir.to_str().unwrap()]);
+    let out = odt(
+        &server,
+        &[
+            "--platform",
+            "macos",
+            "--mdm-challenge",
+            "--edr",
+            "crowdstrike",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ],
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
-    python_check(r#"
+    python_check(
+        r#"
 import plistlib, sys
 p = plistlib.load(open(sys.argv[1], 'rb'))
 by = {x['PayloadType']: x for x in p['PayloadContent']}
@@ -123,7 +174,10 @@ assert set(by) == {'com.okta.mobile', 'com.okta.mobile.auth-service-extension'},
 for d in by.values():
     assert d['OktaVerify.Plugins'] == ['com.crowdstrike.zta']
     assert d['com.crowdstrike.zta'] == {'location': '/Library/Application Support/Crowdstrike/ZeroTrustAssessment/OVSignals.zta', 'format': 'JWT', 'type': 'file'}
-"#, &out_dir.join("okta-verify-edr-crowdstrike-macos.mobileconfig"), serde_json::json!({}));
+"#,
+        &out_dir.join("okta-verify-edr-crowdstrike-macos.mobileconfig"),
+        serde_json::json!({}),
+    );
     assert!(out_dir.join("okta-device-trust-macos.mobileconfig").exists());
 }
 
@@ -132,32 +186,94 @@ fn signed_profile_verifies_with_openssl_cms() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl::run(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "sign.key", "-subj", "/CN=Profile Signer", "-days", "2",
-        "-addext", "keyUsage=digitalSignature", "-addext", "extendedKeyUsage=codeSigning,emailProtection", "-out", "sign.pem"]);
+    openssl::run(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "sign.key",
+            "-subj",
+            "/CN=Profile Signer",
+            "-days",
+            "2",
+            "-addext",
+            "keyUsage=digitalSignature",
+            "-addext",
+            "extendedKeyUsage=codeSigning,emailProtection",
+            "-out",
+            "sign.pem",
+        ],
+    );
     let unsigned = odt(&server, &["--platform", "ios"]).stdout;
-    let signed = odt(&server, &["--platform", "ios", "--sign", d.join("sign.pem").to_str().unwrap(), d.join("sign.key").to_str().unwrap()]).stdout;
+    let signed = odt(
+        &server,
+        &[
+            "--platform",
+            "ios",
+            "--sign",
+            d.join("sign.pem").to_str().unwrap(),
+            d.join("sign.key").to_str().unwrap(),
+        ],
+    )
+    .stdout;
     openssl::write(d, "signed.mobileconfig", &signed);
-    openssl::run(d, &["cms", "-verify", "-inform", "DER", "-in", "signed.mobileconfig", "-CAfile", "sign.pem", "-purpose", "any", "-out", "content.xml"]);
+    openssl::run(
+        d,
+        &[
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            "signed.mobileconfig",
+            "-CAfile",
+            "sign.pem",
+            "-purpose",
+            "any",
+            "-out",
+            "content.xml",
+        ],
+    );
     let content = std::fs::read_to_string(d.join("content.xml")).unwrap();
     assert!(content.starts_with("<?xml") && content.contains("com.apple.extensiblesso"));
     // Same profile but for its fresh UUIDs.
     let uuid = regex::Regex::new("[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}").unwrap();
-    assert_eq!(uuid.replace_all(&content, "UUID"), uuid.replace_all(&String::from_utf8(unsigned).unwrap(), "UUID"));
+    assert_eq!(
+        uuid.replace_all(&content, "UUID"),
+        uuid.replace_all(&String::from_utf8(unsigned).unwrap(), "UUID")
+    );
 }
 
 /// The default macOS output, with what changes per run (UUIDs, the CA, the URL) masked.
 #[test]
 fn default_macos_output_matches_the_golden_file() {
     let server = Server::start(&[]);
-    let out = String::from_utf8(odt(&server, &["--platform", "macos", "--url", "https://scep.example.com/scep"]).stdout).unwrap();
+    let out = String::from_utf8(
+        odt(
+            &server,
+            &["--platform", "macos", "--url", "https://scep.example.com/scep"],
+        )
+        .stdout,
+    )
+    .unwrap();
     let uuid = regex::Regex::new("[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}").unwrap();
     let data = regex::Regex::new(r"(?s)<data>.*?</data>").unwrap();
-    let masked = data.replace_all(&uuid.replace_all(&out, "UUID"), "<data>…</data>").into_owned();
+    let masked = data
+        .replace_all(&uuid.replace_all(&out, "UUID"), "<data>…</data>")
+        .into_owned();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/odt-macos.mobileconfig");
     if std::env::var_os("SCEPD_UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &masked).unwrap();
     }
-    assert_eq!(masked, std::fs::read_to_string(&golden).unwrap(), "output changed: review it, then SCEPD_UPDATE_GOLDEN=1 cargo test");
+    assert_eq!(
+        masked,
+        std::fs::read_to_string(&golden).unwrap(),
+        "output changed: review it, then SCEPD_UPDATE_GOLDEN=1 cargo test"
+    );
 }
 
 /// A device following the generated SCEP payload (its key size, Subject with the MDM variables
@@ -178,17 +294,49 @@ print(json.dumps({'url': c['URL'], 'subject': c['Subject'], 'challenge': c['Chal
     assert_eq!(payload["keysize"], 2048);
     assert_eq!(payload["url"], server.scep_url());
     // The MDM fills in its variables; the device makes a key of Keysize bits.
-    let dn: Vec<String> = payload["subject"].as_array().unwrap().iter().rev()
-        .map(|rdn| { let atv = &rdn[0]; format!("{}={}", atv[0].as_str().unwrap(), atv[1].as_str().unwrap().replace("$COMPUTERNAME", "Mac-17").replace("$UDID", "0000-1111-2222")) })
+    let dn: Vec<String> = payload["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|rdn| {
+            let atv = &rdn[0];
+            format!(
+                "{}={}",
+                atv[0].as_str().unwrap(),
+                atv[1]
+                    .as_str()
+                    .unwrap()
+                    .replace("$COMPUTERNAME", "Mac-17")
+                    .replace("$UDID", "0000-1111-2222")
+            )
+        })
         .collect();
     let requester = Requester::new(KeyBits::Rsa2048);
     let ra = recipient(payload["url"].as_str().unwrap());
     let csr = requester.csr(&dn.join(","), Some(payload["challenge"].as_str().unwrap()));
-    let rep = requester.post(payload["url"].as_str().unwrap(), &requester.message(&csr, &ra, &Opts::default()));
-    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"), "{:?}", rep.header.reply);
+    let rep = requester.post(
+        payload["url"].as_str().unwrap(),
+        &requester.message(&csr, &ra, &Opts::default()),
+    );
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
     // The payload pins the CA that issued the certificate.
-    let ca_der = crate::support::http::get(&format!("{}/ca.crt", server.base)).unwrap().body;
-    assert_eq!(payload["fingerprint"].as_str().unwrap(), hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &ca_der)));
+    let ca_der = crate::support::http::get(&format!("{}/ca.crt", server.base))
+        .unwrap()
+        .body;
+    assert_eq!(
+        payload["fingerprint"].as_str().unwrap(),
+        hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &ca_der))
+    );
     let cert: x509_cert::Certificate = der::Decode::from_der(&rep.certificates[0]).unwrap();
-    assert!(cert.tbs_certificate().subject().to_string().contains("Mac-17 managementAttestation 0000-1111-2222"));
+    assert!(cert
+        .tbs_certificate()
+        .subject()
+        .to_string()
+        .contains("Mac-17 managementAttestation 0000-1111-2222"));
 }

@@ -14,8 +14,18 @@ fn real_message() -> Vec<u8> {
     let key = scepd_ca::RsaKey::generate(scepd_ca::KeyBits::Rsa2048).unwrap();
     let cert = scepd_ca::request::self_signed(&scepd_ca::name::parse("CN=prop").unwrap(), &key).unwrap();
     let csr = scepd_ca::request::client_csr(&scepd_ca::name::parse("CN=prop").unwrap(), &key, Some("c"), &[]).unwrap();
-    let signing = Signing { cert: &cert, key: &key, digest: DigestAlg::Sha256, algorithm_field: SignatureAlgorithmField::RsaEncryption };
-    let params = RequestParams { message_type: MessageType::PkcsReq, transaction_id: "t", sender_nonce: b"n", cipher: ContentCipher::Aes128Cbc };
+    let signing = Signing {
+        cert: &cert,
+        key: &key,
+        digest: DigestAlg::Sha256,
+        algorithm_field: SignatureAlgorithmField::RsaEncryption,
+    };
+    let params = RequestParams {
+        message_type: MessageType::PkcsReq,
+        transaction_id: "t",
+        sender_nonce: b"n",
+        cipher: ContentCipher::Aes128Cbc,
+    };
     client::request(&csr, &cert, &signing, &params).unwrap()
 }
 

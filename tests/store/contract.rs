@@ -1,8 +1,8 @@
 //! What every Store must do, as functions over `&dyn Store`.
 
 use scepd::store::{
-    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeRecord, CrlState, Issuance, IssuanceOutcome, MdmClient, RedbStore,
-    RevokeOutcome, Store, StoreItem, StoredCrl,
+    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeRecord, CrlState, Issuance, IssuanceOutcome, MdmClient,
+    RedbStore, RevokeOutcome, Store, StoreItem, StoredCrl,
 };
 use scepd_ca::Serial;
 
@@ -18,7 +18,13 @@ fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
             device_id: device.map(str::to_string),
             transaction_id: tid.into(),
             csr_sha256: csr.into(),
-            ..CertRecord::issued(&serial, format!("CN={}", device.unwrap_or("none")), now(), now() + 86_400, now())
+            ..CertRecord::issued(
+                &serial,
+                format!("CN={}", device.unwrap_or("none")),
+                now(),
+                now() + 86_400,
+                now(),
+            )
         },
         der: serial.0.to_vec(),
         redeems: None,
@@ -48,7 +54,10 @@ fn challenge(expires_in: i64) -> ChallengeRecord {
 pub fn issuance_and_retries(store: &dyn Store) {
     let a = issuance(Some("d1"), "t1", "csr-a");
     stored(store.record_issuance(&a).unwrap());
-    assert_eq!(store.find_by_transaction("t1").unwrap().unwrap().serial, a.record.serial);
+    assert_eq!(
+        store.find_by_transaction("t1").unwrap().unwrap().serial,
+        a.record.serial
+    );
     let (record, der) = store.certificate(&a.serial).unwrap().unwrap();
     assert_eq!((record.transaction_id.as_str(), der), ("t1", a.der.clone()));
     // Same transaction, same CSR: the first certificate again.
@@ -56,17 +65,25 @@ pub fn issuance_and_retries(store: &dyn Store) {
         IssuanceOutcome::AlreadyIssued(r, d) => assert_eq!((r.serial, d), (a.record.serial.clone(), a.der.clone())),
         other => panic!("{other:?}"),
     }
-    assert_eq!(store.record_issuance(&issuance(Some("d1"), "t1", "csr-b")).unwrap(), IssuanceOutcome::TransactionConflict);
+    assert_eq!(
+        store.record_issuance(&issuance(Some("d1"), "t1", "csr-b")).unwrap(),
+        IssuanceOutcome::TransactionConflict
+    );
     let mut taken = issuance(Some("d2"), "t2", "x");
     taken.serial = a.serial;
     assert_eq!(store.record_issuance(&taken).unwrap(), IssuanceOutcome::SerialTaken);
-    assert!(store.find_by_transaction("t2").unwrap().is_none(), "a refused issuance writes nothing");
+    assert!(
+        store.find_by_transaction("t2").unwrap().is_none(),
+        "a refused issuance writes nothing"
+    );
     assert!(store.certificate(&Serial::random()).unwrap().is_none());
 }
 
 pub fn challenge_redemption(store: &dyn Store) {
     let (live, expired, unknown) = ([1u8; 32], [2u8; 32], [3u8; 32]);
-    store.insert_challenges(&[(live, challenge(3600)), (expired, challenge(-1))]).unwrap();
+    store
+        .insert_challenges(&[(live, challenge(3600)), (expired, challenge(-1))])
+        .unwrap();
     assert!(store.challenge(&live).unwrap().is_some());
     let mut first = issuance(Some("c1"), "r1", "x");
     first.redeems = Some(live);
@@ -75,7 +92,10 @@ pub fn challenge_redemption(store: &dyn Store) {
     for (hash, tid) in [(live, "r2"), (expired, "r3"), (unknown, "r4")] {
         let mut again = issuance(Some("c2"), tid, "x");
         again.redeems = Some(hash);
-        assert_eq!(store.record_issuance(&again).unwrap(), IssuanceOutcome::ChallengeUnavailable);
+        assert_eq!(
+            store.record_issuance(&again).unwrap(),
+            IssuanceOutcome::ChallengeUnavailable
+        );
         assert!(store.find_by_transaction(tid).unwrap().is_none());
     }
 }
@@ -92,14 +112,22 @@ pub fn supersede_and_max_valid(store: &dyn Store) {
         other => panic!("{other:?}"),
     }
     let (r1, _) = store.certificate(&one.serial).unwrap().unwrap();
-    assert_eq!((r1.status, r1.superseded_by.as_deref()), (CertStatus::Superseded, Some(two.record.serial.as_str())));
+    assert_eq!(
+        (r1.status, r1.superseded_by.as_deref()),
+        (CertStatus::Superseded, Some(two.record.serial.as_str()))
+    );
     let mut three = issuance(Some("dev"), "s3", "c");
     three.max_valid_per_device = Some(1);
     match store.record_issuance(&three).unwrap() {
         IssuanceOutcome::Stored { revoked, .. } => assert_eq!(revoked.len(), 2),
         other => panic!("{other:?}"),
     }
-    let active = store.certificates(&CertFilter { device_id: Some("dev".into()), status: Some(CertStatus::Active) }).unwrap();
+    let active = store
+        .certificates(&CertFilter {
+            device_id: Some("dev".into()),
+            status: Some(CertStatus::Active),
+        })
+        .unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].serial, three.record.serial);
 }
@@ -110,26 +138,58 @@ pub fn revocation(store: &dyn Store) {
     stored(store.record_issuance(&a).unwrap());
     stored(store.record_issuance(&b).unwrap());
     let epoch = store.revocation_epoch().unwrap();
-    assert!(matches!(store.revoke(&a.serial, "keyCompromise", now()).unwrap(), RevokeOutcome::Revoked(_)));
-    assert!(matches!(store.revoke(&a.serial, "keyCompromise", now()).unwrap(), RevokeOutcome::AlreadyRevoked(_)));
-    assert_eq!(store.revoke(&Serial::random(), "unspecified", now()).unwrap(), RevokeOutcome::NotFound);
+    assert!(matches!(
+        store.revoke(&a.serial, "keyCompromise", now()).unwrap(),
+        RevokeOutcome::Revoked(_)
+    ));
+    assert!(matches!(
+        store.revoke(&a.serial, "keyCompromise", now()).unwrap(),
+        RevokeOutcome::AlreadyRevoked(_)
+    ));
+    assert_eq!(
+        store.revoke(&Serial::random(), "unspecified", now()).unwrap(),
+        RevokeOutcome::NotFound
+    );
     assert!(store.revocation_epoch().unwrap() > epoch);
     let rows = store.revoked().unwrap();
-    assert!(rows.iter().any(|r| r.serial == a.record.serial && r.reason == "keyCompromise"));
+    assert!(rows
+        .iter()
+        .any(|r| r.serial == a.record.serial && r.reason == "keyCompromise"));
     // a is superseded by b; b is active: revoking the device takes what is not revoked yet.
-    assert_eq!(store.revoke_device("rv", "cessationOfOperation", now()).unwrap(), vec![b.record.serial.clone()]);
+    assert_eq!(
+        store.revoke_device("rv", "cessationOfOperation", now()).unwrap(),
+        vec![b.record.serial.clone()]
+    );
     // Superseded certificates past the cutoff are revoked as superseded.
     let c = issuance(Some("old"), "v3", "c");
     let d = issuance(Some("old"), "v4", "d");
     stored(store.record_issuance(&c).unwrap());
     stored(store.record_issuance(&d).unwrap());
     assert!(store.revoke_superseded_before(0, now()).unwrap().is_empty());
-    assert_eq!(store.revoke_superseded_before(now() + 10, now()).unwrap(), vec![c.record.serial.clone()]);
-    assert_eq!(store.certificate(&c.serial).unwrap().unwrap().0.revocation_reason.as_deref(), Some("superseded"));
+    assert_eq!(
+        store.revoke_superseded_before(now() + 10, now()).unwrap(),
+        vec![c.record.serial.clone()]
+    );
+    assert_eq!(
+        store
+            .certificate(&c.serial)
+            .unwrap()
+            .unwrap()
+            .0
+            .revocation_reason
+            .as_deref(),
+        Some("superseded")
+    );
 }
 
 pub fn crl_publication(store: &dyn Store) {
-    let crl = |number: u64, epoch: u64| StoredCrl { number, epoch, this_update: now(), next_update: now() + 60, der: vec![number as u8] };
+    let crl = |number: u64, epoch: u64| StoredCrl {
+        number,
+        epoch,
+        this_update: now(),
+        next_update: now() + 60,
+        der: vec![number as u8],
+    };
     assert_eq!(store.latest_crl().unwrap(), CrlState::default());
     assert!(store.publish_crl(&crl(1, 0)).unwrap());
     // Another node that read the same state publishes too late: refused, nothing changes.
@@ -143,7 +203,11 @@ pub fn crl_publication(store: &dyn Store) {
 
 pub fn identity(store: &dyn Store) {
     assert_eq!(store.bind_identity("ca_sha256", "aa").unwrap(), "aa");
-    assert_eq!(store.bind_identity("ca_sha256", "bb").unwrap(), "aa", "the first value stays");
+    assert_eq!(
+        store.bind_identity("ca_sha256", "bb").unwrap(),
+        "aa",
+        "the first value stays"
+    );
     assert_eq!(store.bind_identity("admin_token_sha256", "cc").unwrap(), "cc");
 }
 
@@ -156,9 +220,31 @@ pub fn copy_round_trip(store: &dyn Store) {
     stored(store.record_issuance(&b).unwrap());
     store.revoke(&a.serial, "keyCompromise", now()).unwrap();
     store.insert_challenges(&[([3u8; 32], challenge(3600))]).unwrap();
-    store.put_mdm_client(&MdmClient { name: "kandji".into(), password_hmac: "ef".into(), created_at: now(), challenge_ttl_seconds: None }).unwrap();
-    store.append_audit(&[AuditEntry { at: now(), event: "x".into(), actor: "t".into(), ..Default::default() }]).unwrap();
-    assert!(store.publish_crl(&StoredCrl { number: 1, epoch: 1, this_update: now(), next_update: now() + 60, der: vec![1] }).unwrap());
+    store
+        .put_mdm_client(&MdmClient {
+            name: "kandji".into(),
+            password_hmac: "ef".into(),
+            created_at: now(),
+            challenge_ttl_seconds: None,
+        })
+        .unwrap();
+    store
+        .append_audit(&[AuditEntry {
+            at: now(),
+            event: "x".into(),
+            actor: "t".into(),
+            ..Default::default()
+        }])
+        .unwrap();
+    assert!(store
+        .publish_crl(&StoredCrl {
+            number: 1,
+            epoch: 1,
+            this_update: now(),
+            next_update: now() + 60,
+            der: vec![1]
+        })
+        .unwrap());
     store.bind_identity("ca_sha256", "aa").unwrap();
     let items = export(store);
     assert!(!store.is_empty().unwrap());
@@ -175,47 +261,86 @@ pub fn copy_round_trip(store: &dyn Store) {
         list.sort_by_key(|i| format!("{i:?}"));
     }
     assert_eq!(again, original);
-    assert_eq!(copy.certificate(&a.serial).unwrap().unwrap().0.status, CertStatus::Revoked);
+    assert_eq!(
+        copy.certificate(&a.serial).unwrap().unwrap().0.status,
+        CertStatus::Revoked
+    );
     assert_eq!(copy.revoked().unwrap().len(), 1);
     assert_eq!(copy.revocation_epoch().unwrap(), store.revocation_epoch().unwrap());
-    assert!(copy.publish_crl(&StoredCrl { number: 2, epoch: 1, this_update: now(), next_update: now() + 60, der: vec![2] }).unwrap());
+    assert!(copy
+        .publish_crl(&StoredCrl {
+            number: 2,
+            epoch: 1,
+            this_update: now(),
+            next_update: now() + 60,
+            der: vec![2]
+        })
+        .unwrap());
     // New certificates and audit entries come after the copied ones.
     let c = issuance(Some("cp"), "c3", "c");
     stored(copy.record_issuance(&c).unwrap());
-    assert_eq!(copy.certificates(&CertFilter::default()).unwrap()[0].serial, c.record.serial);
-    copy.append_audit(&[AuditEntry { at: now(), event: "y".into(), actor: "t".into(), ..Default::default() }]).unwrap();
+    assert_eq!(
+        copy.certificates(&CertFilter::default()).unwrap()[0].serial,
+        c.record.serial
+    );
+    copy.append_audit(&[AuditEntry {
+        at: now(),
+        event: "y".into(),
+        actor: "t".into(),
+        ..Default::default()
+    }])
+    .unwrap();
     assert_eq!(copy.audit_entries(0, 10).unwrap().last().unwrap().event, "y");
 }
 
 fn export(store: &dyn Store) -> Vec<StoreItem> {
     let mut items = Vec::new();
-    store.export(&mut |item| {
-        items.push(item);
-        Ok(())
-    })
-    .unwrap();
+    store
+        .export(&mut |item| {
+            items.push(item);
+            Ok(())
+        })
+        .unwrap();
     items
 }
 
 pub fn listing(store: &dyn Store) {
-    let items: Vec<Issuance> = (0..5).map(|i| issuance(Some(if i % 2 == 0 { "even" } else { "odd" }), &format!("l{i}"), "x")).collect();
+    let items: Vec<Issuance> = (0..5)
+        .map(|i| issuance(Some(if i % 2 == 0 { "even" } else { "odd" }), &format!("l{i}"), "x"))
+        .collect();
     for it in &items {
         stored(store.record_issuance(it).unwrap());
     }
     let all = store.certificates(&CertFilter::default()).unwrap();
     assert_eq!(all.len(), 5);
     assert_eq!(all[0].serial, items[4].record.serial, "newest first");
-    let even = store.certificates(&CertFilter { device_id: Some("even".into()), status: None }).unwrap();
+    let even = store
+        .certificates(&CertFilter {
+            device_id: Some("even".into()),
+            status: None,
+        })
+        .unwrap();
     assert_eq!(even.len(), 3);
     // A device name that is a prefix of another is not confused with it.
     stored(store.record_issuance(&issuance(Some("eve"), "l9", "x")).unwrap());
-    assert_eq!(store.certificates(&CertFilter { device_id: Some("eve".into()), status: None }).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .certificates(&CertFilter {
+                device_id: Some("eve".into()),
+                status: None
+            })
+            .unwrap()
+            .len(),
+        1
+    );
     let (active, soonest) = store.certificate_stats(now()).unwrap();
     assert!(active >= 2 && soonest.is_some());
 }
 
 pub fn challenge_sweep(store: &dyn Store) {
-    store.insert_challenges(&[([7u8; 32], challenge(-10)), ([8u8; 32], challenge(3600))]).unwrap();
+    store
+        .insert_challenges(&[([7u8; 32], challenge(-10)), ([8u8; 32], challenge(3600))])
+        .unwrap();
     assert_eq!(store.challenge_count().unwrap(), 2);
     assert_eq!(store.sweep_challenges(now()).unwrap(), 1);
     assert_eq!(store.challenge_count().unwrap(), 1);
@@ -225,10 +350,20 @@ pub fn challenge_sweep(store: &dyn Store) {
 }
 
 pub fn mdm_clients(store: &dyn Store) {
-    let client = MdmClient { name: "jamf".into(), password_hmac: "ab".into(), created_at: now(), challenge_ttl_seconds: Some(60) };
+    let client = MdmClient {
+        name: "jamf".into(),
+        password_hmac: "ab".into(),
+        created_at: now(),
+        challenge_ttl_seconds: Some(60),
+    };
     store.put_mdm_client(&client).unwrap();
     assert_eq!(store.mdm_client("jamf").unwrap(), Some(client.clone()));
-    store.put_mdm_client(&MdmClient { password_hmac: "cd".into(), ..client }).unwrap();
+    store
+        .put_mdm_client(&MdmClient {
+            password_hmac: "cd".into(),
+            ..client
+        })
+        .unwrap();
     assert_eq!(store.mdm_clients().unwrap().len(), 1);
     assert_eq!(store.mdm_client("jamf").unwrap().unwrap().password_hmac, "cd");
     assert!(store.remove_mdm_client("jamf").unwrap());
@@ -237,14 +372,25 @@ pub fn mdm_clients(store: &dyn Store) {
 }
 
 pub fn audit_trail(store: &dyn Store) {
-    let entry = |e: &str| AuditEntry { at: now(), event: e.into(), actor: "test".into(), ..Default::default() };
+    let entry = |e: &str| AuditEntry {
+        at: now(),
+        event: e.into(),
+        actor: "test".into(),
+        ..Default::default()
+    };
     store.append_audit(&[entry("a"), entry("b")]).unwrap();
     store.append_audit(&[entry("c")]).unwrap();
     let all = store.audit_entries(0, 100).unwrap();
-    assert_eq!(all.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(
+        all.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(store.audit_entries(all[0].seq, 1).unwrap()[0].event, "b");
-    assert!(store.audit_entries(u64::MAX, 10).unwrap().is_empty(), "nothing after the last possible number");
+    assert!(
+        store.audit_entries(u64::MAX, 10).unwrap().is_empty(),
+        "nothing after the last possible number"
+    );
 }
 
 pub fn batch_sees_earlier_items(store: &dyn Store) {
@@ -262,12 +408,18 @@ pub fn backup_copy_opens(store: &dyn Store) {
     let copy = dir.path().join("copy.redb");
     store.backup_to(&copy).unwrap();
     let reopened = scepd::store::RedbStore::open(&copy).unwrap();
-    assert_eq!(reopened.certificate(&a.serial).unwrap().unwrap().0.serial, a.record.serial);
+    assert_eq!(
+        reopened.certificate(&a.serial).unwrap().unwrap().0.serial,
+        a.record.serial
+    );
 }
 
 pub fn backup_refused(store: &dyn Store) {
     let dir = tempfile::tempdir().unwrap();
-    assert!(matches!(store.backup_to(&dir.path().join("copy")), Err(scepd::store::StoreError::Unsupported(_))));
+    assert!(matches!(
+        store.backup_to(&dir.path().join("copy")),
+        Err(scepd::store::StoreError::Unsupported(_))
+    ));
 }
 
 /// 32 threads redeem one challenge at once, each through its own issuance: exactly one wins

@@ -57,7 +57,9 @@ instantiate!(postgres: issuance_and_retries, challenge_redemption, supersede_and
 /// connections are encrypted is read from the server's `pg_stat_ssl`.
 #[test]
 fn postgres_tls_modes() {
-    let Some(db) = scratch_db::ScratchDb::create("postgres_tls_modes") else { return };
+    let Some(db) = scratch_db::ScratchDb::create("postgres_tls_modes") else {
+        return;
+    };
     let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
     if admin.query_one("SHOW ssl", &[]).unwrap().get::<_, String>(0) != "on" {
         scratch_db::skip("postgres_tls_modes", "the server has ssl = off");
@@ -86,23 +88,35 @@ fn postgres_tls_modes() {
     let store = PgStore::connect(&with("sslmode=disable&application_name=tls_disable")).unwrap();
     store.ping().unwrap();
     let seen = encrypted(&mut admin, "tls_disable");
-    assert!(!seen.is_empty() && seen.iter().all(|s| !*s), "sslmode=disable: {seen:?}");
+    assert!(
+        !seen.is_empty() && seen.iter().all(|s| !*s),
+        "sslmode=disable: {seen:?}"
+    );
     drop(store);
 
     // The server's certificate as the root: verify-ca accepts it; verify-full also wants the
     // host name, which 127.0.0.1 is not.
     let cert_file: String = admin.query_one("SHOW ssl_cert_file", &[]).unwrap().get(0);
-    let cert_file = std::path::Path::new(&admin.query_one("SHOW data_directory", &[]).unwrap().get::<_, String>(0)).join(cert_file);
+    let cert_file =
+        std::path::Path::new(&admin.query_one("SHOW data_directory", &[]).unwrap().get::<_, String>(0)).join(cert_file);
     let pem = std::fs::read_to_string(&cert_file).unwrap();
     let cert: x509_cert::Certificate = der::DecodePem::from_pem(pem.as_bytes()).unwrap();
     if cert.tbs_certificate().issuer() != cert.tbs_certificate().subject() {
-        scratch_db::skip("postgres_tls_modes (verify-ca part)", "the server certificate is not self-signed");
+        scratch_db::skip(
+            "postgres_tls_modes (verify-ca part)",
+            "the server certificate is not self-signed",
+        );
         return;
     }
     let root = format!("sslrootcert={}", cert_file.display());
-    PgStore::connect(&with(&format!("sslmode=verify-ca&{root}"))).unwrap().ping().unwrap();
+    PgStore::connect(&with(&format!("sslmode=verify-ca&{root}")))
+        .unwrap()
+        .ping()
+        .unwrap();
     if db.url.contains("@127.0.0.1") {
-        let Err(e) = PgStore::connect(&with(&format!("sslmode=verify-full&{root}"))) else { panic!("verify-full accepted 127.0.0.1") };
+        let Err(e) = PgStore::connect(&with(&format!("sslmode=verify-full&{root}"))) else {
+            panic!("verify-full accepted 127.0.0.1")
+        };
         assert!(e.to_string().contains("not valid for name"), "{e}");
     }
     // Another root: refused.
@@ -110,7 +124,10 @@ fn postgres_tls_modes() {
     let dir = tempfile::tempdir().unwrap();
     let other_root = dir.path().join("other.pem");
     std::fs::write(&other_root, scepd_ca::pem::encode("CERTIFICATE", &other.ca.der)).unwrap();
-    let Err(e) = PgStore::connect(&with(&format!("sslmode=verify-ca&sslrootcert={}", other_root.display()))) else {
+    let Err(e) = PgStore::connect(&with(&format!(
+        "sslmode=verify-ca&sslrootcert={}",
+        other_root.display()
+    ))) else {
         panic!("a server certificate from another root was accepted")
     };
     assert!(e.to_string().contains("invalid peer certificate"), "{e}");
@@ -121,8 +138,14 @@ fn postgres_tls_modes() {
 /// that the closed connection is the one the next call draws.
 #[test]
 fn postgres_reconnects_after_the_server_closed_its_connections() {
-    let Some(db) = scratch_db::ScratchDb::create("postgres_reconnects_after_the_server_closed_its_connections") else { return };
-    let url = format!("{}{}application_name=reconnect", db.url, if db.url.contains('?') { '&' } else { '?' });
+    let Some(db) = scratch_db::ScratchDb::create("postgres_reconnects_after_the_server_closed_its_connections") else {
+        return;
+    };
+    let url = format!(
+        "{}{}application_name=reconnect",
+        db.url,
+        if db.url.contains('?') { '&' } else { '?' }
+    );
     let store = PgStore::connect_pooled(&url, 1).unwrap();
     let reconnects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = Arc::clone(&reconnects);
@@ -134,7 +157,10 @@ fn postgres_reconnects_after_the_server_closed_its_connections() {
     let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
     let mut close_connections = || {
         let terminated: Vec<bool> = admin
-            .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'reconnect'", &[])
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'reconnect'",
+                &[],
+            )
             .unwrap()
             .iter()
             .map(|r| r.get(0))
@@ -144,7 +170,10 @@ fn postgres_reconnects_after_the_server_closed_its_connections() {
     };
     store.ping().unwrap();
     close_connections();
-    assert!(store.certificate(&scepd_ca::Serial::random()).expect("a read after the server closed the connection").is_none());
+    assert!(store
+        .certificate(&scepd_ca::Serial::random())
+        .expect("a read after the server closed the connection")
+        .is_none());
     assert_eq!(reconnects.load(std::sync::atomic::Ordering::SeqCst), 1);
     close_connections();
     store.ping().expect("a write after the server closed the connection");
@@ -154,8 +183,14 @@ fn postgres_reconnects_after_the_server_closed_its_connections() {
 /// A node keeps at most `store_pool_size` connections, however many requests it serves at once.
 #[test]
 fn postgres_pool_size_is_a_ceiling() {
-    let Some(db) = scratch_db::ScratchDb::create("postgres_pool_size_is_a_ceiling") else { return };
-    let url = format!("{}{}application_name=pool_ceiling", db.url, if db.url.contains('?') { '&' } else { '?' });
+    let Some(db) = scratch_db::ScratchDb::create("postgres_pool_size_is_a_ceiling") else {
+        return;
+    };
+    let url = format!(
+        "{}{}application_name=pool_ceiling",
+        db.url,
+        if db.url.contains('?') { '&' } else { '?' }
+    );
     let store = PgStore::connect_pooled(&url, 3).unwrap();
     let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
     let most = std::sync::atomic::AtomicI64::new(0);
@@ -169,7 +204,10 @@ fn postgres_pool_size_is_a_ceiling() {
         }
         for _ in 0..20 {
             let open: i64 = admin
-                .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool_ceiling'", &[])
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool_ceiling'",
+                    &[],
+                )
                 .unwrap()
                 .get(0);
             most.fetch_max(open, std::sync::atomic::Ordering::SeqCst);

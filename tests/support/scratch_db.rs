@@ -29,11 +29,19 @@ impl ScratchDb {
             return None;
         };
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!("scepd_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "scepd_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let mut client = postgres::Client::connect(&admin_url, postgres::NoTls)
             .unwrap_or_else(|e| panic!("{ENV}={admin_url} is set but not reachable: {e}"));
         client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        Some(ScratchDb { url: with_database(&admin_url, &name), admin_url, name })
+        Some(ScratchDb {
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+        })
     }
 }
 
@@ -49,7 +57,9 @@ impl Drop for ScratchDb {
 pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let host_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
     let mut out = format!("{}/{name}", &base[..host_end]);
     if let Some(q) = query {
         out.push('?');

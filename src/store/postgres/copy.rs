@@ -6,7 +6,9 @@ use postgres::{GenericClient, IsolationLevel, Row};
 
 use super::super::{StoreError, StoreItem};
 use super::pool::{self, Session};
-use super::records::{crl_state, insert_audit_in, insert_certificate, insert_challenges_in, put_crl_in, put_mdm_client_in, set_counter};
+use super::records::{
+    crl_state, insert_audit_in, insert_certificate, insert_challenges_in, put_crl_in, put_mdm_client_in, set_counter,
+};
 use super::rows::{self, int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
 use super::{backend, Tx, TxError};
 
@@ -34,11 +36,22 @@ fn paged<K: ToSql + Sync>(
     }
 }
 
-pub(super) fn export(conn: &mut pool::Connection, sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>) -> Result<(), StoreError> {
+pub(super) fn export(
+    conn: &mut pool::Connection,
+    sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let pool::Connection { client, statements, .. } = conn;
     // One snapshot for every page (on CockroachDB REPEATABLE READ is SERIALIZABLE).
-    let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(backend)?;
-    let mut tx = Session { client: &mut tx, statements };
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(backend)?;
+    let mut tx = Session {
+        client: &mut tx,
+        statements,
+    };
     paged(
         &mut tx,
         &format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE seq > $1 ORDER BY seq LIMIT $2"),
@@ -67,10 +80,16 @@ pub(super) fn export(conn: &mut pool::Connection, sink: &mut dyn FnMut(StoreItem
         |row| Ok(row.get::<_, i64>("seq")),
         |row| sink(StoreItem::Audit(rows::audit(row))),
     )?;
-    for row in tx.query("SELECT name, value FROM counters WHERE name <> 'ping'", &[]).map_err(backend)? {
+    for row in tx
+        .query("SELECT name, value FROM counters WHERE name <> 'ping'", &[])
+        .map_err(backend)?
+    {
         sink(StoreItem::Counter(row.get(0), row.get::<_, i64>(1) as u64))?;
     }
-    let cert_seq: Option<i64> = tx.query_one("SELECT max(seq) FROM certificates", &[]).map_err(backend)?.get(0);
+    let cert_seq: Option<i64> = tx
+        .query_one("SELECT max(seq) FROM certificates", &[])
+        .map_err(backend)?
+        .get(0);
     sink(StoreItem::Counter("cert_seq".into(), cert_seq.unwrap_or(0) as u64))?;
     if let Some(crl) = crl_state(&mut tx)?.published {
         sink(StoreItem::Crl(crl))?;
@@ -88,7 +107,11 @@ pub(super) fn import(tx: &mut Tx<'_, '_>, items: &[StoreItem]) -> Result<(), TxE
         match item {
             // Every certificate since the first release carries its issuance number.
             StoreItem::Certificate(record, _) if record.seq == 0 => {
-                return Err(StoreError::Corrupt(format!("certificate {} has no issuance number (a development build wrote it)", record.serial)).into())
+                return Err(StoreError::Corrupt(format!(
+                    "certificate {} has no issuance number (a development build wrote it)",
+                    record.serial
+                ))
+                .into())
             }
             StoreItem::Certificate(record, der) => insert_certificate(tx, record, der, Some(record.seq))?,
             StoreItem::Challenge(hash, record) => challenges.push((*hash, record.clone())),

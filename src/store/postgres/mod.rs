@@ -21,15 +21,15 @@ use postgres::{IsolationLevel, Transaction};
 use scepd_ca::Serial;
 
 use super::{
-    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance, IssuanceOutcome,
-    MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
+    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance,
+    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
 };
 use rows::{int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
 
 use pool::{Manager, Session};
 use records::{
-    bump, counter, insert_audit_in, insert_challenges_in, crl_state, put_crl_in, put_mdm_client_in, record_one, revoke_in,
-    revoke_where, set_counter, stored_statuses,
+    bump, counter, crl_state, insert_audit_in, insert_challenges_in, put_crl_in, put_mdm_client_in, record_one,
+    revoke_in, revoke_where, set_counter, stored_statuses,
 };
 
 /// A transaction whose queries use the connection's prepared statements.
@@ -119,7 +119,10 @@ fn is_conflict(e: &TxError, attempt: u32) -> bool {
     let TxError::Db(e) = e else { return false };
     match e.code() {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => attempt < UNIQUE_VIOLATION_ATTEMPTS,
-        Some(code) => [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED].contains(code) && attempt < TRANSACTION_ATTEMPTS,
+        Some(code) => {
+            [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED].contains(code)
+                && attempt < TRANSACTION_ATTEMPTS
+        }
         None => false,
     }
 }
@@ -135,10 +138,15 @@ impl PgStore {
         let (url, tls) = tls::split_url(url)?;
         let config = connection_config(&url)?;
         let tls = tls::connector(&tls)?;
-        let mut client =
-            config.connect(tls.clone()).map_err(|e| backend(format!("connecting to PostgreSQL: {}", describe_connect(&e))))?;
+        let mut client = config
+            .connect(tls.clone())
+            .map_err(|e| backend(format!("connecting to PostgreSQL: {}", describe_connect(&e))))?;
         for migration in schema::migrate(&mut client)? {
-            tracing::info!(version = migration.version, name = migration.name, "store schema migrated");
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "store schema migrated"
+            );
         }
         drop(client);
         let pool = r2d2::Pool::builder()
@@ -149,7 +157,10 @@ impl PgStore {
             // fails its first statement, and `write`/`read` then retry on a fresh one.
             .test_on_check_out(false)
             .build_unchecked(Manager { config, tls });
-        Ok(PgStore { pool, observer: std::sync::OnceLock::new() })
+        Ok(PgStore {
+            pool,
+            observer: std::sync::OnceLock::new(),
+        })
     }
 
     fn report(&self, event: super::StoreEvent) {
@@ -159,7 +170,9 @@ impl PgStore {
     }
 
     fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(|e| backend(format!("no PostgreSQL connection: {e}")))
+        self.pool
+            .get()
+            .map_err(|e| backend(format!("no PostgreSQL connection: {e}")))
     }
 
     /// Runs `body` in a SERIALIZABLE transaction, again while it conflicts with another.
@@ -198,7 +211,10 @@ impl PgStore {
 
     /// Runs `body` on a connection outside any explicit transaction (one statement, one
     /// snapshot); again on a fresh connection if the server had closed this one.
-    fn read<T>(&self, body: impl Fn(&mut Session<'_, postgres::Client>) -> Result<T, TxError>) -> Result<T, StoreError> {
+    fn read<T>(
+        &self,
+        body: impl Fn(&mut Session<'_, postgres::Client>) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
         let (mut attempt, mut reconnects) = (0, 0);
         loop {
             let mut conn = self.connection()?;
@@ -228,10 +244,21 @@ enum Failed {
     Body(TxError),
 }
 
-fn run_once<T>(conn: &mut pool::Connection, body: &mut impl FnMut(&mut Tx<'_, '_>) -> Result<T, TxError>) -> Result<T, Failed> {
+fn run_once<T>(
+    conn: &mut pool::Connection,
+    body: &mut impl FnMut(&mut Tx<'_, '_>) -> Result<T, TxError>,
+) -> Result<T, Failed> {
     let pool::Connection { client, statements, .. } = conn;
-    let mut tx = client.build_transaction().isolation_level(IsolationLevel::Serializable).start().map_err(Failed::Begin)?;
-    let value = body(&mut Session { client: &mut tx, statements }).map_err(Failed::Body)?;
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::Serializable)
+        .start()
+        .map_err(Failed::Begin)?;
+    let value = body(&mut Session {
+        client: &mut tx,
+        statements,
+    })
+    .map_err(Failed::Body)?;
     tx.commit().map_err(|e| Failed::Body(e.into()))?;
     Ok(value)
 }
@@ -239,7 +266,9 @@ fn run_once<T>(conn: &mut pool::Connection, body: &mut impl FnMut(&mut Tx<'_, '_
 /// The connection settings of `url`, with a connect timeout and an application name unless the
 /// URL sets them.
 pub fn connection_config(url: &str) -> Result<postgres::Config, StoreError> {
-    let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Backend(format!("store URL: {e}")))?;
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Backend(format!("store URL: {e}")))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CHECKOUT_TIMEOUT);
     }
@@ -252,7 +281,10 @@ pub fn connection_config(url: &str) -> Result<postgres::Config, StoreError> {
         config.tcp_user_timeout(DEAD_PEER_TIMEOUT);
     }
     if config.get_keepalives_interval().is_none() {
-        config.keepalives_idle(DEAD_PEER_TIMEOUT).keepalives_interval(Duration::from_secs(5)).keepalives_retries(3);
+        config
+            .keepalives_idle(DEAD_PEER_TIMEOUT)
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
     }
     Ok(config)
 }
@@ -260,7 +292,10 @@ pub fn connection_config(url: &str) -> Result<postgres::Config, StoreError> {
 impl Store for PgStore {
     fn find_by_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>, StoreError> {
         self.read(|c| {
-            let row = c.query_opt(&format!("SELECT {CERT_COLUMNS} FROM certificates WHERE transaction_id = $1"), &[&transaction_id])?;
+            let row = c.query_opt(
+                &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE transaction_id = $1"),
+                &[&transaction_id],
+            )?;
             Ok(row.map(|r| rows::certificate(&r)).transpose()?)
         })
     }
@@ -271,13 +306,20 @@ impl Store for PgStore {
 
     fn certificate(&self, serial: &Serial) -> Result<Option<(CertRecord, Vec<u8>)>, StoreError> {
         self.read(|c| {
-            let row = c.query_opt(&format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE serial = $1"), &[&serial.to_hex()])?;
-            Ok(row.map(|r| rows::certificate(&r).map(|record| (record, r.get("der")))).transpose()?)
+            let row = c.query_opt(
+                &format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE serial = $1"),
+                &[&serial.to_hex()],
+            )?;
+            Ok(row
+                .map(|r| rows::certificate(&r).map(|record| (record, r.get("der"))))
+                .transpose()?)
         })
     }
 
     fn certificates(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError> {
-        let statuses = filter.status.map_or_else(|| vec!["active", "superseded", "revoked"], stored_statuses);
+        let statuses = filter
+            .status
+            .map_or_else(|| vec!["active", "superseded", "revoked"], stored_statuses);
         let mut found = self.read(|c| {
             let rows = c.query(
                 &format!(
@@ -301,7 +343,10 @@ impl Store for PgStore {
 
     fn challenge(&self, hash: &ChallengeHash) -> Result<Option<ChallengeRecord>, StoreError> {
         self.read(|c| {
-            let row = c.query_opt(&format!("SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE hash = $1"), &[&hash.as_slice()])?;
+            let row = c.query_opt(
+                &format!("SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE hash = $1"),
+                &[&hash.as_slice()],
+            )?;
             Ok(row.as_ref().map(rows::challenge))
         })
     }
@@ -319,13 +364,24 @@ impl Store for PgStore {
     }
 
     fn mdm_client(&self, name: &str) -> Result<Option<MdmClient>, StoreError> {
-        self.read(|c| Ok(c.query_opt(&format!("SELECT {MDM_COLUMNS} FROM mdm_clients WHERE name = $1"), &[&name])?.as_ref().map(rows::mdm_client)))
+        self.read(|c| {
+            Ok(c.query_opt(
+                &format!("SELECT {MDM_COLUMNS} FROM mdm_clients WHERE name = $1"),
+                &[&name],
+            )?
+            .as_ref()
+            .map(rows::mdm_client))
+        })
     }
 
     fn mdm_clients(&self) -> Result<Vec<MdmClient>, StoreError> {
         // Sorted here, bytewise as the embedded store is, whatever the database's collation.
-        let mut clients: Vec<MdmClient> =
-            self.read(|c| Ok(c.query(&format!("SELECT {MDM_COLUMNS} FROM mdm_clients"), &[])?.iter().map(rows::mdm_client).collect()))?;
+        let mut clients: Vec<MdmClient> = self.read(|c| {
+            Ok(c.query(&format!("SELECT {MDM_COLUMNS} FROM mdm_clients"), &[])?
+                .iter()
+                .map(rows::mdm_client)
+                .collect())
+        })?;
         clients.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(clients)
     }
@@ -337,7 +393,10 @@ impl Store for PgStore {
     fn revoke(&self, serial: &Serial, reason: &str, at: u64) -> Result<RevokeOutcome, StoreError> {
         let serial = serial.to_hex();
         self.write(|tx| {
-            let row = tx.query_opt(&format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = $1"), &[&serial])?;
+            let row = tx.query_opt(
+                &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = $1"),
+                &[&serial],
+            )?;
             Ok(match row.map(|r| rows::certificate(&r)).transpose()? {
                 None => RevokeOutcome::NotFound,
                 Some(r) if r.status == CertStatus::Revoked => RevokeOutcome::AlreadyRevoked(r),
@@ -351,7 +410,15 @@ impl Store for PgStore {
     }
 
     fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<String>, StoreError> {
-        self.write(|tx| revoke_where(tx, "status = 'superseded' AND superseded_at < $3", at, "superseded", &int(cutoff)))
+        self.write(|tx| {
+            revoke_where(
+                tx,
+                "status = 'superseded' AND superseded_at < $3",
+                at,
+                "superseded",
+                &int(cutoff),
+            )
+        })
     }
 
     fn revoked(&self) -> Result<Vec<RevokedRow>, StoreError> {
@@ -390,15 +457,26 @@ impl Store for PgStore {
 
     fn bind_identity(&self, name: &str, value: &str) -> Result<String, StoreError> {
         self.write(|tx| {
-            tx.execute("INSERT INTO identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", &[&name, &value])?;
-            Ok(tx.query_one("SELECT value FROM identity WHERE name = $1", &[&name])?.get(0))
+            tx.execute(
+                "INSERT INTO identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &value],
+            )?;
+            Ok(tx
+                .query_one("SELECT value FROM identity WHERE name = $1", &[&name])?
+                .get(0))
         })
     }
 
     fn certificate_stats(&self, now: u64) -> Result<(u64, Option<u64>), StoreError> {
         self.read(|c| {
-            let row = c.query_one("SELECT count(*), min(not_after) FROM certificates WHERE status = 'active' AND not_after > $1", &[&int(now)])?;
-            Ok((row.get::<_, i64>(0) as u64, row.get::<_, Option<i64>>(1).map(|v| v as u64)))
+            let row = c.query_one(
+                "SELECT count(*), min(not_after) FROM certificates WHERE status = 'active' AND not_after > $1",
+                &[&int(now)],
+            )?;
+            Ok((
+                row.get::<_, i64>(0) as u64,
+                row.get::<_, Option<i64>>(1).map(|v| v as u64),
+            ))
         })
     }
 
@@ -409,7 +487,10 @@ impl Store for PgStore {
     /// A write (that changes nothing): a read-only standby fails it.
     fn ping(&self) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute("INSERT INTO counters (name, value) VALUES ('ping', 0) ON CONFLICT (name) DO NOTHING", &[])?;
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES ('ping', 0) ON CONFLICT (name) DO NOTHING",
+                &[],
+            )?;
             Ok(())
         })
     }
@@ -446,15 +527,20 @@ impl Store for PgStore {
         self.write(|tx| {
             let last = bump(tx, "audit_seq", entries.len() as u64)?;
             let first = last + 1 - entries.len() as u64;
-            let numbered: Vec<AuditEntry> =
-                entries.iter().zip(first..).map(|(e, seq)| AuditEntry { seq, ..e.clone() }).collect();
+            let numbered: Vec<AuditEntry> = entries
+                .iter()
+                .zip(first..)
+                .map(|(e, seq)| AuditEntry { seq, ..e.clone() })
+                .collect();
             insert_audit_in(tx, &numbered)
         })
     }
 
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         // Nothing comes after the largest sequence number PostgreSQL can hold.
-        let Ok(after) = i64::try_from(after) else { return Ok(Vec::new()) };
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
         self.read(|c| {
             let rows = c.query(
                 &format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"),

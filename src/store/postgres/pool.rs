@@ -38,7 +38,11 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Connection, postgres::Error> {
-        Ok(Connection { client: self.config.connect(self.tls.clone())?, statements: HashMap::new(), lost: false })
+        Ok(Connection {
+            client: self.config.connect(self.tls.clone())?,
+            statements: HashMap::new(),
+            lost: false,
+        })
     }
 
     fn is_valid(&self, conn: &mut Connection) -> Result<(), postgres::Error> {

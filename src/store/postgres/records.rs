@@ -5,11 +5,12 @@ use postgres::types::ToSql;
 use postgres::GenericClient;
 
 use super::super::{
-    AuditEntry, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance, IssuanceOutcome, MdmClient, StoredCrl,
+    AuditEntry, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance, IssuanceOutcome, MdmClient,
+    StoredCrl,
 };
 use super::pool::Session;
 use super::rows::{self, int, opt_int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
-use super::{TxError, Tx};
+use super::{Tx, TxError};
 
 /// Rows per multi-row INSERT (PostgreSQL allows 65535 parameters per statement).
 const ROWS_PER_INSERT: usize = 500;
@@ -38,7 +39,13 @@ pub(super) fn counter(client: &mut Session<'_, impl GenericClient>, name: &str) 
 }
 
 /// INSERTs `rows` (each one value per column) in as few statements as the parameter limit allows.
-pub(super) fn insert_rows(tx: &mut Tx<'_, '_>, table: &str, columns: &str, rows: &[Vec<&(dyn ToSql + Sync)>], suffix: &str) -> Result<(), TxError> {
+pub(super) fn insert_rows(
+    tx: &mut Tx<'_, '_>,
+    table: &str,
+    columns: &str,
+    rows: &[Vec<&(dyn ToSql + Sync)>],
+    suffix: &str,
+) -> Result<(), TxError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
@@ -57,7 +64,12 @@ pub(super) fn insert_rows(tx: &mut Tx<'_, '_>, table: &str, columns: &str, rows:
 }
 
 /// Writes a certificate: a new one (`seq` from the sequence) or a copied one (its own `seq`).
-pub(super) fn insert_certificate(tx: &mut Tx<'_, '_>, record: &CertRecord, der: &[u8], seq: Option<u64>) -> Result<(), TxError> {
+pub(super) fn insert_certificate(
+    tx: &mut Tx<'_, '_>,
+    record: &CertRecord,
+    der: &[u8],
+    seq: Option<u64>,
+) -> Result<(), TxError> {
     // Serials are keys here (the embedded store keys on their bytes): one case.
     let serial = record.serial.to_ascii_uppercase();
     let values: [&(dyn ToSql + Sync); 15] = [
@@ -77,16 +89,23 @@ pub(super) fn insert_certificate(tx: &mut Tx<'_, '_>, record: &CertRecord, der: 
         &record.revocation_reason,
         &der,
     ];
-    let columns = "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, issued_at, kind, \
+    let columns =
+        "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, issued_at, kind, \
                    superseded_by, superseded_at, revoked_at, revocation_reason, der, seq";
     let placeholders = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
     match seq {
-        None => tx.execute(&format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, nextval('certificate_seq'))"), &values)?,
+        None => tx.execute(
+            &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, nextval('certificate_seq'))"),
+            &values,
+        )?,
         Some(seq) => {
             let seq = int(seq);
             let mut with_seq = values.to_vec();
             with_seq.push(&seq);
-            tx.execute(&format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $16)"), &with_seq)?
+            tx.execute(
+                &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $16)"),
+                &with_seq,
+            )?
         }
     };
     Ok(())
@@ -106,7 +125,13 @@ pub(super) fn revoke_in(tx: &mut Tx<'_, '_>, serial: &str, reason: &str, at: u64
 
 /// Revokes the certificates an UPDATE's WHERE clause selects (`$1` is the time, `$2` the
 /// reason, `$3` the clause's own parameter); returns their serials.
-pub(super) fn revoke_where(tx: &mut Tx<'_, '_>, clause: &str, at: u64, reason: &str, param: &(dyn ToSql + Sync)) -> Result<Vec<String>, TxError> {
+pub(super) fn revoke_where(
+    tx: &mut Tx<'_, '_>,
+    clause: &str,
+    at: u64,
+    reason: &str,
+    param: &(dyn ToSql + Sync),
+) -> Result<Vec<String>, TxError> {
     let mut revoked: Vec<String> = tx
         .query(
             &format!("UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 WHERE {clause} RETURNING serial"),
@@ -125,7 +150,12 @@ pub(super) fn revoke_where(tx: &mut Tx<'_, '_>, clause: &str, at: u64, reason: &
 
 /// Supersedes the device's active certificates and enforces `max_valid_per_device` (as the
 /// embedded store does).
-pub(super) fn supersede_device(tx: &mut Tx<'_, '_>, device: &str, issuance: &Issuance, now: u64) -> Result<(Vec<String>, Vec<String>), TxError> {
+pub(super) fn supersede_device(
+    tx: &mut Tx<'_, '_>,
+    device: &str,
+    issuance: &Issuance,
+    now: u64,
+) -> Result<(Vec<String>, Vec<String>), TxError> {
     let valid_rows = tx.query(
         "SELECT serial, status FROM certificates
          WHERE device_id = $1 AND status IN ('active', 'superseded') AND not_after > $2 ORDER BY seq",
@@ -159,8 +189,10 @@ pub(super) fn supersede_device(tx: &mut Tx<'_, '_>, device: &str, issuance: &Iss
 /// One issuance inside `tx`; only the `Stored` outcome writes anything.
 pub(super) fn record_one(tx: &mut Tx<'_, '_>, issuance: &Issuance) -> Result<IssuanceOutcome, TxError> {
     let record = &issuance.record;
-    let existing =
-        tx.query_opt(&format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE transaction_id = $1"), &[&record.transaction_id])?;
+    let existing = tx.query_opt(
+        &format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE transaction_id = $1"),
+        &[&record.transaction_id],
+    )?;
     if let Some(row) = existing {
         let found = rows::certificate(&row)?;
         return Ok(if found.csr_sha256 != record.csr_sha256 {
@@ -170,7 +202,13 @@ pub(super) fn record_one(tx: &mut Tx<'_, '_>, issuance: &Issuance) -> Result<Iss
         });
     }
     // The serial drawn is the key (as in the embedded store); the record carries its hex form.
-    if tx.query_opt("SELECT 1 FROM certificates WHERE serial = $1", &[&issuance.serial.to_hex()])?.is_some() {
+    if tx
+        .query_opt(
+            "SELECT 1 FROM certificates WHERE serial = $1",
+            &[&issuance.serial.to_hex()],
+        )?
+        .is_some()
+    {
         return Ok(IssuanceOutcome::SerialTaken);
     }
     if let Some(hash) = &issuance.redeems {
@@ -191,9 +229,21 @@ pub(super) fn record_one(tx: &mut Tx<'_, '_>, issuance: &Issuance) -> Result<Iss
     Ok(IssuanceOutcome::Stored { superseded, revoked })
 }
 
-pub(super) fn insert_challenges_in(tx: &mut Tx<'_, '_>, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), TxError> {
-    let owned: Vec<(i64, i64, Option<bool>, Option<i64>)> =
-        batch.iter().map(|(_, r)| (int(r.expires_at), int(r.created_at), r.okta_device_access, opt_int(r.redeemed_at))).collect();
+pub(super) fn insert_challenges_in(
+    tx: &mut Tx<'_, '_>,
+    batch: &[(ChallengeHash, ChallengeRecord)],
+) -> Result<(), TxError> {
+    let owned: Vec<(i64, i64, Option<bool>, Option<i64>)> = batch
+        .iter()
+        .map(|(_, r)| {
+            (
+                int(r.expires_at),
+                int(r.created_at),
+                r.okta_device_access,
+                opt_int(r.redeemed_at),
+            )
+        })
+        .collect();
     let hashes: Vec<&[u8]> = batch.iter().map(|(h, _)| h.as_slice()).collect();
     let values: Vec<Vec<&(dyn ToSql + Sync)>> = batch
         .iter()
@@ -215,15 +265,35 @@ pub(super) fn insert_challenges_in(tx: &mut Tx<'_, '_>, batch: &[(ChallengeHash,
             ]
         })
         .collect();
-    insert_rows(tx, "challenges", CHALLENGE_COLUMNS, &values, "ON CONFLICT (hash) DO NOTHING")
+    insert_rows(
+        tx,
+        "challenges",
+        CHALLENGE_COLUMNS,
+        &values,
+        "ON CONFLICT (hash) DO NOTHING",
+    )
 }
 
 pub(super) fn insert_audit_in(tx: &mut Tx<'_, '_>, entries: &[AuditEntry]) -> Result<(), TxError> {
-    let owned: Vec<(i64, i64, Option<i64>)> = entries.iter().map(|e| (int(e.seq), int(e.at), opt_int(e.request_id))).collect();
+    let owned: Vec<(i64, i64, Option<i64>)> = entries
+        .iter()
+        .map(|e| (int(e.seq), int(e.at), opt_int(e.request_id)))
+        .collect();
     let values: Vec<Vec<&(dyn ToSql + Sync)>> = entries
         .iter()
         .zip(&owned)
-        .map(|(e, (seq, at, request_id))| vec![seq as &(dyn ToSql + Sync), at, &e.event, &e.actor, request_id, &e.serial, &e.device_id, &e.detail])
+        .map(|(e, (seq, at, request_id))| {
+            vec![
+                seq as &(dyn ToSql + Sync),
+                at,
+                &e.event,
+                &e.actor,
+                request_id,
+                &e.serial,
+                &e.device_id,
+                &e.detail,
+            ]
+        })
         .collect();
     insert_rows(tx, "audit", AUDIT_COLUMNS, &values, "")
 }
@@ -263,7 +333,13 @@ pub(super) fn put_crl_in(tx: &mut Tx<'_, '_>, crl: &StoredCrl) -> Result<(), TxE
         "INSERT INTO crl (id, number, epoch, this_update, next_update, der) VALUES (1, $1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET number = excluded.number, epoch = excluded.epoch,
          this_update = excluded.this_update, next_update = excluded.next_update, der = excluded.der",
-        &[&int(crl.number), &int(crl.epoch), &int(crl.this_update), &int(crl.next_update), &crl.der],
+        &[
+            &int(crl.number),
+            &int(crl.epoch),
+            &int(crl.this_update),
+            &int(crl.next_update),
+            &crl.der,
+        ],
     )?;
     Ok(())
 }

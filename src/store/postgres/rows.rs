@@ -6,7 +6,8 @@ use postgres::Row;
 use super::super::{AuditEntry, CertRecord, CertStatus, ChallengeRecord, MdmClient, StoreError};
 
 /// The columns of [`CertRecord`], in the order [`certificate`] reads them.
-pub const CERT_COLUMNS: &str = "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, \
+pub const CERT_COLUMNS: &str =
+    "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, \
      issued_at, kind, superseded_by, superseded_at, revoked_at, revocation_reason, seq";
 
 pub const CHALLENGE_COLUMNS: &str =
@@ -31,7 +32,6 @@ fn uint(row: &Row, column: &str) -> u64 {
 fn opt_uint(row: &Row, column: &str) -> Option<u64> {
     row.get::<_, Option<i64>>(column).map(|v| v as u64)
 }
-
 
 pub fn certificate(row: &Row) -> Result<CertRecord, StoreError> {
     let status = match row.get::<_, &str>("status") {
@@ -75,7 +75,9 @@ pub fn challenge(row: &Row) -> ChallengeRecord {
 }
 
 pub fn challenge_hash(row: &Row) -> Result<[u8; 32], StoreError> {
-    row.get::<_, &[u8]>("hash").try_into().map_err(|_| StoreError::Corrupt("challenge hash length".into()))
+    row.get::<_, &[u8]>("hash")
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("challenge hash length".into()))
 }
 
 pub fn mdm_client(row: &Row) -> MdmClient {

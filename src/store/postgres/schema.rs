@@ -106,7 +106,11 @@ pub fn migrate(client: &mut Client) -> Result<Vec<&'static Migration>, StoreErro
                 attempt += 1;
                 super::pause(attempt);
             }
-            Err(Attempt::Lost) => return Err(StoreError::Backend("schema migration kept conflicting with another node".into())),
+            Err(Attempt::Lost) => {
+                return Err(StoreError::Backend(
+                    "schema migration kept conflicting with another node".into(),
+                ))
+            }
             Err(Attempt::Failed(e)) => return Err(e),
         }
     }
@@ -141,18 +145,31 @@ fn try_migrate(client: &mut Client) -> Result<Vec<&'static Migration>, Attempt> 
     let found: Option<i64> = client.query_one("SELECT max(version) FROM scepd_schema", &[])?.get(0);
     let found = found.unwrap_or(0);
     if found > latest_version() {
-        return Err(Attempt::Failed(StoreError::SchemaTooNew { found: found as u64, supported: latest_version() as u64 }));
+        return Err(Attempt::Failed(StoreError::SchemaTooNew {
+            found: found as u64,
+            supported: latest_version() as u64,
+        }));
     }
     let mut applied = Vec::new();
     for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
-        let mut tx = client.build_transaction().isolation_level(IsolationLevel::Serializable).start()?;
-        if tx.query_opt("SELECT 1 FROM scepd_schema WHERE version = $1", &[&migration.version])?.is_some() {
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::Serializable)
+            .start()?;
+        if tx
+            .query_opt("SELECT 1 FROM scepd_schema WHERE version = $1", &[&migration.version])?
+            .is_some()
+        {
             continue;
         }
         tx.batch_execute(migration.sql)?;
         tx.execute(
             "INSERT INTO scepd_schema (version, name, applied_at) VALUES ($1, $2, $3)",
-            &[&migration.version, &migration.name, &(scepd_ca::time::unix_now() as i64)],
+            &[
+                &migration.version,
+                &migration.name,
+                &(scepd_ca::time::unix_now() as i64),
+            ],
         )?;
         tx.commit()?;
         applied.push(migration);

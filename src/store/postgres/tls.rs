@@ -63,16 +63,29 @@ pub fn split_url(url: &str) -> Result<(String, TlsSettings), StoreError> {
         ("prefer" | "require" | "verify-ca", Some(_)) => ("require", Verify::Chain),
         ("verify-full", Some(_)) => ("require", Verify::ChainAndHost),
         ("verify-ca" | "verify-full", None) => {
-            return Err(invalid(format!("sslmode={sslmode} needs sslrootcert=FILE (or sslrootcert=system)")))
+            return Err(invalid(format!(
+                "sslmode={sslmode} needs sslrootcert=FILE (or sslrootcert=system)"
+            )))
         }
-        (other, _) => return Err(invalid(format!("sslmode={other:?}: expected disable, prefer, require, verify-ca or verify-full"))),
+        (other, _) => {
+            return Err(invalid(format!(
+                "sslmode={other:?}: expected disable, prefer, require, verify-ca or verify-full"
+            )))
+        }
     };
     kept.push(match mode {
         "disable" => "sslmode=disable",
         "prefer" => "sslmode=prefer",
         _ => "sslmode=require",
     });
-    Ok((format!("{base}?{}", kept.join("&")), TlsSettings { mode, verify, root_cert }))
+    Ok((
+        format!("{base}?{}", kept.join("&")),
+        TlsSettings {
+            mode,
+            verify,
+            root_cert,
+        },
+    ))
 }
 
 /// `%2F` and the like in a URL parameter (a file path).
@@ -81,7 +94,12 @@ fn percent_decode(value: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
+        match (
+            bytes[i],
+            bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
+        ) {
             (b'%', Some(byte)) => {
                 out.push(byte);
                 i += 3;
@@ -114,8 +132,15 @@ pub fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, StoreError
             None
         }
     };
-    let verifier = ServerCheck { chain, check_host: settings.verify == Verify::ChainAndHost, provider };
-    let config = builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth();
+    let verifier = ServerCheck {
+        chain,
+        check_host: settings.verify == Verify::ChainAndHost,
+        provider,
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
 }
 
@@ -155,13 +180,13 @@ impl ServerCertVerifier for ServerCheck {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }))
-                if !self.check_host =>
-            {
-                Ok(ServerCertVerified::assertion())
-            }
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_host => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -195,12 +220,25 @@ mod tests {
 
     #[test]
     fn url_parameters_follow_libpq() {
-        let (url, tls) = split_url("postgres://u@h/db?application_name=x&sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem").unwrap();
+        let (url, tls) =
+            split_url("postgres://u@h/db?application_name=x&sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem").unwrap();
         assert_eq!(url, "postgres://u@h/db?application_name=x&sslmode=require");
-        assert_eq!((tls.verify, tls.root_cert.as_deref()), (Verify::ChainAndHost, Some("/etc/ca.pem")));
+        assert_eq!(
+            (tls.verify, tls.root_cert.as_deref()),
+            (Verify::ChainAndHost, Some("/etc/ca.pem"))
+        );
         assert_eq!(split_url("postgres://u@h/db").unwrap().1.verify, Verify::Nothing);
-        assert_eq!(split_url("postgres://u@h/db").unwrap().0, "postgres://u@h/db?sslmode=prefer");
-        assert_eq!(split_url("postgres://u@h/db?sslmode=require&sslrootcert=system").unwrap().1.verify, Verify::Chain);
+        assert_eq!(
+            split_url("postgres://u@h/db").unwrap().0,
+            "postgres://u@h/db?sslmode=prefer"
+        );
+        assert_eq!(
+            split_url("postgres://u@h/db?sslmode=require&sslrootcert=system")
+                .unwrap()
+                .1
+                .verify,
+            Verify::Chain
+        );
         assert!(split_url("postgres://u@h/db?sslmode=verify-ca").is_err());
         assert!(split_url("postgres://u@h/db?sslmode=allow").is_err());
     }

@@ -5,15 +5,32 @@ use std::process::Command;
 
 /// Runs `openssl ARGS` in `dir`; panics with its stderr on failure.
 pub fn run(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl on PATH");
-    assert!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl on PATH");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 /// Runs `openssl ARGS` in `dir`; returns whether it succeeded and its combined output.
 pub fn try_run(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl on PATH");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl on PATH");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -25,13 +42,24 @@ pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 
 /// `openssl verify -CAfile CA LEAF` succeeds.
 pub fn verifies(dir: &Path, ca_pem: &Path, leaf_pem: &Path) -> bool {
-    let (ok, text) = try_run(dir, &["verify", "-CAfile", ca_pem.to_str().unwrap(), leaf_pem.to_str().unwrap()]);
+    let (ok, text) = try_run(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            ca_pem.to_str().unwrap(),
+            leaf_pem.to_str().unwrap(),
+        ],
+    );
     ok && text.contains(": OK")
 }
 
 /// A one-line field of `openssl x509 -noout -FIELD`.
 pub fn x509_field(dir: &Path, pem: &Path, field: &str) -> String {
-    String::from_utf8(run(dir, &["x509", "-in", pem.to_str().unwrap(), "-noout", field])).unwrap().trim().to_string()
+    String::from_utf8(run(dir, &["x509", "-in", pem.to_str().unwrap(), "-noout", field]))
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 /// The public key of a certificate, PEM (to compare with the client's key).
@@ -46,11 +74,31 @@ pub fn key_pubkey(dir: &Path, key: &Path) -> String {
 /// A new RSA key (`client.key`) and a CSR for it made by `openssl req`, DER, with an optional
 /// challengePassword.
 pub fn csr(dir: &Path, cn: &str, bits: u32, challenge: Option<&str>) -> Vec<u8> {
-    let attrs = challenge.map(|c| format!("attributes = attrs\n[attrs]\nchallengePassword = {c}\n")).unwrap_or_default();
-    write(dir, "req.cnf", format!(
-        "[req]\nprompt = no\ndistinguished_name = dn\n{attrs}[dn]\nCN = {cn}\nO = scepd tests\n"
-    ).as_bytes());
-    run(dir, &["req", "-new", "-newkey", &format!("rsa:{bits}"), "-nodes", "-keyout", "client.key",
-        "-config", "req.cnf", "-outform", "DER", "-out", "req.der"]);
+    let attrs = challenge
+        .map(|c| format!("attributes = attrs\n[attrs]\nchallengePassword = {c}\n"))
+        .unwrap_or_default();
+    write(
+        dir,
+        "req.cnf",
+        format!("[req]\nprompt = no\ndistinguished_name = dn\n{attrs}[dn]\nCN = {cn}\nO = scepd tests\n").as_bytes(),
+    );
+    run(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            &format!("rsa:{bits}"),
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-config",
+            "req.cnf",
+            "-outform",
+            "DER",
+            "-out",
+            "req.der",
+        ],
+    );
     std::fs::read(dir.join("req.der")).unwrap()
 }

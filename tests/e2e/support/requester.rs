@@ -57,7 +57,9 @@ impl Requester {
     pub fn with_key(key: RsaKey) -> Requester {
         let cert = scepd_ca::request::self_signed(&scepd_ca::name::parse("CN=SCEP SIGNER").unwrap(), &key).unwrap();
         let der = cert.to_der().unwrap();
-        Requester { identity: Identity { cert, der, key } }
+        Requester {
+            identity: Identity { cert, der, key },
+        }
     }
 
     pub fn key_pem(&self) -> String {
@@ -65,7 +67,13 @@ impl Requester {
     }
 
     pub fn csr(&self, subject: &str, challenge: Option<&str>) -> Vec<u8> {
-        scepd_ca::request::client_csr(&scepd_ca::name::parse(subject).unwrap(), &self.identity.key, challenge, &[]).unwrap()
+        scepd_ca::request::client_csr(
+            &scepd_ca::name::parse(subject).unwrap(),
+            &self.identity.key,
+            challenge,
+            &[],
+        )
+        .unwrap()
     }
 
     /// Signs an already enveloped `envelope` (a ContentInfo) as a request of `opts.message_type`.
@@ -73,22 +81,49 @@ impl Requester {
         use der::asn1::{Any, OctetString, PrintableStringRef};
         use scepd::scep::oids;
         use scepd::scep::signed::{attribute, signed_data};
-        let tid = if opts.transaction_id.is_empty() { random_id() } else { opts.transaction_id.to_string() };
+        let tid = if opts.transaction_id.is_empty() {
+            random_id()
+        } else {
+            opts.transaction_id.to_string()
+        };
         let any = |s: &str| Any::encode_from(&PrintableStringRef::new(s).unwrap()).unwrap();
         let attrs = vec![
             attribute(oids::MESSAGE_TYPE, any(opts.message_type.wire())).unwrap(),
             attribute(oids::TRANSACTION_ID, any(&tid)).unwrap(),
-            attribute(oids::SENDER_NONCE, Any::encode_from(&OctetString::new(opts.nonce).unwrap()).unwrap()).unwrap(),
+            attribute(
+                oids::SENDER_NONCE,
+                Any::encode_from(&OctetString::new(opts.nonce).unwrap()).unwrap(),
+            )
+            .unwrap(),
         ];
-        let signing = Signing { cert: &self.identity.cert, key: &self.identity.key, digest: opts.digest, algorithm_field: opts.field };
+        let signing = Signing {
+            cert: &self.identity.cert,
+            key: &self.identity.key,
+            digest: opts.digest,
+            algorithm_field: opts.field,
+        };
         signed_data(Some(envelope), attrs, &signing).unwrap()
     }
 
     /// A pkiMessage carrying `content` to `recipient`.
     pub fn message(&self, content: &[u8], recipient: &Certificate, opts: &Opts<'_>) -> Vec<u8> {
-        let tid = if opts.transaction_id.is_empty() { random_id() } else { opts.transaction_id.to_string() };
-        let signing = Signing { cert: &self.identity.cert, key: &self.identity.key, digest: opts.digest, algorithm_field: opts.field };
-        let params = RequestParams { message_type: opts.message_type, transaction_id: &tid, sender_nonce: opts.nonce, cipher: opts.cipher };
+        let tid = if opts.transaction_id.is_empty() {
+            random_id()
+        } else {
+            opts.transaction_id.to_string()
+        };
+        let signing = Signing {
+            cert: &self.identity.cert,
+            key: &self.identity.key,
+            digest: opts.digest,
+            algorithm_field: opts.field,
+        };
+        let params = RequestParams {
+            message_type: opts.message_type,
+            transaction_id: &tid,
+            sender_nonce: opts.nonce,
+            cipher: opts.cipher,
+        };
         client::request(content, recipient, &signing, &params).unwrap()
     }
 
@@ -98,7 +133,12 @@ impl Requester {
 
     /// POSTs a message and reads the CertRep.
     pub fn post(&self, scep_url: &str, message: &[u8]) -> CertRep {
-        let resp = http::post(&format!("{scep_url}?operation=PKIOperation"), "application/x-pki-message", message).unwrap();
+        let resp = http::post(
+            &format!("{scep_url}?operation=PKIOperation"),
+            "application/x-pki-message",
+            message,
+        )
+        .unwrap();
         assert_eq!(resp.status, 200, "{}", resp.text());
         assert_eq!(resp.header("content-type"), Some("application/x-pki-message"));
         self.read(&resp.body)
@@ -112,10 +152,17 @@ pub fn recipient(scep_url: &str) -> Certificate {
     assert_eq!(resp.status, 200);
     let certs = ca_certs(&resp.body);
     let mut with_ke = certs.into_iter().filter(|c| {
-        c.tbs_certificate().get_extension::<KeyUsage>().ok().flatten().is_some_and(|(_, ku)| ku.key_encipherment())
+        c.tbs_certificate()
+            .get_extension::<KeyUsage>()
+            .ok()
+            .flatten()
+            .is_some_and(|(_, ku)| ku.key_encipherment())
     });
     let first = with_ke.next().expect("a certificate with keyEncipherment");
-    assert!(with_ke.next().is_none(), "exactly one certificate may carry keyEncipherment");
+    assert!(
+        with_ke.next().is_none(),
+        "exactly one certificate may carry keyEncipherment"
+    );
     first
 }
 
@@ -126,8 +173,13 @@ pub fn ca_certs(body: &[u8]) -> Vec<Certificate> {
     }
     let ci = cms::content_info::ContentInfo::from_der(body).unwrap();
     let sd = ci.content.decode_as::<cms::signed_data::SignedData>().unwrap();
-    sd.certificates.unwrap().0.iter().map(|c| match c {
-        cms::cert::CertificateChoices::Certificate(c) => c.clone(),
-        _ => panic!("unexpected certificate choice"),
-    }).collect()
+    sd.certificates
+        .unwrap()
+        .0
+        .iter()
+        .map(|c| match c {
+            cms::cert::CertificateChoices::Certificate(c) => c.clone(),
+            _ => panic!("unexpected certificate choice"),
+        })
+        .collect()
 }

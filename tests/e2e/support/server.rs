@@ -41,14 +41,27 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         let base = loop {
             if let Ok(url) = std::fs::read_to_string(data.join("admin.url")) {
-                if http::get(&format!("{url}/healthz")).map(|r| r.status == 200).unwrap_or(false) {
+                if http::get(&format!("{url}/healthz"))
+                    .map(|r| r.status == 200)
+                    .unwrap_or(false)
+                {
                     break url;
                 }
             }
-            assert!(Instant::now() < deadline, "scepd did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "scepd did not start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(25));
         };
-        Server { child: Some(child), data: data.to_path_buf(), _tmp: None, base, log }
+        Server {
+            child: Some(child),
+            data: data.to_path_buf(),
+            _tmp: None,
+            base,
+            log,
+        }
     }
 
     pub fn data(&self) -> &Path {
@@ -65,7 +78,11 @@ impl Server {
 
     /// Runs `scepd ARGS --data DIR` (a CLI command against this server).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN).args(args).args(["--data", self.data.to_str().unwrap()]).output().unwrap()
+        Command::new(BIN)
+            .args(args)
+            .args(["--data", self.data.to_str().unwrap()])
+            .output()
+            .unwrap()
     }
 
     pub fn log_text(&self) -> String {
