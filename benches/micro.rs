@@ -198,6 +198,7 @@ fn full_enrollment(c: &mut Criterion) {
     let service = ScepService::new(auth, store, policy(dir.path()), Arc::new(Metrics::new())).unwrap();
     let who = requester();
     let mut n = 0u64;
+    let origin = scepd::service::Origin::new("127.0.0.1", 0);
     c.bench_function("full_enrollment", |b| {
         b.iter_batched(
             || {
@@ -211,7 +212,7 @@ fn full_enrollment(c: &mut Criterion) {
                 )
             },
             |message| {
-                let reply = service.pki_operation(&message).unwrap();
+                let reply = service.pki_operation(&message, &origin).unwrap();
                 assert!(reply.fail_info.is_none());
                 reply
             },

@@ -331,7 +331,7 @@ enum CertCommand {
     },
     /// Revoke a certificate (idempotent). SERIAL in hex, any case, colons allowed.
     Revoke {
-        serial: String,
+        serial: scepd_ca::Serial,
         #[command(flatten)]
         client: ClientArgs,
         /// RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, …
@@ -340,7 +340,7 @@ enum CertCommand {
     },
     /// One certificate: PEM and status.
     Show {
-        serial: String,
+        serial: scepd_ca::Serial,
         #[command(flatten)]
         client: ClientArgs,
         #[arg(long)]

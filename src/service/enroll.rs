@@ -11,14 +11,18 @@ use crate::scep::envelope::Opened;
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{csr, envelope, reply, FailInfo, Rejection};
 use crate::store::{
-    AuditEntry, CertFilter, CertRecord, ChallengeHash, ChallengeRecord, ChallengeState, Issuance, IssuanceOutcome,
+    AuditEntry, AuditEvent, CertFilter, CertRecord, ChallengeHash, ChallengeRecord, ChallengeState, Issuance,
+    IssuanceKind, IssuanceOutcome,
 };
 
-/// A certificate ready to send: the sealed certs-only body and its serial.
+/// A certs-only body ready to send, sealed to the requester.
 pub(super) struct Issued {
     pub enveloped: Vec<u8>,
-    pub serial: String,
-    pub kind: &'static str,
+    /// The certificate it carries (none for a CRL).
+    pub serial: Option<Serial>,
+    /// Set when the certificate was issued by this request (not sent again or looked up).
+    pub issued: Option<IssuanceKind>,
+    /// The issuance redeemed a one-time challenge.
     pub redeemed: bool,
 }
 
@@ -98,9 +102,8 @@ fn retried(
     if existing.csr_sha256 != hex::encode(csr.fingerprint) {
         return Err(TRANSACTION_REUSED.into());
     }
-    let serial = parse_serial(&existing.serial)?;
-    match svc.store().certificate(&serial)? {
-        Some((record, der)) => Ok(Some(seal(&der, record.serial, "retry", opened, signer)?)),
+    match svc.store().certificate(&existing.serial)? {
+        Some((record, der)) => Ok(Some(seal(&der, Some(record.serial), opened, signer)?)),
         None => Ok(None),
     }
 }
@@ -121,15 +124,10 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
         _ => device_id_from_csr(svc.policy().lifecycle.device_id_field, &csr),
     };
     let okta = match &grant {
-        Grant::Dynamic(
-            _,
-            ChallengeRecord {
-                okta_device_access: Some(v),
-                ..
-            },
-        ) => *v,
-        _ => svc.policy().lifecycle.okta_device_access,
-    };
+        Grant::Dynamic(_, record) => record.okta_device_access,
+        _ => None,
+    }
+    .unwrap_or(svc.policy().lifecycle.okta_device_access);
     let redeems = match &grant {
         Grant::Dynamic(hash, _) => Some(*hash),
         _ => None,
@@ -148,7 +146,11 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     let plan = Plan {
         transaction_id,
         device_id,
-        kind: if had_before { "reenroll" } else { "new" },
+        kind: if had_before {
+            IssuanceKind::Reenroll
+        } else {
+            IssuanceKind::New
+        },
         redeems,
         okta,
         insecure: grant == Grant::Insecure,
@@ -182,7 +184,7 @@ pub(super) fn check_csr(svc: &ScepService, csr: &Csr) -> Result<(), Refusal> {
 pub(super) struct Plan {
     pub transaction_id: String,
     pub device_id: Option<String>,
-    pub kind: &'static str,
+    pub kind: IssuanceKind,
     pub redeems: Option<ChallengeHash>,
     pub okta: bool,
     pub insecure: bool,
@@ -226,7 +228,7 @@ pub(super) fn issue(
             device_id: plan.device_id.clone(),
             transaction_id: plan.transaction_id.clone(),
             csr_sha256: hex::encode(csr.fingerprint),
-            kind: plan.kind.to_string(),
+            kind: plan.kind,
             ..CertRecord::issued(
                 &serial,
                 csr.subject.to_string(),
@@ -248,7 +250,7 @@ pub(super) fn issue(
                     tracing::warn!(serial = %serial, "INSECURE: certificate issued without a challenge (--insecure-no-challenge)");
                 }
                 let metrics = svc.metrics();
-                metrics.issued.with_label_values(&[plan.kind]).inc();
+                metrics.issued.with_label_values(&[plan.kind.as_str()]).inc();
                 metrics
                     .revoked
                     .with_label_values(&["superseded"])
@@ -261,21 +263,22 @@ pub(super) fn issue(
                 }
                 for serial in &revoked {
                     svc.audit_blocking(AuditEntry {
-                        event: "certificate.revoked".into(),
-                        actor: "policy".into(),
-                        serial: Some(serial.clone()),
-                        detail: Some("superseded".into()),
+                        event: AuditEvent::CertificateRevoked,
+                        actor: super::POLICY_ACTOR.into(),
+                        serial: Some(*serial),
+                        detail: Some(scepd_ca::Reason::SUPERSEDED.to_string()),
                         ..Default::default()
                     });
                 }
-                let issued = seal(&der, serial.to_hex(), plan.kind, opened, signer)?;
+                let issued = seal(&der, Some(serial), opened, signer)?;
                 return Ok(Issued {
+                    issued: Some(plan.kind),
                     redeemed: plan.redeems.is_some(),
                     ..issued
                 });
             }
             // A concurrent retry of the same transaction won the race: send its certificate.
-            IssuanceOutcome::AlreadyIssued(record, der) => return seal(&der, record.serial, "retry", opened, signer),
+            IssuanceOutcome::AlreadyIssued(record, der) => return seal(&der, Some(record.serial), opened, signer),
             IssuanceOutcome::TransactionConflict => return Err(TRANSACTION_REUSED.into()),
             IssuanceOutcome::SerialTaken => continue,
             // A concurrent request redeemed the challenge first: this certificate is dropped
@@ -283,7 +286,7 @@ pub(super) fn issue(
             IssuanceOutcome::ChallengeUnavailable => return Err(refuse(ChallengeRejection::Used)),
         }
     }
-    Err(ServiceError::Store(crate::store::StoreError::Backend("no free serial number".into())).into())
+    Err(ServiceError::NoFreeSerial(SERIAL_ATTEMPTS).into())
 }
 
 /// The device identity taken from the CSR when no challenge binding names one.
@@ -300,7 +303,7 @@ fn device_id_from_csr(field: DeviceIdField, csr: &Csr) -> Option<String> {
 enum Grant {
     Static,
     Insecure,
-    Dynamic(ChallengeHash, ChallengeRecord),
+    Dynamic(ChallengeHash, Box<ChallengeRecord>),
 }
 
 fn refuse(why: ChallengeRejection) -> Refusal {
@@ -333,23 +336,17 @@ fn check_challenge(svc: &ScepService, csr: &Csr, now: u64) -> Result<Grant, Refu
             ChallengeState::Used => ChallengeRejection::Used,
             ChallengeState::Expired => ChallengeRejection::Expired,
             ChallengeState::Usable if !binding::matches(&record, csr) => ChallengeRejection::Mismatch,
-            ChallengeState::Usable => return Ok(Grant::Dynamic(hash, record)),
+            ChallengeState::Usable => return Ok(Grant::Dynamic(hash, Box::new(record))),
         },
     };
     Err(refuse(why))
-}
-
-pub(super) fn parse_serial(hex_serial: &str) -> Result<Serial, ServiceError> {
-    crate::api::parse_serial(hex_serial)
-        .ok_or_else(|| ServiceError::Store(crate::store::StoreError::Corrupt(format!("serial {hex_serial}"))))
 }
 
 /// The issued certificate in a certs-only SignedData, sealed to the request's signer with the
 /// request's own cipher.
 pub(super) fn seal(
     der: &[u8],
-    serial: String,
-    kind: &'static str,
+    serial: Option<Serial>,
     opened: &Opened,
     signer: &SignerCert,
 ) -> Result<Issued, Refusal> {
@@ -358,7 +355,7 @@ pub(super) fn seal(
     Ok(Issued {
         enveloped,
         serial,
-        kind,
+        issued: None,
         redeemed: false,
     })
 }

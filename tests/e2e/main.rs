@@ -4,6 +4,7 @@
 
 mod support;
 
+mod admin;
 mod challenges;
 mod cli;
 mod clients;
