@@ -90,7 +90,7 @@ fn policy(dir: &std::path::Path) -> Policy {
         },
         lifecycle: Lifecycle {
             device_id_field: DeviceIdField::CommonName,
-            max_active_per_device: None,
+            max_valid_per_device: None,
             revoke_superseded_after: None,
             renewal_window_percent: 33,
             allow_key_reuse: false,

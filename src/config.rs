@@ -128,9 +128,11 @@ pub struct ServeArgs {
     /// Which CSR field names the device when no challenge binding does.
     #[arg(long, env = "SCEPD_DEVICE_ID_FIELD", value_enum)]
     pub device_id_field: Option<DeviceIdField>,
-    /// Keep at most this many valid certificates per device; older ones are revoked (superseded).
-    #[arg(long, env = "SCEPD_MAX_ACTIVE_PER_DEVICE")]
-    pub max_active_per_device: Option<u32>,
+    /// Keep at most this many valid (active or superseded, unexpired) certificates per device;
+    /// older ones are revoked (superseded). Formerly `--max-active-per-device`, still accepted.
+    #[arg(long, env = "SCEPD_MAX_VALID_PER_DEVICE", alias = "max-active-per-device")]
+    #[serde(alias = "max_active_per_device")]
+    pub max_valid_per_device: Option<u32>,
     /// Revoke superseded certificates this long after their successor was issued (e.g. `24h`).
     #[arg(long, env = "SCEPD_REVOKE_SUPERSEDED_AFTER")]
     pub revoke_superseded_after: Option<String>,
@@ -207,7 +209,7 @@ pub struct Config {
     pub max_queued_operations: usize,
     pub request_timeout: u64,
     pub device_id_field: DeviceIdField,
-    pub max_active_per_device: Option<u32>,
+    pub max_valid_per_device: Option<u32>,
     #[serde(serialize_with = "optional_seconds")]
     pub revoke_superseded_after: Option<u64>,
     pub renewal_window: u8,
@@ -321,8 +323,8 @@ impl Config {
         if !(1..=100).contains(&renewal_window) {
             return Err(ConfigError::Invalid("renewal_window is a percentage, 1 to 100".into()));
         }
-        if args.max_active_per_device.or(file.max_active_per_device) == Some(0) {
-            return Err(ConfigError::Invalid("max_active_per_device must be at least 1".into()));
+        if args.max_valid_per_device.or(file.max_valid_per_device) == Some(0) {
+            return Err(ConfigError::Invalid("max_valid_per_device must be at least 1".into()));
         }
         let crl_next_update = parse_duration(
             args.crl_next_update
@@ -353,7 +355,7 @@ impl Config {
             store,
             store_pool_size,
             device_id_field: args.device_id_field.or(file.device_id_field).unwrap_or_default(),
-            max_active_per_device: args.max_active_per_device.or(file.max_active_per_device),
+            max_valid_per_device: args.max_valid_per_device.or(file.max_valid_per_device),
             revoke_superseded_after: args
                 .revoke_superseded_after
                 .as_deref()

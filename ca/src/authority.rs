@@ -62,7 +62,8 @@ impl Identity {
     }
 }
 
-/// How to make a new CA.
+/// How to make a new CA. [`CaParams::default`] is what `scepd init` and a first `scepd serve`
+/// make when nothing else is asked for.
 pub struct CaParams {
     /// The CA's subject name.
     pub subject: Name,
@@ -72,6 +73,26 @@ pub struct CaParams {
     pub validity_days: u32,
     /// Make a separate RA certificate (the default) instead of letting the CA act as its own RA.
     pub with_ra: bool,
+}
+
+impl CaParams {
+    /// The default CA subject.
+    pub const DEFAULT_SUBJECT: &'static str = "CN=scepd CA,O=scepd";
+    /// The default CA validity: ten years.
+    pub const DEFAULT_VALIDITY_DAYS: u32 = 3650;
+    /// The default key size (Okta's minimum).
+    pub const DEFAULT_KEY_BITS: KeyBits = KeyBits::Rsa2048;
+}
+
+impl Default for CaParams {
+    fn default() -> CaParams {
+        CaParams {
+            subject: crate::name::parse(Self::DEFAULT_SUBJECT).expect("the default subject parses"),
+            key_bits: Self::DEFAULT_KEY_BITS,
+            validity_days: Self::DEFAULT_VALIDITY_DAYS,
+            with_ra: true,
+        }
+    }
 }
 
 /// Something about an imported CA worth telling the operator, but not worth refusing.

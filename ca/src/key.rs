@@ -21,6 +21,17 @@ pub enum KeyBits {
     Rsa4096,
 }
 
+impl KeyBits {
+    /// The modulus size in bits.
+    pub const fn bits(self) -> u32 {
+        match self {
+            KeyBits::Rsa2048 => 2048,
+            KeyBits::Rsa3072 => 3072,
+            KeyBits::Rsa4096 => 4096,
+        }
+    }
+}
+
 impl TryFrom<u32> for KeyBits {
     type Error = CaError;
     fn try_from(bits: u32) -> Result<Self, CaError> {

@@ -242,7 +242,7 @@ pub(super) fn issue(
             record,
             der: der.clone(),
             redeems: plan.redeems,
-            max_valid_per_device: policy.lifecycle.max_active_per_device,
+            max_valid_per_device: policy.lifecycle.max_valid_per_device,
         };
         match svc.committer.commit(issuance)? {
             IssuanceOutcome::Stored { superseded, revoked } => {

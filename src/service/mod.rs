@@ -68,7 +68,7 @@ pub enum DeviceIdField {
 pub struct Lifecycle {
     pub device_id_field: DeviceIdField,
     /// Keep at most this many valid certificates per device (older ones are revoked).
-    pub max_active_per_device: Option<u32>,
+    pub max_valid_per_device: Option<u32>,
     /// Revoke superseded certificates this many seconds after their successor was issued.
     pub revoke_superseded_after: Option<u64>,
     /// RenewalReq is accepted in the last this-many percent of the old certificate's lifetime.
