@@ -43,23 +43,27 @@ static BIO *open_file(const char *path, const char *mode)
     return b;
 }
 
+/* what, unless it is NULL: then the program dies, naming why. */
+static void *must(void *what, const char *why)
+{
+    if (what == NULL)
+        die(why);
+    return what;
+}
+
 static X509 *read_cert(const char *path)
 {
     BIO *b = open_file(path, "r");
-    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    X509 *x = must(PEM_read_bio_X509(b, NULL, NULL, NULL), path);
     BIO_free(b);
-    if (x == NULL)
-        die(path);
     return x;
 }
 
 static EVP_PKEY *read_key(const char *path)
 {
     BIO *b = open_file(path, "r");
-    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    EVP_PKEY *k = must(PEM_read_bio_PrivateKey(b, NULL, NULL, NULL), path);
     BIO_free(b);
-    if (k == NULL)
-        die(path);
     return k;
 }
 
