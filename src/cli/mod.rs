@@ -548,7 +548,6 @@ fn profile(args: &ProfileArgs) -> CliResult {
 
 fn profile_odt(args: &OdtArgs) -> CliResult {
     use crate::profile::odt::{self, Platform};
-    use crate::profile::plist;
     let (org_url, org_host) = odt::org(&args.okta_org);
     let prefix = args.identifier_prefix.as_str();
     if args.app_config {
@@ -557,7 +556,7 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
         }
         print!(
             "{}",
-            plist::to_xml(&odt::ios_app_config(&org_url, args.management_hint.as_deref()))
+            crate::profile::to_xml(&odt::ios_app_config(&org_url, args.management_hint.as_deref()))
         );
         return Ok(());
     }
