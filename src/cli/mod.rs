@@ -206,12 +206,14 @@ enum MdmCommand {
         #[arg(long)]
         ttl: Option<u64>,
     },
+    /// List the MDM clients.
     List {
         #[command(flatten)]
         client: ClientArgs,
         #[arg(long)]
         json: bool,
     },
+    /// Remove an MDM client: its password stops working.
     Remove {
         name: String,
         #[command(flatten)]
