@@ -9,6 +9,7 @@
 //! DIR/admin.token            bearer token of the admin API (0600)
 //! DIR/challenge.key          HMAC key for challenges and MDM passwords (0600)
 //! DIR/admin.url              where the running server's admin API listens (for the CLI)
+//! DIR/public.url             the public base URL the server last ran with (for `profile odt`)
 //! DIR/scepd.redb             the store
 //! ```
 
@@ -20,6 +21,9 @@ use std::path::{Path, PathBuf};
 use der::{Decode, Encode};
 use scepd_ca::{pem, Authority, CaParams, Identity, ImportWarning, RsaKey};
 use zeroize::Zeroizing;
+
+/// Where `serve` records its public base URL.
+pub const PUBLIC_URL_FILE: &str = "public.url";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -130,6 +134,18 @@ impl DataDir {
     /// Secrets are created 0600 from the start (never briefly world-readable).
     pub fn write_secret(&self, name: &str, contents: &[u8]) -> Result<(), DataDirError> {
         write_file(&self.path(name), contents, 0o600)
+    }
+
+    /// Records the public base URL the server runs with (0600, like every file scepd writes
+    /// that is not a certificate), so that `scepd profile odt` can name it when no server answers.
+    pub fn record_public_url(&self, url: &str) -> Result<(), DataDirError> {
+        self.write_secret(PUBLIC_URL_FILE, url.as_bytes())
+    }
+
+    /// The public base URL the server last ran with, if it ever ran here.
+    pub fn recorded_public_url(&self) -> Option<String> {
+        let url = self.read(PUBLIC_URL_FILE).ok()?;
+        Some(url.trim().to_string()).filter(|u| !u.is_empty())
     }
 
     /// Reads a secret, refusing one that group or others can read.

@@ -15,7 +15,7 @@ pub enum IdentityError {
     Store(#[from] StoreError),
     #[error(
         "this node's {what} differs from the one the store was first used with ({recorded}, here {here}): every node sharing \
-         a store needs the same data directory secrets (ca.pem, ca.key, ra.*, challenge.key, admin.token; README: Running several nodes)"
+         a store needs the same data directory secrets (ca.pem, ca.key, ra.*, challenge.key, admin.token; docs/multi-node.md)"
     )]
     Mismatch {
         what: &'static str,

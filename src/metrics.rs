@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`, text exposition). Labels have bounded cardinality:
 //! never a serial, subject, device or challenge.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -8,6 +9,8 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
+    /// Every metric family registered, also those not yet exposed (a vector without label values).
+    names: Vec<String>,
     pub scep_requests: IntCounterVec,
     pub scep_duration: HistogramVec,
     pub issued: IntCounterVec,
@@ -29,28 +32,36 @@ pub struct Metrics {
     pub ready: IntGauge,
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
+/// A registry that remembers the names of what it registers.
+struct Registrar {
+    registry: Registry,
+    names: Vec<String>,
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("metric definition");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
-}
+impl Registrar {
+    fn add<C: Collector + Clone + 'static>(&mut self, collector: C) -> C {
+        self.names.extend(collector.desc().iter().map(|d| d.fq_name.clone()));
+        self.registry
+            .register(Box::new(collector.clone()))
+            .expect("unique metric");
+        collector
+    }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> Gauge {
-    let g = Gauge::new(name, help).expect("metric definition");
-    r.register(Box::new(g.clone())).expect("unique metric");
-    g
-}
+    fn counter_vec(&mut self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition"))
+    }
 
-fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("metric definition");
-    r.register(Box::new(g.clone())).expect("unique metric");
-    g
+    fn counter(&mut self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help).expect("metric definition"))
+    }
+
+    fn gauge(&mut self, name: &str, help: &str) -> Gauge {
+        self.add(Gauge::new(name, help).expect("metric definition"))
+    }
+
+    fn int_gauge(&mut self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help).expect("metric definition"))
+    }
 }
 
 impl Default for Metrics {
@@ -61,70 +72,109 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let r = Registry::new();
-        let scep_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "scepd_scep_request_duration_seconds",
-                "SCEP request duration by operation.",
+        let mut r = Registrar {
+            registry: Registry::new(),
+            names: Vec::new(),
+        };
+        let scep_duration = r.add(
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "scepd_scep_request_duration_seconds",
+                    "SCEP request duration by operation.",
+                )
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                &["operation"],
             )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
-            &["operation"],
-        )
-        .expect("metric definition");
-        r.register(Box::new(scep_duration.clone())).expect("unique metric");
-        let ca_not_after = GaugeVec::new(
-            Opts::new(
-                "scepd_ca_certificate_not_after_timestamp_seconds",
-                "notAfter of the CA and RA certificates.",
-            ),
-            &["cert"],
-        )
-        .expect("metric definition");
-        r.register(Box::new(ca_not_after.clone())).expect("unique metric");
-        let build_info =
-            IntGaugeVec::new(Opts::new("scepd_build_info", "scepd version."), &["version"]).expect("metric definition");
-        r.register(Box::new(build_info.clone())).expect("unique metric");
+            .expect("metric definition"),
+        );
+        let ca_not_after = r.add(
+            GaugeVec::new(
+                Opts::new(
+                    "scepd_ca_certificate_not_after_timestamp_seconds",
+                    "notAfter of the CA and RA certificates.",
+                ),
+                &["cert"],
+            )
+            .expect("metric definition"),
+        );
+        let build_info = r.add(
+            IntGaugeVec::new(Opts::new("scepd_build_info", "scepd version."), &["version"]).expect("metric definition"),
+        );
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let challenges_redeemed = counter(&r, "scepd_challenges_redeemed_total", "One-time challenges redeemed.");
+        let challenges_redeemed = r.counter("scepd_challenges_redeemed_total", "One-time challenges redeemed.");
         #[cfg(target_os = "linux")]
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
-            .expect("process metrics");
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            r.names.extend(process.desc().iter().map(|d| d.fq_name.clone()));
+            r.registry.register(Box::new(process)).expect("process metrics");
+        }
         Metrics {
-            scep_requests: counter_vec(&r, "scepd_scep_requests_total", "SCEP requests by operation, messageType, status and failInfo.",
-                &["operation", "message_type", "status", "fail_info"]),
+            scep_requests: r.counter_vec(
+                "scepd_scep_requests_total",
+                "SCEP requests by operation, messageType, status and failInfo.",
+                &["operation", "message_type", "status", "fail_info"],
+            ),
             scep_duration,
-            issued: counter_vec(&r, "scepd_certificates_issued_total", "Certificates issued, by kind (new, reenroll, renewal).", &["kind"]),
-            revoked: counter_vec(&r, "scepd_certificates_revoked_total", "Certificates revoked, by reason.", &["reason"]),
-            active: int_gauge(&r, "scepd_certificates_active", "Certificates active (not superseded, revoked or expired)."),
-            soonest_expiry: gauge(&r, "scepd_certificates_expiring_seconds", "Seconds until the soonest active certificate expires."),
-            challenges_minted: counter_vec(&r, "scepd_challenges_minted_total", "One-time challenges minted, by endpoint.", &["endpoint"]),
+            issued: r.counter_vec(
+                "scepd_certificates_issued_total",
+                "Certificates issued, by kind (new, reenroll, renewal).",
+                &["kind"],
+            ),
+            revoked: r.counter_vec("scepd_certificates_revoked_total", "Certificates revoked, by reason.", &["reason"]),
+            active: r.int_gauge(
+                "scepd_certificates_active",
+                "Certificates active (not superseded, revoked or expired).",
+            ),
+            soonest_expiry: r.gauge(
+                "scepd_certificates_expiring_seconds",
+                "Seconds until the soonest active certificate expires.",
+            ),
+            challenges_minted: r.counter_vec(
+                "scepd_challenges_minted_total",
+                "One-time challenges minted, by endpoint.",
+                &["endpoint"],
+            ),
             challenges_redeemed,
-            challenge_rejections: counter_vec(&r, "scepd_challenge_rejections_total", "Challenges refused, by reason.", &["reason"]),
-            challenges_outstanding: int_gauge(&r, "scepd_challenges_outstanding", "Challenges in the store (unexpired or not yet swept)."),
+            challenge_rejections: r.counter_vec(
+                "scepd_challenge_rejections_total",
+                "Challenges refused, by reason.",
+                &["reason"],
+            ),
+            challenges_outstanding: r.int_gauge(
+                "scepd_challenges_outstanding",
+                "Challenges in the store (unexpired or not yet swept).",
+            ),
             ca_not_after,
-            crl_next_update: gauge(&r, "scepd_crl_next_update_timestamp_seconds", "nextUpdate of the current CRL."),
-            store_size: int_gauge(&r, "scepd_store_size_bytes", "Size of the embedded store file."),
-            store_retries: counter_vec(
-                &r,
+            crl_next_update: r.gauge("scepd_crl_next_update_timestamp_seconds", "nextUpdate of the current CRL."),
+            store_size: r.int_gauge("scepd_store_size_bytes", "Size of the embedded store file."),
+            store_retries: r.counter_vec(
                 "scepd_store_retries_total",
                 "Shared-store work done again: transactions after a conflict with another node, connections the server had closed.",
                 &["reason"],
             ),
-            store_failures: counter(
-                &r,
+            store_failures: r.counter(
                 "scepd_store_failures_total",
                 "Store failures: I/O errors of the embedded store (a full disk, a read-only filesystem).",
             ),
-            store_reopens: counter(
-                &r,
+            store_reopens: r.counter(
                 "scepd_store_reopens_total",
                 "Times the embedded store's file was opened again after a failure.",
             ),
-            in_flight: int_gauge(&r, "scepd_http_requests_in_flight", "HTTP requests being served."),
-            ready: int_gauge(&r, "scepd_ready", "1 when every readiness check passes (see /readyz)."),
-            auth_failures: counter_vec(&r, "scepd_auth_failures_total", "Failed authentications, by endpoint.", &["endpoint"]),
-            registry: r,
+            in_flight: r.int_gauge("scepd_http_requests_in_flight", "HTTP requests being served."),
+            ready: r.int_gauge("scepd_ready", "1 when every readiness check passes (see /readyz)."),
+            auth_failures: r.counter_vec(
+                "scepd_auth_failures_total",
+                "Failed authentications, by endpoint.",
+                &["endpoint"],
+            ),
+            registry: r.registry,
+            names: r.names,
         }
+    }
+
+    /// The name of every metric family, whether or not it has a sample yet.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The text exposition format.

@@ -122,6 +122,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     ));
 
     dir.write_secret("admin.url", http::local_url(local).as_bytes())?;
+    dir.record_public_url(&public_url)?;
     tracing::info!(
         scep_url = %format!("{public_url}/scep"),
         listen = %local,

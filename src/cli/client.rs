@@ -214,9 +214,7 @@ pub(super) fn backup_store(client: &ClientArgs) -> Result<String, Box<dyn std::e
 
 /// The running server's public SCEP URL.
 pub(super) fn server_scep_url(client: &ClientArgs) -> Result<String, Box<dyn std::error::Error>> {
-    let (_, info) = AdminClient::new(client)
-        .map_err(|e| format!("{e}; or pass --url"))?
-        .get("/api/v1/info")?;
+    let (_, info) = AdminClient::new(client)?.get("/api/v1/info")?;
     Ok(s(&info, "scep_url").to_string())
 }
 

@@ -98,7 +98,8 @@ struct OdtArgs {
     /// `jamf` wraps the Okta Verify settings in com.apple.ManagedClient.preferences.
     #[arg(long, value_enum, default_value = "standard")]
     format: crate::profile::odt::Format,
-    /// scepd's public SCEP URL (default: the running server's).
+    /// scepd's public SCEP URL (default: the running server's; without one, the public URL the
+    /// server last ran with).
     #[arg(long)]
     url: Option<String>,
     /// A static challenge for the SCEP payload.
@@ -205,12 +206,14 @@ enum MdmCommand {
         #[arg(long)]
         ttl: Option<u64>,
     },
+    /// List the MDM clients.
     List {
         #[command(flatten)]
         client: ClientArgs,
         #[arg(long)]
         json: bool,
     },
+    /// Remove an MDM client: its password stops working.
     Remove {
         name: String,
         #[command(flatten)]
@@ -548,7 +551,6 @@ fn profile(args: &ProfileArgs) -> CliResult {
 
 fn profile_odt(args: &OdtArgs) -> CliResult {
     use crate::profile::odt::{self, Platform};
-    use crate::profile::plist;
     let (org_url, org_host) = odt::org(&args.okta_org);
     let prefix = args.identifier_prefix.as_str();
     if args.app_config {
@@ -557,7 +559,7 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
         }
         print!(
             "{}",
-            plist::to_xml(&odt::ios_app_config(&org_url, args.management_hint.as_deref()))
+            crate::profile::to_xml(&odt::ios_app_config(&org_url, args.management_hint.as_deref()))
         );
         return Ok(());
     }
@@ -568,7 +570,7 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
     let subject = scepd_ca::name::parse(&args.subject)?;
     let url = match &args.url {
         Some(u) => u.clone(),
-        None => client::server_scep_url(&args.client)?,
+        None => default_scep_url(&args.client)?,
     };
     let challenge = match (&args.challenge, args.mint) {
         (Some(c), _) => Some(c.clone()),
@@ -634,6 +636,34 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
         None => std::io::Write::write_all(&mut std::io::stdout(), &render(edr.unwrap_or(main))?)?,
     }
     Ok(())
+}
+
+/// The SCEP URL for a profile made without `--url`: the running server's, else the one the
+/// server last ran with (recorded in the data directory), said on stderr.
+fn default_scep_url(client: &ClientArgs) -> Result<String, Box<dyn std::error::Error>> {
+    let server_error = match client::server_scep_url(client) {
+        Ok(url) => return Ok(url),
+        Err(e) => e,
+    };
+    let dir = DataDir::new(&client.data);
+    let recorded = dir.path(crate::datadir::PUBLIC_URL_FILE);
+    match dir.recorded_public_url() {
+        Some(public_url) => {
+            let url = format!("{public_url}/scep");
+            eprintln!(
+                "note: no server answered ({server_error}); using the SCEP URL of the public URL the server last ran with ({}): {url}",
+                recorded.display()
+            );
+            Ok(url)
+        }
+        None => Err(format!(
+            "no SCEP URL: pass --url https://HOST/scep, or run `scepd serve --data {} --public-url https://HOST` \
+             (no server answered: {server_error}; {} does not exist)",
+            client.data.display(),
+            recorded.display()
+        )
+        .into()),
+    }
 }
 
 fn export(data: &PathBuf) -> CliResult {

@@ -60,7 +60,7 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
         };
         tracing::info!(
             status = resp.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1e3,
+            ms = rounded_millis(started.elapsed()),
             "done"
         );
         resp
@@ -70,6 +70,12 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
         tracing::warn!(client = %peer, "request timed out");
         response::text(StatusCode::SERVICE_UNAVAILABLE, "request timed out")
     })
+}
+
+/// A duration in milliseconds to two decimals, for the request log (`ms=0.78`, not
+/// `ms=0.7750809999999999`).
+fn rounded_millis(elapsed: std::time::Duration) -> f64 {
+    (elapsed.as_secs_f64() * 1e5).round() / 100.0
 }
 
 /// Counts a request in flight until dropped — also when the client goes away mid-request.
@@ -109,6 +115,19 @@ async fn readyz(state: &AppState) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::refused_over_plain_http as refused;
+    use super::rounded_millis;
+    use std::time::Duration;
+
+    #[test]
+    fn request_durations_are_logged_to_a_hundredth_of_a_millisecond() {
+        assert_eq!(rounded_millis(Duration::from_nanos(775_081)).to_string(), "0.78");
+        assert_eq!(rounded_millis(Duration::from_nanos(774_999)).to_string(), "0.77");
+        assert_eq!(
+            rounded_millis(Duration::from_micros(12_345_678)).to_string(),
+            "12345.68"
+        );
+        assert_eq!(rounded_millis(Duration::ZERO).to_string(), "0");
+    }
 
     #[test]
     fn admin_tls_only_keeps_the_apis_off_plain_http_except_loopback() {

@@ -1,10 +1,54 @@
 //! Apple configuration profiles: the SCEP payload and the CA certificates a device needs.
 
 pub mod odt;
-pub mod plist;
 
-use plist::{dict, s, Value};
+use plist::{Dictionary, Value};
 use x509_cert::name::Name;
+
+/// A plist string.
+pub fn s(v: impl Into<String>) -> Value {
+    Value::String(v.into())
+}
+
+/// A plist dictionary, keys in the order given (Apple's tools and the golden file keep it).
+pub fn dict(entries: Vec<(&str, Value)>) -> Value {
+    Value::Dictionary(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<Dictionary>(),
+    )
+}
+
+/// A plist integer.
+pub fn int(v: i64) -> Value {
+    Value::Integer(v.into())
+}
+
+/// The XML property list document for `root`.
+pub fn to_xml(root: &Value) -> String {
+    let mut out = Vec::new();
+    root.to_writer_xml(&mut out).expect("a plist value writes to memory");
+    out.push(b'\n');
+    String::from_utf8(out).expect("XML plists are UTF-8")
+}
+
+/// A random (version 4) UUID, upper case as Apple writes them.
+pub fn uuid() -> String {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).expect("system RNG");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode_upper(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
 
 /// What goes into the SCEP payload.
 pub struct ScepProfile<'a> {
@@ -60,8 +104,8 @@ pub fn payload(kind: &str, identifier: String, display_name: &str, mut content: 
     let mut entries = vec![
         ("PayloadType", s(kind)),
         ("PayloadIdentifier", s(identifier)),
-        ("PayloadUUID", s(plist::uuid())),
-        ("PayloadVersion", Value::Integer(1)),
+        ("PayloadUUID", s(uuid())),
+        ("PayloadVersion", int(1)),
         ("PayloadDisplayName", s(display_name)),
     ];
     entries.append(&mut content);
@@ -109,14 +153,14 @@ pub fn scep_payload(p: &ScepProfile<'_>) -> Value {
         content.push(("Challenge", s(challenge)));
     }
     content.extend([
-        ("Keysize", Value::Integer(2048)),
+        ("Keysize", int(2048)),
         ("Key Type", s("RSA")),
-        ("Key Usage", Value::Integer(1)),
+        ("Key Usage", int(1)),
         ("CAFingerprint", Value::Data(fingerprint)),
-        ("AllowAllAppsAccess", Value::Bool(true)),
-        ("KeyIsExtractable", Value::Bool(false)),
-        ("Retries", Value::Integer(3)),
-        ("RetryDelay", Value::Integer(10)),
+        ("AllowAllAppsAccess", Value::Boolean(true)),
+        ("KeyIsExtractable", Value::Boolean(false)),
+        ("Retries", int(3)),
+        ("RetryDelay", int(10)),
     ]);
     payload(
         "com.apple.security.scep",
@@ -131,15 +175,15 @@ pub fn configuration(prefix: &str, display_name: &str, scope_system: bool, paylo
     let mut entries = vec![
         ("PayloadType", s("Configuration")),
         ("PayloadIdentifier", s(prefix)),
-        ("PayloadUUID", s(plist::uuid())),
-        ("PayloadVersion", Value::Integer(1)),
+        ("PayloadUUID", s(uuid())),
+        ("PayloadVersion", int(1)),
         ("PayloadDisplayName", s(display_name)),
         ("PayloadContent", Value::Array(payloads)),
     ];
     if scope_system {
         entries.push(("PayloadScope", s("System")));
     }
-    plist::to_xml(&dict(entries))
+    to_xml(&dict(entries))
 }
 
 /// A profile signed as `security cms -S` does: CMS SignedData (SHA-256) with the profile as its
@@ -160,4 +204,23 @@ pub fn sign(xml: &str, cert_pem: &str, key_pem: &str) -> Result<Vec<u8>, Box<dyn
         algorithm_field: SignatureAlgorithmField::ShaWithRsa,
     };
     Ok(signed_data(Some(xml.as_bytes()), Vec::new(), &signing)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_their_order_and_text_is_escaped() {
+        let xml = to_xml(&dict(vec![
+            ("z<b", s("x&y")),
+            ("n", int(2)),
+            ("l", Value::Array(vec![Value::Boolean(true)])),
+        ]));
+        let key = xml.find("<key>z&lt;b</key>").expect(&xml);
+        assert!(key < xml.find("<key>n</key>").expect(&xml) && xml.contains("<string>x&amp;y</string>"));
+        assert!(xml.contains("<integer>2</integer>") && xml.contains("<true/>") && xml.ends_with("</plist>\n"));
+        assert_eq!(uuid().len(), 36);
+        assert_ne!(uuid(), uuid());
+    }
 }

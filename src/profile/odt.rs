@@ -6,8 +6,9 @@
 //! `Credential` type with realm `Okta Device`; on iOS/iPadOS the management signal is the
 //! `managementHint` secret, not a certificate.
 
-use super::plist::{dict, s, Value};
-use super::{certificate_payloads, payload, scep_payload, ScepProfile};
+use plist::Value;
+
+use super::{certificate_payloads, dict, payload, s, scep_payload, ScepProfile};
 
 pub const OKTA_TEAM_ID: &str = "B7F62B65BN";
 pub const OKTA_VERIFY_DOMAINS: [&str; 2] = ["com.okta.mobile", "com.okta.mobile.auth-service-extension"];
@@ -60,7 +61,7 @@ pub fn org(org: &str) -> (String, String) {
 /// The same keys in each Okta Verify preference domain, as a payload per domain or wrapped
 /// for Jamf.
 fn app_preferences(prefix: &str, format: Format, name: &str, keys: &[(&str, Value)]) -> Vec<Value> {
-    let settings = || Value::Dict(keys.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
+    let settings = || Value::Dictionary(keys.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
     match format {
         Format::Standard => OKTA_VERIFY_DOMAINS
             .iter()
@@ -92,7 +93,7 @@ fn app_preferences(prefix: &str, format: Format, name: &str, keys: &[(&str, Valu
                 "com.apple.ManagedClient.preferences",
                 format!("{prefix}.{name}.managed-client"),
                 "Okta Verify (managed preferences)",
-                vec![("PayloadContent", Value::Dict(domains))],
+                vec![("PayloadContent", Value::Dictionary(domains))],
             )]
         }
     }
@@ -144,7 +145,7 @@ fn login_items(o: &Odt<'_>) -> Vec<Value> {
                 "AutoLaunchedApplicationDictionary-managed",
                 Value::Array(vec![dict(vec![
                     ("Path", s("/Applications/Okta Verify.app")),
-                    ("Hide", Value::Bool(false)),
+                    ("Hide", Value::Boolean(false)),
                 ])]),
             )],
         ));
@@ -166,7 +167,7 @@ pub fn payloads(o: &Odt<'_>) -> Vec<Value> {
                 ("OktaVerify.EnrollmentOptions", s("SilentEnrollmentEnabled")),
             ];
             if let Some(d) = o.report_diagnostics {
-                keys.push(("OktaVerify.ReportDiagnostics", Value::Bool(d)));
+                keys.push(("OktaVerify.ReportDiagnostics", Value::Boolean(d)));
             }
             out.extend(app_preferences(o.prefix, o.format, "okta-verify", &keys));
             out.extend(login_items(o));

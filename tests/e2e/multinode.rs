@@ -17,8 +17,9 @@ use x509_cert::Certificate;
 use crate::challenges::{add_mdm, admin_auth, api_mint, basic};
 use crate::lifecycle::{crl_number, fetch_crl, list, ocsp_status};
 use crate::support::requester::{recipient, Opts};
-use crate::support::scratch_db::{skip, ScratchDb, ENV};
+use crate::support::scratch_db::{ScratchDb, ENV};
 use crate::support::server::BIN;
+use crate::support::skip::skip;
 use crate::support::{http, Requester, Server};
 
 const CHALLENGE: &str = "multinode-challenge";
@@ -381,10 +382,18 @@ impl PrivateCluster {
             );
             return None;
         }
-        let version = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
+        let Some(version) = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .max_by_key(|v| v.parse::<u32>().unwrap_or(0))?;
+            .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+        else {
+            skip(
+                "multinode::postgres_restarted…",
+                "no PostgreSQL server under /usr/lib/postgresql (Debian's postgresql)",
+            );
+            return None;
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

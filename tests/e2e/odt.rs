@@ -340,3 +340,68 @@ print(json.dumps({'url': c['URL'], 'subject': c['Subject'], 'challenge': c['Chal
         .to_string()
         .contains("Mac-17 managementAttestation 0000-1111-2222"));
 }
+
+const SCEP_URL_CHECK: &str = r#"
+import plistlib, sys, json
+p = plistlib.load(open(sys.argv[1], 'rb')); e = json.loads(sys.argv[2])
+urls = [x['PayloadContent']['URL'] for x in p['PayloadContent'] if x['PayloadType'] == 'com.apple.security.scep']
+assert urls == [e['url']], urls
+"#;
+
+/// Without `--url`: the running server's SCEP URL; once no server answers, the one of the
+/// public URL the server last ran with (recorded 0600 in the data directory), said on stderr;
+/// a data directory no server ever ran on gets an error that says what to pass.
+#[test]
+fn without_url_the_profile_takes_the_server_url_then_the_recorded_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let public = "https://scep.example.test:8443";
+    let mut server = Server::start(&["--public-url", public]);
+    let recorded = server.data().join("public.url");
+    assert_eq!(std::fs::read_to_string(&recorded).unwrap(), public);
+    assert_eq!(
+        std::fs::metadata(&recorded).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--platform", "macos", "--mdm-challenge"];
+    let running = odt(&server, &args);
+    let running_file = openssl::write(dir.path(), "running.mobileconfig", &running.stdout);
+    let expect = serde_json::json!({ "url": format!("{public}/scep") });
+    python_check(SCEP_URL_CHECK, &running_file, expect.clone());
+    assert!(!String::from_utf8_lossy(&running.stderr).contains("public.url"));
+
+    assert!(server.terminate().success());
+    let stopped = odt(&server, &args);
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(
+        stderr.contains(recorded.to_str().unwrap()) && stderr.contains(&format!("{public}/scep")),
+        "{stderr}"
+    );
+    let stopped_file = openssl::write(dir.path(), "stopped.mobileconfig", &stopped.stdout);
+    python_check(SCEP_URL_CHECK, &stopped_file, expect);
+
+    let never_served = dir.path().join("never-served");
+    let init = std::process::Command::new(crate::support::server::BIN)
+        .args(["init", "--data", never_served.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let out = std::process::Command::new(crate::support::server::BIN)
+        .args([
+            "profile",
+            "odt",
+            "--okta-org",
+            ORG,
+            "--data",
+            never_served.to_str().unwrap(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("pass --url") && stderr.contains("public.url"),
+        "{stderr}"
+    );
+}

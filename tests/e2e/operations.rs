@@ -10,6 +10,7 @@ use scepd_ca::KeyBits;
 
 use crate::support::requester::{recipient, Opts};
 use crate::support::server::BIN;
+use crate::support::skip::skip;
 use crate::support::{http, Requester, Server};
 
 const CHALLENGE: &str = "operations-challenge-value";
@@ -26,15 +27,17 @@ fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Runs a checking tool if it is installed (Debian packages `prometheus`, `systemd`); CI
-/// installs both.
-fn tool(name: &str) -> Option<Command> {
-    Command::new("sh")
+/// A checking tool from a Debian package (`prometheus`, `systemd`; CI installs both), or None
+/// when it is not installed: the part of `test` that needs it is skipped (a failure under CI).
+fn tool(test: &str, name: &str, package: &str) -> Option<Command> {
+    let installed = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| Command::new(name))
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        skip(test, &format!("{name} is not installed (Debian package {package})"));
+    }
+    installed.then(|| Command::new(name))
 }
 
 #[test]
@@ -86,7 +89,11 @@ fn metrics_change_with_enrollment_challenge_failure_and_revocation_and_pass_prom
     for secret in [CHALLENGE, token.trim()] {
         assert!(!text.contains(secret));
     }
-    if let Some(mut promtool) = tool("promtool") {
+    if let Some(mut promtool) = tool(
+        "operations::metrics_change_with_enrollment_challenge_failure_and_revocation_and_pass_promtool",
+        "promtool",
+        "prometheus",
+    ) {
         let mut child = promtool
             .args(["check", "metrics"])
             .stdin(std::process::Stdio::piped())
@@ -102,8 +109,6 @@ fn metrics_change_with_enrollment_challenge_failure_and_revocation_and_pass_prom
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-    } else {
-        eprintln!("promtool not installed: metrics lint skipped");
     }
     // JSON logs: every line an object; request spans carry the SCEP fields; no secret.
     let log = server.log_text();
@@ -400,7 +405,11 @@ fn profile_generator_output_parses_with_plistlib() {
 
 #[test]
 fn deploy_files_pass_their_linters() {
-    if let Some(mut promtool) = tool("promtool") {
+    if let Some(mut promtool) = tool(
+        "operations::deploy_files_pass_their_linters (promtool)",
+        "promtool",
+        "prometheus",
+    ) {
         let out = promtool
             .args([
                 "check",
@@ -435,10 +444,14 @@ fn deploy_files_pass_their_linters() {
         ] {
             assert!(rules.contains(alert), "{alert}");
         }
-    } else {
-        eprintln!("promtool not installed: prometheus files not checked");
     }
-    if tool("systemd-analyze").is_some() {
+    if tool(
+        "operations::deploy_files_pass_their_linters (systemd-analyze)",
+        "systemd-analyze",
+        "systemd",
+    )
+    .is_some()
+    {
         // verify wants the ExecStart binary to exist: point it at the one just built.
         let dir = tempfile::tempdir().unwrap();
         let unit = std::fs::read_to_string(repo("deploy/systemd/scepd.service"))
@@ -455,8 +468,6 @@ fn deploy_files_pass_their_linters() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-    } else {
-        eprintln!("systemd-analyze not installed: unit not verified");
     }
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(repo("deploy/grafana/scepd.json")).unwrap()).unwrap();

@@ -4,6 +4,8 @@
 mod contract;
 #[path = "../support/scratch_db.rs"]
 mod scratch_db;
+#[path = "../support/skip.rs"]
+mod skip;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -62,7 +64,7 @@ fn postgres_tls_modes() {
     };
     let mut admin = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
     if admin.query_one("SHOW ssl", &[]).unwrap().get::<_, String>(0) != "on" {
-        scratch_db::skip("postgres_tls_modes", "the server has ssl = off");
+        skip::skip("postgres_tls_modes", "the server has ssl = off");
         return;
     }
     let with = |params: &str| format!("{}{}{params}", db.url, if db.url.contains('?') { '&' } else { '?' });
@@ -102,7 +104,7 @@ fn postgres_tls_modes() {
     let pem = std::fs::read_to_string(&cert_file).unwrap();
     let cert: x509_cert::Certificate = der::DecodePem::from_pem(pem.as_bytes()).unwrap();
     if cert.tbs_certificate().issuer() != cert.tbs_certificate().subject() {
-        scratch_db::skip(
+        skip::skip(
             "postgres_tls_modes (verify-ca part)",
             "the server certificate is not self-signed",
         );

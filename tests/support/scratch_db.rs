@@ -1,18 +1,13 @@
 //! A scratch PostgreSQL database per test, on the server `SCEPD_TEST_DATABASE_URL` names
 //! (`.ci/run` sets it); created empty and dropped when the test ends. Without the variable the
-//! PostgreSQL tests print that they were skipped and pass, so the test command still works on
-//! a machine without PostgreSQL.
+//! PostgreSQL tests say that they were skipped (and fail under CI=true, see `skip.rs`), so the
+//! test command still works on a machine without PostgreSQL.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub const ENV: &str = "SCEPD_TEST_DATABASE_URL";
+use super::skip::skip;
 
-/// Says that `test` was skipped and why, straight to stderr: the test harness would swallow
-/// eprintln! from a passing test.
-pub fn skip(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
-}
+pub const ENV: &str = "SCEPD_TEST_DATABASE_URL";
 
 pub struct ScratchDb {
     admin_url: String,
@@ -22,7 +17,7 @@ pub struct ScratchDb {
 }
 
 impl ScratchDb {
-    /// A new empty database, or None (and a note on stderr) when `SCEPD_TEST_DATABASE_URL` is unset.
+    /// A new empty database, or None when `SCEPD_TEST_DATABASE_URL` is unset (see [`skip`]).
     pub fn create(test: &str) -> Option<ScratchDb> {
         let Some(admin_url) = std::env::var(ENV).ok().filter(|u| !u.is_empty()) else {
             skip(test, &format!("{ENV} is not set (PostgreSQL tests need a server)"));

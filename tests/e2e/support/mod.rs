@@ -8,6 +8,8 @@ pub mod requester;
 #[path = "../../support/scratch_db.rs"]
 pub mod scratch_db;
 pub mod server;
+#[path = "../../support/skip.rs"]
+pub mod skip;
 
 pub use requester::Requester;
 pub use server::Server;
