@@ -14,7 +14,7 @@ pub use postgres::PgStore;
 pub use postgres::DEFAULT_POOL_SIZE;
 pub use record::{
     AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, CrlState, Issuance,
-    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl,
+    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl, Supersede,
 };
 pub use redb_store::RedbStore;
 
@@ -109,7 +109,9 @@ pub trait Store: Send + Sync {
     /// Revokes every active or superseded certificate of a device; returns their serials.
     fn revoke_device(&self, device_id: &str, reason: &str, at: u64) -> Result<Vec<String>, StoreError>;
 
-    /// Revokes (reason `superseded`) the certificates superseded before `cutoff`.
+    /// Revokes (reason `superseded`) the certificates superseded before `cutoff` by a
+    /// certificate whose device id is vouched for (`device_bound`): an unbound request never
+    /// causes another certificate's revocation.
     fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<String>, StoreError>;
 
     /// Every revoked certificate (the CRL's entries before the expiry filter).

@@ -54,6 +54,11 @@ pub struct CertRecord {
     /// Issuance order, assigned by the store (issued_at has only second resolution).
     #[serde(default)]
     pub seq: u64,
+    /// The device id is vouched for: it came from a bound challenge, or from a RenewalReq of a
+    /// certificate whose device id was. An id read from an unbound request's CSR is not: such a
+    /// certificate never causes another one's revocation (see [`Supersede`]).
+    #[serde(default)]
+    pub device_bound: bool,
 }
 
 fn default_kind() -> String {
@@ -97,6 +102,7 @@ impl CertRecord {
             revocation_reason: None,
             superseded_at: None,
             seq: 0,
+            device_bound: false,
         }
     }
 
@@ -118,9 +124,24 @@ pub struct Issuance {
     /// The one-time challenge this issuance redeems (its keyed hash), consumed in the same
     /// transaction: of two requests carrying it, exactly one gets a certificate.
     pub redeems: Option<ChallengeHash>,
-    /// Keep at most this many valid (active or superseded, unexpired) certificates for the
-    /// device: older ones are revoked with reason `superseded` in the same transaction.
-    pub max_valid_per_device: Option<u32>,
+    /// What happens to the device's earlier certificates.
+    pub supersede: Supersede,
+}
+
+/// What an issuance does to the device's earlier certificates, in its transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Supersede {
+    /// A vouched-for device id: its active certificates become `superseded`; with `Some(max)`,
+    /// at most `max` valid (active or superseded, unexpired) certificates stay, the oldest
+    /// others revoked with reason `superseded`.
+    Device { max_valid: Option<u32> },
+    /// An unbound request allowed to re-enroll (`unbound_reenrollment = allow`): the active
+    /// certificates become `superseded`, none is revoked, now or later.
+    DeviceWithoutRevocation,
+    /// A RenewalReq whose device id is not vouched for: only the renewed certificate.
+    Only(String),
+    /// Nothing (`unbound_reenrollment = keep-both`, or no device).
+    Nothing,
 }
 
 /// HMAC-SHA256 of a challenge under the server's challenge key: what the store keeps

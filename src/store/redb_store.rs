@@ -27,7 +27,7 @@ use scepd_ca::Serial;
 
 use super::{
     AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, CrlState, Issuance,
-    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
+    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl, Supersede,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -82,6 +82,22 @@ fn expiry_key(expires_at: u64, hash: &ChallengeHash) -> Vec<u8> {
     [&expires_at.to_be_bytes()[..], hash].concat()
 }
 
+/// Opens `path` for writing as a file of mode 0600, creating it (`new`: it must not exist yet);
+/// an existing file that group or others could read is made private.
+fn private_file(path: &Path, new: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(!new)
+        .create_new(new)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
     [device.as_bytes(), &[0u8], serial].concat()
 }
@@ -89,6 +105,9 @@ fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
 impl RedbStore {
     /// Opens (or creates) the store file and checks its schema version.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        // The store holds every certificate, challenge hash and the audit trail: only scepd's
+        // user may read it, whatever the umask (redb would create it 0644).
+        private_file(path, false).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(path)
@@ -335,12 +354,24 @@ impl Store for RedbStore {
             .map_err(backend)?
             .range(..end.as_slice())
             .map_err(backend)?
-            .map(|e| e.map(|(k, _)| k.value()[8..].to_vec()))
+            .map(|e| e.map(|(k, _)| k.value().to_vec()))
             .collect::<Result<_, _>>()
             .map_err(backend)?;
         let mut revoked = Vec::new();
-        for serial in due {
-            revoked.push(revoke_in(&txn, &serial, "superseded", at)?.serial);
+        for key in due {
+            let serial = &key[8..];
+            let Some(record) = get_record(&txn, serial)? else {
+                continue;
+            };
+            if superseded_by_bound(&txn, &record)? {
+                revoked.push(revoke_in(&txn, serial, "superseded", at)?.serial);
+            } else {
+                // Superseded by an unbound request: never due (its successor stays unbound).
+                txn.open_table(SUPERSEDED)
+                    .map_err(backend)?
+                    .remove(key.as_slice())
+                    .map_err(backend)?;
+            }
         }
         txn.commit().map_err(backend)?;
         Ok(revoked)
@@ -483,8 +514,12 @@ impl Store for RedbStore {
         self.unflushed.store(true, Ordering::Release);
         self.flush()?;
         let txn = self.db.begin_write().map_err(backend)?;
-        let copied = std::fs::copy(&self.path, out)
-            .and_then(|_| std::fs::File::open(out)?.sync_all())
+        let copied = std::fs::File::open(&self.path)
+            .and_then(|mut from| {
+                let mut to = private_file(out, true)?;
+                std::io::copy(&mut from, &mut to)?;
+                to.sync_all()
+            })
             .map_err(|e| StoreError::Backend(format!("{}: {e}", out.display())));
         txn.abort().map_err(backend)?;
         copied
@@ -692,8 +727,9 @@ fn revoke_in(txn: &redb::WriteTransaction, serial: &[u8], reason: &str, at: u64)
     Ok(record)
 }
 
-/// Marks the device's active certificates superseded by the one being issued, and enforces
-/// `max_valid_per_device` by revoking the oldest valid ones.
+/// Applies the issuance's [`Supersede`] to the device's earlier certificates: marks them
+/// superseded by the one being issued and, for a vouched-for device id, enforces
+/// `max_valid` by revoking the oldest valid ones.
 fn supersede_device(
     txn: &redb::WriteTransaction,
     device: &str,
@@ -702,11 +738,18 @@ fn supersede_device(
 ) -> Result<(Vec<String>, Vec<String>), StoreError> {
     let mut superseded = Vec::new();
     let mut valid = Vec::new();
+    if issuance.supersede == Supersede::Nothing {
+        return Ok((Vec::new(), Vec::new()));
+    }
     for serial in device_serials(txn, device)? {
         let Some(mut record) = get_record(txn, &serial)? else {
             continue;
         };
-        if record.status == CertStatus::Active && record.not_after > now {
+        let targeted = match &issuance.supersede {
+            Supersede::Only(only) => record.serial.eq_ignore_ascii_case(only),
+            _ => true,
+        };
+        if targeted && record.status == CertStatus::Active && record.not_after > now {
             record.status = CertStatus::Superseded;
             record.superseded_by = Some(issuance.record.serial.clone());
             record.superseded_at = Some(now);
@@ -722,7 +765,7 @@ fn supersede_device(
         }
     }
     let mut revoked = Vec::new();
-    if let Some(max) = issuance.max_valid_per_device {
+    if let Supersede::Device { max_valid: Some(max) } = issuance.supersede {
         // The new certificate counts as one of the `max`.
         let keep = (max as usize).saturating_sub(1);
         valid.sort();
@@ -732,6 +775,15 @@ fn supersede_device(
         }
     }
     Ok((superseded, revoked))
+}
+
+/// Whether the certificate that superseded `record` has a vouched-for device id: only then may
+/// `revoke_superseded_after` revoke `record`.
+fn superseded_by_bound(txn: &redb::WriteTransaction, record: &CertRecord) -> Result<bool, StoreError> {
+    let Some(successor) = record.superseded_by.as_deref().and_then(|s| hex::decode(s).ok()) else {
+        return Ok(false);
+    };
+    Ok(get_record(txn, &successor)?.is_some_and(|s| s.device_bound))
 }
 
 /// One issuance inside `txn`; only the `Stored` outcome writes anything.

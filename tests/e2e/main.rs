@@ -4,11 +4,13 @@
 
 mod support;
 
+mod abuse;
 mod challenges;
 mod cli;
 mod clients;
 mod concurrency;
 mod crash;
+mod identity;
 mod lifecycle;
 mod multinode;
 mod negative;

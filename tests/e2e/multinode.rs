@@ -134,7 +134,13 @@ fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let nodes = nodes(tmp.path(), 3, &db.url, &["--static-challenge", CHALLENGE]);
+    // The re-enrollment below uses the static challenge: an unbound request, allowed to supersede.
+    let nodes = nodes(
+        tmp.path(),
+        3,
+        &db.url,
+        &["--static-challenge", CHALLENGE, "--unbound-reenrollment", "allow"],
+    );
     let ra = recipient(&nodes[0].scep_url());
 
     // Concurrent enrollments through all three nodes: every certificate present once.

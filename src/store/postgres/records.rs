@@ -6,7 +6,7 @@ use postgres::GenericClient;
 
 use super::super::{
     AuditEntry, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance, IssuanceOutcome, MdmClient,
-    StoredCrl,
+    StoredCrl, Supersede,
 };
 use super::pool::Session;
 use super::rows::{self, int, opt_int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
@@ -72,7 +72,7 @@ pub(super) fn insert_certificate(
 ) -> Result<(), TxError> {
     // Serials are keys here (the embedded store keys on their bytes): one case.
     let serial = record.serial.to_ascii_uppercase();
-    let values: [&(dyn ToSql + Sync); 15] = [
+    let values: [&(dyn ToSql + Sync); 16] = [
         &serial,
         &record.subject,
         &int(record.not_before),
@@ -88,11 +88,12 @@ pub(super) fn insert_certificate(
         &opt_int(record.revoked_at),
         &record.revocation_reason,
         &der,
+        &record.device_bound,
     ];
     let columns =
         "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, issued_at, kind, \
-                   superseded_by, superseded_at, revoked_at, revocation_reason, der, seq";
-    let placeholders = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
+                   superseded_by, superseded_at, revoked_at, revocation_reason, der, device_bound, seq";
+    let placeholders = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16";
     match seq {
         None => tx.execute(
             &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, nextval('certificate_seq'))"),
@@ -103,7 +104,7 @@ pub(super) fn insert_certificate(
             let mut with_seq = values.to_vec();
             with_seq.push(&seq);
             tx.execute(
-                &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $16)"),
+                &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $17)"),
                 &with_seq,
             )?
         }
@@ -148,14 +149,17 @@ pub(super) fn revoke_where(
     Ok(revoked)
 }
 
-/// Supersedes the device's active certificates and enforces `max_valid_per_device` (as the
-/// embedded store does).
+/// Applies the issuance's [`Supersede`] to the device's earlier certificates (as the embedded
+/// store does).
 pub(super) fn supersede_device(
     tx: &mut Tx<'_, '_>,
     device: &str,
     issuance: &Issuance,
     now: u64,
 ) -> Result<(Vec<String>, Vec<String>), TxError> {
+    if issuance.supersede == Supersede::Nothing {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let valid_rows = tx.query(
         "SELECT serial, status FROM certificates
          WHERE device_id = $1 AND status IN ('active', 'superseded') AND not_after > $2 ORDER BY seq",
@@ -165,7 +169,11 @@ pub(super) fn supersede_device(
     let mut valid = Vec::new();
     for row in valid_rows {
         let serial: String = row.get(0);
-        if row.get::<_, &str>(1) == "active" {
+        let targeted = match &issuance.supersede {
+            Supersede::Only(only) => serial.eq_ignore_ascii_case(only),
+            _ => true,
+        };
+        if targeted && row.get::<_, &str>(1) == "active" {
             tx.execute(
                 "UPDATE certificates SET status = 'superseded', superseded_by = $2, superseded_at = $3 WHERE serial = $1",
                 &[&serial, &issuance.record.serial, &int(now)],
@@ -175,7 +183,7 @@ pub(super) fn supersede_device(
         valid.push(serial);
     }
     let mut revoked = Vec::new();
-    if let Some(max) = issuance.max_valid_per_device {
+    if let Supersede::Device { max_valid: Some(max) } = issuance.supersede {
         // The new certificate counts as one of the `max`; `valid` is oldest first.
         let excess = valid.len().saturating_sub((max as usize).saturating_sub(1));
         for serial in valid.into_iter().take(excess) {

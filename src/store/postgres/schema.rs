@@ -20,10 +20,11 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: "
         CREATE TABLE certificates (
             serial TEXT PRIMARY KEY,
             seq BIGINT NOT NULL UNIQUE,
@@ -86,7 +87,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE TABLE identity (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     ",
-}];
+    },
+    // Whether a certificate's device id is vouched for (a bound challenge, or the renewal of
+    // such a certificate). Earlier certificates are not: they never cause a revocation.
+    Migration {
+        version: 2,
+        name: "device_bound",
+        sql: "ALTER TABLE certificates ADD COLUMN device_bound BOOLEAN NOT NULL DEFAULT FALSE;",
+    },
+];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> i64 {
