@@ -126,13 +126,7 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
         _ => (device_id_from_csr(field, &csr), false),
     };
     let okta = match &grant {
-        Grant::Dynamic(
-            _,
-            ChallengeRecord {
-                okta_device_access: Some(v),
-                ..
-            },
-        ) => *v,
+        Grant::Dynamic(_, record) if record.okta_device_access.is_some() => record.okta_device_access == Some(true),
         _ => svc.policy().lifecycle.okta_device_access,
     };
     let redeems = match &grant {
@@ -396,7 +390,7 @@ fn device_id_from_csr(field: DeviceIdField, csr: &Csr) -> Option<String> {
 enum Grant {
     Static,
     Insecure,
-    Dynamic(ChallengeHash, ChallengeRecord),
+    Dynamic(ChallengeHash, Box<ChallengeRecord>),
 }
 
 fn refuse(why: ChallengeRejection) -> Refusal {
@@ -429,7 +423,7 @@ fn check_challenge(svc: &ScepService, csr: &Csr, now: u64) -> Result<Grant, Refu
             ChallengeState::Used => ChallengeRejection::Used,
             ChallengeState::Expired => ChallengeRejection::Expired,
             ChallengeState::Usable if !binding::matches(&record, csr) => ChallengeRejection::Mismatch,
-            ChallengeState::Usable => return Ok(Grant::Dynamic(hash, record)),
+            ChallengeState::Usable => return Ok(Grant::Dynamic(hash, Box::new(record))),
         },
     };
     Err(refuse(why))

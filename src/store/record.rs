@@ -204,6 +204,9 @@ pub struct MdmClient {
     pub challenge_ttl_seconds: Option<u64>,
 }
 
+// `AlreadyIssued` is the large one and the rare one (a retried transaction): boxing it would
+// cost every caller a box to spare a few bytes once per issuance.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IssuanceOutcome {
     /// Recorded; the device's earlier active certificates are now superseded (and some revoked,

@@ -443,7 +443,7 @@ impl Store for PgStore {
     }
 
     fn latest_crl(&self) -> Result<CrlState, StoreError> {
-        self.read(|c| crl_state(c))
+        self.read(crl_state)
     }
 
     fn publish_crl(&self, crl: &StoredCrl) -> Result<bool, StoreError> {

@@ -139,6 +139,8 @@ impl From<postgres::Error> for Attempt {
             SqlState::UNIQUE_VIOLATION,
             SqlState::DUPLICATE_TABLE,
             SqlState::DUPLICATE_OBJECT,
+            // Two nodes adding the same column (migration 2) at once.
+            SqlState::DUPLICATE_COLUMN,
         ];
         match e.code() {
             Some(code) if raced.contains(code) => Attempt::Lost,
