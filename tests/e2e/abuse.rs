@@ -9,6 +9,7 @@ use std::time::Duration;
 use scepd_ca::KeyBits;
 
 use crate::challenges::{add_mdm, admin_auth, api_mint, basic};
+use crate::identity::jamf_challenge;
 use crate::support::requester::{recipient, Opts};
 use crate::support::{http, openssl, Requester, Server};
 
@@ -299,19 +300,7 @@ fn binding_fields_are_capped() {
         assert_eq!(mint(format!(r#"{{"{field}": "{}"}}"#, "x".repeat(256))), 201, "{field}");
     }
     api_mint(&server, &admin, "{}");
-    let password = add_mdm(&server, "jamf");
-    let body = serde_json::json!({
-        "webhook": {"webhookEvent": "SCEPChallenge"},
-        "event": {"payloadIdentifier": long, "payloadTypes": ["com.apple.security.scep"]}
-    });
-    let resp = http::request(
-        "POST",
-        &format!("{}/api/v1/webhooks/jamf/scep-challenge", server.base),
-        &[("Authorization", &basic("jamf", &password))],
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(resp.status, 400);
+    assert_eq!(jamf_challenge(&server, &long).status, 400);
 }
 
 #[test]

@@ -395,6 +395,22 @@ fn two_challenge_passwords_are_refused() {
     assert_eq!(status(&rep).0, Some("0"));
 }
 
+/// A Jamf SCEPChallenge webhook call (with a new MDM credential) for `payload_identifier`.
+pub(crate) fn jamf_challenge(server: &Server, payload_identifier: &str) -> http::Response {
+    let password = add_mdm(server, "jamf");
+    let body = serde_json::json!({
+        "webhook": {"webhookEvent": "SCEPChallenge"},
+        "event": {"payloadIdentifier": payload_identifier, "payloadTypes": ["com.apple.security.scep"]}
+    });
+    http::request(
+        "POST",
+        &format!("{}/api/v1/webhooks/jamf/scep-challenge", server.base),
+        &[("Authorization", &basic("jamf", &password))],
+        body.to_string().as_bytes(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn request_fields_cannot_forge_log_lines() {
     use der::asn1::{Any, OctetString, PrintableStringRef, Utf8StringRef};
@@ -443,18 +459,7 @@ fn request_fields_cannot_forge_log_lines() {
     );
 
     // Jamf's payloadIdentifier goes to the log too.
-    let password = add_mdm(&server, "jamf");
-    let body = serde_json::json!({
-        "webhook": {"webhookEvent": "SCEPChallenge"},
-        "event": {"payloadIdentifier": forged, "payloadTypes": ["com.apple.security.scep"]}
-    });
-    let resp = http::request(
-        "POST",
-        &format!("{}/api/v1/webhooks/jamf/scep-challenge", server.base),
-        &[("Authorization", &basic("jamf", &password))],
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
+    let resp = jamf_challenge(&server, forged);
     assert_eq!(resp.status, 200, "{}", resp.text());
     let log = server.log_text();
     assert!(log.contains("FORGED"), "the fields are logged: {log}");
