@@ -90,7 +90,7 @@ fn policy(dir: &std::path::Path) -> Policy {
         },
         lifecycle: Lifecycle {
             device_id_field: DeviceIdField::CommonName,
-            max_active_per_device: None,
+            max_valid_per_device: None,
             revoke_superseded_after: None,
             renewal_window_percent: 33,
             allow_key_reuse: false,
@@ -200,6 +200,7 @@ fn full_enrollment(c: &mut Criterion) {
     let service = ScepService::new(auth, store, policy(dir.path()), Arc::new(Metrics::new())).unwrap();
     let who = requester();
     let mut n = 0u64;
+    let origin = scepd::service::Origin::new("127.0.0.1", 0);
     c.bench_function("full_enrollment", |b| {
         b.iter_batched(
             || {
@@ -213,7 +214,7 @@ fn full_enrollment(c: &mut Criterion) {
                 )
             },
             |message| {
-                let reply = service.pki_operation(&message).unwrap();
+                let reply = service.pki_operation(&message, &origin).unwrap();
                 assert!(reply.fail_info.is_none());
                 reply
             },

@@ -1,40 +1,9 @@
 //! The admin API's JSON shapes and parameters, shared by the server and the CLI.
 
-use scepd_ca::Serial;
+use scepd_ca::time::rfc3339;
 use serde_json::{json, Value};
 
 use crate::store::{CertFilter, CertRecord, CertStatus, MdmClient};
-
-/// RFC 3339, UTC.
-pub fn rfc3339(unix: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix as i64)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
-
-/// A serial as operators type it: hex, any case, colons allowed.
-pub fn parse_serial(text: &str) -> Option<Serial> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    let bytes = hex::decode(hex).ok()?;
-    // Accept a leading 00 (some tools print the DER INTEGER's sign byte).
-    let bytes = if bytes.len() == 17 && bytes[0] == 0 {
-        bytes[1..].to_vec()
-    } else {
-        bytes
-    };
-    Some(Serial(bytes.try_into().ok()?))
-}
-
-pub fn parse_status(text: &str) -> Option<CertStatus> {
-    Some(match text {
-        "active" => CertStatus::Active,
-        "superseded" => CertStatus::Superseded,
-        "revoked" => CertStatus::Revoked,
-        "expired" => CertStatus::Expired,
-        _ => return None,
-    })
-}
 
 /// `?device=…&status=…`
 pub fn cert_filter(query: &str) -> Result<CertFilter, String> {
@@ -44,7 +13,7 @@ pub fn cert_filter(query: &str) -> Result<CertFilter, String> {
         let v = String::from_utf8_lossy(&crate::scep::query::percent_decode(v)).into_owned();
         match k {
             "device" => filter.device_id = Some(v),
-            "status" => filter.status = Some(parse_status(&v).ok_or_else(|| format!("unknown status {v:?}"))?),
+            "status" => filter.status = Some(CertStatus::from_name(&v).ok_or_else(|| format!("unknown status {v:?}"))?),
             _ => return Err(format!("unknown parameter {k:?}")),
         }
     }
@@ -90,14 +59,6 @@ pub fn revocation_reason(body: &[u8]) -> Result<scepd_ca::Reason, String> {
                 scepd_ca::Reason::names().collect::<Vec<_>>().join(", ")
             )
         }),
-    }
-}
-
-/// Service errors on the admin API are store errors (the only kind revocation has).
-pub fn store_error(e: crate::service::ServiceError) -> crate::store::StoreError {
-    match e {
-        crate::service::ServiceError::Store(s) => s,
-        other => crate::store::StoreError::Backend(other.to_string()),
     }
 }
 
@@ -185,11 +146,6 @@ pub struct NewMdmClient {
     pub challenge_ttl_seconds: Option<u64>,
 }
 
-/// MDM client names go into URLs and Basic credentials (where ':' would end the user name).
-pub fn valid_mdm_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
 pub fn mdm_client_json(c: &MdmClient) -> Value {
     json!({ "name": c.name, "created_at": rfc3339(c.created_at), "challenge_ttl_seconds": c.challenge_ttl_seconds })
 }
@@ -207,23 +163,5 @@ mod tests {
             basic_credentials("basic dTpw"),
             Some(("u".to_string(), "p".to_string()))
         );
-    }
-
-    #[test]
-    fn serials_in_any_operator_form() {
-        let s = Serial([0x4a; 16]);
-        assert_eq!(parse_serial(&s.to_hex()), Some(s));
-        assert_eq!(parse_serial(&s.to_hex().to_lowercase()), Some(s));
-        let colons = s
-            .to_hex()
-            .as_bytes()
-            .chunks(2)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join(":");
-        assert_eq!(parse_serial(&colons), Some(s));
-        assert_eq!(parse_serial(&format!("00{}", s.to_hex())), Some(s));
-        assert_eq!(parse_serial("xyz"), None);
-        assert_eq!(parse_serial("abcd"), None);
     }
 }

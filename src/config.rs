@@ -158,9 +158,11 @@ pub struct ServeArgs {
     /// names matching one. Repeat for several.
     #[arg(long = "san-pattern", env = "SCEPD_SAN_PATTERNS", value_delimiter = ',')]
     pub san_patterns: Option<Vec<String>>,
-    /// Keep at most this many valid certificates per device; older ones are revoked (superseded).
-    #[arg(long, env = "SCEPD_MAX_ACTIVE_PER_DEVICE")]
-    pub max_active_per_device: Option<u32>,
+    /// Keep at most this many valid (active or superseded, unexpired) certificates per device;
+    /// older ones are revoked (superseded). Formerly `--max-active-per-device`, still accepted.
+    #[arg(long, env = "SCEPD_MAX_VALID_PER_DEVICE", alias = "max-active-per-device")]
+    #[serde(alias = "max_active_per_device")]
+    pub max_valid_per_device: Option<u32>,
     /// Revoke superseded certificates this long after their successor was issued (e.g. `24h`).
     #[arg(long, env = "SCEPD_REVOKE_SUPERSEDED_AFTER")]
     pub revoke_superseded_after: Option<String>,
@@ -243,7 +245,7 @@ pub struct Config {
     pub unbound_reenrollment: UnboundReenrollment,
     pub san_types: Vec<SanType>,
     pub san_patterns: Vec<String>,
-    pub max_active_per_device: Option<u32>,
+    pub max_valid_per_device: Option<u32>,
     #[serde(serialize_with = "optional_seconds")]
     pub revoke_superseded_after: Option<u64>,
     pub renewal_window: u8,
@@ -360,8 +362,8 @@ impl Config {
         if !(1..=100).contains(&renewal_window) {
             return Err(ConfigError::Invalid("renewal_window is a percentage, 1 to 100".into()));
         }
-        if args.max_active_per_device.or(file.max_active_per_device) == Some(0) {
-            return Err(ConfigError::Invalid("max_active_per_device must be at least 1".into()));
+        if args.max_valid_per_device.or(file.max_valid_per_device) == Some(0) {
+            return Err(ConfigError::Invalid("max_valid_per_device must be at least 1".into()));
         }
         let crl_next_update = parse_duration(
             args.crl_next_update
@@ -435,7 +437,7 @@ impl Config {
                 .or(file.san_types)
                 .unwrap_or_else(|| san::DEFAULT_SAN_TYPES.to_vec()),
             san_patterns,
-            max_active_per_device: args.max_active_per_device.or(file.max_active_per_device),
+            max_valid_per_device: args.max_valid_per_device.or(file.max_valid_per_device),
             revoke_superseded_after: args
                 .revoke_superseded_after
                 .as_deref()

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
 use scepd_ca::{pem, Authority, CaParams, Identity, ImportWarning, RsaKey};
+use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -40,15 +41,8 @@ pub enum DataDirError {
 pub struct DataDir {
     root: PathBuf,
     /// Encrypts the private keys at rest (PKCS#8 PBES2) when set.
-    passphrase: Option<Vec<u8>>,
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        if let Some(p) = self.passphrase.as_mut() {
-            p.iter_mut().for_each(|b| *b = 0);
-        }
-    }
+    /// Cleared when dropped.
+    passphrase: Option<Zeroizing<Vec<u8>>>,
 }
 
 /// The key passphrase: the content of `file` (without its final newline), else the
@@ -84,7 +78,7 @@ impl DataDir {
 
     /// Private keys are written encrypted with, and read with, `passphrase`.
     pub fn with_passphrase(mut self, passphrase: Option<Vec<u8>>) -> DataDir {
-        self.passphrase = passphrase.filter(|p| !p.is_empty());
+        self.passphrase = passphrase.filter(|p| !p.is_empty()).map(Zeroizing::new);
         self
     }
 
@@ -99,7 +93,7 @@ impl DataDir {
     fn read_key(&self, name: &str) -> Result<RsaKey, DataDirError> {
         Ok(RsaKey::from_pem_with_passphrase(
             &self.read_secret(name)?,
-            self.passphrase.as_deref(),
+            self.passphrase.as_deref().map(Vec::as_slice),
         )?)
     }
 

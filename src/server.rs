@@ -87,7 +87,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .with_passphrase(crate::datadir::key_passphrase(config.key_passphrase_file.as_deref())?);
     if !dir.is_initialized() {
         tracing::info!(data = %config.data.display(), "data directory is empty: creating a new CA");
-        dir.init_new(&crate::cli::default_ca_params(), false)?;
+        dir.init_new(&scepd_ca::CaParams::default(), false)?;
     }
     let authority = dir.load()?;
     let listener = TcpListener::bind(config.listen).await?;
@@ -115,7 +115,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         },
         lifecycle: Lifecycle {
             device_id_field: config.device_id_field,
-            max_active_per_device: config.max_active_per_device,
+            max_valid_per_device: config.max_valid_per_device,
             revoke_superseded_after: config.revoke_superseded_after,
             renewal_window_percent: config.renewal_window,
             allow_key_reuse: config.allow_key_reuse,

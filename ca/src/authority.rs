@@ -22,8 +22,11 @@ const DAY: u64 = 86_400;
 
 /// A certificate and its private key.
 pub struct Identity {
+    /// The certificate.
     pub cert: Certificate,
+    /// The certificate, DER-encoded (sent as is in GetCACert and CertReps).
     pub der: Vec<u8>,
+    /// Its private key.
     pub key: RsaKey,
 }
 
@@ -33,18 +36,22 @@ impl Identity {
         Ok(Identity { cert, der, key })
     }
 
+    /// The certificate's subject name.
     pub fn subject(&self) -> &Name {
         self.cert.tbs_certificate().subject()
     }
 
+    /// SHA-256 of the certificate's DER.
     pub fn fingerprint_sha256(&self) -> [u8; 32] {
         Sha256::digest(&self.der).into()
     }
 
+    /// notAfter, Unix seconds.
     pub fn not_after(&self) -> u64 {
         time::from_x509(&self.cert.tbs_certificate().validity().not_after)
     }
 
+    /// The keyUsage extension, when the certificate has one.
     pub fn key_usage(&self) -> Option<KeyUsage> {
         self.cert
             .tbs_certificate()
@@ -55,13 +62,37 @@ impl Identity {
     }
 }
 
-/// How to make a new CA.
+/// How to make a new CA. [`CaParams::default`] is what `scepd init` and a first `scepd serve`
+/// make when nothing else is asked for.
 pub struct CaParams {
+    /// The CA's subject name.
     pub subject: Name,
+    /// The size of the CA (and RA) keys.
     pub key_bits: KeyBits,
+    /// How long the CA certificate is valid.
     pub validity_days: u32,
     /// Make a separate RA certificate (the default) instead of letting the CA act as its own RA.
     pub with_ra: bool,
+}
+
+impl CaParams {
+    /// The default CA subject.
+    pub const DEFAULT_SUBJECT: &'static str = "CN=scepd CA,O=scepd";
+    /// The default CA validity: ten years.
+    pub const DEFAULT_VALIDITY_DAYS: u32 = 3650;
+    /// The default key size (Okta's minimum).
+    pub const DEFAULT_KEY_BITS: KeyBits = KeyBits::Rsa2048;
+}
+
+impl Default for CaParams {
+    fn default() -> CaParams {
+        CaParams {
+            subject: crate::name::parse(Self::DEFAULT_SUBJECT).expect("the default subject parses"),
+            key_bits: Self::DEFAULT_KEY_BITS,
+            validity_days: Self::DEFAULT_VALIDITY_DAYS,
+            with_ra: true,
+        }
+    }
 }
 
 /// Something about an imported CA worth telling the operator, but not worth refusing.
@@ -91,23 +122,34 @@ impl std::fmt::Display for ImportWarning {
 
 /// What a leaf certificate is made from; the policy decisions are already taken by the caller.
 pub struct LeafRequest {
+    /// The serial number, drawn by the caller (the store checks it is unique).
     pub serial: Serial,
+    /// The subject, from the CSR.
     pub subject: Name,
+    /// The device's public key, from the CSR.
     pub public_key: SubjectPublicKeyInfoOwned,
     /// The subjectAltName extension requested in the CSR, copied as is.
     pub subject_alt_name: Option<Extension>,
+    /// notBefore, Unix seconds (already back-dated by the caller).
     pub not_before: u64,
+    /// Validity from notBefore, in days.
     pub validity_days: u32,
+    /// The URL put in the CRL distribution point.
     pub crl_url: Option<String>,
+    /// The OCSP responder URL put in authorityInfoAccess.
     pub ocsp_url: Option<String>,
+    /// The caIssuers URL put in authorityInfoAccess.
     pub ca_issuers_url: Option<String>,
+    /// Whether to add the Okta Device Access marker.
     pub okta: Okta,
 }
 
 /// The issuing CA, the RA that decrypts requests and signs CertReps (or none: the CA does it),
 /// and the certificates above the CA when it is an intermediate.
 pub struct Authority {
+    /// The issuing CA.
     pub ca: Identity,
+    /// The RA, when the CA does not decrypt requests and sign CertReps itself.
     pub ra: Option<Identity>,
     /// DER certificates above the CA, nearest first.
     pub chain: Vec<Vec<u8>>,
@@ -311,7 +353,7 @@ pub(crate) fn build(
     signing_key: &RsaKey,
 ) -> Result<Certificate, CaError> {
     let validity = Validity::new(time::to_x509(not_before)?, time::to_x509(not_after)?);
-    let builder = CertificateBuilder::new(profile, SerialNumber::new(&serial.0)?, validity, spki)?;
+    let builder = CertificateBuilder::new(profile, SerialNumber::new(serial.as_bytes())?, validity, spki)?;
     sign_tbs(builder, signing_key)
 }
 

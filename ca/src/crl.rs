@@ -18,15 +18,21 @@ use crate::time;
 /// One revoked certificate.
 #[derive(Clone, Copy, Debug)]
 pub struct RevokedEntry {
+    /// The revoked certificate's serial.
     pub serial: Serial,
+    /// When it was revoked, Unix seconds.
     pub revoked_at: u64,
+    /// Why.
     pub reason: Reason,
 }
 
 /// What a CRL says besides its entries.
 pub struct CrlParams {
+    /// The CRL number (cRLNumber extension): grows with every CRL.
     pub number: u64,
+    /// thisUpdate, Unix seconds.
     pub this_update: u64,
+    /// nextUpdate, Unix seconds.
     pub next_update: u64,
 }
 
@@ -44,7 +50,7 @@ pub fn build_crl(ca: &Identity, params: &CrlParams, entries: &[RevokedEntry]) ->
                 reason => Some(vec![extension(&reason, false)?]),
             };
             Ok(RevokedCert {
-                serial_number: SerialNumber::<Rfc5280>::new(&e.serial.0)?,
+                serial_number: SerialNumber::<Rfc5280>::new(e.serial.as_bytes())?,
                 revocation_date: time::to_x509(e.revoked_at)?,
                 crl_entry_extensions,
             })

@@ -26,7 +26,9 @@ pub const OKTA_DEVICE_ACCESS_OID: ObjectIdentifier = ObjectIdentifier::new_unwra
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Okta {
     #[default]
+    /// No marker.
     Plain,
+    /// The Okta Device Access extension (1.3.6.1.4.1.51150.13.1 = INTEGER 1).
     DeviceAccess,
 }
 

@@ -5,15 +5,31 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeySize, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
 use aws_lc_rs::signature::{KeyPair, RsaEncoding, RsaKeyPair, RSA_PKCS1_SHA256};
 
+use zeroize::Zeroizing;
+
 use crate::error::CaError;
 use crate::pem;
 
 /// RSA modulus sizes scepd generates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyBits {
+    /// RSA-2048 (Okta's minimum).
     Rsa2048,
+    /// RSA-3072.
     Rsa3072,
+    /// RSA-4096.
     Rsa4096,
+}
+
+impl KeyBits {
+    /// The modulus size in bits.
+    pub const fn bits(self) -> u32 {
+        match self {
+            KeyBits::Rsa2048 => 2048,
+            KeyBits::Rsa3072 => 3072,
+            KeyBits::Rsa4096 => 4096,
+        }
+    }
 }
 
 impl TryFrom<u32> for KeyBits {
@@ -33,7 +49,8 @@ impl TryFrom<u32> for KeyBits {
 pub struct RsaKey {
     signing: RsaKeyPair,
     decrypting: Pkcs1PrivateDecryptingKey,
-    pkcs8: Vec<u8>,
+    /// Cleared when the key is dropped (aws-lc frees and clears its own copies).
+    pkcs8: Zeroizing<Vec<u8>>,
     rng: SystemRandom,
 }
 
@@ -44,17 +61,8 @@ impl std::fmt::Debug for RsaKey {
     }
 }
 
-impl Drop for RsaKey {
-    fn drop(&mut self) {
-        // aws-lc frees (and clears) its own copies; clear ours.
-        for b in self.pkcs8.iter_mut() {
-            // SAFETY: a volatile write to memory we own, so the compiler keeps the clearing.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
-    }
-}
-
 impl RsaKey {
+    /// A new key pair of `bits`.
     pub fn generate(bits: KeyBits) -> Result<Self, CaError> {
         let size = match bits {
             KeyBits::Rsa2048 => KeySize::Rsa2048,
@@ -66,6 +74,7 @@ impl RsaKey {
         Self::from_pkcs8_der(pkcs8.as_ref())
     }
 
+    /// A key from its PKCS#8 DER.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, CaError> {
         let signing = RsaKeyPair::from_pkcs8(der).map_err(|e| CaError::KeyRejected(e.to_string()))?;
         let decrypting = PrivateDecryptingKey::from_pkcs8(der)
@@ -76,7 +85,7 @@ impl RsaKey {
         Ok(RsaKey {
             signing,
             decrypting,
-            pkcs8: der.to_vec(),
+            pkcs8: Zeroizing::new(der.to_vec()),
             rng: SystemRandom::new(),
         })
     }
@@ -127,6 +136,7 @@ impl RsaKey {
         Ok(pem::encode("ENCRYPTED PRIVATE KEY", encrypted.as_bytes()))
     }
 
+    /// The modulus size in bits.
     pub fn bits(&self) -> usize {
         self.signing.public_modulus_len() * 8
     }

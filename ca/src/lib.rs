@@ -25,7 +25,7 @@ pub use error::CaError;
 pub use extensions::{Okta, OKTA_DEVICE_ACCESS_OID};
 pub use key::{KeyBits, RsaKey};
 pub use reason::Reason;
-pub use serial::Serial;
+pub use serial::{Serial, SerialError};
 pub use signer::sign_tbs;
 
 /// Re-exported so that callers name the same types this crate builds with.

@@ -19,18 +19,26 @@ use x509_cert::Certificate;
 use crate::authority::Identity;
 use crate::error::CaError;
 use crate::reason::Reason;
+use crate::serial::Serial;
 use crate::time;
 
+/// id-pkix-ocsp-basic: the response type scepd sends.
 pub const ID_PKIX_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+/// id-pkix-ocsp-nonce: the request extension echoed in the response.
 pub const ID_PKIX_OCSP_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
 const SHA1_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const SHA256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 
 #[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+/// RFC 6960 CertID: which certificate a request asks about.
 pub struct CertId {
+    /// The hash used for the two hashes below.
     pub hash_algorithm: AlgorithmIdentifierOwned,
+    /// Hash of the issuer's DN.
     pub issuer_name_hash: OctetString,
+    /// Hash of the issuer's public key.
     pub issuer_key_hash: OctetString,
+    /// The certificate's serial.
     pub serial_number: Int,
 }
 
@@ -62,10 +70,13 @@ struct OcspRequest {
 /// What an OCSP request asks.
 #[derive(Debug)]
 pub struct ParsedRequest {
+    /// The certificates asked about.
     pub cert_ids: Vec<CertId>,
+    /// The nonce extension's value, to echo.
     pub nonce: Option<Vec<u8>>,
 }
 
+/// Reads a DER OCSPRequest (signature, if any, ignored: RFC 6960 lets a responder accept unsigned requests).
 pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, CaError> {
     let req = OcspRequest::from_der(der)?;
     let nonce = req
@@ -82,8 +93,8 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, CaError> {
 }
 
 /// The serial a CertID asks about, if the CertID names `ca` as the issuer (by the hashes of its
-/// name and key, with SHA-1 — OpenSSL's default — or SHA-256).
-pub fn serial_if_issued_by(id: &CertId, ca: &Certificate) -> Option<Vec<u8>> {
+/// name and key, with SHA-1 — OpenSSL's default — or SHA-256), and the serial is one scepd issues.
+pub fn serial_if_issued_by(id: &CertId, ca: &Certificate) -> Option<Serial> {
     let tbs = ca.tbs_certificate();
     let name = tbs.subject().to_der().ok()?;
     let key = tbs.subject_public_key_info().subject_public_key.raw_bytes();
@@ -93,16 +104,23 @@ pub fn serial_if_issued_by(id: &CertId, ca: &Certificate) -> Option<Vec<u8>> {
         _ => return None,
     };
     (id.issuer_name_hash.as_bytes() == name_hash && id.issuer_key_hash.as_bytes() == key_hash)
-        .then(|| id.serial_number.as_bytes().to_vec())
+        .then(|| Serial::try_from(id.serial_number.as_bytes()).ok())
+        .flatten()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enumerated)]
 #[repr(u8)]
+/// RFC 6960 OCSPResponseStatus.
 pub enum ResponseStatus {
+    /// A signed answer follows.
     Successful = 0,
+    /// The request did not parse.
     MalformedRequest = 1,
+    /// The responder failed.
     InternalError = 2,
+    /// Busy: ask again later.
     TryLater = 3,
+    /// The responder does not answer for this CA.
     Unauthorized = 6,
 }
 
@@ -176,8 +194,16 @@ struct BasicOcspResponse {
 /// The status of one certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CertStatus {
+    /// Issued and not revoked.
     Good,
-    Revoked { at: u64, reason: Reason },
+    /// Revoked.
+    Revoked {
+        /// When, Unix seconds.
+        at: u64,
+        /// Why.
+        reason: Reason,
+    },
+    /// Not issued by this CA, as far as the responder knows.
     Unknown,
 }
 

@@ -2,6 +2,7 @@
 
 use crate::error::CaError;
 
+/// PEM text of `der` under `label`, 64 characters a line.
 pub fn encode(label: &str, der: &[u8]) -> String {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).expect("PEM label is valid")
 }

@@ -19,7 +19,11 @@ const NAMES: &[(&str, CrlReason)] = &[
 ];
 
 impl Reason {
+    /// unspecified (0).
     pub const UNSPECIFIED: Reason = Reason(CrlReason::Unspecified);
+    /// keyCompromise (1).
+    pub const KEY_COMPROMISE: Reason = Reason(CrlReason::KeyCompromise);
+    /// superseded (4).
     pub const SUPERSEDED: Reason = Reason(CrlReason::Superseded);
 
     /// Parses an RFC 5280 reason name, in any case (`keycompromise` works too).
@@ -30,6 +34,7 @@ impl Reason {
             .map(|(_, r)| Reason(*r))
     }
 
+    /// The RFC 5280 name, e.g. `keyCompromise`.
     pub fn as_str(self) -> &'static str {
         NAMES
             .iter()
@@ -38,7 +43,28 @@ impl Reason {
             .unwrap_or("unspecified")
     }
 
+    /// Every RFC 5280 reason name, in code order.
     pub fn names() -> impl Iterator<Item = &'static str> {
         NAMES.iter().map(|(n, _)| *n)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stored and sent as the RFC 5280 name (the strings stores and JSON held before the type).
+impl serde::Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Reason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Reason, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Reason::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown revocation reason {name:?}")))
     }
 }

@@ -1,25 +1,81 @@
 //! Certificate serial numbers: 16 random bytes, positive.
 
 use std::fmt;
+use std::str::FromStr;
 
-/// A certificate serial number as scepd issues it: 16 random bytes with the top bit cleared,
-/// so the DER INTEGER is positive and at most 16 bytes. Uniqueness is the store's job.
+/// A certificate serial number as scepd keeps it: exactly 16 bytes, the content of the serial
+/// INTEGER without a sign byte. The field is private, so every `Serial` has that length; those
+/// scepd draws ([`Serial::random`]) are also positive with no leading zero byte, so their hex and
+/// DER forms have the same length. Uniqueness is the store's job.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Serial(pub [u8; 16]);
+pub struct Serial([u8; 16]);
+
+/// Why bytes or text are not a [`Serial`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SerialError {
+    /// Not 16 bytes (32 hex digits), after an optional leading sign byte `00`.
+    #[error("a serial is 16 bytes (32 hex digits)")]
+    Length,
+    /// Not hexadecimal.
+    #[error("a serial is written in hex (colons allowed)")]
+    NotHex,
+}
 
 impl Serial {
+    /// A fresh random serial.
     pub fn random() -> Serial {
         let mut bytes = [0u8; 16];
         aws_lc_rs::rand::fill(&mut bytes).expect("system RNG");
         bytes[0] &= 0x7f;
-        // Avoid a leading zero byte, so the hex form and the DER form have the same length.
         bytes[0] |= 0x40;
         Serial(bytes)
     }
 
+    /// The 16 bytes, as the DER INTEGER's content.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Upper-case hex, the form `openssl x509 -serial` prints and the store keeps.
     pub fn to_hex(&self) -> String {
         hex_upper(&self.0)
     }
+}
+
+impl TryFrom<&[u8]> for Serial {
+    type Error = SerialError;
+
+    /// The content bytes of a certificate's serial INTEGER. A leading `00` sign byte (which some
+    /// tools add) is accepted.
+    fn try_from(bytes: &[u8]) -> Result<Serial, SerialError> {
+        let bytes = match bytes {
+            [0, rest @ ..] if rest.len() == 16 => rest,
+            _ => bytes,
+        };
+        Ok(Serial(bytes.try_into().map_err(|_| SerialError::Length)?))
+    }
+}
+
+impl FromStr for Serial {
+    type Err = SerialError;
+
+    /// A serial as operators type it: hex, any case, colons allowed, an optional `00` first.
+    fn from_str(text: &str) -> Result<Serial, SerialError> {
+        let digits: String = text.chars().filter(|c| *c != ':').collect();
+        let bytes = hex_decode(&digits).ok_or(SerialError::NotHex)?;
+        Serial::try_from(bytes.as_slice())
+    }
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl fmt::Debug for Serial {
@@ -31,6 +87,20 @@ impl fmt::Debug for Serial {
 impl fmt::Display for Serial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
+    }
+}
+
+/// Stored and sent as its upper-case hex form (the same strings as before the type existed).
+impl serde::Serialize for Serial {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Serial {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Serial, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -49,6 +119,32 @@ mod tests {
             let s = Serial::random();
             assert!(s.0[0] & 0x80 == 0 && s.0[0] != 0);
             assert_eq!(s.to_hex().len(), 32);
+            assert_eq!(s.to_hex().parse::<Serial>(), Ok(s));
         }
+    }
+
+    #[test]
+    fn serials_in_any_operator_form() {
+        let s = Serial([0x4a; 16]);
+        assert_eq!(s.to_hex().to_lowercase().parse(), Ok(s));
+        let hex = s.to_hex();
+        let pairs = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(pairs.join(":").parse(), Ok(s));
+        assert_eq!(format!("00{s}").parse(), Ok(s));
+        assert_eq!("xyz".parse::<Serial>(), Err(SerialError::NotHex));
+        assert_eq!("abcd".parse::<Serial>(), Err(SerialError::Length));
+        assert_eq!("00".repeat(15).parse::<Serial>(), Err(SerialError::Length));
+    }
+
+    #[test]
+    fn der_content_with_a_sign_byte() {
+        let s = Serial::random();
+        let with_sign = [&[0u8][..], s.as_bytes()].concat();
+        assert_eq!(Serial::try_from(with_sign.as_slice()), Ok(s));
+        assert_eq!(Serial::try_from(&s.as_bytes()[1..]), Err(SerialError::Length));
     }
 }

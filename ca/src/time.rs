@@ -31,6 +31,17 @@ pub fn to_generalized(unix_seconds: u64) -> Result<der::asn1::GeneralizedTime, C
     ))?)
 }
 
+/// An X.509 Time as Unix seconds.
 pub fn from_x509(time: &Time) -> u64 {
     time.to_unix_duration().as_secs()
+}
+
+/// RFC 3339 in UTC (`2026-12-02T11:30:00Z`), as the admin API and the logs print times; empty
+/// for a time the calendar cannot hold.
+pub fn rfc3339(unix_seconds: u64) -> String {
+    i64::try_from(unix_seconds)
+        .ok()
+        .and_then(|s| ::time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(&::time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }

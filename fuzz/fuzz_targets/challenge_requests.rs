@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = scepd::api::basic_credentials(text);
         let _ = scepd::api::cert_filter(text);
-        let _ = scepd::api::parse_serial(text);
+        let _ = text.parse::<scepd_ca::Serial>();
         let _ = scepd::config::parse_duration(text);
     }
 });

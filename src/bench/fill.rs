@@ -75,7 +75,7 @@ pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let devices_to_revoke = args.revoked.div_ceil(args.per_device);
     for d in 0..devices_to_revoke {
-        store.revoke_device(&format!("fill-device-{d}"), "keyCompromise", now)?;
+        store.revoke_device(&format!("fill-device-{d}"), scepd_ca::Reason::KEY_COMPROMISE, now)?;
     }
     eprintln!(
         "{} certificates, {} revoked, in {:.0} s",

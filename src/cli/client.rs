@@ -130,7 +130,6 @@ pub(super) fn cert(cmd: CertCommand) -> CliResult {
             Ok(())
         }
         CertCommand::Revoke { serial, client, reason } => {
-            let serial = crate::api::parse_serial(&serial).ok_or("SERIAL must be 32 hex digits (colons allowed)")?;
             let reason = checked_reason(&reason)?;
             let path = format!("/api/v1/certificates/{}/revoke", serial.to_hex());
             let (_, cert) =
@@ -139,7 +138,6 @@ pub(super) fn cert(cmd: CertCommand) -> CliResult {
             Ok(())
         }
         CertCommand::Show { serial, client, json } => {
-            let serial = crate::api::parse_serial(&serial).ok_or("SERIAL must be 32 hex digits (colons allowed)")?;
             let (_, cert) = AdminClient::new(&client)?.get(&format!("/api/v1/certificates/{}", serial.to_hex()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&cert)?);

@@ -253,11 +253,11 @@ struct InitArgs {
     /// Let the CA act as its own RA (no separate RA certificate).
     #[arg(long)]
     no_ra: bool,
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = CaParams::DEFAULT_KEY_BITS.bits())]
     key_bits: u32,
-    #[arg(long, default_value = DEFAULT_CA_SUBJECT)]
+    #[arg(long, default_value = CaParams::DEFAULT_SUBJECT)]
     ca_subject: String,
-    #[arg(long, default_value_t = 3650)]
+    #[arg(long, default_value_t = CaParams::DEFAULT_VALIDITY_DAYS)]
     validity_days: u32,
     /// Existing CA certificate (PEM) to use instead of creating one.
     #[arg(long, requires = "import_ca_key")]
@@ -331,7 +331,7 @@ enum CertCommand {
     },
     /// Revoke a certificate (idempotent). SERIAL in hex, any case, colons allowed.
     Revoke {
-        serial: String,
+        serial: scepd_ca::Serial,
         #[command(flatten)]
         client: ClientArgs,
         /// RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, …
@@ -340,23 +340,12 @@ enum CertCommand {
     },
     /// One certificate: PEM and status.
     Show {
-        serial: String,
+        serial: scepd_ca::Serial,
         #[command(flatten)]
         client: ClientArgs,
         #[arg(long)]
         json: bool,
     },
-}
-
-pub const DEFAULT_CA_SUBJECT: &str = "CN=scepd CA,O=scepd";
-
-pub fn default_ca_params() -> CaParams {
-    CaParams {
-        subject: scepd_ca::name::parse(DEFAULT_CA_SUBJECT).expect("valid default subject"),
-        key_bits: KeyBits::Rsa2048,
-        validity_days: 3650,
-        with_ra: true,
-    }
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;

@@ -34,21 +34,11 @@ pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
 
 /// Logs and audits a failed authentication.
 pub async fn record_auth_failure(state: &AppState, peer: IpAddr, endpoint: &'static str, request_id: u64) {
+    tracing::warn!(endpoint, client = %peer, "authentication failed");
     state
         .service
-        .metrics()
-        .auth_failures
-        .with_label_values(&[endpoint])
-        .inc();
-    tracing::warn!(endpoint, client = %peer, "authentication failed");
-    let entry = crate::store::AuditEntry {
-        event: "auth.failed".into(),
-        actor: peer.to_string(),
-        request_id: Some(request_id),
-        detail: Some(endpoint.into()),
-        ..Default::default()
-    };
-    state.service.audit(entry).await;
+        .authentication_failed(&crate::service::Origin::new(peer.to_string(), request_id), endpoint)
+        .await;
 }
 
 /// What to answer an unauthenticated request.

@@ -12,7 +12,6 @@ use super::response::{self, Body};
 use super::AppState;
 use crate::api;
 use crate::service::{MintRequest, Minted};
-use crate::store::AuditEntry;
 
 /// Bodies of the challenge endpoints are small JSON documents.
 const MAX_JSON_BODY: usize = 64 * 1024;
@@ -36,19 +35,17 @@ async fn mint(state: &AppState, request: MintRequest, request_id: u64) -> Result
     }
     let endpoint = request.endpoint;
     let minted_by = request.minted_by.clone();
-    let audit = AuditEntry {
-        event: "challenge.minted".into(),
-        actor: minted_by.clone(),
-        request_id: Some(request_id),
-        device_id: request.device_id.clone(),
-        detail: Some(endpoint.into()),
-        ..Default::default()
-    };
     let payload_identifier = request.payload_identifier.clone().unwrap_or_default();
-    match state.service.mint_challenge(request).await {
+    match state
+        .service
+        .mint_challenge(MintRequest {
+            request_id: Some(request_id),
+            ..request
+        })
+        .await
+    {
         Ok(minted) => {
             tracing::info!(endpoint, %minted_by, %payload_identifier, ttl_seconds = minted.ttl_seconds, "challenge minted");
-            state.service.audit(audit).await;
             Ok(minted)
         }
         Err(e) => {
@@ -156,7 +153,7 @@ pub async fn challenge_api(state: &AppState, req: Request<Incoming>, peer: IpAdd
     match mint(state, request, request_id).await {
         Ok(m) => response::json(
             StatusCode::CREATED,
-            &serde_json::json!({ "challenge": m.challenge, "expires_at": crate::api::rfc3339(m.expires_at), "ttl_seconds": m.ttl_seconds }),
+            &serde_json::json!({ "challenge": m.challenge, "expires_at": scepd_ca::time::rfc3339(m.expires_at), "ttl_seconds": m.ttl_seconds }),
         ),
         Err(r) => r,
     }

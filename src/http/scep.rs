@@ -11,7 +11,6 @@ use super::response::{self, Body};
 use super::AppState;
 use crate::scep::query;
 use crate::service::ServiceError;
-use crate::store::AuditEntry;
 
 /// A client gets this long to send its request body.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -130,14 +129,14 @@ async fn pki_operation(
         return (r, None);
     };
     let service = Arc::clone(&state.service);
-    let result = tokio::task::spawn_blocking(move || service.pki_operation(&body)).await;
+    let origin = crate::service::Origin::new(peer.to_string(), request_id);
+    let result = tokio::task::spawn_blocking(move || service.pki_operation(&body, &origin)).await;
     match result {
         Ok(Ok(reply)) => {
             let over_limit = match reply.challenge_rejection {
                 Some(_) => attempt.failed(),
                 None => None,
             };
-            audit_reply(state, &reply, peer, request_id).await;
             tracing::info!(
                 message_type = reply.message_type.map(|m| m.name()).unwrap_or("unknown"),
                 transaction_id = %reply.transaction_id,
@@ -145,7 +144,7 @@ async fn pki_operation(
                 fail_info = reply.fail_info.map(|f| f.name()).unwrap_or(""),
                 reason = reply.fail_text.unwrap_or(""),
                 challenge_rejection = reply.challenge_rejection.unwrap_or(""),
-                serial = reply.issued_serial.as_deref().unwrap_or(""),
+                serial = reply.issued_serial.map(|s| s.to_hex()).unwrap_or_default(),
                 "PKIOperation"
             );
             let outcome = (
@@ -197,43 +196,5 @@ async fn pki_operation(
                 None,
             )
         }
-    }
-}
-
-/// The audit trail of a PKIOperation: issuance, redemption, refused challenge.
-async fn audit_reply(state: &AppState, reply: &crate::service::PkiReply, peer: std::net::IpAddr, request_id: u64) {
-    let base = AuditEntry {
-        actor: peer.to_string(),
-        request_id: Some(request_id),
-        ..Default::default()
-    };
-    if let (Some(serial), Some(kind @ ("new" | "reenroll" | "renewal"))) = (&reply.issued_serial, reply.kind) {
-        let issued = AuditEntry {
-            event: "certificate.issued".into(),
-            serial: Some(serial.clone()),
-            detail: Some(kind.into()),
-            ..base.clone()
-        };
-        state.service.audit(issued).await;
-        if reply.redeemed_challenge {
-            state
-                .service
-                .audit(AuditEntry {
-                    event: "challenge.redeemed".into(),
-                    serial: Some(serial.clone()),
-                    ..base.clone()
-                })
-                .await;
-        }
-    }
-    if let Some(reason) = reply.challenge_rejection {
-        state
-            .service
-            .audit(AuditEntry {
-                event: "challenge.rejected".into(),
-                detail: Some(reason.into()),
-                ..base
-            })
-            .await;
     }
 }

@@ -19,6 +19,7 @@ enum Job<T> {
 }
 
 pub struct BatchWriter<T> {
+    name: &'static str,
     queue: tokio::sync::mpsc::Sender<Job<T>>,
     /// Unix time of the last failed batch (0: none).
     failed_at: Arc<AtomicU64>,
@@ -26,7 +27,10 @@ pub struct BatchWriter<T> {
 
 impl<T: Send + 'static> BatchWriter<T> {
     /// Starts the writer thread; `write` commits one batch.
-    pub fn start(name: &str, write: impl Fn(&[T]) -> Result<(), StoreError> + Send + 'static) -> BatchWriter<T> {
+    pub fn start(
+        name: &'static str,
+        write: impl Fn(&[T]) -> Result<(), StoreError> + Send + 'static,
+    ) -> BatchWriter<T> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Job<T>>(MAX_QUEUED);
         let failed_at = Arc::new(AtomicU64::new(0));
         let failed = Arc::clone(&failed_at);
@@ -60,13 +64,20 @@ impl<T: Send + 'static> BatchWriter<T> {
                 }
             })
             .expect("spawn a batch writer");
-        BatchWriter { queue: tx, failed_at }
+        BatchWriter {
+            name,
+            queue: tx,
+            failed_at,
+        }
     }
 
-    /// Whether a batch failed in the last second (the store is refusing writes).
-    pub fn failing(&self) -> bool {
+    /// An error when a batch failed in the last second (the store is refusing writes).
+    pub fn check(&self) -> Result<(), StoreError> {
         let at = self.failed_at.load(Ordering::Acquire);
-        at != 0 && scepd_ca::time::unix_now() <= at
+        if at != 0 && scepd_ca::time::unix_now() <= at {
+            return Err(StoreError::WriterFailing(self.name));
+        }
+        Ok(())
     }
 
     /// Queues an item from async code, waiting for room when the queue is full.
@@ -74,7 +85,7 @@ impl<T: Send + 'static> BatchWriter<T> {
         self.queue
             .send(Job::Item(item))
             .await
-            .map_err(|_| StoreError::Backend("batch writer stopped".into()))
+            .map_err(|_| StoreError::WriterStopped(self.name))
     }
 
     /// Queues an item from blocking code (never call from the async runtime).

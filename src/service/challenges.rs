@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::challenge::key::{random_alphanumeric, PASSWORD_LEN};
-use crate::store::{ChallengeHash, ChallengeRecord, MdmClient, Store, StoreError};
+use crate::store::{AuditEntry, AuditEvent, ChallengeHash, ChallengeRecord, MdmClient, Store, StoreError};
 
 use super::batch::BatchWriter;
 use super::ScepService;
@@ -49,7 +48,7 @@ impl CredentialCache {
             .insert(client.name.clone(), (client, Instant::now()));
     }
 
-    pub fn forget(&self, name: &str) {
+    pub(super) fn forget(&self, name: &str) {
         self.entries.lock().expect("credential cache").remove(name);
     }
 }
@@ -76,6 +75,8 @@ pub struct MintRequest {
     /// Requested lifetime; otherwise the MDM client's, otherwise the server's. Capped.
     pub ttl_seconds: Option<u64>,
     pub client_ttl_seconds: Option<u64>,
+    /// The request's id in the log, for the audit trail.
+    pub request_id: Option<u64>,
 }
 
 /// Longest binding or recorded value of a challenge (`device_id`, `subject_cn`, `san`,
@@ -136,10 +137,17 @@ impl ScepService {
             .with_label_values(&[record.endpoint.as_str()])
             .inc();
         // A store that refused the last batch gets a second's rest: answer 503 meanwhile.
-        if self.challenge_writer.failing() {
-            return Err(StoreError::Backend("the store refused the last challenges".into()));
-        }
+        self.challenge_writer.check()?;
+        let audit = AuditEntry {
+            event: AuditEvent::ChallengeMinted,
+            actor: record.minted_by.clone(),
+            request_id: req.request_id,
+            device_id: record.device_id.clone(),
+            detail: Some(record.endpoint.clone()),
+            ..Default::default()
+        };
         self.challenge_writer.push((hash, record)).await?;
+        self.audit(audit).await;
         Ok(Minted {
             challenge,
             expires_at,
@@ -150,27 +158,6 @@ impl ScepService {
     /// Waits until every challenge minted so far is in the store.
     pub fn sync_challenges(&self) {
         self.challenge_writer.sync();
-    }
-
-    /// Creates or rotates an MDM client; returns its new password, which is
-    /// stored only as a keyed hash.
-    pub fn set_mdm_password(&self, name: &str, challenge_ttl_seconds: Option<u64>) -> Result<String, StoreError> {
-        let password = random_alphanumeric(PASSWORD_LEN);
-        let client = MdmClient {
-            name: name.to_string(),
-            password_hmac: self.policy().challenge.key().hash_password(&password),
-            created_at: scepd_ca::time::unix_now(),
-            challenge_ttl_seconds,
-        };
-        self.store().put_mdm_client(&client)?;
-        self.credentials.forget(name);
-        Ok(password)
-    }
-
-    pub fn remove_mdm_client(&self, name: &str) -> Result<bool, StoreError> {
-        let existed = self.store().remove_mdm_client(name)?;
-        self.credentials.forget(name);
-        Ok(existed)
     }
 
     /// A credential remembered from an earlier request, if it is still fresh.

@@ -10,7 +10,7 @@ use crate::store::{Issuance, IssuanceOutcome, Store, StoreError};
 /// Issuances committed together, at most.
 const MAX_BATCH: usize = 64;
 
-type Reply = mpsc::Sender<Result<IssuanceOutcome, String>>;
+type Reply = mpsc::Sender<Result<IssuanceOutcome, StoreError>>;
 
 pub struct IssuanceCommitter {
     queue: Mutex<mpsc::Sender<(Issuance, Reply)>>,
@@ -39,8 +39,10 @@ impl IssuanceCommitter {
                             }
                         }
                         Err(e) => {
+                            // Every issuance of the batch failed with the same cause.
+                            let shared = Arc::new(e);
                             for reply in replies {
-                                let _ = reply.send(Err(e.to_string()));
+                                let _ = reply.send(Err(StoreError::Shared(Arc::clone(&shared))));
                             }
                         }
                     }
@@ -53,12 +55,12 @@ impl IssuanceCommitter {
     /// Records `issuance`, blocking until its batch is durably committed.
     pub fn commit(&self, issuance: Issuance) -> Result<IssuanceOutcome, StoreError> {
         let (reply, wait) = mpsc::channel();
-        let stopped = || StoreError::Backend("issuance committer stopped".into());
+        let stopped = || StoreError::WriterStopped("issuance committer");
         self.queue
             .lock()
             .expect("committer queue")
             .send((issuance, reply))
             .map_err(|_| stopped())?;
-        wait.recv().map_err(|_| stopped())?.map_err(StoreError::Backend)
+        wait.recv().map_err(|_| stopped())?
     }
 }

@@ -11,15 +11,18 @@ use crate::scep::envelope::Opened;
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{csr, envelope, reply, FailInfo, Rejection};
 use crate::store::{
-    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, Issuance,
-    IssuanceOutcome, Supersede,
+    AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState,
+    Issuance, IssuanceKind, IssuanceOutcome, Supersede,
 };
 
-/// A certificate ready to send: the sealed certs-only body and its serial.
+/// A certs-only body ready to send, sealed to the requester.
 pub(super) struct Issued {
     pub enveloped: Vec<u8>,
-    pub serial: String,
-    pub kind: &'static str,
+    /// The certificate it carries (none for a CRL).
+    pub serial: Option<Serial>,
+    /// Set when the certificate was issued by this request (not sent again or looked up).
+    pub issued: Option<IssuanceKind>,
+    /// The issuance redeemed a one-time challenge.
     pub redeemed: bool,
 }
 
@@ -99,9 +102,8 @@ fn retried(
     if existing.csr_sha256 != hex::encode(csr.fingerprint) {
         return Err(TRANSACTION_REUSED.into());
     }
-    let serial = parse_serial(&existing.serial)?;
-    match svc.store().certificate(&serial)? {
-        Some((record, der)) => Ok(Some(seal(&der, record.serial, "retry", opened, signer)?)),
+    match svc.store().certificate(&existing.serial)? {
+        Some((record, der)) => Ok(Some(seal(&der, Some(record.serial), opened, signer)?)),
         None => Ok(None),
     }
 }
@@ -126,9 +128,10 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
         _ => (device_id_from_csr(field, &csr), false),
     };
     let okta = match &grant {
-        Grant::Dynamic(_, record) if record.okta_device_access.is_some() => record.okta_device_access == Some(true),
-        _ => svc.policy().lifecycle.okta_device_access,
-    };
+        Grant::Dynamic(_, record) => record.okta_device_access,
+        _ => None,
+    }
+    .unwrap_or(svc.policy().lifecycle.okta_device_access);
     let redeems = match &grant {
         Grant::Dynamic(hash, _) => Some(*hash),
         _ => None,
@@ -143,7 +146,7 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     let lifecycle = &svc.policy().lifecycle;
     let supersede = if device_bound {
         Supersede::Device {
-            max_valid: lifecycle.max_active_per_device,
+            max_valid: lifecycle.max_valid_per_device,
         }
     } else {
         match lifecycle.unbound_reenrollment {
@@ -165,7 +168,11 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
         device_id,
         device_bound,
         supersede,
-        kind: if earlier.is_empty() { "new" } else { "reenroll" },
+        kind: if earlier.is_empty() {
+            IssuanceKind::New
+        } else {
+            IssuanceKind::Reenroll
+        },
         redeems,
         okta,
         insecure: grant == Grant::Insecure,
@@ -258,7 +265,7 @@ pub(super) struct Plan {
     /// The device id is vouched for (see `CertRecord::device_bound`).
     pub device_bound: bool,
     pub supersede: Supersede,
-    pub kind: &'static str,
+    pub kind: IssuanceKind,
     pub redeems: Option<ChallengeHash>,
     pub okta: bool,
     pub insecure: bool,
@@ -302,7 +309,7 @@ pub(super) fn issue(
             device_id: plan.device_id.clone(),
             transaction_id: plan.transaction_id.clone(),
             csr_sha256: hex::encode(csr.fingerprint),
-            kind: plan.kind.to_string(),
+            kind: plan.kind,
             device_bound: plan.device_bound,
             ..CertRecord::issued(
                 &serial,
@@ -325,7 +332,7 @@ pub(super) fn issue(
                     tracing::warn!(serial = %serial, "INSECURE: certificate issued without a challenge (--insecure-no-challenge)");
                 }
                 let metrics = svc.metrics();
-                metrics.issued.with_label_values(&[plan.kind]).inc();
+                metrics.issued.with_label_values(&[plan.kind.as_str()]).inc();
                 metrics
                     .revoked
                     .with_label_values(&["superseded"])
@@ -341,9 +348,9 @@ pub(super) fn issue(
                 let by = if plan.device_bound { "bound" } else { "unbound" };
                 for old in &superseded {
                     svc.audit_blocking(AuditEntry {
-                        event: "certificate.superseded".into(),
-                        actor: "policy".into(),
-                        serial: Some(old.clone()),
+                        event: AuditEvent::CertificateSuperseded,
+                        actor: super::POLICY_ACTOR.into(),
+                        serial: Some(*old),
                         device_id: plan.device_id.clone(),
                         detail: Some(format!("by {serial} ({by} request)")),
                         ..Default::default()
@@ -351,21 +358,22 @@ pub(super) fn issue(
                 }
                 for serial in &revoked {
                     svc.audit_blocking(AuditEntry {
-                        event: "certificate.revoked".into(),
-                        actor: "policy".into(),
-                        serial: Some(serial.clone()),
-                        detail: Some("superseded".into()),
+                        event: AuditEvent::CertificateRevoked,
+                        actor: super::POLICY_ACTOR.into(),
+                        serial: Some(*serial),
+                        detail: Some(scepd_ca::Reason::SUPERSEDED.to_string()),
                         ..Default::default()
                     });
                 }
-                let issued = seal(&der, serial.to_hex(), plan.kind, opened, signer)?;
+                let issued = seal(&der, Some(serial), opened, signer)?;
                 return Ok(Issued {
+                    issued: Some(plan.kind),
                     redeemed: plan.redeems.is_some(),
                     ..issued
                 });
             }
             // A concurrent retry of the same transaction won the race: send its certificate.
-            IssuanceOutcome::AlreadyIssued(record, der) => return seal(&der, record.serial, "retry", opened, signer),
+            IssuanceOutcome::AlreadyIssued(record, der) => return seal(&der, Some(record.serial), opened, signer),
             IssuanceOutcome::TransactionConflict => return Err(TRANSACTION_REUSED.into()),
             IssuanceOutcome::SerialTaken => continue,
             // A concurrent request redeemed the challenge first: this certificate is dropped
@@ -373,7 +381,7 @@ pub(super) fn issue(
             IssuanceOutcome::ChallengeUnavailable => return Err(refuse(ChallengeRejection::Used)),
         }
     }
-    Err(ServiceError::Store(crate::store::StoreError::Backend("no free serial number".into())).into())
+    Err(ServiceError::NoFreeSerial(SERIAL_ATTEMPTS).into())
 }
 
 /// The device identity taken from the CSR when no challenge binding names one.
@@ -429,17 +437,11 @@ fn check_challenge(svc: &ScepService, csr: &Csr, now: u64) -> Result<Grant, Refu
     Err(refuse(why))
 }
 
-pub(super) fn parse_serial(hex_serial: &str) -> Result<Serial, ServiceError> {
-    crate::api::parse_serial(hex_serial)
-        .ok_or_else(|| ServiceError::Store(crate::store::StoreError::Corrupt(format!("serial {hex_serial}"))))
-}
-
 /// The issued certificate in a certs-only SignedData, sealed to the request's signer with the
 /// request's own cipher.
 pub(super) fn seal(
     der: &[u8],
-    serial: String,
-    kind: &'static str,
+    serial: Option<Serial>,
     opened: &Opened,
     signer: &SignerCert,
 ) -> Result<Issued, Refusal> {
@@ -448,7 +450,7 @@ pub(super) fn seal(
     Ok(Issued {
         enveloped,
         serial,
-        kind,
+        issued: None,
         redeemed: false,
     })
 }

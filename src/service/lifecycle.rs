@@ -6,8 +6,8 @@ use scepd_ca::crl::{build_crl, CrlParams, RevokedEntry};
 use scepd_ca::ocsp::{self, CertStatus as OcspStatus, ResponseStatus};
 use scepd_ca::{Reason, Serial};
 
-use super::{ScepService, ServiceError};
-use crate::store::{CertStatus, RevokeOutcome, StoredCrl};
+use super::{Origin, ScepService, ServiceError};
+use crate::store::{AuditEvent, CertStatus, RevokeOutcome, StoredCrl};
 
 /// The current CRL, rebuilt when a revocation happened (here or on another node sharing the
 /// store) or when half its validity has passed, so relying parties never see one past nextUpdate.
@@ -58,55 +58,46 @@ struct OcspCacheState {
 }
 
 impl ScepService {
-    pub fn revoke(&self, serial: &Serial, reason: Reason) -> Result<RevokeOutcome, ServiceError> {
-        let outcome = self
-            .store()
-            .revoke(serial, reason.as_str(), scepd_ca::time::unix_now())?;
+    /// Revokes one certificate on an operator's behalf (audited with `actor`).
+    pub fn revoke(&self, serial: &Serial, reason: Reason, origin: &Origin) -> Result<RevokeOutcome, ServiceError> {
+        let outcome = self.store().revoke(serial, reason, scepd_ca::time::unix_now())?;
         if let RevokeOutcome::Revoked(r) = &outcome {
-            tracing::info!(serial = %r.serial, reason = reason.as_str(), "certificate revoked");
-            self.metrics().revoked.with_label_values(&[reason.as_str()]).inc();
+            tracing::info!(serial = %r.serial, %reason, "certificate revoked");
+            self.revoked(std::slice::from_ref(serial), reason, origin);
         }
         Ok(outcome)
     }
 
-    pub fn revoke_device(&self, device_id: &str, reason: Reason) -> Result<Vec<String>, ServiceError> {
+    /// Revokes every certificate of a device on an operator's behalf; returns their serials.
+    pub fn revoke_device(&self, device_id: &str, reason: Reason, origin: &Origin) -> Result<Vec<Serial>, ServiceError> {
         let revoked = self
             .store()
-            .revoke_device(device_id, reason.as_str(), scepd_ca::time::unix_now())?;
-        tracing::info!(
-            device_id,
-            count = revoked.len(),
-            reason = reason.as_str(),
-            "device revoked"
-        );
-        self.metrics()
-            .revoked
-            .with_label_values(&[reason.as_str()])
-            .inc_by(revoked.len() as u64);
+            .revoke_device(device_id, reason, scepd_ca::time::unix_now())?;
+        tracing::info!(device_id, count = revoked.len(), %reason, "device revoked");
+        self.revoked(&revoked, reason, origin);
         Ok(revoked)
     }
 
     /// Revokes superseded certificates whose successor is older than `revoke_superseded_after`.
-    pub fn revoke_due_superseded(&self) -> Result<Vec<String>, ServiceError> {
+    pub fn revoke_due_superseded(&self) -> Result<Vec<Serial>, ServiceError> {
         let Some(after) = self.policy().lifecycle.revoke_superseded_after else {
             return Ok(Vec::new());
         };
         let now = scepd_ca::time::unix_now();
         let revoked = self.store().revoke_superseded_before(now.saturating_sub(after), now)?;
+        self.revoked(&revoked, Reason::SUPERSEDED, &Origin::policy());
+        Ok(revoked)
+    }
+
+    /// Counts and audits revocations that were committed.
+    pub(super) fn revoked(&self, serials: &[Serial], reason: Reason, origin: &Origin) {
         self.metrics()
             .revoked
-            .with_label_values(&["superseded"])
-            .inc_by(revoked.len() as u64);
-        for serial in &revoked {
-            self.audit_blocking(crate::store::AuditEntry {
-                event: "certificate.revoked".into(),
-                actor: "policy".into(),
-                serial: Some(serial.clone()),
-                detail: Some("superseded".into()),
-                ..Default::default()
-            });
+            .with_label_values(&[reason.as_str()])
+            .inc_by(serials.len() as u64);
+        for serial in serials {
+            self.audit_blocking(origin.entry(AuditEvent::CertificateRevoked, Some(*serial), Some(reason.to_string())));
         }
-        Ok(revoked)
     }
 
     /// Readiness: the store takes writes, the CA and RA keys sign, the current CRL is not past
@@ -127,7 +118,7 @@ impl ScepService {
         };
         let crl = match self.current_crl() {
             Some(c) if c.next_update > now => "ok".to_string(),
-            Some(c) => format!("stale: nextUpdate {} passed", crate::api::rfc3339(c.next_update)),
+            Some(c) => format!("stale: nextUpdate {} passed", scepd_ca::time::rfc3339(c.next_update)),
             None => "not yet issued".to_string(),
         };
         let ca = if authority.ca.not_after() > now {
@@ -174,9 +165,7 @@ impl ScepService {
             *current = Some(Arc::clone(&crl));
             return Ok(crl);
         }
-        Err(ServiceError::Store(crate::store::StoreError::Backend(
-            "other nodes kept publishing CRLs first".into(),
-        )))
+        Err(ServiceError::CrlContention(CRL_PUBLISH_ATTEMPTS))
     }
 
     fn build_crl(&self, epoch: u64, now: u64, number: u64) -> Result<StoredCrl, ServiceError> {
@@ -187,12 +176,10 @@ impl ScepService {
             .into_iter()
             // Entries of certificates that expired (longer ago than configured) are dropped.
             .filter(|row| row.not_after + lifecycle.crl_keep_expired_seconds >= now)
-            .filter_map(|row| {
-                Some(RevokedEntry {
-                    serial: crate::api::parse_serial(&row.serial)?,
-                    revoked_at: row.revoked_at,
-                    reason: Reason::from_name(&row.reason).unwrap_or(Reason::UNSPECIFIED),
-                })
+            .map(|row| RevokedEntry {
+                serial: row.serial,
+                revoked_at: row.revoked_at,
+                reason: row.reason,
             })
             .collect();
         let params = CrlParams {
@@ -253,9 +240,7 @@ impl ScepService {
         let now = scepd_ca::time::unix_now();
         let mut answers = Vec::new();
         for id in parsed.cert_ids {
-            let status = match ocsp::serial_if_issued_by(&id, &ca.cert)
-                .and_then(|s| crate::api::parse_serial(&hex::encode(s)))
-            {
+            let status = match ocsp::serial_if_issued_by(&id, &ca.cert) {
                 None => OcspStatus::Unknown,
                 Some(serial) => match self.store().certificate(&serial) {
                     Err(e) => {
@@ -265,11 +250,7 @@ impl ScepService {
                     Ok(None) => OcspStatus::Unknown,
                     Ok(Some((record, _))) if record.status == CertStatus::Revoked => OcspStatus::Revoked {
                         at: record.revoked_at.unwrap_or(now),
-                        reason: record
-                            .revocation_reason
-                            .as_deref()
-                            .and_then(Reason::from_name)
-                            .unwrap_or(Reason::UNSPECIFIED),
+                        reason: record.revocation_reason.unwrap_or(Reason::UNSPECIFIED),
                     },
                     Ok(Some(_)) => OcspStatus::Good,
                 },

@@ -1,6 +1,7 @@
 //! The SCEP service: the policy between the wire format and the store. Synchronous and
 //! free of HTTP; the HTTP adapter runs it on the blocking pool.
 
+mod admin;
 mod batch;
 mod challenges;
 mod committer;
@@ -10,6 +11,7 @@ mod queries;
 mod renewal;
 pub mod san;
 
+pub use admin::MdmClientAdded;
 use batch::BatchWriter;
 pub use challenges::{ChallengeTtl, MintRequest, Minted};
 use challenges::{ChallengeWriter, CredentialCache};
@@ -25,7 +27,8 @@ use crate::scep::envelope::CipherPolicy;
 use crate::scep::reply::{self, Outcome};
 use crate::scep::request::{self, Header};
 use crate::scep::{caps, FailInfo, MalformedRequest, MessageType, Rejection};
-use crate::store::{AuditEntry, Store, StoreError, StoreEvent};
+use crate::store::{AuditEntry, AuditEvent, Store, StoreError, StoreEvent};
+use scepd_ca::Serial;
 
 /// Issuance policy, from the configuration.
 #[derive(Clone, Debug)]
@@ -57,7 +60,7 @@ pub enum UnboundReenrollment {
     #[default]
     KeepBoth,
     /// Issue and mark the earlier certificates superseded (never revoked for it, neither by
-    /// `max_active_per_device` nor by `revoke_superseded_after`).
+    /// `max_valid_per_device` nor by `revoke_superseded_after`).
     Allow,
     /// Refuse (FAILURE badRequest, as a refused challenge) while the device has a valid
     /// certificate: re-enrollment then needs a challenge bound to the device.
@@ -87,7 +90,7 @@ pub enum DeviceIdField {
 pub struct Lifecycle {
     pub device_id_field: DeviceIdField,
     /// Keep at most this many valid certificates per device (older ones are revoked).
-    pub max_active_per_device: Option<u32>,
+    pub max_valid_per_device: Option<u32>,
     /// Revoke superseded certificates this many seconds after their successor was issued.
     pub revoke_superseded_after: Option<u64>,
     /// RenewalReq is accepted in the last this-many percent of the old certificate's lifetime.
@@ -115,6 +118,52 @@ pub enum ServiceError {
     Ca(#[from] scepd_ca::CaError),
     #[error("encoding the reply: {0}")]
     Encoding(#[from] der::Error),
+    /// Every serial drawn was taken (a broken RNG, or a store that refuses every write as taken).
+    #[error("no free serial number in {0} draws")]
+    NoFreeSerial(usize),
+    /// Other nodes published a CRL first on every attempt.
+    #[error("other nodes kept publishing CRLs first ({0} attempts)")]
+    CrlContention(usize),
+}
+
+/// The actor of what scepd does by itself (revocations by the lifecycle policy).
+pub const POLICY_ACTOR: &str = "policy";
+
+/// Who asked for something, as the audit trail records it: a client address, an MDM client's
+/// name, `admin`, or `policy`; and the request's id in the log, when there was a request.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub actor: String,
+    pub request_id: Option<u64>,
+}
+
+impl Origin {
+    pub fn new(actor: impl Into<String>, request_id: u64) -> Origin {
+        Origin {
+            actor: actor.into(),
+            request_id: Some(request_id),
+        }
+    }
+
+    /// scepd itself, applying its lifecycle policy.
+    pub fn policy() -> Origin {
+        Origin {
+            actor: POLICY_ACTOR.into(),
+            request_id: None,
+        }
+    }
+
+    /// An audit entry for `event` by this origin.
+    pub fn entry(&self, event: AuditEvent, serial: Option<Serial>, detail: Option<String>) -> AuditEntry {
+        AuditEntry {
+            event,
+            actor: self.actor.clone(),
+            request_id: self.request_id,
+            serial,
+            detail,
+            ..Default::default()
+        }
+    }
 }
 
 /// A CertRep and what it said, for logs and metrics.
@@ -126,14 +175,10 @@ pub struct PkiReply {
     pub fail_info: Option<FailInfo>,
     /// The failInfoText sent with a FAILURE.
     pub fail_text: Option<&'static str>,
-    /// Set when a certificate was issued (or re-sent for a retried transaction).
-    pub issued_serial: Option<String>,
+    /// Set when a certificate was sent (issued, or re-sent for a retried transaction).
+    pub issued_serial: Option<Serial>,
     /// Why a challenge was refused, when it was.
     pub challenge_rejection: Option<&'static str>,
-    /// What a SUCCESS was: `new`, `reenroll`, `renewal`, `retry`, `get`, `poll` or `crl`.
-    pub kind: Option<&'static str>,
-    /// The issuance redeemed a one-time challenge.
-    pub redeemed_challenge: bool,
 }
 
 pub struct ScepService {
@@ -280,8 +325,9 @@ impl ScepService {
         (&self.ca_cert_body.0, self.ca_cert_body.1)
     }
 
-    /// Handles a PKIOperation body (already base64-decoded for GET).
-    pub fn pki_operation(&self, body: &[u8]) -> Result<PkiReply, ServiceError> {
+    /// Handles a PKIOperation body (already base64-decoded for GET) from `origin`, and puts
+    /// what it did on the audit trail (an issuance, a redeemed or a refused challenge).
+    pub fn pki_operation(&self, body: &[u8], origin: &Origin) -> Result<PkiReply, ServiceError> {
         let message = request::decode(body)?;
         let header = message.header.clone();
         let result = match message.verify() {
@@ -299,20 +345,28 @@ impl ScepService {
             },
         };
         match result {
-            Ok(issued) => self.reply(
-                &header,
-                &Outcome::Success {
-                    enveloped: &issued.enveloped,
-                },
-                |r| {
-                    r.issued_serial = Some(issued.serial).filter(|s| !s.is_empty());
-                    r.kind = Some(issued.kind);
-                    r.redeemed_challenge = issued.redeemed;
-                },
-            ),
+            Ok(issued) => {
+                if let (Some(kind), Some(serial)) = (issued.issued, issued.serial) {
+                    let detail = Some(kind.as_str().to_string());
+                    self.audit_blocking(origin.entry(AuditEvent::CertificateIssued, Some(serial), detail));
+                    if issued.redeemed {
+                        self.audit_blocking(origin.entry(AuditEvent::ChallengeRedeemed, Some(serial), None));
+                    }
+                }
+                self.reply(
+                    &header,
+                    &Outcome::Success {
+                        enveloped: &issued.enveloped,
+                    },
+                    |r| {
+                        r.issued_serial = issued.serial;
+                    },
+                )
+            }
             Err(enroll::Refusal::Rejected { rejection, challenge }) => {
                 if let Some(reason) = challenge {
                     self.metrics.challenge_rejections.with_label_values(&[reason]).inc();
+                    self.audit_blocking(origin.entry(AuditEvent::ChallengeRejected, None, Some(reason.into())));
                 }
                 self.reply(
                     &header,
@@ -346,8 +400,6 @@ impl ScepService {
             fail_text: None,
             issued_serial: None,
             challenge_rejection: None,
-            kind: None,
-            redeemed_challenge: false,
         };
         fill(&mut r);
         Ok(r)

@@ -3,7 +3,9 @@
 use der::{Decode, Sequence};
 use x509_cert::name::Name;
 
-use super::enroll::{open_envelope, parse_serial, seal, undecryptable, Issued, Refusal};
+use scepd_ca::Serial;
+
+use super::enroll::{open_envelope, seal, undecryptable, Issued, Refusal};
 use super::ScepService;
 use crate::scep::asn1::IssuerAndSerial;
 use crate::scep::request::{PkiMessage, SignerCert};
@@ -34,9 +36,9 @@ pub(super) fn get_cert(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     if wanted.issuer != *svc.authority().ca.subject() {
         return Err(UNKNOWN_CERT.into());
     }
-    let serial = crate::api::parse_serial(&hex::encode(wanted.serial.as_bytes())).ok_or(UNKNOWN_CERT)?;
+    let serial = Serial::try_from(wanted.serial.as_bytes()).map_err(|_| UNKNOWN_CERT)?;
     let (record, der) = svc.store().certificate(&serial)?.ok_or(UNKNOWN_CERT)?;
-    seal(&der, record.serial, "get", &opened, signer)
+    seal(&der, Some(record.serial), &opened, signer)
 }
 
 /// GetCRL: the current CRL, in a certs-only SignedData.
@@ -53,8 +55,8 @@ pub(super) fn get_crl(svc: &ScepService, message: &PkiMessage, signer: &SignerCe
     let enveloped = envelope::seal(&body, opened.cipher, signer)?;
     Ok(Issued {
         enveloped,
-        serial: String::new(),
-        kind: "crl",
+        serial: None,
+        issued: None,
         redeemed: false,
     })
 }
@@ -73,9 +75,6 @@ pub(super) fn cert_poll(svc: &ScepService, message: &PkiMessage, signer: &Signer
         .store()
         .find_by_transaction(&message.header.transaction_id_text())?
         .ok_or(UNKNOWN_CERT)?;
-    let (_, der) = svc
-        .store()
-        .certificate(&parse_serial(&record.serial)?)?
-        .ok_or(UNKNOWN_CERT)?;
-    seal(&der, record.serial, "poll", &opened, signer)
+    let (_, der) = svc.store().certificate(&record.serial)?.ok_or(UNKNOWN_CERT)?;
+    seal(&der, Some(record.serial), &opened, signer)
 }

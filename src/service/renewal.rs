@@ -4,10 +4,10 @@
 
 use super::enroll::{issue, open_csr, Issued, Plan, Refusal};
 use super::ScepService;
-use crate::api::parse_serial;
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{FailInfo, Rejection};
-use crate::store::{CertStatus, Supersede};
+use crate::store::{CertStatus, IssuanceKind, Supersede};
+use scepd_ca::Serial;
 
 pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
     let (opened, csr) = open_csr(svc, message)?;
@@ -20,7 +20,7 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
         .into());
     }
     let unknown = Rejection::new(FailInfo::BadCertId, "the signing certificate is unknown");
-    let serial = parse_serial(&hex::encode(signer.issuer_and_serial.serial.as_bytes())).ok_or(unknown)?;
+    let serial = Serial::try_from(signer.issuer_and_serial.serial.as_bytes()).map_err(|_| unknown)?;
     let (old, old_der) = svc.store().certificate(&serial)?.ok_or(unknown)?;
     // The signer must be the very certificate we issued, not one that only claims our name.
     if old_der != signer.der {
@@ -79,17 +79,17 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
     // more than that certificate's issuance did: an unvouched one replaces only itself.
     let supersede = if old.device_bound {
         Supersede::Device {
-            max_valid: lifecycle.max_active_per_device,
+            max_valid: lifecycle.max_valid_per_device,
         }
     } else {
-        Supersede::Only(old.serial.clone())
+        Supersede::Only(old.serial)
     };
     let plan = Plan {
         transaction_id: message.header.transaction_id_text(),
         device_id: old.device_id.clone(),
         device_bound: old.device_bound,
         supersede,
-        kind: "renewal",
+        kind: IssuanceKind::Renewal,
         redeems: None,
         okta,
         insecure: false,

@@ -36,10 +36,7 @@ impl StoreLocation {
     /// connections are kept).
     pub fn open(&self, pool_size: u32) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
-            StoreLocation::Redb(path) => Arc::new(RedbStore::open(path).map_err(|e| match e {
-                StoreError::Backend(m) => StoreError::Backend(format!("{}: {m}", path.display())),
-                other => other,
-            })?),
+            StoreLocation::Redb(path) => Arc::new(RedbStore::open(path)?),
             StoreLocation::Postgres(url) => Arc::new(PgStore::connect_pooled(url, pool_size)?),
         })
     }

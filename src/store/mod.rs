@@ -4,6 +4,7 @@
 //! before it returns. The embedded implementation, and the default, is redb ([`redb_store`]);
 //! several nodes share one PostgreSQL (or CockroachDB) database instead ([`postgres`]).
 
+pub mod issuance;
 pub mod location;
 pub mod postgres;
 pub mod record;
@@ -13,12 +14,13 @@ pub use location::StoreLocation;
 pub use postgres::PgStore;
 pub use postgres::DEFAULT_POOL_SIZE;
 pub use record::{
-    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, CrlState, Issuance,
-    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl, Supersede,
+    AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState,
+    CrlState, Issuance, IssuanceKind, IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl,
+    Supersede,
 };
 pub use redb_store::RedbStore;
 
-use scepd_ca::Serial;
+use scepd_ca::{Reason, Serial};
 use thiserror::Error;
 
 /// What a networked store reports for the metrics: work done again, not failures.
@@ -42,17 +44,86 @@ impl StoreEvent {
 /// Called for each [`StoreEvent`].
 pub type StoreObserver = std::sync::Arc<dyn Fn(StoreEvent) + Send + Sync>;
 
+/// What the store reports. Each variant keeps its cause ([`std::error::Error::source`]); the
+/// message names the layer and repeats the cause's text, so a log line needs only `{}`.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("store I/O: {0}")]
-    Backend(String),
+    /// The embedded store (redb) failed: I/O, a full disk, a damaged file.
+    #[error("embedded store: {0}")]
+    Redb(#[source] redb::Error),
+    /// The database failed or could not be reached.
+    #[error("PostgreSQL: {}", postgres::describe(.0))]
+    Postgres(#[source] ::postgres::Error),
+    /// No database connection was free (or could be opened) in time.
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(#[source] r2d2::Error),
+    /// A file the store reads or writes (a backup, a root certificate).
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store's location or settings are wrong (a bad URL, a bad TLS setting).
+    #[error("store configuration: {0}")]
+    Config(String),
+    /// Nodes migrating one database at the same moment kept conflicting.
+    #[error("schema migration kept conflicting with another node")]
+    MigrationContention,
     #[error("store schema version {found} is newer than this scepd supports ({supported})")]
     SchemaTooNew { found: u64, supported: u64 },
+    /// A record that does not decode, or an index that points nowhere.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// What this kind of store does not do (a backup of a networked store).
     #[error("{0}")]
     Unsupported(String),
+    /// A background writer (issuance committer, challenge or audit batches) has stopped.
+    #[error("the {0} has stopped")]
+    WriterStopped(&'static str),
+    /// A batching writer's last batch failed a moment ago (its cause was logged): new work is
+    /// refused for a second rather than queued behind a failing store.
+    #[error("the {0} could not store its last batch; retry shortly")]
+    WriterFailing(&'static str),
+    /// A write shared by several callers (a group commit) failed: each caller gets the cause.
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
+}
+
+/// redb's error types, each converted with its cause kept, so that `?` works on every call.
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> StoreError {
+                StoreError::Redb(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError,
+    redb::SetDurabilityError
+);
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> StoreError {
+        StoreError::Postgres(e)
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> StoreError {
+        StoreError::Pool(e)
+    }
 }
 
 /// Every operation is atomic and durable when it returns `Ok`.
@@ -93,8 +164,13 @@ pub trait Store: Send + Sync {
     /// Challenges stored (outstanding and redeemed-but-not-yet-expired).
     fn challenge_count(&self) -> Result<u64, StoreError>;
 
-    /// Creates or replaces an MDM client.
-    fn put_mdm_client(&self, client: &MdmClient) -> Result<(), StoreError>;
+    /// Creates an MDM client unless one of that name exists (then nothing is written and the
+    /// answer is false): of two concurrent adds of one name, exactly one succeeds.
+    fn add_mdm_client(&self, client: &MdmClient) -> Result<bool, StoreError>;
+
+    /// Replaces an existing MDM client (a rotated password); false, writing nothing, when there
+    /// is none of that name (a rotation never brings back a removed client).
+    fn replace_mdm_client(&self, client: &MdmClient) -> Result<bool, StoreError>;
 
     fn mdm_client(&self, name: &str) -> Result<Option<MdmClient>, StoreError>;
 
@@ -104,15 +180,15 @@ pub trait Store: Send + Sync {
     fn remove_mdm_client(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Revokes one certificate (idempotent).
-    fn revoke(&self, serial: &Serial, reason: &str, at: u64) -> Result<RevokeOutcome, StoreError>;
+    fn revoke(&self, serial: &Serial, reason: Reason, at: u64) -> Result<RevokeOutcome, StoreError>;
 
     /// Revokes every active or superseded certificate of a device; returns their serials.
-    fn revoke_device(&self, device_id: &str, reason: &str, at: u64) -> Result<Vec<String>, StoreError>;
+    fn revoke_device(&self, device_id: &str, reason: Reason, at: u64) -> Result<Vec<Serial>, StoreError>;
 
     /// Revokes (reason `superseded`) the certificates superseded before `cutoff` by a
     /// certificate whose device id is vouched for (`device_bound`): an unbound request never
     /// causes another certificate's revocation.
-    fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<String>, StoreError>;
+    fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<Serial>, StoreError>;
 
     /// Every revoked certificate (the CRL's entries before the expiry filter).
     fn revoked(&self) -> Result<Vec<RevokedRow>, StoreError>;

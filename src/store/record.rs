@@ -1,6 +1,6 @@
 //! What the store keeps about a certificate.
 
-use scepd_ca::Serial;
+use scepd_ca::{Reason, Serial};
 use serde::{Deserialize, Serialize};
 
 /// Stored status. `expired` is not stored: it is derived from notAfter when read.
@@ -22,13 +22,56 @@ impl CertStatus {
             CertStatus::Expired => "expired",
         }
     }
+
+    /// Parses a status name (`active`, `superseded`, `revoked`, `expired`).
+    pub fn from_name(name: &str) -> Option<CertStatus> {
+        [
+            CertStatus::Active,
+            CertStatus::Superseded,
+            CertStatus::Revoked,
+            CertStatus::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// How a certificate came to be issued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssuanceKind {
+    /// A PKCSReq for a device with no certificate before.
+    #[default]
+    New,
+    /// A PKCSReq for a device that had a certificate (Apple re-enrolls this way).
+    Reenroll,
+    /// A RenewalReq signed by the device's current certificate.
+    Renewal,
+}
+
+impl IssuanceKind {
+    /// The stored name, also the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuanceKind::New => "new",
+            IssuanceKind::Reenroll => "reenroll",
+            IssuanceKind::Renewal => "renewal",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<IssuanceKind> {
+        [IssuanceKind::New, IssuanceKind::Reenroll, IssuanceKind::Renewal]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
 }
 
 /// One issued certificate. Times are Unix seconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertRecord {
-    /// Upper-case hex, as `openssl x509 -serial` prints it.
-    pub serial: String,
+    /// Kept as upper-case hex, as `openssl x509 -serial` prints it.
+    pub serial: Serial,
     pub subject: String,
     pub not_before: u64,
     pub not_after: u64,
@@ -38,17 +81,16 @@ pub struct CertRecord {
     /// SHA-256 of the CSR, hex: a retry with the same transactionID must carry the same CSR.
     pub csr_sha256: String,
     pub issued_at: u64,
-    /// `new`, `reenroll` (a PKCSReq for a device that had a certificate) or `renewal`.
-    #[serde(default = "default_kind")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: IssuanceKind,
     /// The certificate that superseded this one.
     #[serde(default)]
-    pub superseded_by: Option<String>,
+    pub superseded_by: Option<Serial>,
     #[serde(default)]
     pub revoked_at: Option<u64>,
-    /// RFC 5280 reason name.
+    /// Kept as the RFC 5280 reason name.
     #[serde(default)]
-    pub revocation_reason: Option<String>,
+    pub revocation_reason: Option<Reason>,
     #[serde(default)]
     pub superseded_at: Option<u64>,
     /// Issuance order, assigned by the store (issued_at has only second resolution).
@@ -61,16 +103,12 @@ pub struct CertRecord {
     pub device_bound: bool,
 }
 
-fn default_kind() -> String {
-    "new".into()
-}
-
 /// A revoked certificate, as the CRL and OCSP need it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedRow {
-    pub serial: String,
+    pub serial: Serial,
     pub revoked_at: u64,
-    pub reason: String,
+    pub reason: Reason,
     pub not_after: u64,
 }
 
@@ -87,7 +125,7 @@ impl CertRecord {
     /// A newly issued, active certificate; the caller sets device, transaction and kind.
     pub fn issued(serial: &Serial, subject: String, not_before: u64, not_after: u64, issued_at: u64) -> CertRecord {
         CertRecord {
-            serial: serial.to_hex(),
+            serial: *serial,
             subject,
             not_before,
             not_after,
@@ -96,7 +134,7 @@ impl CertRecord {
             transaction_id: String::new(),
             csr_sha256: String::new(),
             issued_at,
-            kind: default_kind(),
+            kind: IssuanceKind::New,
             superseded_by: None,
             revoked_at: None,
             revocation_reason: None,
@@ -139,7 +177,7 @@ pub enum Supersede {
     /// certificates become `superseded`, none is revoked, now or later.
     DeviceWithoutRevocation,
     /// A RenewalReq whose device id is not vouched for: only the renewed certificate.
-    Only(String),
+    Only(Serial),
     /// Nothing (`unbound_reenrollment = keep-both`, or no device).
     Nothing,
 }
@@ -212,8 +250,8 @@ pub enum IssuanceOutcome {
     /// Recorded; the device's earlier active certificates are now superseded (and some revoked,
     /// under `max_valid_per_device`).
     Stored {
-        superseded: Vec<String>,
-        revoked: Vec<String>,
+        superseded: Vec<Serial>,
+        revoked: Vec<Serial>,
     },
     /// The transactionID was already issued for the same CSR: this is that certificate.
     AlreadyIssued(CertRecord, Vec<u8>),
@@ -232,6 +270,71 @@ pub struct CertFilter {
     pub status: Option<CertStatus>,
 }
 
+/// What an audit-trail entry records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuditEvent {
+    #[default]
+    #[serde(rename = "certificate.issued")]
+    CertificateIssued,
+    #[serde(rename = "certificate.revoked")]
+    CertificateRevoked,
+    /// An earlier certificate of the device was superseded (detail: by which, and whether the
+    /// request vouched for the device).
+    #[serde(rename = "certificate.superseded")]
+    CertificateSuperseded,
+    #[serde(rename = "challenge.minted")]
+    ChallengeMinted,
+    #[serde(rename = "challenge.redeemed")]
+    ChallengeRedeemed,
+    #[serde(rename = "challenge.rejected")]
+    ChallengeRejected,
+    #[serde(rename = "mdm.added")]
+    MdmAdded,
+    #[serde(rename = "mdm.removed")]
+    MdmRemoved,
+    #[serde(rename = "mdm.rotated")]
+    MdmRotated,
+    #[serde(rename = "auth.failed")]
+    AuthFailed,
+}
+
+impl AuditEvent {
+    /// Every event, for listings and the PostgreSQL store's text column.
+    pub const ALL: [AuditEvent; 10] = [
+        AuditEvent::CertificateIssued,
+        AuditEvent::CertificateRevoked,
+        AuditEvent::CertificateSuperseded,
+        AuditEvent::ChallengeMinted,
+        AuditEvent::ChallengeRedeemed,
+        AuditEvent::ChallengeRejected,
+        AuditEvent::MdmAdded,
+        AuditEvent::MdmRemoved,
+        AuditEvent::MdmRotated,
+        AuditEvent::AuthFailed,
+    ];
+
+    /// The stored name (`certificate.issued`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::CertificateIssued => "certificate.issued",
+            AuditEvent::CertificateRevoked => "certificate.revoked",
+            AuditEvent::CertificateSuperseded => "certificate.superseded",
+            AuditEvent::ChallengeMinted => "challenge.minted",
+            AuditEvent::ChallengeRedeemed => "challenge.redeemed",
+            AuditEvent::ChallengeRejected => "challenge.rejected",
+            AuditEvent::MdmAdded => "mdm.added",
+            AuditEvent::MdmRemoved => "mdm.removed",
+            AuditEvent::MdmRotated => "mdm.rotated",
+            AuditEvent::AuthFailed => "auth.failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<AuditEvent> {
+        AuditEvent::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
 /// One audit-trail entry. Never holds a secret (no challenge, password, token or key).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -239,15 +342,13 @@ pub struct AuditEntry {
     #[serde(default)]
     pub seq: u64,
     pub at: u64,
-    /// `certificate.issued`, `certificate.revoked`, `challenge.minted`, `challenge.redeemed`,
-    /// `challenge.rejected`, `mdm.added`, `mdm.removed`, `mdm.rotated`, `auth.failed`.
-    pub event: String,
+    pub event: AuditEvent,
     /// Who: a client address, an MDM client's name, `admin`, or `policy`.
     pub actor: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
+    pub serial: Option<Serial>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
     /// A revocation or rejection reason, an issuance kind, an endpoint…

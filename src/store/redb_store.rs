@@ -23,11 +23,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use scepd_ca::Serial;
+use scepd_ca::{Reason, Serial};
 
+use super::issuance::{self, IssuanceTx};
 use super::{
     AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, CrlState, Issuance,
-    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl, Supersede,
+    IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -62,10 +63,6 @@ pub struct RedbStore {
     unflushed: AtomicBool,
 }
 
-fn backend<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -98,6 +95,15 @@ fn private_file(path: &Path, new: bool) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Whether the certificate that superseded `record` has a vouched-for device id: only then may
+/// `revoke_superseded_after` revoke `record`.
+fn superseded_by_bound(txn: &redb::WriteTransaction, record: &CertRecord) -> Result<bool, StoreError> {
+    let Some(successor) = &record.superseded_by else {
+        return Ok(false);
+    };
+    Ok(get_record(txn, successor)?.is_some_and(|s| s.device_bound))
+}
+
 fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
     [device.as_bytes(), &[0u8], serial].concat()
 }
@@ -107,15 +113,15 @@ impl RedbStore {
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         // The store holds every certificate, challenge hash and the audit trail: only scepd's
         // user may read it, whatever the umask (redb would create it 0644).
-        private_file(path, false).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(backend)?;
-        let txn = db.begin_write().map_err(backend)?;
+        private_file(path, false).map_err(|source| StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path)?;
+        let txn = db.begin_write()?;
         {
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            let found = meta.get("schema_version").map_err(backend)?.map(|v| be_u64(v.value()));
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| be_u64(v.value()));
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
                     return Err(StoreError::SchemaTooNew {
@@ -125,25 +131,24 @@ impl RedbStore {
                 }
                 Some(_) => {}
                 None => {
-                    meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
-                        .map_err(backend)?;
+                    meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
             }
             // Create every table up front so that readers never meet a missing one.
-            txn.open_table(CERTS).map_err(backend)?;
-            txn.open_table(CERT_DER).map_err(backend)?;
-            txn.open_table(BY_TRANSACTION).map_err(backend)?;
-            txn.open_table(BY_DEVICE).map_err(backend)?;
-            txn.open_table(CHALLENGES).map_err(backend)?;
-            txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
-            txn.open_table(MDM_CLIENTS).map_err(backend)?;
-            txn.open_table(REVOKED).map_err(backend)?;
-            txn.open_table(SUPERSEDED).map_err(backend)?;
-            txn.open_table(AUDIT).map_err(backend)?;
-            txn.open_table(CRL).map_err(backend)?;
-            txn.open_table(IDENTITY).map_err(backend)?;
+            txn.open_table(CERTS)?;
+            txn.open_table(CERT_DER)?;
+            txn.open_table(BY_TRANSACTION)?;
+            txn.open_table(BY_DEVICE)?;
+            txn.open_table(CHALLENGES)?;
+            txn.open_table(CHALLENGES_BY_EXPIRY)?;
+            txn.open_table(MDM_CLIENTS)?;
+            txn.open_table(REVOKED)?;
+            txn.open_table(SUPERSEDED)?;
+            txn.open_table(AUDIT)?;
+            txn.open_table(CRL)?;
+            txn.open_table(IDENTITY)?;
         }
-        txn.commit().map_err(backend)?;
+        txn.commit()?;
         Ok(RedbStore {
             db,
             path: path.to_path_buf(),
@@ -152,67 +157,87 @@ impl RedbStore {
     }
 }
 
+impl RedbStore {
+    /// Writes `client` when a client of its name exists exactly when `existing` says.
+    fn write_mdm_client(&self, client: &MdmClient, existing: bool) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let written = {
+            let mut clients = txn.open_table(MDM_CLIENTS)?;
+            let exists = clients.get(client.name.as_str())?.is_some();
+            if exists == existing {
+                clients.insert(client.name.as_str(), encode(client)?.as_slice())?;
+            }
+            exists == existing
+        };
+        if written {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(written)
+    }
+}
+
 impl Store for RedbStore {
     fn find_by_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let by_txn = txn.open_table(BY_TRANSACTION).map_err(backend)?;
-        let Some(serial) = by_txn.get(transaction_id).map_err(backend)? else {
+        let txn = self.db.begin_read()?;
+        let by_txn = txn.open_table(BY_TRANSACTION)?;
+        let Some(serial) = by_txn.get(transaction_id)? else {
             return Ok(None);
         };
-        let certs = txn.open_table(CERTS).map_err(backend)?;
-        let record = certs.get(serial.value()).map_err(backend)?;
+        let certs = txn.open_table(CERTS)?;
+        let record = certs.get(serial.value())?;
         record.map(|r| decode_record(r.value())).transpose()
     }
 
     fn record_issuances(&self, batch: &[Issuance]) -> Result<Vec<IssuanceOutcome>, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = self.db.begin_write()?;
         let outcomes = batch
             .iter()
-            .map(|issuance| record_one(&txn, issuance))
+            .map(|issuance| issuance::record_one(&mut RedbIssuance(&txn), issuance))
             .collect::<Result<Vec<_>, _>>()?;
         if outcomes.iter().any(|o| matches!(o, IssuanceOutcome::Stored { .. })) {
-            txn.commit().map_err(backend)?;
+            txn.commit()?;
         } else {
-            txn.abort().map_err(backend)?;
+            txn.abort()?;
         }
         Ok(outcomes)
     }
 
     fn certificate(&self, serial: &Serial) -> Result<Option<(CertRecord, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let certs = txn.open_table(CERTS).map_err(backend)?;
-        let Some(record) = certs.get(serial.0.as_slice()).map_err(backend)? else {
+        let txn = self.db.begin_read()?;
+        let certs = txn.open_table(CERTS)?;
+        let Some(record) = certs.get(serial.as_bytes().as_slice())? else {
             return Ok(None);
         };
         let record = decode_record(record.value())?;
-        let ders = txn.open_table(CERT_DER).map_err(backend)?;
+        let ders = txn.open_table(CERT_DER)?;
         let der = ders
-            .get(serial.0.as_slice())
-            .map_err(backend)?
+            .get(serial.as_bytes().as_slice())?
             .map(|d| d.value().to_vec())
             .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
         Ok(Some((record, der)))
     }
 
     fn certificates(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let certs = txn.open_table(CERTS).map_err(backend)?;
+        let txn = self.db.begin_read()?;
+        let certs = txn.open_table(CERTS)?;
         let mut out = Vec::new();
         if let Some(device) = &filter.device_id {
             // An index range: the device's keys share the prefix `device ‖ 0x00`.
-            let by_device = txn.open_table(BY_DEVICE).map_err(backend)?;
+            let by_device = txn.open_table(BY_DEVICE)?;
             let start = device_key(device, &[]);
             let end = [device.as_bytes(), &[1u8]].concat();
-            for entry in by_device.range(start.as_slice()..end.as_slice()).map_err(backend)? {
-                let (key, _) = entry.map_err(backend)?;
+            for entry in by_device.range(start.as_slice()..end.as_slice())? {
+                let (key, _) = entry?;
                 let serial = &key.value()[start.len()..];
-                if let Some(r) = certs.get(serial).map_err(backend)? {
+                if let Some(r) = certs.get(serial)? {
                     out.push(decode_record(r.value())?);
                 }
             }
         } else {
-            for entry in certs.iter().map_err(backend)? {
-                let (_, r) = entry.map_err(backend)?;
+            for entry in certs.iter()? {
+                let (_, r) = entry?;
                 out.push(decode_record(r.value())?);
             }
         }
@@ -225,230 +250,203 @@ impl Store for RedbStore {
     }
 
     fn insert_challenges(&self, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::None).map_err(backend)?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
         {
-            let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
-            let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
+            let mut challenges = txn.open_table(CHALLENGES)?;
+            let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY)?;
             for (hash, record) in batch {
-                challenges
-                    .insert(hash.as_slice(), encode(record)?.as_slice())
-                    .map_err(backend)?;
-                by_expiry
-                    .insert(expiry_key(record.expires_at, hash).as_slice(), ())
-                    .map_err(backend)?;
+                challenges.insert(hash.as_slice(), encode(record)?.as_slice())?;
+                by_expiry.insert(expiry_key(record.expires_at, hash).as_slice(), ())?;
             }
         }
-        txn.commit().map_err(backend)?;
+        txn.commit()?;
         self.unflushed.store(true, Ordering::Release);
         Ok(())
     }
 
     fn challenge(&self, hash: &ChallengeHash) -> Result<Option<ChallengeRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let challenges = txn.open_table(CHALLENGES).map_err(backend)?;
-        let found = challenges.get(hash.as_slice()).map_err(backend)?;
+        let txn = self.db.begin_read()?;
+        let challenges = txn.open_table(CHALLENGES)?;
+        let found = challenges.get(hash.as_slice())?;
         found.map(|r| decode(r.value())).transpose()
     }
 
     fn sweep_challenges(&self, now: u64) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = self.db.begin_write()?;
         let mut swept = 0;
         {
-            let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
-            let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY).map_err(backend)?;
+            let mut challenges = txn.open_table(CHALLENGES)?;
+            let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY)?;
             let end = expiry_key(now, &[0u8; 32]);
             let expired: Vec<Vec<u8>> = by_expiry
-                .range(..end.as_slice())
-                .map_err(backend)?
+                .range(..end.as_slice())?
                 .map(|e| e.map(|(k, _)| k.value().to_vec()))
-                .collect::<Result<_, _>>()
-                .map_err(backend)?;
+                .collect::<Result<_, _>>()?;
             for key in expired {
-                by_expiry.remove(key.as_slice()).map_err(backend)?;
-                challenges.remove(&key[8..]).map_err(backend)?;
+                by_expiry.remove(key.as_slice())?;
+                challenges.remove(&key[8..])?;
                 swept += 1;
             }
         }
-        txn.commit().map_err(backend)?;
+        txn.commit()?;
         Ok(swept)
     }
 
     fn challenge_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let challenges = txn.open_table(CHALLENGES).map_err(backend)?;
-        challenges.len().map_err(backend)
+        let txn = self.db.begin_read()?;
+        let challenges = txn.open_table(CHALLENGES)?;
+        challenges.len().map_err(StoreError::from)
     }
 
-    fn put_mdm_client(&self, client: &MdmClient) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        txn.open_table(MDM_CLIENTS)
-            .map_err(backend)?
-            .insert(client.name.as_str(), encode(client)?.as_slice())
-            .map_err(backend)?;
-        txn.commit().map_err(backend)
+    fn add_mdm_client(&self, client: &MdmClient) -> Result<bool, StoreError> {
+        self.write_mdm_client(client, false)
+    }
+
+    fn replace_mdm_client(&self, client: &MdmClient) -> Result<bool, StoreError> {
+        self.write_mdm_client(client, true)
     }
 
     fn mdm_client(&self, name: &str) -> Result<Option<MdmClient>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let clients = txn.open_table(MDM_CLIENTS).map_err(backend)?;
-        let found = clients.get(name).map_err(backend)?;
+        let txn = self.db.begin_read()?;
+        let clients = txn.open_table(MDM_CLIENTS)?;
+        let found = clients.get(name)?;
         found.map(|r| decode(r.value())).transpose()
     }
 
     fn mdm_clients(&self) -> Result<Vec<MdmClient>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let clients = txn.open_table(MDM_CLIENTS).map_err(backend)?;
+        let txn = self.db.begin_read()?;
+        let clients = txn.open_table(MDM_CLIENTS)?;
         let mut out = Vec::new();
-        for entry in clients.iter().map_err(backend)? {
-            let (_, v) = entry.map_err(backend)?;
+        for entry in clients.iter()? {
+            let (_, v) = entry?;
             out.push(decode(v.value())?);
         }
         Ok(out)
     }
 
     fn remove_mdm_client(&self, name: &str) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        let existed = txn
-            .open_table(MDM_CLIENTS)
-            .map_err(backend)?
-            .remove(name)
-            .map_err(backend)?
-            .is_some();
-        txn.commit().map_err(backend)?;
+        let txn = self.db.begin_write()?;
+        let existed = txn.open_table(MDM_CLIENTS)?.remove(name)?.is_some();
+        txn.commit()?;
         Ok(existed)
     }
 
-    fn revoke(&self, serial: &Serial, reason: &str, at: u64) -> Result<RevokeOutcome, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        let outcome = match get_record(&txn, &serial.0)? {
+    fn revoke(&self, serial: &Serial, reason: Reason, at: u64) -> Result<RevokeOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = match get_record(&txn, serial)? {
             None => RevokeOutcome::NotFound,
             Some(r) if r.status == CertStatus::Revoked => RevokeOutcome::AlreadyRevoked(r),
-            Some(_) => RevokeOutcome::Revoked(revoke_in(&txn, &serial.0, reason, at)?),
+            Some(_) => RevokeOutcome::Revoked(revoke_in(&txn, serial, reason, at)?),
         };
         if matches!(outcome, RevokeOutcome::Revoked(_)) {
-            txn.commit().map_err(backend)?;
+            txn.commit()?;
         } else {
-            txn.abort().map_err(backend)?;
+            txn.abort()?;
         }
         Ok(outcome)
     }
 
-    fn revoke_device(&self, device_id: &str, reason: &str, at: u64) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+    fn revoke_device(&self, device_id: &str, reason: Reason, at: u64) -> Result<Vec<Serial>, StoreError> {
+        let txn = self.db.begin_write()?;
         let mut revoked = Vec::new();
         for serial in device_serials(&txn, device_id)? {
             if get_record(&txn, &serial)?.is_some_and(|r| r.status != CertStatus::Revoked) {
                 revoked.push(revoke_in(&txn, &serial, reason, at)?.serial);
             }
         }
-        txn.commit().map_err(backend)?;
+        txn.commit()?;
         Ok(revoked)
     }
 
-    fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+    fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<Serial>, StoreError> {
+        let txn = self.db.begin_write()?;
         let end = cutoff.to_be_bytes();
-        let due: Vec<Vec<u8>> = txn
-            .open_table(SUPERSEDED)
-            .map_err(backend)?
-            .range(..end.as_slice())
-            .map_err(backend)?
-            .map(|e| e.map(|(k, _)| k.value().to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(backend)?;
+        let mut due = Vec::new();
+        for entry in txn.open_table(SUPERSEDED)?.range(..end.as_slice())? {
+            let key = entry?.0.value().to_vec();
+            due.push((serial_from_key(&key[8..])?, key));
+        }
         let mut revoked = Vec::new();
-        for key in due {
-            let serial = &key[8..];
-            let Some(record) = get_record(&txn, serial)? else {
+        for (serial, key) in due {
+            let Some(record) = get_record(&txn, &serial)? else {
                 continue;
             };
             if superseded_by_bound(&txn, &record)? {
-                revoked.push(revoke_in(&txn, serial, "superseded", at)?.serial);
+                revoked.push(revoke_in(&txn, &serial, Reason::SUPERSEDED, at)?.serial);
             } else {
                 // Superseded by an unbound request: never due (its successor stays unbound).
-                txn.open_table(SUPERSEDED)
-                    .map_err(backend)?
-                    .remove(key.as_slice())
-                    .map_err(backend)?;
+                txn.open_table(SUPERSEDED)?.remove(key.as_slice())?;
             }
         }
-        txn.commit().map_err(backend)?;
+        txn.commit()?;
         Ok(revoked)
     }
 
     fn revoked(&self) -> Result<Vec<RevokedRow>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let table = txn.open_table(REVOKED).map_err(backend)?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(REVOKED)?;
         let mut out = Vec::new();
-        for entry in table.iter().map_err(backend)? {
-            let (_, v) = entry.map_err(backend)?;
+        for entry in table.iter()? {
+            let (_, v) = entry?;
             out.push(decode(v.value())?);
         }
         Ok(out)
     }
 
     fn revocation_epoch(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let meta = txn.open_table(META).map_err(backend)?;
-        let value = meta
-            .get("revocation_epoch")
-            .map_err(backend)?
-            .map(|v| be_u64(v.value()));
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let value = meta.get("revocation_epoch")?.map(|v| be_u64(v.value()));
         Ok(value.unwrap_or(0))
     }
 
     fn latest_crl(&self) -> Result<CrlState, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let last_number = counter(&txn.open_table(META).map_err(backend)?, "crl_number")?;
+        let txn = self.db.begin_read()?;
+        let last_number = counter(&txn.open_table(META)?, "crl_number")?;
         let published = txn
-            .open_table(CRL)
-            .map_err(backend)?
-            .get("latest")
-            .map_err(backend)?
+            .open_table(CRL)?
+            .get("latest")?
             .map(|v| decode(v.value()))
             .transpose()?;
         Ok(CrlState { last_number, published })
     }
 
     fn publish_crl(&self, crl: &StoredCrl) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        if counter(&txn.open_table(META).map_err(backend)?, "crl_number")? + 1 != crl.number {
-            txn.abort().map_err(backend)?;
+        let txn = self.db.begin_write()?;
+        if counter(&txn.open_table(META)?, "crl_number")? + 1 != crl.number {
+            txn.abort()?;
             return Ok(false);
         }
         bump(&txn, "crl_number")?;
-        txn.open_table(CRL)
-            .map_err(backend)?
-            .insert("latest", encode(crl)?.as_slice())
-            .map_err(backend)?;
-        txn.commit().map_err(backend)?;
+        txn.open_table(CRL)?.insert("latest", encode(crl)?.as_slice())?;
+        txn.commit()?;
         Ok(true)
     }
 
     fn bind_identity(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = self.db.begin_write()?;
         let recorded = {
-            let mut identity = txn.open_table(IDENTITY).map_err(backend)?;
-            let found = identity.get(name).map_err(backend)?.map(|v| v.value().to_string());
+            let mut identity = txn.open_table(IDENTITY)?;
+            let found = identity.get(name)?.map(|v| v.value().to_string());
             match found {
                 Some(recorded) => recorded,
                 None => {
-                    identity.insert(name, value).map_err(backend)?;
+                    identity.insert(name, value)?;
                     value.to_string()
                 }
             }
         };
-        txn.commit().map_err(backend)?;
+        txn.commit()?;
         Ok(recorded)
     }
 
     fn certificate_stats(&self, now: u64) -> Result<(u64, Option<u64>), StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let certs = txn.open_table(CERTS).map_err(backend)?;
+        let txn = self.db.begin_read()?;
+        let certs = txn.open_table(CERTS)?;
         let (mut active, mut soonest) = (0u64, None::<u64>);
-        for entry in certs.iter().map_err(backend)? {
-            let (_, v) = entry.map_err(backend)?;
+        for entry in certs.iter()? {
+            let (_, v) = entry?;
             let r = decode_record(v.value())?;
             if r.status_at(now) == CertStatus::Active {
                 active += 1;
@@ -459,51 +457,45 @@ impl Store for RedbStore {
     }
 
     fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::None).map_err(backend)?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
         {
-            let mut audit = txn.open_table(AUDIT).map_err(backend)?;
-            let mut next = audit
-                .last()
-                .map_err(backend)?
-                .map(|(k, _)| be_u64(k.value()))
-                .unwrap_or(0);
+            let mut audit = txn.open_table(AUDIT)?;
+            let mut next = audit.last()?.map(|(k, _)| be_u64(k.value())).unwrap_or(0);
             for entry in entries {
                 next += 1;
                 let row = AuditEntry {
                     seq: next,
                     ..entry.clone()
                 };
-                audit
-                    .insert(next.to_be_bytes().as_slice(), encode(&row)?.as_slice())
-                    .map_err(backend)?;
+                audit.insert(next.to_be_bytes().as_slice(), encode(&row)?.as_slice())?;
             }
         }
-        txn.commit().map_err(backend)?;
+        txn.commit()?;
         self.unflushed.store(true, Ordering::Release);
         Ok(())
     }
 
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let audit = txn.open_table(AUDIT).map_err(backend)?;
+        let txn = self.db.begin_read()?;
+        let audit = txn.open_table(AUDIT)?;
         // Nothing comes after the last possible number (and `after + 1` would wrap to the start).
         let Some(start) = after.checked_add(1) else {
             return Ok(Vec::new());
         };
         let start = start.to_be_bytes();
         let mut out = Vec::new();
-        for entry in audit.range(start.as_slice()..).map_err(backend)?.take(limit) {
-            let (_, v) = entry.map_err(backend)?;
+        for entry in audit.range(start.as_slice()..)?.take(limit) {
+            let (_, v) = entry?;
             out.push(decode(v.value())?);
         }
         Ok(out)
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::None).map_err(backend)?;
-        txn.commit().map_err(backend)?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        txn.commit()?;
         self.unflushed.store(true, Ordering::Release);
         Ok(())
     }
@@ -513,127 +505,105 @@ impl Store for RedbStore {
         // can change it under the copy, and readers are not held up.
         self.unflushed.store(true, Ordering::Release);
         self.flush()?;
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = self.db.begin_write()?;
         let copied = std::fs::File::open(&self.path)
             .and_then(|mut from| {
                 let mut to = private_file(out, true)?;
                 std::io::copy(&mut from, &mut to)?;
                 to.sync_all()
             })
-            .map_err(|e| StoreError::Backend(format!("{}: {e}", out.display())));
-        txn.abort().map_err(backend)?;
+            .map_err(|source| StoreError::File {
+                path: out.to_path_buf(),
+                source,
+            });
+        txn.abort()?;
         copied
     }
 
     fn export(&self, sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let ders = txn.open_table(CERT_DER).map_err(backend)?;
-        for entry in txn.open_table(CERTS).map_err(backend)?.iter().map_err(backend)? {
-            let (serial, record) = entry.map_err(backend)?;
+        let txn = self.db.begin_read()?;
+        let ders = txn.open_table(CERT_DER)?;
+        for entry in txn.open_table(CERTS)?.iter()? {
+            let (serial, record) = entry?;
             let der = ders
-                .get(serial.value())
-                .map_err(backend)?
+                .get(serial.value())?
                 .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
             sink(StoreItem::Certificate(
                 decode_record(record.value())?,
                 der.value().to_vec(),
             ))?;
         }
-        for entry in txn.open_table(CHALLENGES).map_err(backend)?.iter().map_err(backend)? {
-            let (hash, record) = entry.map_err(backend)?;
+        for entry in txn.open_table(CHALLENGES)?.iter()? {
+            let (hash, record) = entry?;
             let hash = hash
                 .value()
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("challenge key".into()))?;
             sink(StoreItem::Challenge(hash, decode(record.value())?))?;
         }
-        for entry in txn.open_table(MDM_CLIENTS).map_err(backend)?.iter().map_err(backend)? {
-            sink(StoreItem::MdmClient(decode(entry.map_err(backend)?.1.value())?))?;
+        for entry in txn.open_table(MDM_CLIENTS)?.iter()? {
+            sink(StoreItem::MdmClient(decode(entry?.1.value())?))?;
         }
-        for entry in txn.open_table(AUDIT).map_err(backend)?.iter().map_err(backend)? {
-            sink(StoreItem::Audit(decode(entry.map_err(backend)?.1.value())?))?;
+        for entry in txn.open_table(AUDIT)?.iter()? {
+            sink(StoreItem::Audit(decode(entry?.1.value())?))?;
         }
-        let meta = txn.open_table(META).map_err(backend)?;
+        let meta = txn.open_table(META)?;
         for name in COUNTERS {
             sink(StoreItem::Counter(name.into(), counter(&meta, name)?))?;
         }
-        if let Some(crl) = txn.open_table(CRL).map_err(backend)?.get("latest").map_err(backend)? {
+        if let Some(crl) = txn.open_table(CRL)?.get("latest")? {
             sink(StoreItem::Crl(decode(crl.value())?))?;
         }
-        for entry in txn.open_table(IDENTITY).map_err(backend)?.iter().map_err(backend)? {
-            let (name, value) = entry.map_err(backend)?;
+        for entry in txn.open_table(IDENTITY)?.iter()? {
+            let (name, value) = entry?;
             sink(StoreItem::Identity(name.value().into(), value.value().into()))?;
         }
         Ok(())
     }
 
     fn import(&self, items: &[StoreItem]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = self.db.begin_write()?;
         for item in items {
             match item {
                 StoreItem::Certificate(record, der) => insert_certificate(&txn, record, der)?,
                 StoreItem::Challenge(hash, record) => {
-                    txn.open_table(CHALLENGES)
-                        .map_err(backend)?
-                        .insert(hash.as_slice(), encode(record)?.as_slice())
-                        .map_err(backend)?;
-                    txn.open_table(CHALLENGES_BY_EXPIRY)
-                        .map_err(backend)?
-                        .insert(expiry_key(record.expires_at, hash).as_slice(), ())
-                        .map_err(backend)?;
+                    txn.open_table(CHALLENGES)?
+                        .insert(hash.as_slice(), encode(record)?.as_slice())?;
+                    txn.open_table(CHALLENGES_BY_EXPIRY)?
+                        .insert(expiry_key(record.expires_at, hash).as_slice(), ())?;
                 }
                 StoreItem::MdmClient(client) => {
-                    txn.open_table(MDM_CLIENTS)
-                        .map_err(backend)?
-                        .insert(client.name.as_str(), encode(client)?.as_slice())
-                        .map_err(backend)?;
+                    txn.open_table(MDM_CLIENTS)?
+                        .insert(client.name.as_str(), encode(client)?.as_slice())?;
                 }
                 StoreItem::Audit(entry) => {
-                    txn.open_table(AUDIT)
-                        .map_err(backend)?
-                        .insert(entry.seq.to_be_bytes().as_slice(), encode(entry)?.as_slice())
-                        .map_err(backend)?;
+                    txn.open_table(AUDIT)?
+                        .insert(entry.seq.to_be_bytes().as_slice(), encode(entry)?.as_slice())?;
                 }
                 // The audit trail's next number follows from its last entry here.
                 StoreItem::Counter(name, _) if name == "audit_seq" => {}
                 StoreItem::Counter(name, value) => {
-                    txn.open_table(META)
-                        .map_err(backend)?
-                        .insert(name.as_str(), value.to_be_bytes().as_slice())
-                        .map_err(backend)?;
+                    txn.open_table(META)?
+                        .insert(name.as_str(), value.to_be_bytes().as_slice())?;
                 }
                 StoreItem::Crl(crl) => {
-                    txn.open_table(CRL)
-                        .map_err(backend)?
-                        .insert("latest", encode(crl)?.as_slice())
-                        .map_err(backend)?;
+                    txn.open_table(CRL)?.insert("latest", encode(crl)?.as_slice())?;
                 }
                 StoreItem::Identity(name, value) => {
-                    txn.open_table(IDENTITY)
-                        .map_err(backend)?
-                        .insert(name.as_str(), value.as_str())
-                        .map_err(backend)?;
+                    txn.open_table(IDENTITY)?.insert(name.as_str(), value.as_str())?;
                 }
             }
         }
-        txn.commit().map_err(backend)
+        txn.commit().map_err(StoreError::from)
     }
 
     fn is_empty(&self) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        Ok(txn.open_table(CERTS).map_err(backend)?.is_empty().map_err(backend)?
-            && txn
-                .open_table(CHALLENGES)
-                .map_err(backend)?
-                .is_empty()
-                .map_err(backend)?
-            && txn
-                .open_table(MDM_CLIENTS)
-                .map_err(backend)?
-                .is_empty()
-                .map_err(backend)?
-            && txn.open_table(AUDIT).map_err(backend)?.is_empty().map_err(backend)?
-            && txn.open_table(CRL).map_err(backend)?.is_empty().map_err(backend)?)
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(CERTS)?.is_empty()?
+            && txn.open_table(CHALLENGES)?.is_empty()?
+            && txn.open_table(MDM_CLIENTS)?.is_empty()?
+            && txn.open_table(AUDIT)?.is_empty()?
+            && txn.open_table(CRL)?.is_empty()?)
     }
 
     fn size_bytes(&self) -> u64 {
@@ -645,10 +615,10 @@ impl Store for RedbStore {
             return Ok(());
         }
         // An empty durable commit persists every earlier non-durable one.
-        let txn = self.db.begin_write().map_err(backend)?;
+        let txn = self.db.begin_write()?;
         txn.commit().map_err(|e| {
             self.unflushed.store(true, Ordering::Release);
-            backend(e)
+            StoreError::from(e)
         })
     }
 }
@@ -661,240 +631,184 @@ fn be_u64(bytes: &[u8]) -> u64 {
 }
 
 fn counter(meta: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<u64, StoreError> {
-    Ok(meta.get(key).map_err(backend)?.map(|v| be_u64(v.value())).unwrap_or(0))
+    Ok(meta.get(key)?.map(|v| be_u64(v.value())).unwrap_or(0))
 }
 
 /// Increments a counter in `meta` and returns its new value.
 fn bump(txn: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
-    let mut meta = txn.open_table(META).map_err(backend)?;
-    let next = meta.get(key).map_err(backend)?.map(|v| be_u64(v.value())).unwrap_or(0) + 1;
-    meta.insert(key, next.to_be_bytes().as_slice()).map_err(backend)?;
+    let mut meta = txn.open_table(META)?;
+    let next = meta.get(key)?.map(|v| be_u64(v.value())).unwrap_or(0) + 1;
+    meta.insert(key, next.to_be_bytes().as_slice())?;
     Ok(next)
 }
 
-fn get_record(txn: &redb::WriteTransaction, serial: &[u8]) -> Result<Option<CertRecord>, StoreError> {
-    let certs = txn.open_table(CERTS).map_err(backend)?;
-    let found = certs.get(serial).map_err(backend)?;
+fn get_record(txn: &redb::WriteTransaction, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
+    let certs = txn.open_table(CERTS)?;
+    let found = certs.get(serial.as_bytes().as_slice())?;
     found.map(|r| decode_record(r.value())).transpose()
 }
 
-fn put_record(txn: &redb::WriteTransaction, serial: &[u8], record: &CertRecord) -> Result<(), StoreError> {
-    txn.open_table(CERTS)
-        .map_err(backend)?
-        .insert(serial, encode(record)?.as_slice())
-        .map_err(backend)?;
+fn put_record(txn: &redb::WriteTransaction, record: &CertRecord) -> Result<(), StoreError> {
+    txn.open_table(CERTS)?
+        .insert(record.serial.as_bytes().as_slice(), encode(record)?.as_slice())?;
     Ok(())
 }
 
-fn device_serials(txn: &redb::WriteTransaction, device: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+/// The key of the `superseded` index.
+fn superseded_key(at: u64, serial: &Serial) -> Vec<u8> {
+    [&at.to_be_bytes()[..], serial.as_bytes()].concat()
+}
+
+fn device_serials(txn: &redb::WriteTransaction, device: &str) -> Result<Vec<Serial>, StoreError> {
     let start = device_key(device, &[]);
     let end = [device.as_bytes(), &[1u8]].concat();
-    let by_device = txn.open_table(BY_DEVICE).map_err(backend)?;
-    let keys = by_device
-        .range(start.as_slice()..end.as_slice())
-        .map_err(backend)?
-        .map(|e| e.map(|(k, _)| k.value()[start.len()..].to_vec()))
-        .collect::<Result<_, _>>()
-        .map_err(backend)?;
-    Ok(keys)
+    let by_device = txn.open_table(BY_DEVICE)?;
+    let mut serials = Vec::new();
+    for entry in by_device.range(start.as_slice()..end.as_slice())? {
+        let key = entry?.0;
+        serials.push(serial_from_key(&key.value()[start.len()..])?);
+    }
+    Ok(serials)
+}
+
+fn serial_from_key(bytes: &[u8]) -> Result<Serial, StoreError> {
+    Serial::try_from(bytes).map_err(|e| StoreError::Corrupt(format!("serial key: {e}")))
 }
 
 /// Revokes one certificate inside `txn` (the caller checked it exists and is not revoked).
-fn revoke_in(txn: &redb::WriteTransaction, serial: &[u8], reason: &str, at: u64) -> Result<CertRecord, StoreError> {
+fn revoke_in(txn: &redb::WriteTransaction, serial: &Serial, reason: Reason, at: u64) -> Result<CertRecord, StoreError> {
     let mut record =
         get_record(txn, serial)?.ok_or_else(|| StoreError::Corrupt("revoking a missing certificate".into()))?;
     if let (CertStatus::Superseded, Some(when)) = (record.status, record.superseded_at) {
-        txn.open_table(SUPERSEDED)
-            .map_err(backend)?
-            .remove([&when.to_be_bytes()[..], serial].concat().as_slice())
-            .map_err(backend)?;
+        txn.open_table(SUPERSEDED)?
+            .remove(superseded_key(when, serial).as_slice())?;
     }
     record.status = CertStatus::Revoked;
     record.revoked_at = Some(at);
-    record.revocation_reason = Some(reason.to_string());
-    put_record(txn, serial, &record)?;
+    record.revocation_reason = Some(reason);
+    put_record(txn, &record)?;
     let row = RevokedRow {
-        serial: record.serial.clone(),
+        serial: *serial,
         revoked_at: at,
-        reason: reason.to_string(),
+        reason,
         not_after: record.not_after,
     };
-    txn.open_table(REVOKED)
-        .map_err(backend)?
-        .insert(serial, encode(&row)?.as_slice())
-        .map_err(backend)?;
+    txn.open_table(REVOKED)?
+        .insert(serial.as_bytes().as_slice(), encode(&row)?.as_slice())?;
     bump(txn, "revocation_epoch")?;
     Ok(record)
 }
 
-/// Applies the issuance's [`Supersede`] to the device's earlier certificates: marks them
-/// superseded by the one being issued and, for a vouched-for device id, enforces
-/// `max_valid` by revoking the oldest valid ones.
-fn supersede_device(
-    txn: &redb::WriteTransaction,
-    device: &str,
-    issuance: &Issuance,
-    now: u64,
-) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let mut superseded = Vec::new();
-    let mut valid = Vec::new();
-    if issuance.supersede == Supersede::Nothing {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    for serial in device_serials(txn, device)? {
-        let Some(mut record) = get_record(txn, &serial)? else {
-            continue;
-        };
-        let targeted = match &issuance.supersede {
-            Supersede::Only(only) => record.serial.eq_ignore_ascii_case(only),
-            _ => true,
-        };
-        if targeted && record.status == CertStatus::Active && record.not_after > now {
-            record.status = CertStatus::Superseded;
-            record.superseded_by = Some(issuance.record.serial.clone());
-            record.superseded_at = Some(now);
-            put_record(txn, &serial, &record)?;
-            txn.open_table(SUPERSEDED)
-                .map_err(backend)?
-                .insert([&now.to_be_bytes()[..], &serial].concat().as_slice(), ())
-                .map_err(backend)?;
-            superseded.push(record.serial.clone());
-        }
-        if matches!(record.status, CertStatus::Active | CertStatus::Superseded) && record.not_after > now {
-            valid.push((record.seq, serial));
-        }
-    }
-    let mut revoked = Vec::new();
-    if let Supersede::Device { max_valid: Some(max) } = issuance.supersede {
-        // The new certificate counts as one of the `max`.
-        let keep = (max as usize).saturating_sub(1);
-        valid.sort();
-        let excess = valid.len().saturating_sub(keep);
-        for (_, serial) in valid.into_iter().take(excess) {
-            revoked.push(revoke_in(txn, &serial, "superseded", now)?.serial);
-        }
-    }
-    Ok((superseded, revoked))
-}
+/// The issuance policy's reads and writes, on one redb write transaction.
+struct RedbIssuance<'t>(&'t redb::WriteTransaction);
 
-/// Whether the certificate that superseded `record` has a vouched-for device id: only then may
-/// `revoke_superseded_after` revoke `record`.
-fn superseded_by_bound(txn: &redb::WriteTransaction, record: &CertRecord) -> Result<bool, StoreError> {
-    let Some(successor) = record.superseded_by.as_deref().and_then(|s| hex::decode(s).ok()) else {
-        return Ok(false);
-    };
-    Ok(get_record(txn, &successor)?.is_some_and(|s| s.device_bound))
-}
+impl IssuanceTx for RedbIssuance<'_> {
+    type Error = StoreError;
 
-/// One issuance inside `txn`; only the `Stored` outcome writes anything.
-fn record_one(txn: &redb::WriteTransaction, issuance: &Issuance) -> Result<IssuanceOutcome, StoreError> {
-    let serial = issuance.serial.0;
-    let existing = txn
-        .open_table(BY_TRANSACTION)
-        .map_err(backend)?
-        .get(issuance.record.transaction_id.as_str())
-        .map_err(backend)?
-        .map(|s| s.value().to_vec());
-    let outcome = if let Some(existing_serial) = existing {
-        let record = get_record(txn, &existing_serial)?
+    fn by_transaction(&mut self, transaction_id: &str) -> Result<Option<(CertRecord, Vec<u8>)>, StoreError> {
+        let Some(serial) = self
+            .0
+            .open_table(BY_TRANSACTION)?
+            .get(transaction_id)?
+            .map(|s| serial_from_key(s.value()))
+        else {
+            return Ok(None);
+        };
+        let serial = serial?;
+        let record = get_record(self.0, &serial)?
             .ok_or_else(|| StoreError::Corrupt("transaction index points nowhere".into()))?;
-        if record.csr_sha256 != issuance.record.csr_sha256 {
-            IssuanceOutcome::TransactionConflict
-        } else {
-            let der = txn
-                .open_table(CERT_DER)
-                .map_err(backend)?
-                .get(existing_serial.as_slice())
-                .map_err(backend)?
-                .map(|d| d.value().to_vec())
-                .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
-            IssuanceOutcome::AlreadyIssued(record, der)
-        }
-    } else if get_record(txn, &serial)?.is_some() {
-        IssuanceOutcome::SerialTaken
-    } else if !issuance
-        .redeems
-        .as_ref()
-        .map(|h| redeem(txn, h))
-        .transpose()?
-        .unwrap_or(true)
-    {
-        IssuanceOutcome::ChallengeUnavailable
-    } else {
-        let now = issuance.record.issued_at;
-        let (superseded, revoked) = match &issuance.record.device_id {
-            Some(device) => supersede_device(txn, device, issuance, now)?,
-            None => (Vec::new(), Vec::new()),
+        let der = self
+            .0
+            .open_table(CERT_DER)?
+            .get(serial.as_bytes().as_slice())?
+            .map(|d| d.value().to_vec())
+            .ok_or_else(|| StoreError::Corrupt("certificate without DER".into()))?;
+        Ok(Some((record, der)))
+    }
+
+    fn serial_taken(&mut self, serial: &Serial) -> Result<bool, StoreError> {
+        Ok(self.0.open_table(CERTS)?.get(serial.as_bytes().as_slice())?.is_some())
+    }
+
+    fn redeem(&mut self, hash: &ChallengeHash, now: u64) -> Result<bool, StoreError> {
+        let mut challenges = self.0.open_table(CHALLENGES)?;
+        let Some(mut record) = challenges
+            .get(hash.as_slice())?
+            .map(|r| decode::<ChallengeRecord>(r.value()))
+            .transpose()?
+        else {
+            return Ok(false);
         };
-        let mut record = issuance.record.clone();
-        record.seq = bump(txn, "cert_seq")?;
-        insert_certificate(txn, &record, &issuance.der)?;
-        IssuanceOutcome::Stored { superseded, revoked }
-    };
-    Ok(outcome)
+        if record.state_at(now) != ChallengeState::Usable {
+            return Ok(false);
+        }
+        record.redeemed_at = Some(now);
+        challenges.insert(hash.as_slice(), encode(&record)?.as_slice())?;
+        Ok(true)
+    }
+
+    fn device_certificates(&mut self, device: &str, _now: u64) -> Result<Vec<CertRecord>, StoreError> {
+        let mut records = Vec::new();
+        for serial in device_serials(self.0, device)? {
+            records.extend(get_record(self.0, &serial)?);
+        }
+        Ok(records)
+    }
+
+    fn supersede(&mut self, serial: &Serial, by: &Serial, at: u64) -> Result<(), StoreError> {
+        let mut record = get_record(self.0, serial)?
+            .ok_or_else(|| StoreError::Corrupt("superseding a missing certificate".into()))?;
+        record.status = CertStatus::Superseded;
+        record.superseded_by = Some(*by);
+        record.superseded_at = Some(at);
+        put_record(self.0, &record)?;
+        self.0
+            .open_table(SUPERSEDED)?
+            .insert(superseded_key(at, serial).as_slice(), ())?;
+        Ok(())
+    }
+
+    fn revoke(&mut self, serial: &Serial, reason: Reason, at: u64) -> Result<(), StoreError> {
+        revoke_in(self.0, serial, reason, at).map(drop)
+    }
+
+    fn insert_new(&mut self, record: &CertRecord, der: &[u8]) -> Result<(), StoreError> {
+        let record = CertRecord {
+            seq: bump(self.0, "cert_seq")?,
+            ..record.clone()
+        };
+        insert_certificate(self.0, &record, der)
+    }
 }
 
 /// Writes a certificate and its index entries (a new one, or one copied from another store).
 fn insert_certificate(txn: &redb::WriteTransaction, record: &CertRecord, der: &[u8]) -> Result<(), StoreError> {
-    let serial = hex::decode(&record.serial).map_err(|_| StoreError::Corrupt(format!("serial {}", record.serial)))?;
-    put_record(txn, &serial, record)?;
-    txn.open_table(CERT_DER)
-        .map_err(backend)?
-        .insert(serial.as_slice(), der)
-        .map_err(backend)?;
-    txn.open_table(BY_TRANSACTION)
-        .map_err(backend)?
-        .insert(record.transaction_id.as_str(), serial.as_slice())
-        .map_err(backend)?;
+    let serial = record.serial.as_bytes();
+    put_record(txn, record)?;
+    txn.open_table(CERT_DER)?.insert(serial.as_slice(), der)?;
+    txn.open_table(BY_TRANSACTION)?
+        .insert(record.transaction_id.as_str(), serial.as_slice())?;
     if let Some(device) = &record.device_id {
-        txn.open_table(BY_DEVICE)
-            .map_err(backend)?
-            .insert(device_key(device, &serial).as_slice(), ())
-            .map_err(backend)?;
+        txn.open_table(BY_DEVICE)?
+            .insert(device_key(device, serial).as_slice(), ())?;
     }
     match (record.status, record.superseded_at, record.revoked_at) {
         (CertStatus::Superseded, Some(when), _) => {
-            txn.open_table(SUPERSEDED)
-                .map_err(backend)?
-                .insert([&when.to_be_bytes()[..], &serial].concat().as_slice(), ())
-                .map_err(backend)?;
+            txn.open_table(SUPERSEDED)?
+                .insert(superseded_key(when, &record.serial).as_slice(), ())?;
         }
         (CertStatus::Revoked, _, Some(at)) => {
-            let reason = record.revocation_reason.clone().unwrap_or_else(|| "unspecified".into());
+            let reason = record.revocation_reason.unwrap_or(Reason::UNSPECIFIED);
             let row = RevokedRow {
-                serial: record.serial.clone(),
+                serial: record.serial,
                 revoked_at: at,
                 reason,
                 not_after: record.not_after,
             };
-            txn.open_table(REVOKED)
-                .map_err(backend)?
-                .insert(serial.as_slice(), encode(&row)?.as_slice())
-                .map_err(backend)?;
+            txn.open_table(REVOKED)?
+                .insert(serial.as_slice(), encode(&row)?.as_slice())?;
         }
         _ => {}
     }
     Ok(())
-}
-
-/// Marks a usable challenge redeemed inside `txn`; false when it is unknown, used or expired.
-fn redeem(txn: &redb::WriteTransaction, hash: &ChallengeHash) -> Result<bool, StoreError> {
-    let mut challenges = txn.open_table(CHALLENGES).map_err(backend)?;
-    let Some(mut record) = challenges
-        .get(hash.as_slice())
-        .map_err(backend)?
-        .map(|r| decode::<ChallengeRecord>(r.value()))
-        .transpose()?
-    else {
-        return Ok(false);
-    };
-    let now = scepd_ca::time::unix_now();
-    if record.state_at(now) != ChallengeState::Usable {
-        return Ok(false);
-    }
-    record.redeemed_at = Some(now);
-    challenges
-        .insert(hash.as_slice(), encode(&record)?.as_slice())
-        .map_err(backend)?;
-    Ok(true)
 }

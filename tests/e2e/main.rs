@@ -5,6 +5,7 @@
 mod support;
 
 mod abuse;
+mod admin;
 mod challenges;
 mod cli;
 mod clients;

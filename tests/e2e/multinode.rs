@@ -39,7 +39,7 @@ fn nodes(tmp: &Path, n: usize, store_url: &str, args: &[&str]) -> Vec<Server> {
 }
 
 /// The data directory's files (keys, certificates, tokens), modes kept; not the runtime ones.
-fn copy_secrets(from: &Path, to: &Path) {
+pub(crate) fn copy_secrets(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();

@@ -200,7 +200,9 @@ fn get_pki_operation_with_client_base64_quirks_and_every_path() {
     let server = server();
     let ra = recipient(&server.scep_url());
     let requester = Requester::new(KeyBits::Rsa2048);
-    let encoders: [(&str, fn(&str) -> String); 4] = [
+    /// How one client writes the base64 message into the query string.
+    type Encoder = fn(&str) -> String;
+    let encoders: [(&str, Encoder); 4] = [
         // macOS: only '=' escaped, '+' and '/' raw.
         ("macOS", |b| b.replace('=', "%3D")),
         // iOS 11: '+' became a space (sent as %20).

@@ -1,13 +1,17 @@
 //! What every Store must do, as functions over `&dyn Store`.
 
 use scepd::store::{
-    AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeRecord, CrlState, Issuance, IssuanceOutcome, MdmClient,
-    RedbStore, RevokeOutcome, Store, StoreItem, StoredCrl, Supersede,
+    AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeRecord, CrlState, Issuance, IssuanceOutcome,
+    MdmClient, RedbStore, RevokeOutcome, Store, StoreItem, StoredCrl, Supersede,
 };
-use scepd_ca::Serial;
+use scepd_ca::{Reason, Serial};
 
 fn now() -> u64 {
     scepd_ca::time::unix_now()
+}
+
+fn reason(name: &str) -> Reason {
+    Reason::from_name(name).unwrap()
 }
 
 fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
@@ -27,7 +31,7 @@ fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
                 now(),
             )
         },
-        der: serial.0.to_vec(),
+        der: serial.as_bytes().to_vec(),
         redeems: None,
         supersede: Supersede::Device { max_valid: None },
     }
@@ -71,7 +75,7 @@ pub fn issuance_and_retries(store: &dyn Store) {
     assert_eq!((record.transaction_id.as_str(), der), ("t1", a.der.clone()));
     // Same transaction, same CSR: the first certificate again.
     match store.record_issuance(&issuance(Some("d1"), "t1", "csr-a")).unwrap() {
-        IssuanceOutcome::AlreadyIssued(r, d) => assert_eq!((r.serial, d), (a.record.serial.clone(), a.der.clone())),
+        IssuanceOutcome::AlreadyIssued(r, d) => assert_eq!((r.serial, d), (a.record.serial, a.der.clone())),
         other => panic!("{other:?}"),
     }
     assert_eq!(
@@ -115,15 +119,15 @@ pub fn supersede_and_max_valid(store: &dyn Store) {
     stored(store.record_issuance(&one).unwrap());
     match store.record_issuance(&two).unwrap() {
         IssuanceOutcome::Stored { superseded, revoked } => {
-            assert_eq!(superseded, vec![one.record.serial.clone()]);
+            assert_eq!(superseded, vec![one.record.serial]);
             assert!(revoked.is_empty());
         }
         other => panic!("{other:?}"),
     }
     let (r1, _) = store.certificate(&one.serial).unwrap().unwrap();
     assert_eq!(
-        (r1.status, r1.superseded_by.as_deref()),
-        (CertStatus::Superseded, Some(two.record.serial.as_str()))
+        (r1.status, r1.superseded_by),
+        (CertStatus::Superseded, Some(two.record.serial))
     );
     let mut three = issuance(Some("dev"), "s3", "c");
     three.supersede = Supersede::Device { max_valid: Some(1) };
@@ -148,26 +152,28 @@ pub fn revocation(store: &dyn Store) {
     stored(store.record_issuance(&b).unwrap());
     let epoch = store.revocation_epoch().unwrap();
     assert!(matches!(
-        store.revoke(&a.serial, "keyCompromise", now()).unwrap(),
+        store.revoke(&a.serial, reason("keyCompromise"), now()).unwrap(),
         RevokeOutcome::Revoked(_)
     ));
     assert!(matches!(
-        store.revoke(&a.serial, "keyCompromise", now()).unwrap(),
+        store.revoke(&a.serial, reason("keyCompromise"), now()).unwrap(),
         RevokeOutcome::AlreadyRevoked(_)
     ));
     assert_eq!(
-        store.revoke(&Serial::random(), "unspecified", now()).unwrap(),
+        store.revoke(&Serial::random(), reason("unspecified"), now()).unwrap(),
         RevokeOutcome::NotFound
     );
     assert!(store.revocation_epoch().unwrap() > epoch);
     let rows = store.revoked().unwrap();
     assert!(rows
         .iter()
-        .any(|r| r.serial == a.record.serial && r.reason == "keyCompromise"));
+        .any(|r| r.serial == a.record.serial && r.reason.as_str() == "keyCompromise"));
     // a is superseded by b; b is active: revoking the device takes what is not revoked yet.
     assert_eq!(
-        store.revoke_device("rv", "cessationOfOperation", now()).unwrap(),
-        vec![b.record.serial.clone()]
+        store
+            .revoke_device("rv", reason("cessationOfOperation"), now())
+            .unwrap(),
+        vec![b.record.serial]
     );
     // Superseded certificates past the cutoff are revoked as superseded.
     let c = issuance(Some("old"), "v3", "c");
@@ -177,7 +183,7 @@ pub fn revocation(store: &dyn Store) {
     assert!(store.revoke_superseded_before(0, now()).unwrap().is_empty());
     assert_eq!(
         store.revoke_superseded_before(now() + 10, now()).unwrap(),
-        vec![c.record.serial.clone()]
+        vec![c.record.serial]
     );
     assert_eq!(
         store
@@ -186,7 +192,7 @@ pub fn revocation(store: &dyn Store) {
             .unwrap()
             .0
             .revocation_reason
-            .as_deref(),
+            .map(Reason::as_str),
         Some("superseded")
     );
 }
@@ -227,20 +233,20 @@ pub fn copy_round_trip(store: &dyn Store) {
     let b = issuance(Some("cp"), "c2", "b");
     stored(store.record_issuance(&a).unwrap());
     stored(store.record_issuance(&b).unwrap());
-    store.revoke(&a.serial, "keyCompromise", now()).unwrap();
+    store.revoke(&a.serial, reason("keyCompromise"), now()).unwrap();
     store.insert_challenges(&[([3u8; 32], challenge(3600))]).unwrap();
-    store
-        .put_mdm_client(&MdmClient {
+    assert!(store
+        .add_mdm_client(&MdmClient {
             name: "kandji".into(),
             password_hmac: "ef".into(),
             created_at: now(),
             challenge_ttl_seconds: None,
         })
-        .unwrap();
+        .unwrap());
     store
         .append_audit(&[AuditEntry {
             at: now(),
-            event: "x".into(),
+            event: AuditEvent::AuthFailed,
             actor: "t".into(),
             ..Default::default()
         }])
@@ -294,12 +300,15 @@ pub fn copy_round_trip(store: &dyn Store) {
     );
     copy.append_audit(&[AuditEntry {
         at: now(),
-        event: "y".into(),
+        event: AuditEvent::ChallengeMinted,
         actor: "t".into(),
         ..Default::default()
     }])
     .unwrap();
-    assert_eq!(copy.audit_entries(0, 10).unwrap().last().unwrap().event, "y");
+    assert_eq!(
+        copy.audit_entries(0, 10).unwrap().last().unwrap().event,
+        AuditEvent::ChallengeMinted
+    );
 }
 
 fn export(store: &dyn Store) -> Vec<StoreItem> {
@@ -365,37 +374,45 @@ pub fn mdm_clients(store: &dyn Store) {
         created_at: now(),
         challenge_ttl_seconds: Some(60),
     };
-    store.put_mdm_client(&client).unwrap();
+    assert!(store.add_mdm_client(&client).unwrap());
     assert_eq!(store.mdm_client("jamf").unwrap(), Some(client.clone()));
-    store
-        .put_mdm_client(&MdmClient {
-            password_hmac: "cd".into(),
-            ..client
+    // A second add of the name writes nothing; a replacement does.
+    assert!(!store
+        .add_mdm_client(&MdmClient {
+            password_hmac: "xx".into(),
+            ..client.clone()
         })
-        .unwrap();
+        .unwrap());
+    assert!(store
+        .replace_mdm_client(&MdmClient {
+            password_hmac: "cd".into(),
+            ..client.clone()
+        })
+        .unwrap());
     assert_eq!(store.mdm_clients().unwrap().len(), 1);
     assert_eq!(store.mdm_client("jamf").unwrap().unwrap().password_hmac, "cd");
     assert!(store.remove_mdm_client("jamf").unwrap());
     assert!(!store.remove_mdm_client("jamf").unwrap());
     assert!(store.mdm_client("jamf").unwrap().is_none());
+    // Rotating a removed client does not bring it back.
+    assert!(!store.replace_mdm_client(&client).unwrap());
+    assert!(store.mdm_client("jamf").unwrap().is_none());
 }
 
 pub fn audit_trail(store: &dyn Store) {
-    let entry = |e: &str| AuditEntry {
+    let entry = |event: AuditEvent| AuditEntry {
         at: now(),
-        event: e.into(),
+        event,
         actor: "test".into(),
         ..Default::default()
     };
-    store.append_audit(&[entry("a"), entry("b")]).unwrap();
-    store.append_audit(&[entry("c")]).unwrap();
+    let (a, b, c) = (AuditEvent::MdmAdded, AuditEvent::MdmRemoved, AuditEvent::MdmRotated);
+    store.append_audit(&[entry(a), entry(b)]).unwrap();
+    store.append_audit(&[entry(c)]).unwrap();
     let all = store.audit_entries(0, 100).unwrap();
-    assert_eq!(
-        all.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
-        ["a", "b", "c"]
-    );
+    assert_eq!(all.iter().map(|e| e.event).collect::<Vec<_>>(), [a, b, c]);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(store.audit_entries(all[0].seq, 1).unwrap()[0].event, "b");
+    assert_eq!(store.audit_entries(all[0].seq, 1).unwrap()[0].event, b);
     assert!(
         store.audit_entries(u64::MAX, 10).unwrap().is_empty(),
         "nothing after the last possible number"
@@ -491,9 +508,9 @@ pub fn unbound_issuances_never_revoke(store: &dyn Store) {
     let renewed = unbound("shared", "u5", Supersede::Nothing);
     stored(store.record_issuance(&other).unwrap());
     stored(store.record_issuance(&renewed).unwrap());
-    let renewal = unbound("shared", "u6", Supersede::Only(renewed.record.serial.clone()));
+    let renewal = unbound("shared", "u6", Supersede::Only(renewed.record.serial));
     match store.record_issuance(&renewal).unwrap() {
-        IssuanceOutcome::Stored { superseded, .. } => assert_eq!(superseded, vec![renewed.record.serial.clone()]),
+        IssuanceOutcome::Stored { superseded, .. } => assert_eq!(superseded, vec![renewed.record.serial]),
         other => panic!("{other:?}"),
     }
     assert_eq!(status(&other), CertStatus::Active);

@@ -120,7 +120,7 @@ fn postgres_tls_modes() {
         assert!(e.to_string().contains("not valid for name"), "{e}");
     }
     // Another root: refused.
-    let other = scepd_ca::Authority::create(&scepd::cli::default_ca_params()).unwrap();
+    let other = scepd_ca::Authority::create(&scepd_ca::CaParams::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let other_root = dir.path().join("other.pem");
     std::fs::write(&other_root, scepd_ca::pem::encode("CERTIFICATE", &other.ca.der)).unwrap();

@@ -7,10 +7,10 @@ use postgres::{GenericClient, IsolationLevel, Row};
 use super::super::{StoreError, StoreItem};
 use super::pool::{self, Session};
 use super::records::{
-    crl_state, insert_audit_in, insert_certificate, insert_challenges_in, put_crl_in, put_mdm_client_in, set_counter,
+    crl_state, insert_audit_in, insert_certificate, insert_challenges_in, insert_mdm_client_in, put_crl_in, set_counter,
 };
 use super::rows::{self, int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
-use super::{backend, Tx, TxError};
+use super::{Tx, TxError};
 
 /// Rows per page.
 const PAGE: i64 = 1000;
@@ -25,7 +25,7 @@ fn paged<K: ToSql + Sync>(
     mut emit: impl FnMut(&Row) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     loop {
-        let page = session.query(sql, &[&last, &PAGE]).map_err(backend)?;
+        let page = session.query(sql, &[&last, &PAGE])?;
         for row in &page {
             emit(row)?;
             last = key(row)?;
@@ -46,8 +46,7 @@ pub(super) fn export(
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
-        .start()
-        .map_err(backend)?;
+        .start()?;
     let mut tx = Session {
         client: &mut tx,
         statements,
@@ -78,23 +77,17 @@ pub(super) fn export(
         &format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"),
         0i64,
         |row| Ok(row.get::<_, i64>("seq")),
-        |row| sink(StoreItem::Audit(rows::audit(row))),
+        |row| sink(StoreItem::Audit(rows::audit(row)?)),
     )?;
-    for row in tx
-        .query("SELECT name, value FROM counters WHERE name <> 'ping'", &[])
-        .map_err(backend)?
-    {
+    for row in tx.query("SELECT name, value FROM counters WHERE name <> 'ping'", &[])? {
         sink(StoreItem::Counter(row.get(0), row.get::<_, i64>(1) as u64))?;
     }
-    let cert_seq: Option<i64> = tx
-        .query_one("SELECT max(seq) FROM certificates", &[])
-        .map_err(backend)?
-        .get(0);
+    let cert_seq: Option<i64> = tx.query_one("SELECT max(seq) FROM certificates", &[])?.get(0);
     sink(StoreItem::Counter("cert_seq".into(), cert_seq.unwrap_or(0) as u64))?;
     if let Some(crl) = crl_state(&mut tx)?.published {
         sink(StoreItem::Crl(crl))?;
     }
-    for row in tx.query("SELECT name, value FROM identity", &[]).map_err(backend)? {
+    for row in tx.query("SELECT name, value FROM identity", &[])? {
         sink(StoreItem::Identity(row.get(0), row.get(1)))?;
     }
     Ok(())
@@ -115,7 +108,9 @@ pub(super) fn import(tx: &mut Tx<'_, '_>, items: &[StoreItem]) -> Result<(), TxE
             }
             StoreItem::Certificate(record, der) => insert_certificate(tx, record, der, Some(record.seq))?,
             StoreItem::Challenge(hash, record) => challenges.push((*hash, record.clone())),
-            StoreItem::MdmClient(client) => put_mdm_client_in(tx, client)?,
+            StoreItem::MdmClient(client) => {
+                insert_mdm_client_in(tx, client, "")?;
+            }
             StoreItem::Audit(entry) => audit.push(entry.clone()),
             // The certificates' sequence continues after the highest copied.
             StoreItem::Counter(name, value) if name == "cert_seq" => {

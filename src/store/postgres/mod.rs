@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{IsolationLevel, Transaction};
-use scepd_ca::Serial;
+use scepd_ca::{Reason, Serial};
 
+use super::issuance;
 use super::{
     AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance,
     IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
@@ -28,8 +29,8 @@ use rows::{int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
 
 use pool::{Manager, Session};
 use records::{
-    bump, counter, crl_state, insert_audit_in, insert_challenges_in, put_crl_in, put_mdm_client_in, record_one,
-    revoke_in, revoke_where, set_counter, stored_statuses,
+    bump, counter, crl_state, insert_audit_in, insert_challenges_in, insert_mdm_client_in, put_crl_in, revoke_in,
+    revoke_where, set_counter, stored_statuses, PgIssuance,
 };
 
 /// A transaction whose queries use the connection's prepared statements.
@@ -51,10 +52,6 @@ const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct PgStore {
     pool: r2d2::Pool<Manager>,
     observer: std::sync::OnceLock<super::StoreObserver>,
-}
-
-fn backend<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 /// Sleeps before retry `attempt` (1-based): exponential with jitter, at most ~100 ms, so nodes
@@ -87,26 +84,25 @@ impl From<StoreError> for TxError {
 impl From<TxError> for StoreError {
     fn from(e: TxError) -> StoreError {
         match e {
-            TxError::Db(e) => backend(describe(&e)),
+            TxError::Db(e) => StoreError::Postgres(e),
             TxError::Store(e) => e,
         }
     }
 }
 
-/// The database's message where there is one (postgres::Error's Display alone says only "db error").
-fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
+/// The database's message where there is one (postgres::Error's Display alone says only "db
+/// error"), and the causes of a connection error (a TLS failure says why, not only "error
+/// performing TLS handshake").
+pub(super) fn describe(e: &postgres::Error) -> String {
+    let mut message = match e.as_db_error() {
         Some(db) => format!("{e}: {}", db.message()),
         None => e.to_string(),
-    }
-}
-
-/// A connection error with its cause (a TLS failure says why, not only "error performing TLS handshake").
-fn describe_connect(e: &postgres::Error) -> String {
-    let mut message = describe(e);
+    };
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
+        if e.as_db_error().is_none() {
+            message.push_str(&format!(": {cause}"));
+        }
         source = cause.source();
     }
     message
@@ -138,9 +134,7 @@ impl PgStore {
         let (url, tls) = tls::split_url(url)?;
         let config = connection_config(&url)?;
         let tls = tls::connector(&tls)?;
-        let mut client = config
-            .connect(tls.clone())
-            .map_err(|e| backend(format!("connecting to PostgreSQL: {}", describe_connect(&e))))?;
+        let mut client = config.connect(tls.clone())?;
         for migration in schema::migrate(&mut client)? {
             tracing::info!(
                 version = migration.version,
@@ -170,9 +164,7 @@ impl PgStore {
     }
 
     fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.pool
-            .get()
-            .map_err(|e| backend(format!("no PostgreSQL connection: {e}")))
+        Ok(self.pool.get()?)
     }
 
     /// Runs `body` in a SERIALIZABLE transaction, again while it conflicts with another.
@@ -266,9 +258,7 @@ fn run_once<T>(
 /// The connection settings of `url`, with a connect timeout and an application name unless the
 /// URL sets them.
 pub fn connection_config(url: &str) -> Result<postgres::Config, StoreError> {
-    let mut config: postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Backend(format!("store URL: {e}")))?;
+    let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Config(format!("store URL: {e}")))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CHECKOUT_TIMEOUT);
     }
@@ -301,7 +291,12 @@ impl Store for PgStore {
     }
 
     fn record_issuances(&self, batch: &[Issuance]) -> Result<Vec<IssuanceOutcome>, StoreError> {
-        self.write(|tx| batch.iter().map(|issuance| record_one(tx, issuance)).collect())
+        self.write(|tx| {
+            batch
+                .iter()
+                .map(|issuance| issuance::record_one(&mut PgIssuance(tx), issuance))
+                .collect()
+        })
     }
 
     fn certificate(&self, serial: &Serial) -> Result<Option<(CertRecord, Vec<u8>)>, StoreError> {
@@ -359,8 +354,18 @@ impl Store for PgStore {
         self.read(|c| Ok(c.query_one("SELECT count(*) FROM challenges", &[])?.get::<_, i64>(0) as u64))
     }
 
-    fn put_mdm_client(&self, client: &MdmClient) -> Result<(), StoreError> {
-        self.write(|tx| put_mdm_client_in(tx, client))
+    fn add_mdm_client(&self, client: &MdmClient) -> Result<bool, StoreError> {
+        self.write(|tx| insert_mdm_client_in(tx, client, "ON CONFLICT (name) DO NOTHING"))
+    }
+
+    fn replace_mdm_client(&self, client: &MdmClient) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let updated = tx.execute(
+                "UPDATE mdm_clients SET password_hmac = $2, created_at = $3, challenge_ttl_seconds = $4 WHERE name = $1",
+                &[&client.name, &client.password_hmac, &int(client.created_at), &rows::opt_int(client.challenge_ttl_seconds)],
+            )?;
+            Ok(updated > 0)
+        })
     }
 
     fn mdm_client(&self, name: &str) -> Result<Option<MdmClient>, StoreError> {
@@ -390,26 +395,25 @@ impl Store for PgStore {
         self.write(|tx| Ok(tx.execute("DELETE FROM mdm_clients WHERE name = $1", &[&name])? > 0))
     }
 
-    fn revoke(&self, serial: &Serial, reason: &str, at: u64) -> Result<RevokeOutcome, StoreError> {
-        let serial = serial.to_hex();
+    fn revoke(&self, serial: &Serial, reason: Reason, at: u64) -> Result<RevokeOutcome, StoreError> {
         self.write(|tx| {
             let row = tx.query_opt(
                 &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = $1"),
-                &[&serial],
+                &[&serial.to_hex()],
             )?;
             Ok(match row.map(|r| rows::certificate(&r)).transpose()? {
                 None => RevokeOutcome::NotFound,
                 Some(r) if r.status == CertStatus::Revoked => RevokeOutcome::AlreadyRevoked(r),
-                Some(_) => RevokeOutcome::Revoked(revoke_in(tx, &serial, reason, at)?),
+                Some(_) => RevokeOutcome::Revoked(revoke_in(tx, serial, reason, at)?),
             })
         })
     }
 
-    fn revoke_device(&self, device_id: &str, reason: &str, at: u64) -> Result<Vec<String>, StoreError> {
+    fn revoke_device(&self, device_id: &str, reason: Reason, at: u64) -> Result<Vec<Serial>, StoreError> {
         self.write(|tx| revoke_where(tx, "device_id = $3 AND status <> 'revoked'", at, reason, &device_id))
     }
 
-    fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<String>, StoreError> {
+    fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<Serial>, StoreError> {
         self.write(|tx| {
             revoke_where(
                 tx,
@@ -417,7 +421,7 @@ impl Store for PgStore {
                 "status = 'superseded' AND superseded_at < $3 \
                  AND superseded_by IN (SELECT serial FROM certificates WHERE device_bound)",
                 at,
-                "superseded",
+                Reason::SUPERSEDED,
                 &int(cutoff),
             )
         })
@@ -426,15 +430,17 @@ impl Store for PgStore {
     fn revoked(&self) -> Result<Vec<RevokedRow>, StoreError> {
         self.read(|c| {
             let rows = c.query("SELECT serial, revoked_at, revocation_reason, not_after FROM certificates WHERE status = 'revoked' AND revoked_at IS NOT NULL", &[])?;
-            Ok(rows
-                .iter()
-                .map(|r| RevokedRow {
-                    serial: r.get(0),
+            let mut revoked = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let reason: Option<&str> = r.get(2);
+                revoked.push(RevokedRow {
+                    serial: rows::serial(r, "serial")?,
                     revoked_at: r.get::<_, Option<i64>>(1).unwrap_or(0) as u64,
-                    reason: r.get::<_, Option<String>>(2).unwrap_or_else(|| "unspecified".into()),
+                    reason: reason.and_then(Reason::from_name).unwrap_or(Reason::UNSPECIFIED),
                     not_after: r.get::<_, i64>(3) as u64,
-                })
-                .collect())
+                });
+            }
+            Ok(revoked)
         })
     }
 
@@ -548,7 +554,7 @@ impl Store for PgStore {
                 &format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"),
                 &[&after, &(limit.min(i64::MAX as usize) as i64)],
             )?;
-            Ok(rows.iter().map(rows::audit).collect())
+            Ok(rows.iter().map(rows::audit).collect::<Result<_, _>>()?)
         })
     }
 

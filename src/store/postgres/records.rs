@@ -4,9 +4,11 @@
 use postgres::types::ToSql;
 use postgres::GenericClient;
 
+use scepd_ca::{Reason, Serial};
+
+use super::super::issuance::IssuanceTx;
 use super::super::{
-    AuditEntry, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance, IssuanceOutcome, MdmClient,
-    StoredCrl, Supersede,
+    AuditEntry, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, MdmClient, StoredCrl,
 };
 use super::pool::Session;
 use super::rows::{self, int, opt_int, AUDIT_COLUMNS, CERT_COLUMNS, CHALLENGE_COLUMNS, MDM_COLUMNS};
@@ -70,8 +72,10 @@ pub(super) fn insert_certificate(
     der: &[u8],
     seq: Option<u64>,
 ) -> Result<(), TxError> {
-    // Serials are keys here (the embedded store keys on their bytes): one case.
-    let serial = record.serial.to_ascii_uppercase();
+    // Serials are keys here, in the one case `Serial` prints.
+    let serial = record.serial.to_hex();
+    let superseded_by = record.superseded_by.map(|s| s.to_hex());
+    let reason = record.revocation_reason.map(Reason::as_str);
     let values: [&(dyn ToSql + Sync); 16] = [
         &serial,
         &record.subject,
@@ -82,11 +86,11 @@ pub(super) fn insert_certificate(
         &record.transaction_id,
         &record.csr_sha256,
         &int(record.issued_at),
-        &record.kind,
-        &record.superseded_by,
+        &record.kind.as_str(),
+        &superseded_by,
         &opt_int(record.superseded_at),
         &opt_int(record.revoked_at),
-        &record.revocation_reason,
+        &reason,
         &der,
         &record.device_bound,
     ];
@@ -113,12 +117,12 @@ pub(super) fn insert_certificate(
 }
 
 /// Revokes one certificate that is not revoked yet; returns it as revoked.
-pub(super) fn revoke_in(tx: &mut Tx<'_, '_>, serial: &str, reason: &str, at: u64) -> Result<CertRecord, TxError> {
+pub(super) fn revoke_in(tx: &mut Tx<'_, '_>, serial: &Serial, reason: Reason, at: u64) -> Result<CertRecord, TxError> {
     let row = tx.query_one(
         &format!(
             "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE serial = $1 RETURNING {CERT_COLUMNS}"
         ),
-        &[&serial, &int(at), &reason],
+        &[&serial.to_hex(), &int(at), &reason.as_str()],
     )?;
     bump(tx, "revocation_epoch", 1)?;
     Ok(rows::certificate(&row)?)
@@ -130,17 +134,17 @@ pub(super) fn revoke_where(
     tx: &mut Tx<'_, '_>,
     clause: &str,
     at: u64,
-    reason: &str,
+    reason: Reason,
     param: &(dyn ToSql + Sync),
-) -> Result<Vec<String>, TxError> {
-    let mut revoked: Vec<String> = tx
+) -> Result<Vec<Serial>, TxError> {
+    let mut revoked: Vec<Serial> = tx
         .query(
             &format!("UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 WHERE {clause} RETURNING serial"),
-            &[&int(at), &reason, param],
+            &[&int(at), &reason.as_str(), param],
         )?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| rows::serial(r, "serial"))
+        .collect::<Result<_, _>>()?;
     // In serial order, as the embedded store returns them.
     revoked.sort();
     if !revoked.is_empty() {
@@ -149,92 +153,64 @@ pub(super) fn revoke_where(
     Ok(revoked)
 }
 
-/// Applies the issuance's [`Supersede`] to the device's earlier certificates (as the embedded
-/// store does).
-pub(super) fn supersede_device(
-    tx: &mut Tx<'_, '_>,
-    device: &str,
-    issuance: &Issuance,
-    now: u64,
-) -> Result<(Vec<String>, Vec<String>), TxError> {
-    if issuance.supersede == Supersede::Nothing {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let valid_rows = tx.query(
-        "SELECT serial, status FROM certificates
-         WHERE device_id = $1 AND status IN ('active', 'superseded') AND not_after > $2 ORDER BY seq",
-        &[&device, &int(now)],
-    )?;
-    let mut superseded = Vec::new();
-    let mut valid = Vec::new();
-    for row in valid_rows {
-        let serial: String = row.get(0);
-        let targeted = match &issuance.supersede {
-            Supersede::Only(only) => serial.eq_ignore_ascii_case(only),
-            _ => true,
-        };
-        if targeted && row.get::<_, &str>(1) == "active" {
-            tx.execute(
-                "UPDATE certificates SET status = 'superseded', superseded_by = $2, superseded_at = $3 WHERE serial = $1",
-                &[&serial, &issuance.record.serial, &int(now)],
-            )?;
-            superseded.push(serial.clone());
-        }
-        valid.push(serial);
-    }
-    let mut revoked = Vec::new();
-    if let Supersede::Device { max_valid: Some(max) } = issuance.supersede {
-        // The new certificate counts as one of the `max`; `valid` is oldest first.
-        let excess = valid.len().saturating_sub((max as usize).saturating_sub(1));
-        for serial in valid.into_iter().take(excess) {
-            revoked.push(revoke_in(tx, &serial, "superseded", now)?.serial);
-        }
-    }
-    superseded.sort();
-    Ok((superseded, revoked))
-}
+/// The issuance policy's reads and writes, in SQL inside one transaction.
+pub(super) struct PgIssuance<'a, 'c, 'p>(pub &'a mut Tx<'c, 'p>);
 
-/// One issuance inside `tx`; only the `Stored` outcome writes anything.
-pub(super) fn record_one(tx: &mut Tx<'_, '_>, issuance: &Issuance) -> Result<IssuanceOutcome, TxError> {
-    let record = &issuance.record;
-    let existing = tx.query_opt(
-        &format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE transaction_id = $1"),
-        &[&record.transaction_id],
-    )?;
-    if let Some(row) = existing {
-        let found = rows::certificate(&row)?;
-        return Ok(if found.csr_sha256 != record.csr_sha256 {
-            IssuanceOutcome::TransactionConflict
-        } else {
-            IssuanceOutcome::AlreadyIssued(found, row.get("der"))
-        });
-    }
-    // The serial drawn is the key (as in the embedded store); the record carries its hex form.
-    if tx
-        .query_opt(
-            "SELECT 1 FROM certificates WHERE serial = $1",
-            &[&issuance.serial.to_hex()],
-        )?
-        .is_some()
-    {
-        return Ok(IssuanceOutcome::SerialTaken);
-    }
-    if let Some(hash) = &issuance.redeems {
-        let now = int(scepd_ca::time::unix_now());
-        let redeemed = tx.execute(
-            "UPDATE challenges SET redeemed_at = $2 WHERE hash = $1 AND redeemed_at IS NULL AND expires_at > $2",
-            &[&hash.as_slice(), &now],
+impl IssuanceTx for PgIssuance<'_, '_, '_> {
+    type Error = TxError;
+
+    fn by_transaction(&mut self, transaction_id: &str) -> Result<Option<(CertRecord, Vec<u8>)>, TxError> {
+        let row = self.0.query_opt(
+            &format!("SELECT {CERT_COLUMNS}, der FROM certificates WHERE transaction_id = $1"),
+            &[&transaction_id],
         )?;
-        if redeemed == 0 {
-            return Ok(IssuanceOutcome::ChallengeUnavailable);
-        }
+        Ok(match row {
+            Some(row) => Some((rows::certificate(&row)?, row.get("der"))),
+            None => None,
+        })
     }
-    let (superseded, revoked) = match &record.device_id {
-        Some(device) => supersede_device(tx, device, issuance, record.issued_at)?,
-        None => (Vec::new(), Vec::new()),
-    };
-    insert_certificate(tx, record, &issuance.der, None)?;
-    Ok(IssuanceOutcome::Stored { superseded, revoked })
+
+    fn serial_taken(&mut self, serial: &Serial) -> Result<bool, TxError> {
+        Ok(self
+            .0
+            .query_opt("SELECT 1 FROM certificates WHERE serial = $1", &[&serial.to_hex()])?
+            .is_some())
+    }
+
+    fn redeem(&mut self, hash: &ChallengeHash, now: u64) -> Result<bool, TxError> {
+        let redeemed = self.0.execute(
+            "UPDATE challenges SET redeemed_at = $2 WHERE hash = $1 AND redeemed_at IS NULL AND expires_at > $2",
+            &[&hash.as_slice(), &int(now)],
+        )?;
+        Ok(redeemed > 0)
+    }
+
+    fn device_certificates(&mut self, device: &str, now: u64) -> Result<Vec<CertRecord>, TxError> {
+        let found = self.0.query(
+            &format!(
+                "SELECT {CERT_COLUMNS} FROM certificates
+                 WHERE device_id = $1 AND status IN ('active', 'superseded') AND not_after > $2"
+            ),
+            &[&device, &int(now)],
+        )?;
+        Ok(found.iter().map(rows::certificate).collect::<Result<_, _>>()?)
+    }
+
+    fn supersede(&mut self, serial: &Serial, by: &Serial, at: u64) -> Result<(), TxError> {
+        self.0.execute(
+            "UPDATE certificates SET status = 'superseded', superseded_by = $2, superseded_at = $3 WHERE serial = $1",
+            &[&serial.to_hex(), &by.to_hex(), &int(at)],
+        )?;
+        Ok(())
+    }
+
+    fn revoke(&mut self, serial: &Serial, reason: Reason, at: u64) -> Result<(), TxError> {
+        revoke_in(self.0, serial, reason, at).map(drop)
+    }
+
+    fn insert_new(&mut self, record: &CertRecord, der: &[u8]) -> Result<(), TxError> {
+        insert_certificate(self.0, record, der, None)
+    }
 }
 
 pub(super) fn insert_challenges_in(
@@ -282,22 +258,37 @@ pub(super) fn insert_challenges_in(
     )
 }
 
+/// An audit entry's values that are not stored as the entry holds them.
+struct AuditColumns {
+    seq: i64,
+    at: i64,
+    request_id: Option<i64>,
+    event: &'static str,
+    serial: Option<String>,
+}
+
 pub(super) fn insert_audit_in(tx: &mut Tx<'_, '_>, entries: &[AuditEntry]) -> Result<(), TxError> {
-    let owned: Vec<(i64, i64, Option<i64>)> = entries
+    let owned: Vec<AuditColumns> = entries
         .iter()
-        .map(|e| (int(e.seq), int(e.at), opt_int(e.request_id)))
+        .map(|e| AuditColumns {
+            seq: int(e.seq),
+            at: int(e.at),
+            request_id: opt_int(e.request_id),
+            event: e.event.as_str(),
+            serial: e.serial.map(|s| s.to_hex()),
+        })
         .collect();
     let values: Vec<Vec<&(dyn ToSql + Sync)>> = entries
         .iter()
         .zip(&owned)
-        .map(|(e, (seq, at, request_id))| {
+        .map(|(e, c)| {
             vec![
-                seq as &(dyn ToSql + Sync),
-                at,
-                &e.event,
+                &c.seq as &(dyn ToSql + Sync),
+                &c.at,
+                &c.event,
                 &e.actor,
-                request_id,
-                &e.serial,
+                &c.request_id,
+                &c.serial,
                 &e.device_id,
                 &e.detail,
             ]
@@ -306,15 +297,23 @@ pub(super) fn insert_audit_in(tx: &mut Tx<'_, '_>, entries: &[AuditEntry]) -> Re
     insert_rows(tx, "audit", AUDIT_COLUMNS, &values, "")
 }
 
-pub(super) fn put_mdm_client_in(tx: &mut Tx<'_, '_>, client: &MdmClient) -> Result<(), TxError> {
-    tx.execute(
-        &format!(
-            "INSERT INTO mdm_clients ({MDM_COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET
-             password_hmac = excluded.password_hmac, created_at = excluded.created_at, challenge_ttl_seconds = excluded.challenge_ttl_seconds"
-        ),
-        &[&client.name, &client.password_hmac, &int(client.created_at), &opt_int(client.challenge_ttl_seconds)],
+/// INSERTs an MDM client with `on_conflict` (`DO NOTHING`, or what a copy does); whether a row
+/// was written.
+pub(super) fn insert_mdm_client_in(
+    tx: &mut Tx<'_, '_>,
+    client: &MdmClient,
+    on_conflict: &str,
+) -> Result<bool, TxError> {
+    let written = tx.execute(
+        &format!("INSERT INTO mdm_clients ({MDM_COLUMNS}) VALUES ($1, $2, $3, $4) {on_conflict}"),
+        &[
+            &client.name,
+            &client.password_hmac,
+            &int(client.created_at),
+            &opt_int(client.challenge_ttl_seconds),
+        ],
     )?;
-    Ok(())
+    Ok(written > 0)
 }
 
 /// The last CRL number and the published CRL, in one statement (one snapshot: they agree).

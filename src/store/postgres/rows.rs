@@ -3,7 +3,11 @@
 
 use postgres::Row;
 
-use super::super::{AuditEntry, CertRecord, CertStatus, ChallengeRecord, MdmClient, StoreError};
+use scepd_ca::{Reason, Serial};
+
+use super::super::{
+    AuditEntry, AuditEvent, CertRecord, CertStatus, ChallengeRecord, IssuanceKind, MdmClient, StoreError,
+};
 
 /// The columns of [`CertRecord`], in the order [`certificate`] reads them.
 pub const CERT_COLUMNS: &str =
@@ -33,6 +37,23 @@ fn opt_uint(row: &Row, column: &str) -> Option<u64> {
     row.get::<_, Option<i64>>(column).map(|v| v as u64)
 }
 
+/// A text column holding a domain value by its name; a name the type does not know is corruption.
+fn named<T>(row: &Row, column: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    let text: &str = row.get(column);
+    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{column} {text:?}")))
+}
+
+fn opt_named<T>(row: &Row, column: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, StoreError> {
+    match row.get::<_, Option<&str>>(column) {
+        None => Ok(None),
+        Some(_) => named(row, column, parse).map(Some),
+    }
+}
+
+pub fn serial(row: &Row, column: &str) -> Result<Serial, StoreError> {
+    named(row, column, |t| t.parse().ok())
+}
+
 pub fn certificate(row: &Row) -> Result<CertRecord, StoreError> {
     let status = match row.get::<_, &str>("status") {
         "active" => CertStatus::Active,
@@ -41,7 +62,7 @@ pub fn certificate(row: &Row) -> Result<CertRecord, StoreError> {
         other => return Err(StoreError::Corrupt(format!("certificate status {other:?}"))),
     };
     Ok(CertRecord {
-        serial: row.get("serial"),
+        serial: serial(row, "serial")?,
         subject: row.get("subject"),
         not_before: uint(row, "not_before"),
         not_after: uint(row, "not_after"),
@@ -50,11 +71,11 @@ pub fn certificate(row: &Row) -> Result<CertRecord, StoreError> {
         transaction_id: row.get("transaction_id"),
         csr_sha256: row.get("csr_sha256"),
         issued_at: uint(row, "issued_at"),
-        kind: row.get("kind"),
-        superseded_by: row.get("superseded_by"),
+        kind: named(row, "kind", IssuanceKind::from_name)?,
+        superseded_by: opt_named(row, "superseded_by", |t| t.parse().ok())?,
         superseded_at: opt_uint(row, "superseded_at"),
         revoked_at: opt_uint(row, "revoked_at"),
-        revocation_reason: row.get("revocation_reason"),
+        revocation_reason: opt_named(row, "revocation_reason", Reason::from_name)?,
         seq: uint(row, "seq"),
         device_bound: row.get("device_bound"),
     })
@@ -90,15 +111,15 @@ pub fn mdm_client(row: &Row) -> MdmClient {
     }
 }
 
-pub fn audit(row: &Row) -> AuditEntry {
-    AuditEntry {
+pub fn audit(row: &Row) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
         seq: uint(row, "seq"),
         at: uint(row, "at"),
-        event: row.get("event"),
+        event: named(row, "event", AuditEvent::from_name)?,
         actor: row.get("actor"),
         request_id: opt_uint(row, "request_id"),
-        serial: row.get("serial"),
+        serial: opt_named(row, "serial", |t| t.parse().ok())?,
         device_id: row.get("device_id"),
         detail: row.get("detail"),
-    }
+    })
 }

@@ -12,7 +12,6 @@ use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel};
 
 use super::super::StoreError;
-use super::backend;
 
 pub struct Migration {
     pub version: i64,
@@ -115,11 +114,7 @@ pub fn migrate(client: &mut Client) -> Result<Vec<&'static Migration>, StoreErro
                 attempt += 1;
                 super::pause(attempt);
             }
-            Err(Attempt::Lost) => {
-                return Err(StoreError::Backend(
-                    "schema migration kept conflicting with another node".into(),
-                ))
-            }
+            Err(Attempt::Lost) => return Err(StoreError::MigrationContention),
             Err(Attempt::Failed(e)) => return Err(e),
         }
     }
@@ -144,7 +139,7 @@ impl From<postgres::Error> for Attempt {
         ];
         match e.code() {
             Some(code) if raced.contains(code) => Attempt::Lost,
-            _ => Attempt::Failed(backend(e)),
+            _ => Attempt::Failed(e.into()),
         }
     }
 }

@@ -41,7 +41,7 @@ pub struct TlsSettings {
 }
 
 fn invalid(message: String) -> StoreError {
-    StoreError::Backend(format!("store URL: {message}"))
+    StoreError::Config(format!("store URL: {message}"))
 }
 
 /// Splits `url` into the URL tokio-postgres takes and the TLS settings.
@@ -118,12 +118,12 @@ pub fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, StoreError
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?;
     let chain = match (&settings.root_cert, settings.verify) {
         (Some(roots), Verify::Chain | Verify::ChainAndHost) => Some(
             WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(roots)?), Arc::clone(&provider))
                 .build()
-                .map_err(|e| StoreError::Backend(format!("sslrootcert: {e}")))?,
+                .map_err(|e| StoreError::Config(format!("sslrootcert: {e}")))?,
         ),
         _ => {
             if settings.mode == "require" {
@@ -152,11 +152,11 @@ fn root_store(source: &str) -> Result<rustls::RootCertStore, StoreError> {
         let path = PathBuf::from(source);
         CertificateDer::pem_file_iter(&path)
             .and_then(|certs| certs.collect::<Result<_, _>>())
-            .map_err(|e| StoreError::Backend(format!("sslrootcert {}: {e}", path.display())))?
+            .map_err(|e| StoreError::Config(format!("sslrootcert {}: {e}", path.display())))?
     };
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(StoreError::Backend(format!("sslrootcert {source}: no certificate")));
+        return Err(StoreError::Config(format!("sslrootcert {source}: no certificate")));
     }
     Ok(roots)
 }
