@@ -99,9 +99,11 @@ fn policy(dir: &std::path::Path) -> Policy {
             crl_keep_expired_seconds: 0,
             ocsp_url: Some("http://127.0.0.1/ocsp".into()),
             ca_issuers_url: Some("http://127.0.0.1/ca.crt".into()),
+            unbound_reenrollment: Default::default(),
         },
         data_dir: dir.to_path_buf(),
         public_url: "http://127.0.0.1".into(),
+        san: Default::default(),
     }
 }
 

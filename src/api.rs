@@ -122,10 +122,17 @@ pub fn challenge_params(body: &[u8]) -> Result<ChallengeParams, String> {
     Ok(params)
 }
 
+/// The credentials of an `Authorization` value with auth-scheme `scheme`. RFC 9110 §11.1: the
+/// scheme is case-insensitive (`bearer`, `BASIC` are the same schemes).
+pub fn authorization_credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, credentials) = header.trim_start().split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| credentials.trim())
+}
+
 /// `Authorization: Basic …` → (user, password).
 pub fn basic_credentials(header: &str) -> Option<(String, String)> {
     use base64::Engine;
-    let encoded = header.strip_prefix("Basic ")?;
+    let encoded = authorization_credentials(header, "Basic")?;
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
     Some((user.to_string(), password.to_string()))
@@ -141,4 +148,20 @@ pub struct NewMdmClient {
 
 pub fn mdm_client_json(c: &MdmClient) -> Value {
     json!({ "name": c.name, "created_at": rfc3339(c.created_at), "challenge_ttl_seconds": c.challenge_ttl_seconds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_schemes_are_case_insensitive() {
+        assert_eq!(authorization_credentials("bearer abc", "Bearer"), Some("abc"));
+        assert_eq!(authorization_credentials("BEARER  abc ", "Bearer"), Some("abc"));
+        assert_eq!(authorization_credentials("Bearerabc", "Bearer"), None);
+        assert_eq!(
+            basic_credentials("basic dTpw"),
+            Some(("u".to_string(), "p".to_string()))
+        );
+    }
 }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::service::DeviceIdField;
+use crate::service::san::{self, SanPolicy, SanType};
+use crate::service::{DeviceIdField, UnboundReenrollment};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -73,9 +74,18 @@ pub struct ServeArgs {
     /// Public base URL clients reach this server at (CRL distribution points are built from it).
     #[arg(long, env = "SCEPD_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Accept this static challenge password.
-    #[arg(long, env = "SCEPD_STATIC_CHALLENGE", hide_env_values = true)]
+    /// Accept this static challenge password (visible to other local users in the process's
+    /// command line: prefer --static-challenge-file or the config file).
+    #[arg(
+        long,
+        env = "SCEPD_STATIC_CHALLENGE",
+        hide_env_values = true,
+        conflicts_with = "static_challenge_file"
+    )]
     pub static_challenge: Option<String>,
+    /// Accept the static challenge password held in this file (its first line).
+    #[arg(long, env = "SCEPD_STATIC_CHALLENGE_FILE")]
+    pub static_challenge_file: Option<PathBuf>,
     /// Also accept single-DES requests (RFC 8894 forbids DES; micromdm's scepclient needs it).
     #[arg(long, env = "SCEPD_ALLOW_DES", num_args = 0..=1, default_missing_value = "true")]
     pub allow_des: Option<bool>,
@@ -119,6 +129,14 @@ pub struct ServeArgs {
     /// Open connections at most (more wait in the kernel's accept queue).
     #[arg(long, env = "SCEPD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Open connections per source address at most (IPv6 per /64; trusted proxies are exempt);
+    /// never more than half of max_connections, so one source cannot shut out the health checks.
+    #[arg(long, env = "SCEPD_MAX_CONNECTIONS_PER_SOURCE")]
+    pub max_connections_per_source: Option<usize>,
+    /// A proxy (address or CIDR) whose `Forwarded` / `X-Forwarded-For` header gives the client
+    /// address; repeat for several. Nobody else's forwarding headers are believed.
+    #[arg(long = "trusted-proxy", env = "SCEPD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
     /// PKIOperations waiting for a core at most; past it 503 with Retry-After.
     #[arg(long, env = "SCEPD_MAX_QUEUED_OPERATIONS")]
     pub max_queued_operations: Option<usize>,
@@ -128,6 +146,18 @@ pub struct ServeArgs {
     /// Which CSR field names the device when no challenge binding does.
     #[arg(long, env = "SCEPD_DEVICE_ID_FIELD", value_enum)]
     pub device_id_field: Option<DeviceIdField>,
+    /// What an unbound request (static, NDES, Jamf or unbound API challenge) does to a device
+    /// that already has valid certificates: keep-both (default), allow (supersede, never
+    /// revoke) or refuse.
+    #[arg(long, env = "SCEPD_UNBOUND_REENROLLMENT", value_enum)]
+    pub unbound_reenrollment: Option<UnboundReenrollment>,
+    /// subjectAltName types issued (others are dropped): dns, email, uri, ip, other_name.
+    #[arg(long = "san-type", env = "SCEPD_SAN_TYPES", value_enum, value_delimiter = ',')]
+    pub san_types: Option<Vec<SanType>>,
+    /// `TYPE:GLOB` (e.g. `dns:*.devices.example.com`): a type with patterns keeps only the
+    /// names matching one. Repeat for several.
+    #[arg(long = "san-pattern", env = "SCEPD_SAN_PATTERNS", value_delimiter = ',')]
+    pub san_patterns: Option<Vec<String>>,
     /// Keep at most this many valid (active or superseded, unexpired) certificates per device;
     /// older ones are revoked (superseded). Formerly `--max-active-per-device`, still accepted.
     #[arg(long, env = "SCEPD_MAX_VALID_PER_DEVICE", alias = "max-active-per-device")]
@@ -190,6 +220,7 @@ pub struct Config {
     pub admin_tls_only: bool,
     /// When not set, `http://` + the address actually bound.
     pub public_url: Option<String>,
+    /// From `static_challenge` or the first line of `static_challenge_file`.
     #[serde(serialize_with = "redact")]
     pub static_challenge: Option<String>,
     pub allow_des: bool,
@@ -206,9 +237,14 @@ pub struct Config {
     pub auth_failures_per_minute: u32,
     pub challenge_failures_per_minute: u32,
     pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    pub trusted_proxies: Vec<String>,
     pub max_queued_operations: usize,
     pub request_timeout: u64,
     pub device_id_field: DeviceIdField,
+    pub unbound_reenrollment: UnboundReenrollment,
+    pub san_types: Vec<SanType>,
+    pub san_patterns: Vec<String>,
     pub max_valid_per_device: Option<u32>,
     #[serde(serialize_with = "optional_seconds")]
     pub revoke_superseded_after: Option<u64>,
@@ -256,6 +292,9 @@ fn location<S: serde::Serializer>(v: &Option<crate::store::StoreLocation>, s: S)
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA: &str = "./scepd-data";
+/// Open connections one source may hold by default.
+pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 256;
+
 /// 2 MiB, like the other SCEP servers.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
@@ -335,6 +374,39 @@ impl Config {
         if crl_next_update == 0 {
             return Err(ConfigError::Invalid("crl_next_update must be at least a second".into()));
         }
+        let static_challenge = match (
+            args.static_challenge.clone().or(file.static_challenge),
+            args.static_challenge_file
+                .as_deref()
+                .or(file.static_challenge_file.as_deref()),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "give static_challenge or static_challenge_file, not both".into(),
+                ))
+            }
+            (Some(value), None) => Some(value),
+            (None, Some(path)) => Some(read_static_challenge(path)?),
+            (None, None) => None,
+        };
+        let max_connections = args.max_connections.or(file.max_connections).unwrap_or(4096).max(1);
+        let max_connections_per_source = args
+            .max_connections_per_source
+            .or(file.max_connections_per_source)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_SOURCE)
+            .clamp(1, (max_connections / 2).max(1));
+        let trusted_proxies = args
+            .trusted_proxies
+            .clone()
+            .or(file.trusted_proxies)
+            .unwrap_or_default();
+        for proxy in &trusted_proxies {
+            crate::http::AddressRange::parse(proxy).map_err(ConfigError::Invalid)?;
+        }
+        let san_patterns = args.san_patterns.clone().or(file.san_patterns).unwrap_or_default();
+        for pattern in &san_patterns {
+            san::parse_pattern(pattern).map_err(ConfigError::Invalid)?;
+        }
         let store = args
             .store_url
             .as_deref()
@@ -355,6 +427,16 @@ impl Config {
             store,
             store_pool_size,
             device_id_field: args.device_id_field.or(file.device_id_field).unwrap_or_default(),
+            unbound_reenrollment: args
+                .unbound_reenrollment
+                .or(file.unbound_reenrollment)
+                .unwrap_or_default(),
+            san_types: args
+                .san_types
+                .clone()
+                .or(file.san_types)
+                .unwrap_or_else(|| san::DEFAULT_SAN_TYPES.to_vec()),
+            san_patterns,
             max_valid_per_device: args.max_valid_per_device.or(file.max_valid_per_device),
             revoke_superseded_after: args
                 .revoke_superseded_after
@@ -387,7 +469,9 @@ impl Config {
                 .challenge_failures_per_minute
                 .or(file.challenge_failures_per_minute)
                 .unwrap_or(30),
-            max_connections: args.max_connections.or(file.max_connections).unwrap_or(4096).max(1),
+            max_connections,
+            max_connections_per_source,
+            trusted_proxies,
             max_queued_operations: args
                 .max_queued_operations
                 .or(file.max_queued_operations)
@@ -402,7 +486,7 @@ impl Config {
             data: args.data.clone().or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
             listen,
             public_url,
-            static_challenge: args.static_challenge.clone().or(file.static_challenge),
+            static_challenge,
             allow_des: args.allow_des.or(file.allow_des).unwrap_or(false),
             insecure_no_challenge: args
                 .insecure_no_challenge
@@ -423,6 +507,36 @@ impl Config {
             key_passphrase_file: args.key_passphrase_file.clone().or(file.key_passphrase_file),
         })
     }
+}
+
+impl Config {
+    /// The SAN policy the service applies.
+    pub fn san_policy(&self) -> SanPolicy {
+        SanPolicy {
+            types: self.san_types.clone(),
+            patterns: self
+                .san_patterns
+                .iter()
+                .filter_map(|p| san::parse_pattern(p).ok())
+                .collect(),
+        }
+    }
+}
+
+/// The static challenge from a file: its first line (a trailing newline is not part of it).
+fn read_static_challenge(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let value = text.lines().next().unwrap_or_default().to_string();
+    if value.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "{}: the static challenge is empty",
+            path.display()
+        )));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -22,8 +22,39 @@ pub fn init_logging(format: LogFormat, level: &str) {
         .with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(escaped_fields()).init(),
     }
+}
+
+/// Text-log fields with every control character escaped: a request's fields (a transactionID,
+/// a Jamf payloadIdentifier, a path) must not start a line of their own or drive the
+/// terminal. String fields print quoted, as the default formatter prints them; the JSON format
+/// escapes by itself.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = escape_controls(&format!("{value:?}"));
+        if field.name() == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{field}={text}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with each control character written as its Rust escape (`\n`, `\u{1b}`).
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// Opens the configured store and checks it belongs to this CA (blocking calls: a PostgreSQL
@@ -93,7 +124,9 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             crl_keep_expired_seconds: config.crl_keep_expired,
             ocsp_url: Some(format!("{public_url}/ocsp")),
             ca_issuers_url: Some(format!("{public_url}/ca.crt")),
+            unbound_reenrollment: config.unbound_reenrollment,
         },
+        san: config.san_policy(),
     };
     if config.insecure_no_challenge {
         tracing::warn!("INSECURE: --insecure-no-challenge is set: any client can get a certificate. Lab use only.");
@@ -107,6 +140,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         auth_failures_per_minute: config.auth_failures_per_minute,
         challenge_failures_per_minute: config.challenge_failures_per_minute,
         max_connections: config.max_connections,
+        max_connections_per_source: config.max_connections_per_source,
         max_queued_operations: config.max_queued_operations,
         request_timeout: std::time::Duration::from_secs(config.request_timeout),
     };
@@ -115,6 +149,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         &dir.admin_token()?,
         limits,
         config.admin_tls_only,
+        http::TrustedProxies::parse(&config.trusted_proxies)?,
     ));
     tokio::spawn(maintenance(
         service.clone(),

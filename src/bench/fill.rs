@@ -63,7 +63,7 @@ pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
                     },
                     der: der.clone(),
                     redeems: None,
-                    max_valid_per_device: None,
+                    supersede: crate::store::Supersede::Nothing,
                 }
             })
             .collect();

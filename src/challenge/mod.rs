@@ -39,6 +39,9 @@ pub enum ChallengeRejection {
     Expired,
     Used,
     Mismatch,
+    /// Unbound, for a device that already has a valid certificate, under
+    /// `unbound_reenrollment = refuse`.
+    UnboundReenrollment,
 }
 
 impl ChallengeRejection {
@@ -49,6 +52,7 @@ impl ChallengeRejection {
             ChallengeRejection::Expired => "expired",
             ChallengeRejection::Used => "used",
             ChallengeRejection::Mismatch => "mismatch",
+            ChallengeRejection::UnboundReenrollment => "unbound_reenrollment",
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -16,17 +16,20 @@ use crate::api;
 use crate::service::{MdmClientAdded, Origin, ScepService, ServiceError};
 use crate::store::{RevokeOutcome, StoreError};
 
-pub async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
-    if let Some(wait) = state.auth_failures.retry_after(peer.ip()) {
-        let mut r = response::json_error(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; retry later");
-        r.headers_mut()
-            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
-        return r;
-    }
+pub async fn handle(state: &AppState, req: Request<Incoming>, peer: IpAddr, request_id: u64) -> Response<Body> {
+    // The right token is always accepted; past the limit a wrong one gets 429.
+    let attempt = state.auth_failures.arrive(peer, "admin");
     if !auth::is_admin(state, req.headers()) {
-        auth::record_auth_failure(state, peer.ip(), "admin", request_id).await;
+        auth::record_auth_failure(state, peer, "admin", request_id).await;
+        if let Some(wait) = attempt.failed() {
+            let mut r = response::json_error(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; retry later");
+            r.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
+            return r;
+        }
         return auth::unauthorized("Bearer");
     }
+    drop(attempt);
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_string();
     let query = req.uri().query().unwrap_or("").to_string();

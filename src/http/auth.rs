@@ -1,5 +1,6 @@
 //! Authentication of the MDM and admin endpoints: HTTP Basic with an MDM credential, or the
-//! admin bearer token. Failures are counted per source address.
+//! admin bearer token. Failures are counted per source address and credential name (see
+//! [`super::ratelimit`]): a valid credential is always accepted.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,12 +21,7 @@ pub enum Caller {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    crate::api::authorization_credentials(headers.get(AUTHORIZATION)?.to_str().ok()?, "Bearer")
 }
 
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
@@ -36,9 +32,8 @@ pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
     bearer(headers).is_some_and(|t| bool::from(sha256(t.as_bytes()).ct_eq(&state.admin_token_sha256)))
 }
 
-/// Counts, logs and audits a failed authentication.
+/// Logs and audits a failed authentication.
 pub async fn record_auth_failure(state: &AppState, peer: IpAddr, endpoint: &'static str, request_id: u64) {
-    state.auth_failures.record_failure(peer);
     tracing::warn!(endpoint, client = %peer, "authentication failed");
     state
         .service
@@ -59,7 +54,7 @@ pub fn unauthorized(scheme: &'static str) -> Response<Body> {
     r
 }
 
-fn too_many(retry_after: u64) -> Response<Body> {
+pub fn too_many(retry_after: u64) -> Response<Body> {
     let mut r = response::text(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; retry later");
     r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
     r
@@ -75,13 +70,17 @@ pub async fn authenticate(
     admin_allowed: bool,
     request_id: u64,
 ) -> Result<Caller, Response<Body>> {
-    if let Some(wait) = state.auth_failures.retry_after(peer) {
-        return Err(too_many(wait));
-    }
+    let credentials = basic(headers);
+    // The name the attempt is counted under: the MDM client tried, or the admin token.
+    let name = match &credentials {
+        Some((name, _)) => format!("mdm:{name}"),
+        None => "admin".to_string(),
+    };
+    let attempt = state.auth_failures.arrive(peer, &name);
     if admin_allowed && is_admin(state, headers) {
         return Ok(Caller::Admin);
     }
-    if let Some((name, password)) = basic(headers) {
+    if let Some((name, password)) = credentials {
         if let Some(client) = state.service.cached_mdm(&name, &password) {
             return Ok(Caller::Mdm(client));
         }
@@ -98,5 +97,8 @@ pub async fn authenticate(
         }
     }
     record_auth_failure(state, peer, endpoint, request_id).await;
-    Err(unauthorized("Basic"))
+    match attempt.failed() {
+        Some(wait) => Err(too_many(wait)),
+        None => Err(unauthorized("Basic")),
+    }
 }

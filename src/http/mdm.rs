@@ -5,7 +5,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL};
 use hyper::{Request, Response, StatusCode};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use super::auth::{authenticate, Caller};
 use super::response::{self, Body};
@@ -30,6 +30,9 @@ fn no_store(mut r: Response<Body>) -> Response<Body> {
 }
 
 async fn mint(state: &AppState, request: MintRequest, request_id: u64) -> Result<Minted, Response<Body>> {
+    if let Err(msg) = request.check() {
+        return Err(response::text(StatusCode::BAD_REQUEST, msg));
+    }
     let endpoint = request.endpoint;
     let minted_by = request.minted_by.clone();
     let payload_identifier = request.payload_identifier.clone().unwrap_or_default();
@@ -71,8 +74,8 @@ fn from_caller(caller: &Caller, endpoint: &'static str) -> MintRequest {
 /// `GET /certsrv/mscep_admin/`: the page Microsoft NDES serves, as Jamf Pro's "Dynamic-Microsoft
 /// CA" challenge type and Fleet's NDES/Okta proxy scrape it. Fleet's parser is the regex
 /// `(?i)The enrollment challenge password is: <B> (?P<password>\S*)`: one space each side.
-pub async fn ndes_page(state: &AppState, req: Request<Incoming>, peer: SocketAddr, request_id: u64) -> Response<Body> {
-    let caller = match authenticate(state, req.headers(), peer.ip(), "ndes", false, request_id).await {
+pub async fn ndes_page(state: &AppState, req: Request<Incoming>, peer: IpAddr, request_id: u64) -> Response<Body> {
+    let caller = match authenticate(state, req.headers(), peer, "ndes", false, request_id).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -96,13 +99,8 @@ pub async fn ndes_page(state: &AppState, req: Request<Incoming>, peer: SocketAdd
 
 /// `POST /api/v1/webhooks/jamf/scep-challenge`: Jamf Pro's SCEPChallenge webhook; the reply
 /// body is the bare challenge.
-pub async fn jamf_webhook(
-    state: &AppState,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    request_id: u64,
-) -> Response<Body> {
-    let caller = match authenticate(state, req.headers(), peer.ip(), "jamf", false, request_id).await {
+pub async fn jamf_webhook(state: &AppState, req: Request<Incoming>, peer: IpAddr, request_id: u64) -> Response<Body> {
+    let caller = match authenticate(state, req.headers(), peer, "jamf", false, request_id).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -130,13 +128,8 @@ pub async fn jamf_webhook(
 
 /// `POST /api/v1/challenges`: `{"device_id", "subject_cn", "san", "ttl_seconds"}` (all optional)
 /// → 201 `{"challenge", "expires_at"}`. An MDM client's Basic credentials or the admin token.
-pub async fn challenge_api(
-    state: &AppState,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    request_id: u64,
-) -> Response<Body> {
-    let caller = match authenticate(state, req.headers(), peer.ip(), "api", true, request_id).await {
+pub async fn challenge_api(state: &AppState, req: Request<Incoming>, peer: IpAddr, request_id: u64) -> Response<Body> {
+    let caller = match authenticate(state, req.headers(), peer, "api", true, request_id).await {
         Ok(c) => c,
         Err(r) => return r,
     };

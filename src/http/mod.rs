@@ -4,6 +4,8 @@
 
 mod admin;
 mod auth;
+mod client_addr;
+mod connections;
 mod mdm;
 mod pki;
 mod ratelimit;
@@ -26,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::service::ScepService;
+pub use client_addr::{AddressRange, TrustedProxies};
 
 /// Everything a request handler may use.
 pub struct AppState {
@@ -35,53 +38,82 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Open connections (`max_connections` permits).
     connections: Arc<Semaphore>,
-    /// Bounds concurrent private-key work to the cores, so a flood queues instead of starving
-    /// the accept loop and the health checks.
-    pub signing_permits: Semaphore,
-    /// Failed MDM/admin authentications per source address.
+    /// Open connections per source (`max_connections_per_source`).
+    source_connections: Arc<connections::SourceConnections>,
+    /// Whose forwarding headers give the client address.
+    pub trusted_proxies: TrustedProxies,
+    /// Bounds concurrent private-key work for SCEP to the cores, so a flood queues instead of
+    /// starving the accept loop and the health checks.
+    pub signing: PermitPool,
+    /// OCSP's own, smaller share of private-key work: unauthenticated OCSP requests never take
+    /// the permits or the queue enrollment needs.
+    pub ocsp_signing: PermitPool,
+    /// Failed MDM/admin authentications per source address and credential name.
     pub auth_failures: ratelimit::FailureLimiter,
     /// Refuse the admin and challenge APIs over plain HTTP (except from loopback).
     pub admin_tls_only: bool,
     /// Refused challenges per source address on the SCEP endpoint.
     pub challenge_failures: ratelimit::FailureLimiter,
     pub limits: Limits,
-    /// PKIOperations waiting for a signing permit.
-    queued_operations: std::sync::atomic::AtomicUsize,
     next_request_id: AtomicU64,
 }
 
+/// Permits for private-key work and a bounded queue of waiters.
+pub struct PermitPool {
+    permits: Semaphore,
+    queued: std::sync::atomic::AtomicUsize,
+    max_queued: usize,
+}
+
+impl PermitPool {
+    fn new(permits: usize, max_queued: usize) -> PermitPool {
+        PermitPool {
+            permits: Semaphore::new(permits.max(1)),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            max_queued,
+        }
+    }
+
+    /// Waits for a permit, unless too many already wait (then `None`: answer "retry later"
+    /// rather than queue without bound).
+    pub async fn acquire(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Some(permit);
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let permit = self.permits.acquire().await.ok();
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        permit
+    }
+}
+
 impl AppState {
-    pub fn new(service: Arc<ScepService>, admin_token: &str, limits: Limits, admin_tls_only: bool) -> AppState {
+    pub fn new(
+        service: Arc<ScepService>,
+        admin_token: &str,
+        limits: Limits,
+        admin_tls_only: bool,
+        trusted_proxies: TrustedProxies,
+    ) -> AppState {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         AppState {
             service,
             admin_token_sha256: sha256(admin_token.as_bytes()),
             max_body_bytes: limits.max_body_bytes,
-            signing_permits: Semaphore::new(cores),
+            signing: PermitPool::new(cores, limits.max_queued_operations),
+            ocsp_signing: PermitPool::new(cores / 2, limits.max_queued_operations),
             auth_failures: ratelimit::FailureLimiter::new(limits.auth_failures_per_minute),
             admin_tls_only,
             challenge_failures: ratelimit::FailureLimiter::new(limits.challenge_failures_per_minute),
             connections: Arc::new(Semaphore::new(limits.max_connections)),
+            source_connections: Arc::new(connections::SourceConnections::new(limits.max_connections_per_source)),
+            trusted_proxies,
             limits,
-            queued_operations: std::sync::atomic::AtomicUsize::new(0),
             next_request_id: AtomicU64::new(1),
         }
-    }
-
-    /// Waits for a core for private-key work, unless too many already wait (then `None`:
-    /// answer 503 with Retry-After rather than queue without bound).
-    pub async fn signing_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        use std::sync::atomic::Ordering;
-        if let Ok(permit) = self.signing_permits.try_acquire() {
-            return Some(permit);
-        }
-        if self.queued_operations.fetch_add(1, Ordering::AcqRel) >= self.limits.max_queued_operations {
-            self.queued_operations.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        let permit = self.signing_permits.acquire().await.ok();
-        self.queued_operations.fetch_sub(1, Ordering::AcqRel);
-        permit
     }
 
     fn request_id(&self) -> u64 {
@@ -103,15 +135,20 @@ pub struct Limits {
     pub auth_failures_per_minute: u32,
     pub challenge_failures_per_minute: u32,
     pub max_connections: usize,
+    pub max_connections_per_source: usize,
     pub max_queued_operations: usize,
     pub request_timeout: Duration,
 }
 
 /// Slow clients get this long to send their request headers (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// certmonger's GET PKIOperation URLs are about 3.6 KB (5.5 KB with RSA-4096 and SANs);
-/// hyper's read buffer bounds the request head.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The request line and headers at most (431 past it). certmonger's GET PKIOperation URLs are
+/// about 3.6 KB (5.5 KB with RSA-4096 and SANs). The router enforces it exactly
+/// (`router::head_bytes`); hyper's read buffer, which may fill past its bound in one read, is
+/// the backstop for heads that never end.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Room in hyper's read buffer past the head limit, so that the router is the one to decide.
+const READ_BUFFER_SLACK: usize = 16 * 1024;
 
 /// What a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +203,21 @@ pub async fn serve(
                 }
             },
         };
+        // One source may hold only so many connections (proxies it trusts are exempt): past it,
+        // the new connection is closed at once.
+        let source_slot = if state.trusted_proxies.trusts(peer.ip()) {
+            None
+        } else {
+            match state.source_connections.open(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(%peer, "too many connections from this source; closed");
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
+        let connection = (connection, source_slot);
         let state = state.clone();
         let svc = service_fn(move |req: hyper::Request<Incoming>| {
             let state = state.clone();
@@ -181,7 +233,7 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_HEAD_BYTES);
+            .max_buf_size(MAX_HEAD_BYTES + READ_BUFFER_SLACK);
         match &transport {
             Transport::Plain => {
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));

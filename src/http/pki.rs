@@ -95,8 +95,23 @@ pub async fn ocsp(state: &AppState, req: Request<Incoming>) -> Response<Body> {
             Err(_) => return response::text(StatusCode::BAD_REQUEST, "bad base64 OCSP request"),
         }
     };
-    // Each response costs an RSA signature: OCSP shares the private-key operation bound.
-    let Some(_permit) = state.signing_permit().await else {
+    // A response to the same nonce-less request since the last revocation: no signature.
+    let service = Arc::clone(&state.service);
+    let (request, cached) = match tokio::task::spawn_blocking(move || {
+        let cached = service.ocsp_cached(&request);
+        (request, cached)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => return response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    if let Some(der) = cached {
+        return response::bytes(StatusCode::OK, "application/ocsp-response", der);
+    }
+    // Each response costs an RSA signature: OCSP has its own share of the private-key work, so
+    // a flood of it never takes enrollment's permits or queue.
+    let Some(_permit) = state.ocsp_signing.acquire().await else {
         return response::bytes(
             StatusCode::OK,
             "application/ocsp-response",

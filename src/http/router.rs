@@ -23,29 +23,47 @@ fn refused_over_plain_http(admin_tls_only: bool, secure: bool, path: &str, peer:
     admin_tls_only && !secure && api && !peer.is_loopback()
 }
 
+/// The size of the request line and headers as sent (give or take optional whitespace).
+fn head_bytes<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + " HTTP/1.1\r\n ".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
+        .sum();
+    line + headers + "\r\n".len()
+}
+
 pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response<Body> {
     let id = state.request_id();
-    let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), client = %peer);
+    // Behind a trusted proxy, the client it names; otherwise the TCP peer.
+    let client = state.trusted_proxies.client(peer.ip(), req.headers());
+    let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %client);
     let started = Instant::now();
     let _in_flight = InFlight::new(&state.service.metrics().in_flight);
     let timeout = state.limits.request_timeout;
     let handled = async move {
         let path = req.uri().path().to_string();
-        let resp = if refused_over_plain_http(state.admin_tls_only, secure, &path, peer.ip()) {
+        let resp = if head_bytes(&req) > super::MAX_HEAD_BYTES {
+            response::text(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request line and headers exceed 64 KiB",
+            )
+        } else if refused_over_plain_http(state.admin_tls_only, secure, &path, client) {
             response::text(StatusCode::FORBIDDEN, "this API is served over HTTPS only")
         } else if is_scep_path(&path) {
-            scep::handle(state, req, peer.ip(), id).await
+            scep::handle(state, req, client, id).await
         } else {
             match (req.method(), path.as_str()) {
                 // Jamf Pro and Fleet request the page with and without the trailing slash.
                 (&Method::GET, "/certsrv/mscep_admin/" | "/certsrv/mscep_admin") => {
-                    mdm::ndes_page(state, req, peer, id).await
+                    mdm::ndes_page(state, req, client, id).await
                 }
                 (&Method::POST, "/api/v1/webhooks/jamf/scep-challenge") => {
-                    mdm::jamf_webhook(state, req, peer, id).await
+                    mdm::jamf_webhook(state, req, client, id).await
                 }
-                (&Method::POST, "/api/v1/challenges") => mdm::challenge_api(state, req, peer, id).await,
-                (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => admin::handle(state, req, peer, id).await,
+                (&Method::POST, "/api/v1/challenges") => mdm::challenge_api(state, req, client, id).await,
+                (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => admin::handle(state, req, client, id).await,
                 (&Method::GET, p) if p == "/crl" || (p.starts_with("/crl/") && p.ends_with(".crl")) => {
                     pki::crl(state, req).await
                 }
@@ -67,7 +85,7 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
     }
     .instrument(span);
     tokio::time::timeout(timeout, handled).await.unwrap_or_else(|_| {
-        tracing::warn!(client = %peer, "request timed out");
+        tracing::warn!(%client, "request timed out");
         response::text(StatusCode::SERVICE_UNAVAILABLE, "request timed out")
     })
 }

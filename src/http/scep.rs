@@ -119,17 +119,10 @@ async fn pki_operation(
     peer: std::net::IpAddr,
     request_id: u64,
 ) -> (Response<Body>, Outcome) {
-    // Too many refused challenges from this source: no more guesses (and no crypto work) for now.
-    if let Some(wait) = state.challenge_failures.retry_after(peer) {
-        let mut r = response::text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many refused challenges; retry later",
-        );
-        r.headers_mut()
-            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
-        return (r, None);
-    }
-    let Some(_permit) = state.signing_permit().await else {
+    // Counted as it arrives: a burst of wrong challenges is over the limit from the first one
+    // past it. Only refused challenges are limited: a good one is always answered.
+    let attempt = state.challenge_failures.arrive(peer, "");
+    let Some(_permit) = state.signing.acquire().await else {
         let mut r = response::text(StatusCode::SERVICE_UNAVAILABLE, "busy; retry shortly");
         r.headers_mut()
             .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(1u32));
@@ -140,9 +133,10 @@ async fn pki_operation(
     let result = tokio::task::spawn_blocking(move || service.pki_operation(&body, &origin)).await;
     match result {
         Ok(Ok(reply)) => {
-            if reply.challenge_rejection.is_some() {
-                state.challenge_failures.record_failure(peer);
-            }
+            let over_limit = match reply.challenge_rejection {
+                Some(_) => attempt.failed(),
+                None => None,
+            };
             tracing::info!(
                 message_type = reply.message_type.map(|m| m.name()).unwrap_or("unknown"),
                 transaction_id = %reply.transaction_id,
@@ -162,6 +156,16 @@ async fn pki_operation(
                 },
                 reply.fail_info.map(|f| f.name()).unwrap_or(""),
             );
+            // Past the limit a refused challenge gets 429 instead of its CertRep.
+            if let Some(wait) = over_limit {
+                let mut r = response::text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many refused challenges; retry later",
+                );
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(wait));
+                return (r, Some(outcome));
+            }
             (
                 response::bytes(StatusCode::OK, "application/x-pki-message", reply.body),
                 Some(outcome),

@@ -21,6 +21,9 @@ pub struct Csr {
     /// RSA modulus size in bits.
     pub key_bits: usize,
     pub challenge: Option<String>,
+    /// How many challengePassword values the request holds (over all such attributes): PKCS#9
+    /// makes it single-valued, and the policy refuses more than one.
+    pub challenge_values: usize,
     /// The requested subjectAltName extension, if any.
     pub subject_alt_name: Option<Extension>,
     /// SHA-256 of the DER request, to recognise a retried request.
@@ -54,12 +57,14 @@ pub fn parse_and_verify(content: &[u8]) -> Result<Csr, Rejection> {
 
     let attributes = req.info.attributes.unwrap_or_default();
     let mut challenge = None;
+    let mut challenge_values = 0;
     let mut subject_alt_name = None;
     for attr in &attributes {
         let Some(value) = attr.values.iter().next() else {
             continue;
         };
         if attr.oid == oids::CHALLENGE_PASSWORD {
+            challenge_values += attr.values.len();
             challenge = scepd_ca::name::attribute_string(value);
         } else if attr.oid == oids::EXTENSION_REQUEST || attr.oid == oids::MS_EXTENSION_REQUEST {
             subject_alt_name = subject_alt_name.or(requested_san(value));
@@ -70,6 +75,7 @@ pub fn parse_and_verify(content: &[u8]) -> Result<Csr, Rejection> {
         public_key: req.info.public_key,
         key_bits,
         challenge,
+        challenge_values,
         subject_alt_name,
         fingerprint: aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der)
             .as_ref()

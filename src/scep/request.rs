@@ -36,6 +36,14 @@ impl Header {
     pub fn transaction_id_text(&self) -> String {
         ca_string(&self.transaction_id).unwrap_or_else(|| hex::encode(self.transaction_id.value()))
     }
+
+    /// Whether the transactionID reads as printable ASCII (RFC 8894 makes it a
+    /// PrintableString; clients send hex or base64). A string with control characters in it is
+    /// not one a client made honestly: it is a log line being forged.
+    pub fn transaction_id_is_printable(&self) -> bool {
+        let text = self.transaction_id_text();
+        !text.is_empty() && text.bytes().all(|b| (0x20..0x7f).contains(&b))
+    }
 }
 
 /// The certificate that signed the request (Apple: a throwaway self-signed one; renewal: the

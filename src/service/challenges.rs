@@ -79,6 +79,29 @@ pub struct MintRequest {
     pub request_id: Option<u64>,
 }
 
+/// Longest binding or recorded value of a challenge (`device_id`, `subject_cn`, `san`,
+/// `payloadIdentifier`), in bytes: each is stored with the challenge, and a device identifier,
+/// a CN or a DNS name is far shorter.
+pub const MAX_BINDING_BYTES: usize = 256;
+
+impl MintRequest {
+    /// Refuses values no device has (the caller answers HTTP 400 with the message).
+    pub fn check(&self) -> Result<(), String> {
+        let fields = [
+            ("device_id", &self.device_id),
+            ("subject_cn", &self.subject_cn),
+            ("san", &self.san),
+            ("payloadIdentifier", &self.payload_identifier),
+        ];
+        for (name, value) in fields {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_BINDING_BYTES) {
+                return Err(format!("{name} is longer than {MAX_BINDING_BYTES} bytes"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A minted challenge: the plaintext exists only here, on its way to the MDM.
 pub struct Minted {
     pub challenge: String,

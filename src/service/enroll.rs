@@ -4,15 +4,15 @@
 use der::Encode;
 use scepd_ca::{LeafRequest, Okta, Serial};
 
-use super::{DeviceIdField, ScepService, ServiceError};
+use super::{DeviceIdField, ScepService, ServiceError, UnboundReenrollment};
 use crate::challenge::{binding, ChallengeRejection, Presented};
 use crate::scep::csr::Csr;
 use crate::scep::envelope::Opened;
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{csr, envelope, reply, FailInfo, Rejection};
 use crate::store::{
-    AuditEntry, AuditEvent, CertFilter, CertRecord, ChallengeHash, ChallengeRecord, ChallengeState, Issuance,
-    IssuanceKind, IssuanceOutcome,
+    AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState,
+    Issuance, IssuanceKind, IssuanceOutcome, Supersede,
 };
 
 /// A certs-only body ready to send, sealed to the requester.
@@ -115,13 +115,17 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
         return Ok(issued);
     }
     let now = scepd_ca::time::unix_now();
-    // The challenge first: a request refused later must not tell whether its challenge was good.
+    // The CSR policy before the challenge: a refusal must not depend on whether the challenge
+    // was good, or a challenge could be tested (with a key too small, say) without being spent.
+    let csr = check_csr(svc, &csr)?;
     let grant = check_challenge(svc, &csr, now)?;
-    check_csr(svc, &csr)?;
-    // The device a challenge was bound to, else the configured CSR field.
-    let device_id = match &grant {
-        Grant::Dynamic(_, record) if record.device_id.is_some() => record.device_id.clone(),
-        _ => device_id_from_csr(svc.policy().lifecycle.device_id_field, &csr),
+    let field = svc.policy().lifecycle.device_id_field;
+    // The device a challenge was bound to, else the configured CSR field — vouched for only when
+    // the challenge bound that field.
+    let (device_id, device_bound) = match &grant {
+        Grant::Dynamic(_, record) if record.device_id.is_some() => (record.device_id.clone(), true),
+        Grant::Dynamic(_, record) => (device_id_from_csr(field, &csr), binds_field(record, field)),
+        _ => (device_id_from_csr(field, &csr), false),
     };
     let okta = match &grant {
         Grant::Dynamic(_, record) => record.okta_device_access,
@@ -132,24 +136,42 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
         Grant::Dynamic(hash, _) => Some(*hash),
         _ => None,
     };
-    // Apple re-enrolls by sending a new PKCSReq for the same device: never refused.
-    let had_before = match &device_id {
-        Some(d) => !svc
-            .store()
-            .certificates(&CertFilter {
-                device_id: Some(d.clone()),
-                status: None,
-            })?
-            .is_empty(),
-        None => false,
+    let earlier = match &device_id {
+        Some(d) => svc.store().certificates(&CertFilter {
+            device_id: Some(d.clone()),
+            status: None,
+        })?,
+        None => Vec::new(),
     };
+    let lifecycle = &svc.policy().lifecycle;
+    let supersede = if device_bound {
+        Supersede::Device {
+            max_valid: lifecycle.max_valid_per_device,
+        }
+    } else {
+        match lifecycle.unbound_reenrollment {
+            UnboundReenrollment::KeepBoth => Supersede::Nothing,
+            UnboundReenrollment::Allow => Supersede::DeviceWithoutRevocation,
+            UnboundReenrollment::Refuse => {
+                let valid = |r: &CertRecord| matches!(r.status_at(now), CertStatus::Active | CertStatus::Superseded);
+                if earlier.iter().any(valid) {
+                    return Err(refuse(ChallengeRejection::UnboundReenrollment));
+                }
+                Supersede::Nothing
+            }
+        }
+    };
+    // Apple re-enrolls by sending a new PKCSReq for the same device (see `unbound_reenrollment`
+    // for what an unbound one does to the earlier certificates).
     let plan = Plan {
         transaction_id,
         device_id,
-        kind: if had_before {
-            IssuanceKind::Reenroll
-        } else {
+        device_bound,
+        supersede,
+        kind: if earlier.is_empty() {
             IssuanceKind::New
+        } else {
+            IssuanceKind::Reenroll
         },
         redeems,
         okta,
@@ -158,13 +180,26 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     issue(svc, &csr, &plan, &opened, signer, now)
 }
 
-/// CSR policy: key size, and a name to issue to.
-pub(super) fn check_csr(svc: &ScepService, csr: &Csr) -> Result<(), Refusal> {
+/// Whether a challenge's binding fixes the CSR field the device id is read from.
+fn binds_field(record: &ChallengeRecord, field: DeviceIdField) -> bool {
+    match field {
+        DeviceIdField::CommonName => record.subject_cn.is_some(),
+        DeviceIdField::SubjectAltName => record.san.is_some(),
+        DeviceIdField::SerialNumber => false,
+    }
+}
+
+/// CSR policy, the same for every request whatever its challenge: a single-valued
+/// challengePassword, key size, a subject that is not the CA's or the RA's, sizes, and the SAN
+/// policy. Returns the request as it will be issued (the SANs the policy keeps).
+pub(super) fn check_csr(svc: &ScepService, csr: &Csr) -> Result<Csr, Refusal> {
+    // PKCS#9: challengePassword is single-valued. Two of them would let the binding check and the
+    // redemption read different ones.
+    if csr.challenge_values > 1 {
+        return Err(Rejection::new(FailInfo::BadRequest, "more than one challengePassword").into());
+    }
     if csr.key_bits < svc.policy().min_key_bits {
         return Err(Rejection::new(FailInfo::BadRequest, "RSA key too small").into());
-    }
-    if csr.subject.is_empty() && csr.subject_alt_name.is_none() {
-        return Err(Rejection::new(FailInfo::BadRequest, "the request names no subject").into());
     }
     // A device certificate names one device: a huge subject or thousands of SANs is abuse.
     let subject_len = der::Encode::encoded_len(&csr.subject)
@@ -177,13 +212,59 @@ pub(super) fn check_csr(svc: &ScepService, csr: &Csr) -> Result<(), Refusal> {
     if subject_len > MAX_SUBJECT_BYTES || san_len > MAX_SAN_BYTES {
         return Err(Rejection::new(FailInfo::BadRequest, "subject or subjectAltName too large").into());
     }
-    Ok(())
+    if names_a_ca(svc, &csr.subject) {
+        return Err(Rejection::new(FailInfo::BadRequest, "the subject is reserved").into());
+    }
+    let issued = Csr {
+        subject_alt_name: csr.subject_alt_name.as_ref().and_then(|e| svc.policy().san.apply(e)),
+        ..csr.clone()
+    };
+    if issued.subject.is_empty() && issued.subject_alt_name.is_none() {
+        return Err(Rejection::new(FailInfo::BadRequest, "the request names no subject").into());
+    }
+    Ok(issued)
+}
+
+/// Whether `subject` is the CA's, the RA's, the OCSP signer's or a chain certificate's subject.
+/// Names compare as sets of attributes with case-folded text, so that the same name in another
+/// order or string type is caught too.
+fn names_a_ca(svc: &ScepService, subject: &x509_cert::name::Name) -> bool {
+    fn attributes(name: &x509_cert::name::Name) -> Vec<(String, String)> {
+        let mut attrs: Vec<(String, String)> = name
+            .iter_rdn()
+            .flat_map(|rdn| rdn.iter())
+            .map(|atv| {
+                let text =
+                    scepd_ca::name::attribute_string(&atv.value).unwrap_or_else(|| hex::encode(atv.value.value()));
+                (atv.oid.to_string(), text.to_lowercase())
+            })
+            .collect();
+        attrs.sort();
+        attrs
+    }
+    if subject.is_empty() {
+        return false;
+    }
+    let authority = svc.authority();
+    let wanted = attributes(subject);
+    let mut reserved = vec![attributes(authority.ca.subject())];
+    reserved.extend(authority.ra.iter().map(|ra| attributes(ra.subject())));
+    reserved.extend(authority.ocsp_signer.iter().map(|o| attributes(o.subject())));
+    for der in &authority.chain {
+        if let Ok(cert) = <scepd_ca::Certificate as der::Decode>::from_der(der) {
+            reserved.push(attributes(cert.tbs_certificate().subject()));
+        }
+    }
+    reserved.contains(&wanted)
 }
 
 /// What to issue, decided by the request's checks.
 pub(super) struct Plan {
     pub transaction_id: String,
     pub device_id: Option<String>,
+    /// The device id is vouched for (see `CertRecord::device_bound`).
+    pub device_bound: bool,
+    pub supersede: Supersede,
     pub kind: IssuanceKind,
     pub redeems: Option<ChallengeHash>,
     pub okta: bool,
@@ -208,9 +289,9 @@ pub(super) fn issue(
             serial,
             subject: csr.subject.clone(),
             public_key: csr.public_key.clone(),
-            // RFC 5280 §4.2.1.6: with an empty subject the SAN must be critical.
+            // RFC 5280 §4.2.1.6: critical exactly when the subject is empty (never copied).
             subject_alt_name: csr.subject_alt_name.clone().map(|san| x509_cert::ext::Extension {
-                critical: san.critical || csr.subject.is_empty(),
+                critical: csr.subject.is_empty(),
                 ..san
             }),
             // Back-date a little for clients whose clocks run slow.
@@ -229,6 +310,7 @@ pub(super) fn issue(
             transaction_id: plan.transaction_id.clone(),
             csr_sha256: hex::encode(csr.fingerprint),
             kind: plan.kind,
+            device_bound: plan.device_bound,
             ..CertRecord::issued(
                 &serial,
                 csr.subject.to_string(),
@@ -242,7 +324,7 @@ pub(super) fn issue(
             record,
             der: der.clone(),
             redeems: plan.redeems,
-            max_valid_per_device: policy.lifecycle.max_valid_per_device,
+            supersede: plan.supersede.clone(),
         };
         match svc.committer.commit(issuance)? {
             IssuanceOutcome::Stored { superseded, revoked } => {
@@ -259,7 +341,20 @@ pub(super) fn issue(
                     metrics.challenges_redeemed.inc();
                 }
                 if !superseded.is_empty() || !revoked.is_empty() {
-                    tracing::info!(serial = %serial, superseded = ?superseded, revoked = ?revoked, "earlier certificates of the device replaced");
+                    tracing::info!(serial = %serial, superseded = ?superseded, revoked = ?revoked, device_bound = plan.device_bound, "earlier certificates of the device replaced");
+                }
+                // Whether the request that superseded a certificate vouched for its device is
+                // what tells a takeover from a re-enrollment afterwards.
+                let by = if plan.device_bound { "bound" } else { "unbound" };
+                for old in &superseded {
+                    svc.audit_blocking(AuditEntry {
+                        event: AuditEvent::CertificateSuperseded,
+                        actor: super::POLICY_ACTOR.into(),
+                        serial: Some(*old),
+                        device_id: plan.device_id.clone(),
+                        detail: Some(format!("by {serial} ({by} request)")),
+                        ..Default::default()
+                    });
                 }
                 for serial in &revoked {
                     svc.audit_blocking(AuditEntry {

@@ -33,6 +33,30 @@ fn is_current(crl: &StoredCrl, epoch: u64, now: u64) -> bool {
 /// OCSP answers are good for an hour.
 const OCSP_VALIDITY: u64 = 3600;
 
+/// A cached response is served for at most this long, well inside its validity.
+const OCSP_CACHE_SECONDS: u64 = OCSP_VALIDITY / 4;
+
+/// Cached responses at most (a flood of distinct requests starts the cache over).
+const OCSP_CACHE_ENTRIES: usize = 10_000;
+
+/// Signed OCSP responses to requests without a nonce, by request: RFC 5019 lets a responder
+/// pre-produce them, and each costs an RSA signature. A response is served until the next
+/// revocation (the store's revocation epoch moves), the next CRL, or `OCSP_CACHE_SECONDS`.
+/// Responses naming a certificate this CA does not know are not kept: anyone can make up
+/// serials, and they would push out the ones that matter.
+#[derive(Default)]
+pub struct OcspCache {
+    state: Mutex<OcspCacheState>,
+}
+
+#[derive(Default)]
+struct OcspCacheState {
+    /// The revocation epoch and CRL number the entries reflect.
+    epoch: u64,
+    crl_number: u64,
+    entries: std::collections::HashMap<Vec<u8>, (Vec<u8>, u64)>,
+}
+
 impl ScepService {
     /// Revokes one certificate on an operator's behalf (audited with `actor`).
     pub fn revoke(&self, serial: &Serial, reason: Reason, origin: &Origin) -> Result<RevokeOutcome, ServiceError> {
@@ -173,12 +197,42 @@ impl ScepService {
         })
     }
 
+    /// The revocation epoch and CRL number an OCSP response reflects.
+    fn ocsp_generation(&self) -> Option<(u64, u64)> {
+        let epoch = self.store().revocation_epoch().ok()?;
+        Some((epoch, self.current_crl().map_or(0, |c| c.number)))
+    }
+
+    /// The cached response to `request`, if it is one without a nonce that was answered since
+    /// the last revocation or CRL. No private-key work.
+    pub fn ocsp_cached(&self, request: &[u8]) -> Option<Vec<u8>> {
+        let (epoch, crl_number) = self.ocsp_generation()?;
+        let now = scepd_ca::time::unix_now();
+        let cache = self.ocsp_cache.state.lock().expect("OCSP cache");
+        if (cache.epoch, cache.crl_number) != (epoch, crl_number) {
+            return None;
+        }
+        let (response, produced) = cache.entries.get(request)?;
+        (now < produced + OCSP_CACHE_SECONDS).then(|| response.clone())
+    }
+
+    fn ocsp_remember(&self, request: &[u8], response: &[u8], generation: (u64, u64), now: u64) {
+        let mut cache = self.ocsp_cache.state.lock().expect("OCSP cache");
+        if (cache.epoch, cache.crl_number) != generation || cache.entries.len() >= OCSP_CACHE_ENTRIES {
+            cache.entries.clear();
+            (cache.epoch, cache.crl_number) = generation;
+        }
+        cache.entries.insert(request.to_vec(), (response.to_vec(), now));
+    }
+
     /// Answers an OCSP request (DER) with a signed response (DER); never fails: errors are
     /// OCSP error statuses.
     pub fn ocsp(&self, request: &[u8]) -> Vec<u8> {
         let Ok(parsed) = ocsp::parse_request(request) else {
             return ocsp::error_response(ResponseStatus::MalformedRequest);
         };
+        // Read before the statuses, so that a revocation meanwhile makes the entry stale.
+        let generation = self.ocsp_generation();
         if parsed.cert_ids.is_empty() {
             return ocsp::error_response(ResponseStatus::MalformedRequest);
         }
@@ -208,6 +262,7 @@ impl ScepService {
             Some(delegate) => (delegate, true),
             None => (ca, false),
         };
+        let cacheable = parsed.nonce.is_none() && answers.iter().all(|(_, s)| !matches!(s, OcspStatus::Unknown));
         match ocsp::build_response(
             signer,
             include_cert,
@@ -216,7 +271,12 @@ impl ScepService {
             now,
             now + OCSP_VALIDITY,
         ) {
-            Ok(der) => der,
+            Ok(der) => {
+                if let (true, Some(generation)) = (cacheable, generation) {
+                    self.ocsp_remember(request, &der, generation, now);
+                }
+                der
+            }
             Err(e) => {
                 tracing::error!(error = %e, "building an OCSP response failed");
                 ocsp::error_response(ResponseStatus::InternalError)

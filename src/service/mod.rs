@@ -9,12 +9,13 @@ mod enroll;
 mod lifecycle;
 mod queries;
 mod renewal;
+pub mod san;
 
 pub use admin::MdmClientAdded;
 use batch::BatchWriter;
 pub use challenges::{ChallengeTtl, MintRequest, Minted};
 use challenges::{ChallengeWriter, CredentialCache};
-use lifecycle::CrlCache;
+use lifecycle::{CrlCache, OcspCache};
 
 use std::sync::Arc;
 
@@ -43,6 +44,27 @@ pub struct Policy {
     pub data_dir: std::path::PathBuf,
     /// The base URL clients reach this server at.
     pub public_url: String,
+    /// Which requested subjectAltNames are issued.
+    pub san: san::SanPolicy,
+}
+
+/// What an unbound request (a static, NDES-page, Jamf-webhook or unbound API challenge) may do
+/// to a device that already has valid certificates. Whoever holds such a challenge can name any
+/// device in the CSR, so its device id is not vouched for. In no mode does an unbound request
+/// cause another certificate's revocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnboundReenrollment {
+    /// Issue; the device's earlier certificates stay active (the default: nothing another
+    /// holder of the challenge does changes an enrolled device's certificates).
+    #[default]
+    KeepBoth,
+    /// Issue and mark the earlier certificates superseded (never revoked for it, neither by
+    /// `max_valid_per_device` nor by `revoke_superseded_after`).
+    Allow,
+    /// Refuse (FAILURE badRequest, as a refused challenge) while the device has a valid
+    /// certificate: re-enrollment then needs a challenge bound to the device.
+    Refuse,
 }
 
 /// Which CSR field names the device when no challenge binding does.
@@ -81,6 +103,7 @@ pub struct Lifecycle {
     pub crl_keep_expired_seconds: u64,
     pub ocsp_url: Option<String>,
     pub ca_issuers_url: Option<String>,
+    pub unbound_reenrollment: UnboundReenrollment,
 }
 
 /// Failures that cannot be answered in SCEP.
@@ -166,6 +189,7 @@ pub struct ScepService {
     challenge_writer: ChallengeWriter,
     credentials: CredentialCache,
     crl_cache: CrlCache,
+    ocsp_cache: OcspCache,
     metrics: Arc<Metrics>,
     committer: committer::IssuanceCommitter,
     audit: BatchWriter<AuditEntry>,
@@ -217,6 +241,7 @@ impl ScepService {
             challenge_writer,
             credentials: CredentialCache::default(),
             crl_cache: CrlCache::default(),
+            ocsp_cache: OcspCache::default(),
             metrics,
             committer,
             audit,
@@ -313,6 +338,9 @@ impl ScepService {
         let header = message.header.clone();
         let result = match message.verify() {
             Err(rejection) => Err(rejection.into()),
+            Ok(_) if !header.transaction_id_is_printable() => {
+                Err(Rejection::new(FailInfo::BadRequest, "transactionID is not printable").into())
+            }
             Ok(signer) => match header.message_type {
                 Some(MessageType::PkcsReq) => enroll::pkcs_req(self, &message, signer),
                 Some(MessageType::RenewalReq) => renewal::renewal_req(self, &message, signer),

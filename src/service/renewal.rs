@@ -6,7 +6,7 @@ use super::enroll::{issue, open_csr, Issued, Plan, Refusal};
 use super::ScepService;
 use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{FailInfo, Rejection};
-use crate::store::{CertStatus, IssuanceKind};
+use crate::store::{CertStatus, IssuanceKind, Supersede};
 use scepd_ca::Serial;
 
 pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
@@ -49,7 +49,7 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
     if now < window_opens {
         return Err(Rejection::new(FailInfo::BadRequest, "outside the renewal window").into());
     }
-    super::enroll::check_csr(svc, &csr)?;
+    let csr = super::enroll::check_csr(svc, &csr)?;
     let old_cert: scepd_ca::Certificate = der::Decode::from_der(&old_der).map_err(super::ServiceError::from)?;
     // A renewal renews an identity; it does not change it (no challenge authorizes a new one).
     let old_tbs = old_cert.tbs_certificate();
@@ -75,9 +75,20 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
         .tbs_certificate()
         .extensions()
         .is_some_and(|exts| exts.iter().any(|e| e.extn_id == scepd_ca::OKTA_DEVICE_ACCESS_OID));
+    // The renewal proves possession of the old certificate, and vouches for its device id no
+    // more than that certificate's issuance did: an unvouched one replaces only itself.
+    let supersede = if old.device_bound {
+        Supersede::Device {
+            max_valid: lifecycle.max_valid_per_device,
+        }
+    } else {
+        Supersede::Only(old.serial)
+    };
     let plan = Plan {
         transaction_id: message.header.transaction_id_text(),
         device_id: old.device_id.clone(),
+        device_bound: old.device_bound,
+        supersede,
         kind: IssuanceKind::Renewal,
         redeems: None,
         okta,

@@ -7,7 +7,7 @@
 
 use scepd_ca::{Reason, Serial};
 
-use super::{CertRecord, CertStatus, ChallengeHash, Issuance, IssuanceOutcome, StoreError};
+use super::{CertRecord, CertStatus, ChallengeHash, Issuance, IssuanceOutcome, StoreError, Supersede};
 
 /// What one store transaction offers the issuance policy.
 pub trait IssuanceTx {
@@ -48,14 +48,23 @@ pub struct DevicePlan {
     pub revoke: Vec<Serial>,
 }
 
-/// The device's earlier certificates, as of `now`: every unexpired active one is superseded;
-/// with `max_valid`, the oldest valid (active or superseded, unexpired) ones are revoked so that
-/// at most `max_valid` remain counting the new one.
-pub fn plan_for_device(earlier: &[CertRecord], max_valid: Option<u32>, now: u64) -> DevicePlan {
+/// The device's earlier certificates, as of `now`, under `how`: the unexpired active ones it
+/// targets are superseded (all of them, only the renewed one, or none); with a vouched-for
+/// device id and `max_valid`, the oldest valid (active or superseded, unexpired) ones are revoked
+/// so that at most `max_valid` remain counting the new one. Nothing else ever revokes: an
+/// unbound request never causes another certificate's revocation.
+pub fn plan_for_device(earlier: &[CertRecord], how: &Supersede, now: u64) -> DevicePlan {
+    let max_valid = match how {
+        Supersede::Nothing => return DevicePlan::default(),
+        Supersede::Device { max_valid } => *max_valid,
+        Supersede::DeviceWithoutRevocation | Supersede::Only(_) => None,
+    };
+    let targeted = |r: &&CertRecord| !matches!(how, Supersede::Only(only) if *only != r.serial);
     let unexpired = |r: &&CertRecord| r.not_after > now;
     let mut supersede: Vec<Serial> = earlier
         .iter()
         .filter(unexpired)
+        .filter(targeted)
         .filter(|r| r.status == CertStatus::Active)
         .map(|r| r.serial)
         .collect();
@@ -99,7 +108,7 @@ pub fn record_one<T: IssuanceTx>(tx: &mut T, issuance: &Issuance) -> Result<Issu
     let plan = match &record.device_id {
         Some(device) => {
             let earlier = tx.device_certificates(device, now)?;
-            let plan = plan_for_device(&earlier, issuance.max_valid_per_device, now);
+            let plan = plan_for_device(&earlier, &issuance.supersede, now);
             for serial in &plan.supersede {
                 tx.supersede(serial, &issuance.serial, now)?;
             }
@@ -137,7 +146,7 @@ mod tests {
             cert(0x42, CertStatus::Active, 50, 2),
             cert(0x43, CertStatus::Revoked, 100, 3),
         ];
-        let plan = plan_for_device(&earlier, None, 60);
+        let plan = plan_for_device(&earlier, &Supersede::Device { max_valid: None }, 60);
         assert_eq!(plan.supersede, vec![earlier[0].serial]);
         assert!(plan.revoke.is_empty());
     }
@@ -149,10 +158,30 @@ mod tests {
             cert(0x44, CertStatus::Superseded, 100, 2),
             cert(0x46, CertStatus::Active, 100, 3),
         ];
-        let plan = plan_for_device(&earlier, Some(2), 10);
+        let capped = |max| plan_for_device(&earlier, &Supersede::Device { max_valid: Some(max) }, 10);
+        let plan = capped(2);
         assert_eq!(plan.supersede, vec![earlier[2].serial]);
         assert_eq!(plan.revoke, vec![earlier[0].serial, earlier[1].serial]);
-        assert_eq!(plan_for_device(&earlier, Some(1), 10).revoke.len(), 3);
-        assert!(plan_for_device(&earlier, Some(4), 10).revoke.is_empty());
+        assert_eq!(capped(1).revoke.len(), 3);
+        assert!(capped(4).revoke.is_empty());
+    }
+
+    #[test]
+    fn unbound_requests_revoke_nothing() {
+        let earlier = [
+            cert(0x45, CertStatus::Superseded, 100, 1),
+            cert(0x46, CertStatus::Active, 100, 2),
+            cert(0x47, CertStatus::Active, 100, 3),
+        ];
+        assert_eq!(
+            plan_for_device(&earlier, &Supersede::Nothing, 10),
+            DevicePlan::default()
+        );
+        let allowed = plan_for_device(&earlier, &Supersede::DeviceWithoutRevocation, 10);
+        assert_eq!(allowed.supersede, vec![earlier[1].serial, earlier[2].serial]);
+        assert!(allowed.revoke.is_empty());
+        let renewal = plan_for_device(&earlier, &Supersede::Only(earlier[2].serial), 10);
+        assert_eq!(renewal.supersede, vec![earlier[2].serial]);
+        assert!(renewal.revoke.is_empty());
     }
 }

@@ -17,6 +17,7 @@ pub use postgres::DEFAULT_POOL_SIZE;
 pub use record::{
     AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState,
     CrlState, Issuance, IssuanceKind, IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl,
+    Supersede,
 };
 pub use reopening::RedbStore;
 
@@ -208,7 +209,9 @@ pub trait Store: Send + Sync {
     /// Revokes every active or superseded certificate of a device; returns their serials.
     fn revoke_device(&self, device_id: &str, reason: Reason, at: u64) -> Result<Vec<Serial>, StoreError>;
 
-    /// Revokes (reason `superseded`) the certificates superseded before `cutoff`.
+    /// Revokes (reason `superseded`) the certificates superseded before `cutoff` by a
+    /// certificate whose device id is vouched for (`device_bound`): an unbound request never
+    /// causes another certificate's revocation.
     fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<Serial>, StoreError>;
 
     /// Every revoked certificate (the CRL's entries before the expiry filter).

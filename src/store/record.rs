@@ -96,6 +96,11 @@ pub struct CertRecord {
     /// Issuance order, assigned by the store (issued_at has only second resolution).
     #[serde(default)]
     pub seq: u64,
+    /// The device id is vouched for: it came from a bound challenge, or from a RenewalReq of a
+    /// certificate whose device id was. An id read from an unbound request's CSR is not: such a
+    /// certificate never causes another one's revocation (see [`Supersede`]).
+    #[serde(default)]
+    pub device_bound: bool,
 }
 
 /// A revoked certificate, as the CRL and OCSP need it.
@@ -135,6 +140,7 @@ impl CertRecord {
             revocation_reason: None,
             superseded_at: None,
             seq: 0,
+            device_bound: false,
         }
     }
 
@@ -156,9 +162,24 @@ pub struct Issuance {
     /// The one-time challenge this issuance redeems (its keyed hash), consumed in the same
     /// transaction: of two requests carrying it, exactly one gets a certificate.
     pub redeems: Option<ChallengeHash>,
-    /// Keep at most this many valid (active or superseded, unexpired) certificates for the
-    /// device: older ones are revoked with reason `superseded` in the same transaction.
-    pub max_valid_per_device: Option<u32>,
+    /// What happens to the device's earlier certificates.
+    pub supersede: Supersede,
+}
+
+/// What an issuance does to the device's earlier certificates, in its transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Supersede {
+    /// A vouched-for device id: its active certificates become `superseded`; with `Some(max)`,
+    /// at most `max` valid (active or superseded, unexpired) certificates stay, the oldest
+    /// others revoked with reason `superseded`.
+    Device { max_valid: Option<u32> },
+    /// An unbound request allowed to re-enroll (`unbound_reenrollment = allow`): the active
+    /// certificates become `superseded`, none is revoked, now or later.
+    DeviceWithoutRevocation,
+    /// A RenewalReq whose device id is not vouched for: only the renewed certificate.
+    Only(Serial),
+    /// Nothing (`unbound_reenrollment = keep-both`, or no device).
+    Nothing,
 }
 
 /// HMAC-SHA256 of a challenge under the server's challenge key: what the store keeps
@@ -221,6 +242,9 @@ pub struct MdmClient {
     pub challenge_ttl_seconds: Option<u64>,
 }
 
+// `AlreadyIssued` is the large one and the rare one (a retried transaction): boxing it would
+// cost every caller a box to spare a few bytes once per issuance.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IssuanceOutcome {
     /// Recorded; the device's earlier active certificates are now superseded (and some revoked,
@@ -254,6 +278,10 @@ pub enum AuditEvent {
     CertificateIssued,
     #[serde(rename = "certificate.revoked")]
     CertificateRevoked,
+    /// An earlier certificate of the device was superseded (detail: by which, and whether the
+    /// request vouched for the device).
+    #[serde(rename = "certificate.superseded")]
+    CertificateSuperseded,
     #[serde(rename = "challenge.minted")]
     ChallengeMinted,
     #[serde(rename = "challenge.redeemed")]
@@ -272,9 +300,10 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event, for listings and the PostgreSQL store's text column.
-    pub const ALL: [AuditEvent; 9] = [
+    pub const ALL: [AuditEvent; 10] = [
         AuditEvent::CertificateIssued,
         AuditEvent::CertificateRevoked,
+        AuditEvent::CertificateSuperseded,
         AuditEvent::ChallengeMinted,
         AuditEvent::ChallengeRedeemed,
         AuditEvent::ChallengeRejected,
@@ -289,6 +318,7 @@ impl AuditEvent {
         match self {
             AuditEvent::CertificateIssued => "certificate.issued",
             AuditEvent::CertificateRevoked => "certificate.revoked",
+            AuditEvent::CertificateSuperseded => "certificate.superseded",
             AuditEvent::ChallengeMinted => "challenge.minted",
             AuditEvent::ChallengeRedeemed => "challenge.redeemed",
             AuditEvent::ChallengeRejected => "challenge.rejected",

@@ -80,6 +80,31 @@ fn expiry_key(expires_at: u64, hash: &ChallengeHash) -> Vec<u8> {
     [&expires_at.to_be_bytes()[..], hash].concat()
 }
 
+/// Opens `path` for writing as a file of mode 0600, creating it (`new`: it must not exist yet);
+/// an existing file that group or others could read is made private.
+fn private_file(path: &Path, new: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(!new)
+        .create_new(new)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
+/// Whether the certificate that superseded `record` has a vouched-for device id: only then may
+/// `revoke_superseded_after` revoke `record`.
+fn superseded_by_bound(txn: &redb::WriteTransaction, record: &CertRecord) -> Result<bool, StoreError> {
+    let Some(successor) = &record.superseded_by else {
+        return Ok(false);
+    };
+    Ok(get_record(txn, successor)?.is_some_and(|s| s.device_bound))
+}
+
 fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
     [device.as_bytes(), &[0u8], serial].concat()
 }
@@ -87,6 +112,12 @@ fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
 impl RedbFile {
     /// Opens (or creates) the store file and checks its schema version.
     pub fn open(path: &Path) -> Result<RedbFile, StoreError> {
+        // The store holds every certificate, challenge hash and the audit trail: only scepd's
+        // user may read it, whatever the umask (redb would create it 0644).
+        private_file(path, false).map_err(|source| StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let db = Database::builder().set_cache_size(CACHE_BYTES).create(path)?;
         let txn = db.begin_write()?;
         {
@@ -334,11 +365,20 @@ impl Store for RedbFile {
         let end = cutoff.to_be_bytes();
         let mut due = Vec::new();
         for entry in txn.open_table(SUPERSEDED)?.range(..end.as_slice())? {
-            due.push(serial_from_key(&entry?.0.value()[8..])?);
+            let key = entry?.0.value().to_vec();
+            due.push((serial_from_key(&key[8..])?, key));
         }
         let mut revoked = Vec::new();
-        for serial in due {
-            revoked.push(revoke_in(&txn, &serial, Reason::SUPERSEDED, at)?.serial);
+        for (serial, key) in due {
+            let Some(record) = get_record(&txn, &serial)? else {
+                continue;
+            };
+            if superseded_by_bound(&txn, &record)? {
+                revoked.push(revoke_in(&txn, &serial, Reason::SUPERSEDED, at)?.serial);
+            } else {
+                // Superseded by an unbound request: never due (its successor stays unbound).
+                txn.open_table(SUPERSEDED)?.remove(key.as_slice())?;
+            }
         }
         txn.commit()?;
         Ok(revoked)
@@ -467,8 +507,12 @@ impl Store for RedbFile {
         self.unflushed.store(true, Ordering::Release);
         self.flush()?;
         let txn = self.db.begin_write()?;
-        let copied = std::fs::copy(&self.path, out)
-            .and_then(|_| std::fs::File::open(out)?.sync_all())
+        let copied = std::fs::File::open(&self.path)
+            .and_then(|mut from| {
+                let mut to = private_file(out, true)?;
+                std::io::copy(&mut from, &mut to)?;
+                to.sync_all()
+            })
             .map_err(|source| StoreError::File {
                 path: out.to_path_buf(),
                 source,

@@ -232,17 +232,22 @@ fn mdm_credentials_list_rotate_remove_and_rate_limit() {
         200
     );
 
-    // The old password fails; after three failures this address is refused even with the
-    // right password, with Retry-After.
+    // The old password fails; after three failures a wrong password gets 429 with Retry-After,
+    // and the right one still works (issue 15: a lockout must not lock out the right
+    // credential).
     for _ in 0..3 {
         assert_eq!(
             ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &first)).status,
             401
         );
     }
-    let limited = ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &second));
+    let limited = ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &first));
     assert_eq!(limited.status, 429);
     assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(
+        ndes(&server, "/certsrv/mscep_admin/", &basic("fleet", &second)).status,
+        200
+    );
 
     let server = Server::start(&[]);
     let pw = add_mdm(&server, "gone");

@@ -9,6 +9,7 @@ use scepd::scep::MessageType;
 use scepd_ca::{Identity, KeyBits};
 
 use crate::clients::scepclient;
+use crate::identity::enroll_bound;
 use crate::support::requester::{recipient, Opts};
 use crate::support::{http, openssl, Requester, Server};
 
@@ -100,7 +101,16 @@ fn verify_crl_check(server: &Server, dir: &Path, leaf: &Path) -> (bool, String) 
 fn reenroll_revoke_crl_ocsp_and_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
-    let mut server = Server::start_in(&data, &["--static-challenge", CHALLENGE, "--allow-des"]);
+    // scepclient re-enrolls with the static challenge: an unbound request, allowed to supersede.
+    let unbound_supersedes = ["--unbound-reenrollment", "allow"];
+    let mut server = Server::start_in(
+        &data,
+        &[
+            &["--static-challenge", CHALLENGE, "--allow-des"][..],
+            &unbound_supersedes,
+        ]
+        .concat(),
+    );
     let d = tmp.path();
     // Enroll, then re-enroll the same device with a new key (what an MDM re-push does).
     let first_dir = d.join("first");
@@ -252,7 +262,14 @@ fn reenroll_revoke_crl_ocsp_and_restart() {
 
     // After a crash and restart: same statuses, same CRL entries, CRL number never back.
     server.kill();
-    let server = Server::start_in(&data, &["--static-challenge", CHALLENGE, "--allow-des"]);
+    let server = Server::start_in(
+        &data,
+        &[
+            &["--static-challenge", CHALLENGE, "--allow-des"][..],
+            &unbound_supersedes,
+        ]
+        .concat(),
+    );
     let certs = list(&server, &["--device", "laptop-42"]);
     assert!(certs.iter().all(|c| c["status"] == "revoked"), "{certs:?}");
     assert_eq!(
@@ -282,7 +299,7 @@ fn enroll(server: &Server, requester: &Requester, cn: &str) -> Vec<u8> {
 }
 
 /// A requester that signs with an issued certificate and its key (how RenewalReq is signed).
-fn holder_of(cert_der: &[u8], key_pem: &str) -> Requester {
+pub(crate) fn holder_of(cert_der: &[u8], key_pem: &str) -> Requester {
     let cert = x509_cert::Certificate::from_der(cert_der).unwrap();
     Requester {
         identity: Identity {
@@ -293,7 +310,7 @@ fn holder_of(cert_der: &[u8], key_pem: &str) -> Requester {
     }
 }
 
-fn renew(server: &Server, holder: &Requester, csr: &[u8]) -> scepd::scep::client::CertRep {
+pub(crate) fn renew(server: &Server, holder: &Requester, csr: &[u8]) -> scepd::scep::client::CertRep {
     let ra = recipient(&server.scep_url());
     let opts = Opts {
         message_type: MessageType::RenewalReq,
@@ -693,7 +710,8 @@ fn okta_extension_superseded_revocation_and_max_active() {
         "--okta-device-access",
     ]);
     let requester = Requester::new(KeyBits::Rsa2048);
-    let first = enroll(&server, &requester, "CN=okta-device");
+    // Re-enrollments with challenges bound to the device: only those may cause revocations.
+    let first = enroll_bound(&server, &requester, "okta-device");
     let dir = tempfile::tempdir().unwrap();
     let leaf = openssl::write(
         dir.path(),
@@ -720,7 +738,7 @@ fn okta_extension_superseded_revocation_and_max_active() {
         .clone();
     assert_eq!(ext.extn_value.as_bytes(), &[0x02, 0x01, 0x01], "INTEGER 1");
 
-    enroll(&server, &requester, "CN=okta-device");
+    enroll_bound(&server, &requester, "okta-device");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let certs = list(&server, &["--device", "okta-device"]);
@@ -737,8 +755,8 @@ fn okta_extension_superseded_revocation_and_max_active() {
     }
 
     let capped = Server::start(&["--static-challenge", CHALLENGE, "--max-active-per-device", "1"]);
-    enroll(&capped, &requester, "CN=capped");
-    enroll(&capped, &requester, "CN=capped");
+    enroll_bound(&capped, &requester, "capped");
+    enroll_bound(&capped, &requester, "capped");
     let certs = list(&capped, &["--device", "capped"]);
     assert_eq!(
         (certs[0]["status"].as_str(), certs[1]["status"].as_str()),

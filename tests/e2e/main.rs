@@ -4,6 +4,7 @@
 
 mod support;
 
+mod abuse;
 mod admin;
 mod challenges;
 mod cli;
@@ -11,6 +12,7 @@ mod clients;
 mod concurrency;
 mod crash;
 mod disk;
+mod identity;
 mod lifecycle;
 mod multinode;
 mod negative;

@@ -135,7 +135,13 @@ fn three_nodes_share_enrollments_challenges_revocations_and_credentials() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let nodes = nodes(tmp.path(), 3, &db.url, &["--static-challenge", CHALLENGE]);
+    // The re-enrollment below uses the static challenge: an unbound request, allowed to supersede.
+    let nodes = nodes(
+        tmp.path(),
+        3,
+        &db.url,
+        &["--static-challenge", CHALLENGE, "--unbound-reenrollment", "allow"],
+    );
     let ra = recipient(&nodes[0].scep_url());
 
     // Concurrent enrollments through all three nodes: every certificate present once.
@@ -694,7 +700,8 @@ fn db_migrate_is_safe_when_nodes_start_at_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    // Each migration once (2: `device_bound`, issue 15).
+    assert_eq!(versions, [1, 2]);
     client
         .execute(
             "INSERT INTO scepd_schema (version, name, applied_at) VALUES (999, 'future', 0)",

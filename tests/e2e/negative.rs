@@ -343,16 +343,20 @@ fn refused_challenges_are_rate_limited_per_source() {
         );
         assert_failure(&rep, "2", "challenge password rejected");
     }
-    // The fourth guess (and even the right challenge) gets no answer from the SCEP service now.
-    let message = requester.message(&requester.csr("CN=right", Some(CHALLENGE)), &ra, &Opts::default());
+    // The fourth guess gets no CertRep now; the right challenge is still answered (issue 15:
+    // a lockout must not lock out the right challenge).
+    let guess = requester.message(&requester.csr("CN=guess-4", Some("guess")), &ra, &Opts::default());
     let resp = http::post(
         &format!("{}?operation=PKIOperation", server.scep_url()),
         "application/x-pki-message",
-        &message,
+        &guess,
     )
     .unwrap();
     assert_eq!(resp.status, 429);
     assert!(resp.header("retry-after").is_some());
+    let message = requester.message(&requester.csr("CN=right", Some(CHALLENGE)), &ra, &Opts::default());
+    let rep = requester.post(&server.scep_url(), &message);
+    assert_eq!(rep.header.reply.pki_status.as_deref(), Some("0"));
     // The other endpoints still answer.
     assert_eq!(
         http::get(&format!("{}?operation=GetCACaps", server.scep_url()))

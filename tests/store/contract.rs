@@ -2,7 +2,7 @@
 
 use scepd::store::{
     AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeRecord, CrlState, Issuance, IssuanceOutcome,
-    MdmClient, RedbStore, RevokeOutcome, Store, StoreItem, StoredCrl,
+    MdmClient, RedbStore, RevokeOutcome, Store, StoreItem, StoredCrl, Supersede,
 };
 use scepd_ca::{Reason, Serial};
 
@@ -20,6 +20,7 @@ fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
         serial,
         record: CertRecord {
             device_id: device.map(str::to_string),
+            device_bound: device.is_some(),
             transaction_id: tid.into(),
             csr_sha256: csr.into(),
             ..CertRecord::issued(
@@ -32,8 +33,16 @@ fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
         },
         der: serial.as_bytes().to_vec(),
         redeems: None,
-        max_valid_per_device: None,
+        supersede: Supersede::Device { max_valid: None },
     }
+}
+
+/// An issuance by an unbound request (its device id read from the CSR) with `supersede`.
+fn unbound(device: &str, tid: &str, supersede: Supersede) -> Issuance {
+    let mut issuance = issuance(Some(device), tid, tid);
+    issuance.record.device_bound = false;
+    issuance.supersede = supersede;
+    issuance
 }
 
 fn stored(outcome: IssuanceOutcome) {
@@ -121,7 +130,7 @@ pub fn supersede_and_max_valid(store: &dyn Store) {
         (CertStatus::Superseded, Some(two.record.serial))
     );
     let mut three = issuance(Some("dev"), "s3", "c");
-    three.max_valid_per_device = Some(1);
+    three.supersede = Supersede::Device { max_valid: Some(1) };
     match store.record_issuance(&three).unwrap() {
         IssuanceOutcome::Stored { revoked, .. } => assert_eq!(revoked.len(), 2),
         other => panic!("{other:?}"),
@@ -463,4 +472,53 @@ pub fn concurrent_redemptions(store: &dyn Store) {
     });
     assert_eq!(winners.into_inner(), 1);
     assert_eq!(store.certificates(&CertFilter::default()).unwrap().len(), 1);
+}
+
+/// An unbound request never causes another certificate's revocation: keep-both supersedes
+/// nothing; allow supersedes without revoking, now or later; a renewal that is not vouched for
+/// supersedes only the renewed certificate.
+pub fn unbound_issuances_never_revoke(store: &dyn Store) {
+    let status = |i: &Issuance| store.certificate(&i.serial).unwrap().unwrap().0.status;
+    let victim = issuance(Some("victim"), "u1", "v");
+    stored(store.record_issuance(&victim).unwrap());
+    let kept = unbound("victim", "u2", Supersede::Nothing);
+    match store.record_issuance(&kept).unwrap() {
+        IssuanceOutcome::Stored { superseded, revoked } => assert!(superseded.is_empty() && revoked.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        (status(&victim), status(&kept)),
+        (CertStatus::Active, CertStatus::Active)
+    );
+    let allowed = unbound("victim", "u3", Supersede::DeviceWithoutRevocation);
+    match store.record_issuance(&allowed).unwrap() {
+        IssuanceOutcome::Stored { superseded, revoked } => {
+            assert_eq!(superseded.len(), 2);
+            assert!(revoked.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        store.revoke_superseded_before(now() + 10, now()).unwrap().is_empty(),
+        "superseded by an unbound request: never due"
+    );
+    assert_eq!(status(&victim), CertStatus::Superseded);
+    // A renewal of an unbound certificate replaces only that one.
+    let other = issuance(Some("shared"), "u4", "o");
+    let renewed = unbound("shared", "u5", Supersede::Nothing);
+    stored(store.record_issuance(&other).unwrap());
+    stored(store.record_issuance(&renewed).unwrap());
+    let renewal = unbound("shared", "u6", Supersede::Only(renewed.record.serial));
+    match store.record_issuance(&renewal).unwrap() {
+        IssuanceOutcome::Stored { superseded, .. } => assert_eq!(superseded, vec![renewed.record.serial]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status(&other), CertStatus::Active);
+    // A vouched-for issuance still supersedes everything and enforces the cap.
+    let mut bound = issuance(Some("victim"), "u7", "b");
+    bound.supersede = Supersede::Device { max_valid: Some(1) };
+    match store.record_issuance(&bound).unwrap() {
+        IssuanceOutcome::Stored { revoked, .. } => assert_eq!(revoked.len(), 3),
+        other => panic!("{other:?}"),
+    }
 }

@@ -45,12 +45,12 @@ macro_rules! instantiate {
     };
 }
 
-instantiate!(redb: issuance_and_retries, challenge_redemption, supersede_and_max_valid, revocation, crl_publication,
+instantiate!(redb: issuance_and_retries, challenge_redemption, supersede_and_max_valid, unbound_issuances_never_revoke, revocation, crl_publication,
     listing, challenge_sweep, mdm_clients, audit_trail, batch_sees_earlier_items, identity, copy_round_trip,
     backup_copy_opens);
 
 // A PostgreSQL store is backed up with the database's tools: backup_copy_opens is redb's.
-instantiate!(postgres: issuance_and_retries, challenge_redemption, supersede_and_max_valid, revocation, crl_publication,
+instantiate!(postgres: issuance_and_retries, challenge_redemption, supersede_and_max_valid, unbound_issuances_never_revoke, revocation, crl_publication,
     listing, challenge_sweep, mdm_clients, audit_trail, batch_sees_earlier_items, identity, copy_round_trip,
     backup_refused, concurrent_redemptions);
 

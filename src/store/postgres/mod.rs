@@ -417,7 +417,9 @@ impl Store for PgStore {
         self.write(|tx| {
             revoke_where(
                 tx,
-                "status = 'superseded' AND superseded_at < $3",
+                // Only when the successor's device id is vouched for (see `Store`).
+                "status = 'superseded' AND superseded_at < $3 \
+                 AND superseded_by IN (SELECT serial FROM certificates WHERE device_bound)",
                 at,
                 Reason::SUPERSEDED,
                 &int(cutoff),

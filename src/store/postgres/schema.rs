@@ -19,10 +19,11 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: "
         CREATE TABLE certificates (
             serial TEXT PRIMARY KEY,
             seq BIGINT NOT NULL UNIQUE,
@@ -85,7 +86,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE TABLE identity (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     ",
-}];
+    },
+    // Whether a certificate's device id is vouched for (a bound challenge, or the renewal of
+    // such a certificate). Earlier certificates are not: they never cause a revocation.
+    Migration {
+        version: 2,
+        name: "device_bound",
+        sql: "ALTER TABLE certificates ADD COLUMN device_bound BOOLEAN NOT NULL DEFAULT FALSE;",
+    },
+];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> i64 {
@@ -125,6 +134,8 @@ impl From<postgres::Error> for Attempt {
             SqlState::UNIQUE_VIOLATION,
             SqlState::DUPLICATE_TABLE,
             SqlState::DUPLICATE_OBJECT,
+            // Two nodes adding the same column (migration 2) at once.
+            SqlState::DUPLICATE_COLUMN,
         ];
         match e.code() {
             Some(code) if raced.contains(code) => Attempt::Lost,
