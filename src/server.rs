@@ -58,6 +58,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(data = %config.data.display(), "data directory is empty: creating a new CA");
         dir.init_new(&scepd_ca::CaParams::default(), false)?;
     }
+    dir.check_owner()?;
     let authority = dir.load()?;
     let listener = TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;

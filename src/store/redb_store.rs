@@ -86,7 +86,7 @@ fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
 impl RedbStore {
     /// Opens (or creates) the store file and checks its schema version.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
-        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path)?;
+        let db = super::redb_open::open_database(path, CACHE_BYTES)?;
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;

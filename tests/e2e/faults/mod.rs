@@ -1,0 +1,5 @@
+//! Reliability under faults (issue 14): damaged files at start, damaged backups, clock jumps,
+//! floods of slow and idle connections, a PostgreSQL store turned read-only.
+
+mod backup;
+mod start;
