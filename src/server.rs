@@ -76,6 +76,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         },
         min_key_bits: config.min_key_bits,
         cert_validity_days: config.cert_validity_days,
+        not_before_backdate_seconds: config.not_before_backdate,
         crl_url: Some(format!("{public_url}/crl")),
         data_dir: config.data.clone(),
         public_url: public_url.clone(),

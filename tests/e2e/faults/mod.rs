@@ -2,4 +2,6 @@
 //! floods of slow and idle connections, a PostgreSQL store turned read-only.
 
 mod backup;
+mod clock;
+mod postgres;
 mod start;
