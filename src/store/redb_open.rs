@@ -267,7 +267,7 @@ impl StorageBackend for ProbeBackend {
         let mut view = self.view()?;
         if len < view.len {
             // A partly kept block: zero its tail, so growing again reads zeros there.
-            if len % BLOCK as u64 != 0 {
+            if !len.is_multiple_of(BLOCK as u64) {
                 let index = len / BLOCK as u64;
                 let mut b = self.block(index, &view)?;
                 b[(len % BLOCK as u64) as usize..].fill(0);

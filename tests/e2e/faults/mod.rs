@@ -3,5 +3,6 @@
 
 mod backup;
 mod clock;
+mod memory;
 mod postgres;
 mod start;
