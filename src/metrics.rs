@@ -22,6 +22,8 @@ pub struct Metrics {
     pub crl_next_update: Gauge,
     pub store_size: IntGauge,
     pub store_retries: IntCounterVec,
+    pub store_failures: IntCounter,
+    pub store_reopens: IntCounter,
     pub in_flight: IntGauge,
     pub auth_failures: IntCounterVec,
     pub ready: IntGauge,
@@ -29,6 +31,12 @@ pub struct Metrics {
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric definition");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
 }
@@ -77,10 +85,7 @@ impl Metrics {
             IntGaugeVec::new(Opts::new("scepd_build_info", "scepd version."), &["version"]).expect("metric definition");
         r.register(Box::new(build_info.clone())).expect("unique metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let challenges_redeemed = IntCounter::new("scepd_challenges_redeemed_total", "One-time challenges redeemed.")
-            .expect("metric definition");
-        r.register(Box::new(challenges_redeemed.clone()))
-            .expect("unique metric");
+        let challenges_redeemed = counter(&r, "scepd_challenges_redeemed_total", "One-time challenges redeemed.");
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("process metrics");
@@ -104,6 +109,16 @@ impl Metrics {
                 "scepd_store_retries_total",
                 "Shared-store work done again: transactions after a conflict with another node, connections the server had closed.",
                 &["reason"],
+            ),
+            store_failures: counter(
+                &r,
+                "scepd_store_failures_total",
+                "Store failures: I/O errors of the embedded store (a full disk, a read-only filesystem).",
+            ),
+            store_reopens: counter(
+                &r,
+                "scepd_store_reopens_total",
+                "Times the embedded store's file was opened again after a failure.",
             ),
             in_flight: int_gauge(&r, "scepd_http_requests_in_flight", "HTTP requests being served."),
             ready: int_gauge(&r, "scepd_ready", "1 when every readiness check passes (see /readyz)."),

@@ -17,6 +17,8 @@ pub mod query;
 pub mod reply;
 pub mod request;
 pub mod signed;
+#[cfg(test)]
+mod vectors;
 
 use thiserror::Error;
 

@@ -227,6 +227,16 @@ fn signer_cert(any: &Any) -> der::Result<SignerCert> {
 const BAD_SIGNATURE: Rejection = Rejection::new(FailInfo::BadMessageCheck, "pkiMessage signature does not verify");
 
 impl PkiMessage {
+    /// The digest the signature is checked with (from digestAlgorithm, or from a
+    /// `shaNWithRSAEncryption` signatureAlgorithm); `None` when scepd does not support it, and
+    /// verification then answers badAlg.
+    pub fn digest(&self) -> Option<DigestAlg> {
+        match self.digest_alg {
+            AlgorithmChoice::Known(d) => Some(d),
+            AlgorithmChoice::Unsupported => None,
+        }
+    }
+
     /// Verifies the signature over the signed attributes with the signer certificate's key
     /// and the messageDigest against the encapsulated content.
     pub fn verify(&self) -> Result<&SignerCert, Rejection> {

@@ -201,9 +201,15 @@ impl ScepService {
         for event in [StoreEvent::Retried, StoreEvent::Reconnected] {
             metrics.store_retries.with_label_values(&[event.as_str()]);
         }
-        let retries = metrics.store_retries.clone();
-        store.observe(Arc::new(move |event: StoreEvent| {
-            retries.with_label_values(&[event.as_str()]).inc()
+        let (retries, failures, reopens) = (
+            metrics.store_retries.clone(),
+            metrics.store_failures.clone(),
+            metrics.store_reopens.clone(),
+        );
+        store.observe(Arc::new(move |event: StoreEvent| match event {
+            StoreEvent::Retried | StoreEvent::Reconnected => retries.with_label_values(&[event.as_str()]).inc(),
+            StoreEvent::Failed => failures.inc(),
+            StoreEvent::Reopened => reopens.inc(),
         }));
         Ok(ScepService {
             authority,

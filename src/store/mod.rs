@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod record;
 pub mod redb_open;
 pub mod redb_store;
+mod reopening;
 
 pub use location::StoreLocation;
 pub use postgres::PgStore;
@@ -18,7 +19,7 @@ pub use record::{
     AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState,
     CrlState, Issuance, IssuanceKind, IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl,
 };
-pub use redb_store::RedbStore;
+pub use reopening::RedbStore;
 
 use scepd_ca::{Reason, Serial};
 use thiserror::Error;
@@ -30,13 +31,21 @@ pub enum StoreEvent {
     Retried,
     /// A connection the server had closed was replaced.
     Reconnected,
+    /// The store failed (an I/O error, a full disk, a read-only filesystem or database).
+    Failed,
+    /// The embedded store's file was opened again after a failure.
+    Reopened,
 }
 
 impl StoreEvent {
+    /// The label of a retry (`conflict`, `reconnect`); failures and reopenings have their own
+    /// counters.
     pub fn as_str(self) -> &'static str {
         match self {
             StoreEvent::Retried => "conflict",
             StoreEvent::Reconnected => "reconnect",
+            StoreEvent::Failed => "failed",
+            StoreEvent::Reopened => "reopened",
         }
     }
 }
@@ -99,6 +108,21 @@ pub enum StoreError {
     /// A write shared by several callers (a group commit) failed: each caller gets the cause.
     #[error(transparent)]
     Shared(std::sync::Arc<StoreError>),
+    /// The embedded store's file is closed after an I/O error and being opened again; the text
+    /// is why the last attempt failed.
+    #[error("embedded store unavailable after an I/O error (reopening): {0}")]
+    Reopening(String),
+}
+
+impl StoreError {
+    /// An I/O failure of the embedded store: its file must be closed and opened again.
+    pub fn is_io(&self) -> bool {
+        match self {
+            StoreError::Redb(redb::Error::Io(_) | redb::Error::PreviousIo) => true,
+            StoreError::Shared(inner) => inner.is_io(),
+            _ => false,
+        }
+    }
 }
 
 /// redb's error types, each converted with its cause kept, so that `?` works on every call.

@@ -63,8 +63,7 @@ pub fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreE
         .create_with_backend(ProbeBackend::open(path)?);
     match probe {
         Ok(db) => drop(db),
-        Err(DatabaseError::DatabaseAlreadyOpen) => return Err(in_use(path)),
-        Err(e) => return Err(damaged(path, &e.to_string())),
+        Err(e) => return Err(open_error(path, e)),
     }
     if fell_back.load(Ordering::Relaxed) && !crashed {
         return Err(damaged(
@@ -85,10 +84,7 @@ pub fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreE
             tracing::info!(progress = session.progress(), "store recovery in progress");
         })
         .open(path)
-        .map_err(|e| match e {
-            DatabaseError::DatabaseAlreadyOpen => in_use(path),
-            e => damaged(path, &e.to_string()),
-        })?;
+        .map_err(|e| open_error(path, e))?;
     if crashed {
         tracing::warn!(file = %path.display(), "store recovered after an unclean shutdown");
     }
@@ -99,13 +95,20 @@ fn create(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     Builder::new()
         .set_cache_size(cache_bytes)
         .create(path)
-        .map_err(|e| match e {
-            DatabaseError::Storage(StorageError::Io(source)) => StoreError::File {
-                path: path.to_path_buf(),
-                source,
-            },
-            e => StoreError::Redb(e.into()),
-        })
+        .map_err(|e| open_error(path, e))
+}
+
+/// An I/O error is the disk's (full, failing, read-only: the store reopens once it is mended),
+/// not the file's; anything else redb reports on open means the file is not what it wrote.
+fn open_error(path: &Path, error: DatabaseError) -> StoreError {
+    match error {
+        DatabaseError::Storage(StorageError::Io(source)) => StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        },
+        DatabaseError::DatabaseAlreadyOpen => in_use(path),
+        e => damaged(path, &e.to_string()),
+    }
 }
 
 enum Header {

@@ -56,7 +56,8 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The schema this build writes. Opening a newer one is refused rather than misread.
 pub const SCHEMA_VERSION: u64 = 1;
 
-pub struct RedbStore {
+/// One open redb file. [`super::RedbStore`] wraps it to reopen it after an I/O error.
+pub struct RedbFile {
     db: Database,
     path: std::path::PathBuf,
     /// Set by a commit made without fsync; cleared by [`Store::flush`].
@@ -83,9 +84,9 @@ fn device_key(device: &str, serial: &[u8]) -> Vec<u8> {
     [device.as_bytes(), &[0u8], serial].concat()
 }
 
-impl RedbStore {
+impl RedbFile {
     /// Opens (or creates) the store file and checks its schema version.
-    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+    pub fn open(path: &Path) -> Result<RedbFile, StoreError> {
         let db = super::redb_open::open_database(path, CACHE_BYTES)?;
         let txn = db.begin_write()?;
         {
@@ -118,7 +119,7 @@ impl RedbStore {
             txn.open_table(IDENTITY)?;
         }
         txn.commit()?;
-        Ok(RedbStore {
+        Ok(RedbFile {
             db,
             path: path.to_path_buf(),
             unflushed: AtomicBool::new(false),
@@ -126,7 +127,7 @@ impl RedbStore {
     }
 }
 
-impl RedbStore {
+impl RedbFile {
     /// Writes `client` when a client of its name exists exactly when `existing` says.
     fn write_mdm_client(&self, client: &MdmClient, existing: bool) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
@@ -147,7 +148,7 @@ impl RedbStore {
     }
 }
 
-impl Store for RedbStore {
+impl Store for RedbFile {
     fn find_by_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let by_txn = txn.open_table(BY_TRANSACTION)?;

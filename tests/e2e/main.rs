@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod concurrency;
 mod crash;
+mod disk;
 mod faults;
 mod lifecycle;
 mod multinode;

@@ -52,7 +52,7 @@ pub(crate) fn copy_secrets(from: &Path, to: &Path) {
 
 /// What a client got for one enrollment.
 #[derive(Debug, PartialEq)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// A certificate (its serial), checked to be for this client's key and subject.
     Issued(String),
     /// A signed CertRep FAILURE (its failInfo).
@@ -73,7 +73,7 @@ fn serial_hex(cert: &Certificate) -> String {
 }
 
 /// One PKCSReq for `cn` to `scep_url`, not panicking on a failed or missing answer.
-fn enroll(requester: &Requester, ra: &Certificate, scep_url: &str, cn: &str, challenge: &str) -> Outcome {
+pub(crate) fn enroll(requester: &Requester, ra: &Certificate, scep_url: &str, cn: &str, challenge: &str) -> Outcome {
     let message = requester.message(&requester.csr(cn, Some(challenge)), ra, &Opts::default());
     let resp = match http::post(
         &format!("{scep_url}?operation=PKIOperation"),
@@ -112,7 +112,7 @@ fn enroll(requester: &Requester, ra: &Certificate, scep_url: &str, cn: &str, cha
 }
 
 /// One sample of the node's /metrics.
-fn metric(server: &Server, series: &str) -> u64 {
+pub(crate) fn metric(server: &Server, series: &str) -> u64 {
     let text = http::get(&format!("{}/metrics", server.base)).unwrap().text();
     let line = text
         .lines()
@@ -121,7 +121,7 @@ fn metric(server: &Server, series: &str) -> u64 {
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
-fn listed_serials(server: &Server) -> Vec<String> {
+pub(crate) fn listed_serials(server: &Server) -> Vec<String> {
     list(server, &[])
         .iter()
         .map(|c| c["serial"].as_str().unwrap().to_string())
