@@ -8,6 +8,7 @@ pub mod issuance;
 pub mod location;
 pub mod postgres;
 pub mod record;
+pub mod redb_open;
 pub mod redb_store;
 mod reopening;
 
@@ -97,6 +98,14 @@ pub enum StoreError {
     /// refused for a second rather than queued behind a failing store.
     #[error("the {0} could not store its last batch; retry shortly")]
     WriterFailing(&'static str),
+    /// The embedded store's file is damaged (it was closed cleanly, yet does not verify). It was
+    /// left untouched: the operator restores the data directory from a backup.
+    #[error(
+        "{} is damaged ({detail}); it was left as it is: restore the data directory from a `scepd backup` \
+         (scepd restore --data NEW_DIR BACKUP_DIR)",
+        path.display()
+    )]
+    Damaged { path: std::path::PathBuf, detail: String },
     /// A write shared by several callers (a group commit) failed: each caller gets the cause.
     #[error(transparent)]
     Shared(std::sync::Arc<StoreError>),

@@ -118,7 +118,7 @@ impl RedbFile {
             path: path.to_path_buf(),
             source,
         })?;
-        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path)?;
+        let db = super::redb_open::open_database(path, CACHE_BYTES)?;
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
