@@ -183,10 +183,11 @@ pub trait Store: Send + Sync {
     /// Certificates matching `filter`, newest first.
     fn certificates(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError>;
 
-    /// Stores minted challenges (a batch: see `service::challenges`). Minting is frequent and cheap to repeat, so this commit may
-    /// be made durable by the next durable commit or [`Store::flush`] rather than by its own
-    /// fsync: a challenge minted just before a crash can be lost (the MDM fetches another), a
-    /// redeemed one never comes back.
+    /// Stores minted challenges (a batch: see `service::challenges`), durably, one transaction a
+    /// batch; a challenge already stored is left as it is (a batch written again after a failure
+    /// never brings back a redeemed one). The MDM has the challenge before it is committed: one
+    /// minted an instant before a crash can be lost (the MDM fetches another), but a batch the
+    /// store refused is kept and written again once the store recovers.
     fn insert_challenges(&self, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), StoreError>;
 
     fn challenge(&self, hash: &ChallengeHash) -> Result<Option<ChallengeRecord>, StoreError>;
