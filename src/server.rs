@@ -268,7 +268,7 @@ async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration
                     tracing::error!(error = %e, "CRL refresh failed");
                 }
                 service.refresh_light_gauges();
-                store.sweep_challenges(scepd_ca::time::unix_now()).map(Some)
+                store.sweep_challenges(scepd_ca::time::steady_unix_now()).map(Some)
             } else {
                 store.flush().map(|()| None)
             }

@@ -1,6 +1,7 @@
 //! Time conversions between the system clock and X.509 times.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use x509_cert::time::Time;
 
@@ -12,6 +13,17 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Unix seconds that follow the monotonic clock from the first call on: the system clock at
+/// that moment, plus the time elapsed since. A step of the system clock while the process runs
+/// (set back an hour, forward a day) does not move it, so a lifetime measured with it neither
+/// stretches nor collapses. scepd measures challenge lifetimes with it; certificates, CRLs and
+/// OCSP answers are dated by the system clock ([`unix_now`]), which relying parties compare.
+pub fn steady_unix_now() -> u64 {
+    static ANCHOR: OnceLock<(u64, Instant)> = OnceLock::new();
+    let (wall, at) = ANCHOR.get_or_init(|| (unix_now(), Instant::now()));
+    wall + at.elapsed().as_secs()
 }
 
 /// An X.509 time: UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5, §5.1.2.4).

@@ -117,7 +117,8 @@ impl ScepService {
             .or(req.client_ttl_seconds)
             .unwrap_or(ttl.default_seconds)
             .clamp(1, ttl.max_seconds);
-        let now = scepd_ca::time::unix_now();
+        // Lifetimes on the steady clock: a step of the system clock neither stretches nor ends them.
+        let now = scepd_ca::time::steady_unix_now();
         let (challenge, hash) = self.policy().challenge.key().mint();
         let record = ChallengeRecord {
             expires_at: now + ttl_seconds,

@@ -118,7 +118,8 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
     // The CSR policy before the challenge: a refusal must not depend on whether the challenge
     // was good, or a challenge could be tested (with a key too small, say) without being spent.
     let csr = check_csr(svc, &csr)?;
-    let grant = check_challenge(svc, &csr, now)?;
+    // Challenge lifetimes are measured on the steady clock (see `steady_unix_now`).
+    let grant = check_challenge(svc, &csr, scepd_ca::time::steady_unix_now())?;
     let field = svc.policy().lifecycle.device_id_field;
     // The device a challenge was bound to, else the configured CSR field — vouched for only when
     // the challenge bound that field.

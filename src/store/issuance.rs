@@ -100,7 +100,7 @@ pub fn record_one<T: IssuanceTx>(tx: &mut T, issuance: &Issuance) -> Result<Issu
         return Ok(IssuanceOutcome::SerialTaken);
     }
     if let Some(hash) = &issuance.redeems {
-        if !tx.redeem(hash, scepd_ca::time::unix_now())? {
+        if !tx.redeem(hash, scepd_ca::time::steady_unix_now())? {
             return Ok(IssuanceOutcome::ChallengeUnavailable);
         }
     }

@@ -186,7 +186,9 @@ pub enum Supersede {
 /// instead of the challenge.
 pub type ChallengeHash = [u8; 32];
 
-/// A minted one-time challenge. Times are Unix seconds.
+/// A minted one-time challenge. Times are Unix seconds on the steady clock
+/// (`scepd_ca::time::steady_unix_now`): the system clock when the node started plus the time
+/// elapsed since, so a step of the system clock does not change a challenge's lifetime.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeRecord {
     pub expires_at: u64,
