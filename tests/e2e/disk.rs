@@ -18,14 +18,14 @@ use crate::support::{http, Requester, Server};
 const CHALLENGE: &str = "disk-challenge";
 
 /// Filesystems mounted for one test (and a loop device attached), undone when dropped.
-struct Mounts {
+pub(crate) struct Mounts {
     dir: tempfile::TempDir,
     mounted: Vec<PathBuf>,
     loop_device: Option<String>,
 }
 
 impl Mounts {
-    fn new() -> Mounts {
+    pub(crate) fn new() -> Mounts {
         Mounts {
             dir: tempfile::tempdir().unwrap(),
             mounted: Vec::new(),
@@ -34,7 +34,7 @@ impl Mounts {
     }
 
     /// A tmpfs of `size` at `name` in the test's directory.
-    fn tmpfs(&mut self, name: &str, size: &str) -> PathBuf {
+    pub(crate) fn tmpfs(&mut self, name: &str, size: &str) -> PathBuf {
         let at = self.dir.path().join(name);
         std::fs::create_dir(&at).unwrap();
         run(
@@ -90,13 +90,13 @@ impl Drop for Mounts {
 }
 
 /// Fills the filesystem at `dir` (dd stops, and fails, when it is full).
-fn fill(dir: &Path) {
+pub(crate) fn fill(dir: &Path) {
     let _ = Command::new("dd")
         .args(["if=/dev/zero", &format!("of={}", path(&dir.join("filler"))), "bs=64k"])
         .output();
 }
 
-fn unfill(dir: &Path) {
+pub(crate) fn unfill(dir: &Path) {
     std::fs::remove_file(dir.join("filler")).unwrap();
 }
 

@@ -372,7 +372,7 @@ fn a_node_killed_mid_load_loses_nothing_a_client_received() {
 
 /// A private PostgreSQL cluster (Debian's pg_createcluster), so that restarting it disturbs no
 /// other test.
-struct PrivateCluster {
+pub(crate) struct PrivateCluster {
     version: String,
     name: String,
     port: u16,
@@ -380,7 +380,13 @@ struct PrivateCluster {
 }
 
 impl PrivateCluster {
-    fn create() -> Option<PrivateCluster> {
+    pub(crate) fn create() -> Option<PrivateCluster> {
+        PrivateCluster::create_in(None)
+    }
+
+    /// A cluster whose data directory is in `parent` (a filesystem of the test's), or in a
+    /// temporary directory.
+    pub(crate) fn create_in(parent: Option<&Path>) -> Option<PrivateCluster> {
         if Command::new("pg_createcluster").arg("--version").output().is_err() {
             skip(
                 "multinode::postgres_restarted…",
@@ -409,7 +415,7 @@ impl PrivateCluster {
         // The postgres user runs the server: it must reach the data directory.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let name = format!("scepd_e2e_{}_{port}", std::process::id());
-        let data = dir.path().join("pgdata");
+        let data = parent.unwrap_or(dir.path()).join("pgdata");
         let out = Command::new("pg_createcluster")
             .args([
                 "--start",
@@ -439,7 +445,7 @@ impl PrivateCluster {
         Some(cluster)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 

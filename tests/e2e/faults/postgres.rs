@@ -100,3 +100,50 @@ fn a_database_turned_read_only_and_back_recovers_without_a_restart() {
         writable.elapsed()
     );
 }
+
+/// The database's disk full (its data directory on a small tmpfs, filled up under scepd's
+/// feet): PostgreSQL stays up but refuses to extend its files; enrollments get 503 (or a signed
+/// FAILURE), never a certificate that is not stored, and service comes back without a restart
+/// once the space is freed.
+#[test]
+fn a_database_whose_disk_fills_up_recovers_without_a_restart() {
+    let mut mounts = crate::disk::Mounts::new();
+    let disk = mounts.tmpfs("pg", "160m");
+    // The postgres user runs the server: it must reach its data directory.
+    std::fs::set_permissions(&disk, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let Some(cluster) = crate::multinode::PrivateCluster::create_in(Some(&disk)) else {
+        return;
+    };
+    let server = Server::start(&["--store", &cluster.url(), "--static-challenge", CHALLENGE]);
+    let requester = Requester::new(KeyBits::Rsa2048);
+    assert_eq!(enroll(&server, &requester), Ok(true));
+    let mut issued = 1;
+    crate::disk::fill(&disk);
+    // Refused once the database cannot write (a few may still fit in pages it has).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut refused = 0;
+    while refused < 3 {
+        match enroll(&server, &requester) {
+            Ok(true) => issued += 1,
+            Ok(false) | Err(_) => refused += 1,
+        }
+        assert!(Instant::now() < deadline, "the full disk refused nothing");
+    }
+    crate::disk::unfill(&disk);
+    let freed = Instant::now();
+    while enroll(&server, &requester) != Ok(true) || readyz(&server).0 != 200 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(30),
+            "no recovery: /readyz {:?}",
+            readyz(&server)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "recovered {:?} after the database's disk had room again",
+        freed.elapsed()
+    );
+    // Every certificate the server sent is in the store.
+    let listed = server.cli(&["cert", "list", "--json"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+}
