@@ -58,7 +58,11 @@ impl Requester {
         let cert = scepd_ca::request::self_signed(&scepd_ca::name::parse("CN=SCEP SIGNER").unwrap(), &key).unwrap();
         let der = cert.to_der().unwrap();
         Requester {
-            identity: Identity { cert, der, key },
+            identity: Identity {
+                cert,
+                der,
+                key: Box::new(key),
+            },
         }
     }
 
@@ -98,7 +102,7 @@ impl Requester {
         ];
         let signing = Signing {
             cert: &self.identity.cert,
-            key: &self.identity.key,
+            key: self.identity.key.as_ref(),
             digest: opts.digest,
             algorithm_field: opts.field,
         };
@@ -114,7 +118,7 @@ impl Requester {
         };
         let signing = Signing {
             cert: &self.identity.cert,
-            key: &self.identity.key,
+            key: self.identity.key.as_ref(),
             digest: opts.digest,
             algorithm_field: opts.field,
         };
