@@ -82,3 +82,22 @@ impl KeyGenerator for SoftwareKeys {
         Ok(Box::new(RsaKey::generate(bits)?))
     }
 }
+
+/// A boxed key is a key (so `&identity.key` works wherever a `&dyn PrivateKey` is wanted).
+impl<K: PrivateKey + ?Sized> PrivateKey for Box<K> {
+    fn bits(&self) -> usize {
+        (**self).bits()
+    }
+    fn public_key_spki_der(&self) -> Vec<u8> {
+        (**self).public_key_spki_der()
+    }
+    fn sign(&self, hash: SignatureHash, message: &[u8]) -> Result<Vec<u8>, CaError> {
+        (**self).sign(hash, message)
+    }
+    fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Option<Vec<u8>> {
+        (**self).decrypt_pkcs1(ciphertext)
+    }
+    fn custody(&self) -> KeyCustody<'_> {
+        (**self).custody()
+    }
+}

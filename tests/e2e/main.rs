@@ -12,6 +12,7 @@ mod clients;
 mod concurrency;
 mod crash;
 mod disk;
+mod hsm;
 mod identity;
 mod lifecycle;
 mod multinode;

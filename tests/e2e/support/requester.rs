@@ -67,7 +67,10 @@ impl Requester {
     }
 
     pub fn key_pem(&self) -> String {
-        self.identity.key.to_pkcs8_pem()
+        match self.identity.key.custody() {
+            scepd_ca::KeyCustody::Software(key) => key.to_pkcs8_pem(),
+            _ => unreachable!("test requesters hold software keys"),
+        }
     }
 
     pub fn csr(&self, subject: &str, challenge: Option<&str>) -> Vec<u8> {

@@ -28,11 +28,17 @@ impl Server {
 
     /// `scepd serve --data DIR` (initialized first when empty).
     pub fn start_in(data: &Path, args: &[&str]) -> Server {
+        Server::start_in_env(data, args, &[])
+    }
+
+    /// [`Server::start_in`] with extra environment variables (a private SoftHSM configuration).
+    pub fn start_in_env(data: &Path, args: &[&str], env: &[(&str, &Path)]) -> Server {
         let log = data.with_extension("log");
         let _ = std::fs::remove_file(data.join("admin.url"));
         let child = Command::new(BIN)
             .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
