@@ -49,7 +49,16 @@ impl SoftHsm {
         let hsm = SoftHsm { tmp, conf, pin_file };
         let out = hsm
             .command("softhsm2-util")
-            .args(["--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", "13579"])
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                PIN,
+                "--so-pin",
+                "13579",
+            ])
             .output()
             .expect("softhsm2-util");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -84,11 +93,16 @@ impl SoftHsm {
         use cryptoki::session::UserType;
         std::env::set_var("SOFTHSM2_CONF", &self.conf);
         let ctx = Pkcs11::new(MODULE).unwrap();
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).unwrap();
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .unwrap();
         let slot = ctx.get_slots_with_token().unwrap()[0];
         let session = ctx.open_ro_session(slot).unwrap();
         session.login(UserType::User, Some(&PIN.to_string().into())).unwrap();
-        let secret = [AttributeType::PrivateExponent, AttributeType::Prime1, AttributeType::Prime2];
+        let secret = [
+            AttributeType::PrivateExponent,
+            AttributeType::Prime1,
+            AttributeType::Prime2,
+        ];
         for label in labels {
             let found = session
                 .find_objects(&[
@@ -98,7 +112,10 @@ impl SoftHsm {
                 .unwrap();
             assert_eq!(found.len(), 1, "{label}");
             let info = session.get_attribute_info(found[0], &secret).unwrap();
-            assert!(info.iter().all(|i| matches!(i, AttributeInfo::Sensitive)), "{label}: {info:?}");
+            assert!(
+                info.iter().all(|i| matches!(i, AttributeInfo::Sensitive)),
+                "{label}: {info:?}"
+            );
             let values = session.get_attributes(found[0], &secret).unwrap();
             assert!(values.is_empty(), "{label}: the token gave out {values:?}");
         }
@@ -115,7 +132,12 @@ impl SoftHsm {
         let data = self.data();
         self.command(BIN)
             .args(["init", "--data", data.to_str().unwrap(), "--pkcs11-module", MODULE])
-            .args(["--pkcs11-token", LABEL, "--pkcs11-pin-file", self.pin_file.to_str().unwrap()])
+            .args([
+                "--pkcs11-token",
+                LABEL,
+                "--pkcs11-pin-file",
+                self.pin_file.to_str().unwrap(),
+            ])
             .args(extra)
             .output()
             .unwrap()
@@ -140,7 +162,12 @@ fn text(out: &Output) -> String {
 fn enroll(server: &Server, cn: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = scepclient(dir.path(), &server.scep_url(), CHALLENGE, cn);
-    assert!(out.status.success(), "scepclient: {}\n{}", text(&out), server.log_text());
+    assert!(
+        out.status.success(),
+        "scepclient: {}\n{}",
+        text(&out),
+        server.log_text()
+    );
     let cert = dir.path().join("cert.pem");
     assert!(openssl::verifies(dir.path(), &server.ca_pem(), &cert));
     assert_eq!(
@@ -164,7 +191,10 @@ fn keys_made_in_the_token_stay_there_and_serve_enrollments_crls_and_restarts() {
         .collect();
     names.sort();
     for key_file in ["ca.key", "ra.key", "ocsp.key", "ca.key.pending"] {
-        assert!(!names.iter().any(|n| n == key_file), "{key_file} in the data directory: {names:?}");
+        assert!(
+            !names.iter().any(|n| n == key_file),
+            "{key_file} in the data directory: {names:?}"
+        );
     }
     for name in &names {
         let contents = std::fs::read_to_string(hsm.data().join(name)).unwrap_or_default();
@@ -172,7 +202,10 @@ fn keys_made_in_the_token_stay_there_and_serve_enrollments_crls_and_restarts() {
     }
     for key in ["ca", "ra", "ocsp"] {
         let uri = std::fs::read_to_string(hsm.data().join(format!("{key}.key.uri"))).unwrap();
-        assert!(uri.starts_with(&format!("pkcs11:token={LABEL};object=scepd-{key};id=")), "{uri}");
+        assert!(
+            uri.starts_with(&format!("pkcs11:token={LABEL};object=scepd-{key};id=")),
+            "{uri}"
+        );
     }
 
     // OpenSC sees three sensitive, never-extractable private keys, and cannot read one out.
@@ -191,10 +224,7 @@ fn keys_made_in_the_token_stay_there_and_serve_enrollments_crls_and_restarts() {
 
     // The certificates the token keys signed verify with openssl.
     let d = hsm.data();
-    let (ok, out) = openssl::try_run(
-        &d,
-        &["verify", "-CAfile", "ca.pem", "ra.pem", "ocsp.pem"],
-    );
+    let (ok, out) = openssl::try_run(&d, &["verify", "-CAfile", "ca.pem", "ra.pem", "ocsp.pem"]);
     assert!(ok, "{out}");
 
     let mut server = hsm.serve();
@@ -269,15 +299,70 @@ fn token_failures_stop_serve_with_one_line_naming_what_and_where() {
     let Some(other) = SoftHsm::new("hsm failures", "another-token") else {
         return;
     };
-    one_line(&serve_fails(&data, &pin, &other.env()), &["no token labelled", LABEL, MODULE]);
+    one_line(
+        &serve_fails(&data, &pin, &other.env()),
+        &["no token labelled", LABEL, MODULE],
+    );
 
     // The key is not in the token.
     let uri_file = data.join("ra.key.uri");
     let uri = std::fs::read_to_string(&uri_file).unwrap();
     std::fs::write(&uri_file, uri.replace("object=scepd-ra", "object=gone")).unwrap();
-    one_line(&serve_fails(&data, &pin, &env), &["no such private key", "object=gone", LABEL]);
+    one_line(
+        &serve_fails(&data, &pin, &env),
+        &["no such private key", "object=gone", LABEL],
+    );
 
     // The module is missing.
     std::fs::write(&uri_file, uri.replace(MODULE, "/nonexistent/libpkcs11.so")).unwrap();
-    one_line(&serve_fails(&data, &pin, &env), &["/nonexistent/libpkcs11.so", "cannot be loaded"]);
+    one_line(
+        &serve_fails(&data, &pin, &env),
+        &["/nonexistent/libpkcs11.so", "cannot be loaded"],
+    );
+}
+
+/// The RA key in the token refuses a bad RSA block with an error (CKR_ENCRYPTED_DATA_INVALID):
+/// that answer is the very one a wrong-length key or bad content padding gets, and the one a
+/// file-key server gives, so the token is no padding oracle; a good request still enrolls.
+#[test]
+fn a_decryption_the_token_refuses_gets_the_implicit_rejection_answer() {
+    use crate::negative::{assert_failure, corrupt_content, corrupt_key, wrong_key_length};
+    use crate::support::requester::{recipient, Opts};
+    use crate::support::Requester;
+    use scepd::scep::cipher::ContentCipher;
+    use scepd::scep::client::signer_cert_of;
+    use scepd::scep::envelope;
+
+    let Some(hsm) = SoftHsm::new("hsm implicit rejection", LABEL) else {
+        return;
+    };
+    assert!(hsm.init(&[]).status.success());
+    let token_server = hsm.serve();
+    let file_server = Server::start(&["--static-challenge", CHALLENGE]);
+    let requester = Requester::new(scepd_ca::KeyBits::Rsa2048);
+    let csr = requester.csr("CN=oracle", Some(CHALLENGE));
+    for server in [&token_server, &file_server] {
+        let ra = recipient(&server.scep_url());
+        let sealed = envelope::seal(&csr, ContentCipher::Aes128Cbc, &signer_cert_of(&ra).unwrap()).unwrap();
+        for bad in [
+            corrupt_key(&sealed, |k| k[10] ^= 0xff),
+            corrupt_key(&sealed, |k| k[0] ^= 0x01),
+            corrupt_content(&sealed),
+            wrong_key_length(&ra, &csr),
+        ] {
+            let rep = requester.post(&server.scep_url(), &requester.sign_envelope(&bad, &Opts::default()));
+            assert_failure(&rep, "1", "cannot decrypt the request");
+        }
+    }
+    let ra = recipient(&token_server.scep_url());
+    let rep = requester.post(
+        &token_server.scep_url(),
+        &requester.message(&csr, &ra, &Opts::default()),
+    );
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
 }
