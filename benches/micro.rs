@@ -83,6 +83,7 @@ fn policy(dir: &std::path::Path) -> Policy {
         cipher: cipher_policy(),
         min_key_bits: 2048,
         cert_validity_days: 365,
+        not_before_backdate_seconds: 300,
         crl_url: Some("http://127.0.0.1/crl".into()),
         challenge_ttl: ChallengeTtl {
             default_seconds: 3600,

@@ -185,6 +185,10 @@ pub struct ServeArgs {
     /// How long a revoked certificate stays on the CRL after it expires, e.g. `0s`, `30d`.
     #[arg(long, env = "SCEPD_CRL_KEEP_EXPIRED")]
     pub crl_keep_expired: Option<String>,
+    /// How far before the moment of issue a certificate's notBefore is set, for devices whose
+    /// clocks run slow, e.g. `5m` (at most `1d`).
+    #[arg(long, env = "SCEPD_NOT_BEFORE_BACKDATE")]
+    pub not_before_backdate: Option<String>,
 }
 
 /// `90`, `90s`, `15m`, `24h`, `30d` → seconds.
@@ -260,6 +264,8 @@ pub struct Config {
     pub crl_next_update: u64,
     #[serde(serialize_with = "seconds")]
     pub crl_keep_expired: u64,
+    #[serde(serialize_with = "seconds")]
+    pub not_before_backdate: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -412,6 +418,17 @@ impl Config {
         for pattern in &san_patterns {
             san::parse_pattern(pattern).map_err(ConfigError::Invalid)?;
         }
+        // Five minutes: the clock skew Kerberos tolerates by default, ample for a device whose
+        // NTP has not run yet, and nothing against a certificate lifetime of months.
+        let not_before_backdate = parse_duration(
+            args.not_before_backdate
+                .as_deref()
+                .or(file.not_before_backdate.as_deref())
+                .unwrap_or("5m"),
+        )?;
+        if not_before_backdate > 86_400 {
+            return Err(ConfigError::Invalid("not_before_backdate must be at most 1d".into()));
+        }
         let store = args
             .store_url
             .as_deref()
@@ -459,6 +476,7 @@ impl Config {
                     .or(file.crl_keep_expired.as_deref())
                     .unwrap_or("0s"),
             )?,
+            not_before_backdate,
             challenge_ttl,
             challenge_max_ttl,
             challenge_sweep_interval: args

@@ -47,6 +47,17 @@ pub enum DataDirError {
     Invalid(String),
     #[error("{0}")]
     Token(#[from] TokenError),
+    /// A file the server needs is missing, unreadable or wrong: named, with what to do.
+    #[error("{}: {detail}; restore it from a `scepd backup` of this data directory", path.display())]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "{} belongs to uid {owner}, but scepd runs as uid {me}: run scepd as that user (systemd User=), \
+         or give it the files (chown -R)",
+        path.display()
+    )]
+    NotOwner { path: PathBuf, owner: u32, me: u32 },
+    #[error("{0}")]
+    Backup(#[from] crate::backup_manifest::ManifestError),
 }
 
 pub struct DataDir {
@@ -317,20 +328,21 @@ impl DataDir {
         Ok(Box::new(crate::keys::pkcs11::open_key(&uri, None, pin)?))
     }
 
-    /// Loads the CA, the RA (if any) and the chain. Keys must be 0600.
+    /// Loads the CA, the RA (if any) and the chain. Keys must be 0600. An error names the file
+    /// and what to do.
     pub fn load(&self) -> Result<Authority, DataDirError> {
         if !self.is_initialized() {
             return Err(DataDirError::NotInitialized(self.root.clone()));
         }
         let ca = self.identity("ca.pem", "ca.key")?;
-        scepd_ca::check_ca_certificate(&ca.cert, ca.key.as_ref())?;
+        scepd_ca::check_ca_certificate(&ca.cert, ca.key.as_ref()).map_err(|e| self.damaged("ca.pem", e))?;
         let ra = if self.path("ra.pem").exists() {
             Some(self.identity("ra.pem", "ra.key")?)
         } else {
             None
         };
         let chain = if self.path("chain.pem").exists() {
-            pem::certificates(&self.read("chain.pem")?)?
+            pem::certificates(&self.read("chain.pem")?).map_err(|e| self.damaged("chain.pem", e))?
         } else {
             Vec::new()
         };
@@ -364,13 +376,14 @@ impl DataDir {
         Ok((ca, chain))
     }
 
-    fn identity(&self, cert: &str, key: &str) -> Result<Identity, DataDirError> {
-        let der = pem::certificates(&self.read(cert)?)?
+    fn identity(&self, cert_file: &str, key_file: &str) -> Result<Identity, DataDirError> {
+        let der = pem::certificates(&self.read(cert_file).map_err(|e| self.needed(cert_file, e))?)
+            .map_err(|e| self.damaged(cert_file, e))?
             .into_iter()
             .next()
-            .ok_or_else(|| DataDirError::Invalid(format!("{cert} holds no certificate")))?;
-        let cert = scepd_ca::Certificate::from_der(&der).map_err(scepd_ca::CaError::from)?;
-        let key = self.load_key(key)?;
+            .ok_or_else(|| self.damaged(cert_file, "no certificate in it"))?;
+        let cert = scepd_ca::Certificate::from_der(&der).map_err(|e| self.damaged(cert_file, e))?;
+        let key = self.load_key(key_file).map_err(|e| self.needed(key_file, e))?;
         if cert
             .tbs_certificate()
             .subject_public_key_info()
@@ -378,9 +391,57 @@ impl DataDir {
             .map_err(scepd_ca::CaError::from)?
             != key.public_key_spki_der()
         {
-            return Err(scepd_ca::CaError::KeyMismatch.into());
+            let key_path = self.path(key_file);
+            return Err(self.damaged(
+                cert_file,
+                format!("the certificate does not match the private key {}", key_path.display()),
+            ));
         }
         Ok(Identity { cert, der, key })
+    }
+
+    /// An error reading `name`, a file the server cannot start without: missing, unreadable or
+    /// undecodable means damaged (a wrong mode keeps its own message, which says what to do).
+    fn needed(&self, name: &str, error: DataDirError) -> DataDirError {
+        match error {
+            DataDirError::Io { path, source } => DataDirError::Damaged {
+                path,
+                detail: source.to_string(),
+            },
+            DataDirError::Ca(e) => self.damaged(name, e),
+            other => other,
+        }
+    }
+
+    fn damaged(&self, name: &str, detail: impl std::fmt::Display) -> DataDirError {
+        DataDirError::Damaged {
+            path: self.path(name),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The directory and the files the server uses must belong to the user it runs as:
+    /// otherwise it fails later, half-way (a root-run restore leaves files the service user
+    /// cannot read; a directory of another user can be changed behind the CA's back). The
+    /// directory may also belong to root: a volume mounted there (Kubernetes `fsGroup`) does.
+    pub fn check_owner(&self) -> Result<(), DataDirError> {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/self belongs to the process's effective user: no libc call needed.
+        let me = fs::metadata("/proc/self").map_err(io(Path::new("/proc/self")))?.uid();
+        let mut names = self.backup_files();
+        names.push("scepd.redb");
+        let paths = std::iter::once(self.root.clone()).chain(names.into_iter().map(|n| self.path(n)));
+        for path in paths {
+            let owner = match fs::metadata(&path) {
+                Ok(meta) => meta.uid(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(DataDirError::Io { path, source }),
+            };
+            if owner != me && !(owner == 0 && path == self.root) {
+                return Err(DataDirError::NotOwner { path, owner, me });
+            }
+        }
+        Ok(())
     }
 
     /// The challenge key, created on first use (data directories from before it existed).
@@ -418,8 +479,10 @@ impl DataDir {
         .collect()
     }
 
-    /// Copies `files` of `from` into this (empty) directory, keeping their modes.
-    pub fn restore_from(&self, from: &DataDir) -> Result<(), DataDirError> {
+    /// Copies the backup `from` into this (empty) directory, keeping the files' modes, once
+    /// every file matches the backup's checksums. `Ok(false)`: the backup has no checksums
+    /// (made before they existed), so it was restored unchecked.
+    pub fn restore_from(&self, from: &DataDir) -> Result<bool, DataDirError> {
         self.refuse_if_initialized()?;
         if !from.path("ca.pem").exists() || !from.path("scepd.redb").exists() {
             return Err(DataDirError::Invalid(format!(
@@ -427,9 +490,10 @@ impl DataDir {
                 from.root.display()
             )));
         }
-        self.ensure_root()?;
         let mut files = from.backup_files();
         files.push("scepd.redb");
+        let checked = crate::backup_manifest::verify(&from.root, &files)?;
+        self.ensure_root()?;
         // ca.pem last: it marks the directory initialized.
         files.sort_by_key(|f| *f == "ca.pem");
         for f in files {
@@ -441,7 +505,7 @@ impl DataDir {
             let data = fs::read(from.path(f)).map_err(io(&from.path(f)))?;
             write_file(&self.path(f), &data, mode)?;
         }
-        Ok(())
+        Ok(checked)
     }
 
     pub fn admin_token(&self) -> Result<String, DataDirError> {

@@ -4,6 +4,7 @@
 //! [`scep`] (wire format, sans-IO), [`challenge`], [`store`] → `scepd_ca` (the CA core).
 
 pub mod api;
+pub mod backup_manifest;
 pub mod bench;
 pub mod challenge;
 pub mod cli;

@@ -90,6 +90,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(data = %config.data.display(), "data directory is empty: creating a new CA");
         dir.init_new(&scepd_ca::CaParams::default(), false, &scepd_ca::SoftwareKeys)?;
     }
+    dir.check_owner()?;
     let authority = dir.load()?;
     let listener = TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
@@ -107,6 +108,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         },
         min_key_bits: config.min_key_bits,
         cert_validity_days: config.cert_validity_days,
+        not_before_backdate_seconds: config.not_before_backdate,
         crl_url: Some(format!("{public_url}/crl")),
         data_dir: config.data.clone(),
         public_url: public_url.clone(),

@@ -529,15 +529,24 @@ fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {
     // The keys and certificates, keeping their modes; ca.pem last marks the backup complete.
     let mut files = dir.backup_files();
     files.sort_by_key(|f| *f == "ca.pem");
-    for f in files {
+    for f in &files {
         std::fs::copy(dir.path(f), target.path(f))?;
     }
+    // Checksums of what was written, so that `restore` refuses a copy damaged since.
+    files.push("scepd.redb");
+    crate::backup_manifest::write(out, &files)?;
     println!("backup written to {}", out.display());
     Ok(())
 }
 
 fn restore(data: &PathBuf, backup: &PathBuf) -> CliResult {
-    DataDir::new(data).restore_from(&DataDir::new(backup))?;
+    if !DataDir::new(data).restore_from(&DataDir::new(backup))? {
+        eprintln!(
+            "warning: {} has no {}: made by an older scepd, restored without checking it",
+            backup.display(),
+            crate::backup_manifest::MANIFEST
+        );
+    }
     println!("restored {} into {}", backup.display(), data.display());
     Ok(())
 }

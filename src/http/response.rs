@@ -23,6 +23,14 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     bytes(status, "text/plain; charset=utf-8", body)
 }
 
+/// 503 with Retry-After: a condition that passes by itself (a busy signer, a failing store).
+pub fn retry_later(body: impl Into<String>, seconds: u32) -> Response<Body> {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(seconds));
+    r
+}
+
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let mut r = bytes(
         status,

@@ -15,6 +15,9 @@ use crate::service::ServiceError;
 /// A client gets this long to send its request body.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Seconds a client is asked to wait when the store fails (Retry-After).
+const STORE_RETRY_AFTER: u32 = 5;
+
 /// Operation names as metric labels (anything else is `other`: bounded cardinality).
 fn operation_label(operation: Option<&str>) -> &'static str {
     match operation {
@@ -123,10 +126,7 @@ async fn pki_operation(
     // past it. Only refused challenges are limited: a good one is always answered.
     let attempt = state.challenge_failures.arrive(peer, "");
     let Some(_permit) = state.signing.acquire().await else {
-        let mut r = response::text(StatusCode::SERVICE_UNAVAILABLE, "busy; retry shortly");
-        r.headers_mut()
-            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(1u32));
-        return (r, None);
+        return (response::retry_later("busy; retry shortly", 1), None);
     };
     let service = Arc::clone(&state.service);
     let origin = crate::service::Origin::new(peer.to_string(), request_id);
@@ -177,8 +177,9 @@ async fn pki_operation(
         }
         Ok(Err(ServiceError::Store(e))) => {
             tracing::error!(error = %e, "store unavailable");
+            // Clients retry after this; the store reconnects (or reopens) within seconds.
             (
-                response::text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later"),
+                response::retry_later("store unavailable, retry later", STORE_RETRY_AFTER),
                 None,
             )
         }

@@ -71,8 +71,10 @@ fn modules() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
 }
 
 /// The tokens opened in this process, by module and label.
-fn tokens() -> &'static Mutex<HashMap<(PathBuf, String), Arc<Token>>> {
-    static TOKENS: OnceLock<Mutex<HashMap<(PathBuf, String), Arc<Token>>>> = OnceLock::new();
+type OpenTokens = Mutex<HashMap<(PathBuf, String), Arc<Token>>>;
+
+fn tokens() -> &'static OpenTokens {
+    static TOKENS: OnceLock<OpenTokens> = OnceLock::new();
     TOKENS.get_or_init(Default::default)
 }
 

@@ -11,6 +11,8 @@ use crate::store::StoreError;
 const MAX_QUEUED: usize = 16_384;
 /// Largest number of items committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// How long a writer whose last batch failed waits before trying it again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 enum Job<T> {
     Item(T),
@@ -38,10 +40,23 @@ impl<T: Send + 'static> BatchWriter<T> {
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let mut items = Vec::new();
+                // Items a failed batch held: kept and written again, with what arrives meanwhile,
+                // until the store takes them (a full disk, a read-only database), so nothing that
+                // was queued is dropped while the store recovers.
+                let mut kept: Vec<T> = Vec::new();
+                loop {
+                    let first = if kept.is_empty() {
+                        match rx.blocking_recv() {
+                            Some(job) => Some(job),
+                            None => break,
+                        }
+                    } else {
+                        std::thread::sleep(RETRY_AFTER);
+                        rx.try_recv().ok()
+                    };
+                    let mut items = std::mem::take(&mut kept);
                     let mut syncs = Vec::new();
-                    let mut next = Some(first);
+                    let mut next = first;
                     while let Some(job) = next.take() {
                         match job {
                             Job::Item(item) => items.push(item),
@@ -52,12 +67,17 @@ impl<T: Send + 'static> BatchWriter<T> {
                         }
                     }
                     if !items.is_empty() {
-                        let result = write(&items);
-                        if let Err(e) = &result {
-                            tracing::error!(writer = %label, error = %e, lost = items.len(), "a batch could not be stored");
+                        match write(&items) {
+                            Ok(()) => failed.store(0, Ordering::Release),
+                            Err(e) => {
+                                tracing::error!(writer = %label, error = %e, kept = items.len(), "a batch could not be stored; retrying");
+                                failed.store(scepd_ca::time::unix_now(), Ordering::Release);
+                                kept = items;
+                            }
                         }
-                        failed.store(if result.is_err() { scepd_ca::time::unix_now() } else { 0 }, Ordering::Release);
                     }
+                    // A sync waits for one attempt, not for the store to recover: a redemption
+                    // that looks for a challenge still queued is answered either way.
                     for done in syncs {
                         let _ = done.send(());
                     }

@@ -294,8 +294,8 @@ pub(super) fn issue(
                 critical: csr.subject.is_empty(),
                 ..san
             }),
-            // Back-date a little for clients whose clocks run slow.
-            not_before: now.saturating_sub(300),
+            // Back-dated a little for clients whose clocks run slow.
+            not_before: now.saturating_sub(policy.not_before_backdate_seconds),
             validity_days: policy.cert_validity_days,
             crl_url: policy.crl_url.clone(),
             ocsp_url: policy.lifecycle.ocsp_url.clone(),

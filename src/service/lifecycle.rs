@@ -150,10 +150,14 @@ impl ScepService {
         }
         for _ in 0..CRL_PUBLISH_ATTEMPTS {
             let state = self.store().latest_crl()?;
+            // thisUpdate never goes back in what is published, even when the clock does (set
+            // back by hand, or a forward jump corrected): a new CRL is dated no earlier than the
+            // last one, which relying parties may already hold.
+            let not_before_published = state.published.as_ref().map_or(now, |crl| crl.this_update.max(now));
             let crl = match state.published.filter(|crl| is_current(crl, epoch, now)) {
                 Some(published) => published,
                 None => {
-                    let built = self.build_crl(epoch, now, state.last_number + 1)?;
+                    let built = self.build_crl(epoch, not_before_published, state.last_number + 1)?;
                     if !self.store().publish_crl(&built)? {
                         continue;
                     }
@@ -168,6 +172,7 @@ impl ScepService {
         Err(ServiceError::CrlContention(CRL_PUBLISH_ATTEMPTS))
     }
 
+    /// A CRL dated `now` (thisUpdate) with the revocations up to `epoch`.
     fn build_crl(&self, epoch: u64, now: u64, number: u64) -> Result<StoredCrl, ServiceError> {
         let lifecycle = &self.policy().lifecycle;
         let entries: Vec<RevokedEntry> = self

@@ -37,6 +37,8 @@ pub struct Policy {
     pub cipher: CipherPolicy,
     pub min_key_bits: usize,
     pub cert_validity_days: u32,
+    /// notBefore = the moment of issue minus this (devices with slow clocks).
+    pub not_before_backdate_seconds: u64,
     /// The URL put in every certificate's CRL distribution point.
     pub crl_url: Option<String>,
     pub challenge_ttl: ChallengeTtl,

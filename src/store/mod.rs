@@ -8,6 +8,7 @@ pub mod issuance;
 pub mod location;
 pub mod postgres;
 pub mod record;
+pub mod redb_open;
 pub mod redb_store;
 mod reopening;
 
@@ -97,6 +98,14 @@ pub enum StoreError {
     /// refused for a second rather than queued behind a failing store.
     #[error("the {0} could not store its last batch; retry shortly")]
     WriterFailing(&'static str),
+    /// The embedded store's file is damaged (it was closed cleanly, yet does not verify). It was
+    /// left untouched: the operator restores the data directory from a backup.
+    #[error(
+        "{} is damaged ({detail}); it was left as it is: restore the data directory from a `scepd backup` \
+         (scepd restore --data NEW_DIR BACKUP_DIR)",
+        path.display()
+    )]
+    Damaged { path: std::path::PathBuf, detail: String },
     /// A write shared by several callers (a group commit) failed: each caller gets the cause.
     #[error(transparent)]
     Shared(std::sync::Arc<StoreError>),
@@ -174,10 +183,11 @@ pub trait Store: Send + Sync {
     /// Certificates matching `filter`, newest first.
     fn certificates(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError>;
 
-    /// Stores minted challenges (a batch: see `service::challenges`). Minting is frequent and cheap to repeat, so this commit may
-    /// be made durable by the next durable commit or [`Store::flush`] rather than by its own
-    /// fsync: a challenge minted just before a crash can be lost (the MDM fetches another), a
-    /// redeemed one never comes back.
+    /// Stores minted challenges (a batch: see `service::challenges`), durably, one transaction a
+    /// batch; a challenge already stored is left as it is (a batch written again after a failure
+    /// never brings back a redeemed one). The MDM has the challenge before it is committed: one
+    /// minted an instant before a crash can be lost (the MDM fetches another), but a batch the
+    /// store refused is kept and written again once the store recovers.
     fn insert_challenges(&self, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), StoreError>;
 
     fn challenge(&self, hash: &ChallengeHash) -> Result<Option<ChallengeRecord>, StoreError>;

@@ -118,7 +118,7 @@ impl RedbFile {
             path: path.to_path_buf(),
             source,
         })?;
-        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path)?;
+        let db = super::redb_open::open_database(path, CACHE_BYTES)?;
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -251,18 +251,20 @@ impl Store for RedbFile {
     }
 
     fn insert_challenges(&self, batch: &[(ChallengeHash, ChallengeRecord)]) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
+        let txn = self.db.begin_write()?;
         {
             let mut challenges = txn.open_table(CHALLENGES)?;
             let mut by_expiry = txn.open_table(CHALLENGES_BY_EXPIRY)?;
             for (hash, record) in batch {
+                // A batch written again after a failure never overwrites a redeemed challenge.
+                if challenges.get(hash.as_slice())?.is_some() {
+                    continue;
+                }
                 challenges.insert(hash.as_slice(), encode(record)?.as_slice())?;
                 by_expiry.insert(expiry_key(record.expires_at, hash).as_slice(), ())?;
             }
         }
         txn.commit()?;
-        self.unflushed.store(true, Ordering::Release);
         Ok(())
     }
 

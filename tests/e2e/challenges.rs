@@ -61,7 +61,7 @@ fn jamf_body(event: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn api_challenge(server: &Server, auth: &str, body: &str) -> http::Response {
+pub(crate) fn api_challenge(server: &Server, auth: &str, body: &str) -> http::Response {
     http::request(
         "POST",
         &format!("{}/api/v1/challenges", server.base),

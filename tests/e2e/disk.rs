@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use scepd_ca::KeyBits;
 
+use crate::challenges::{admin_auth, api_challenge};
 use crate::multinode::{enroll, listed_serials, metric, Outcome};
 use crate::support::requester::recipient;
 use crate::support::{http, Requester, Server};
@@ -169,6 +170,18 @@ fn outage_and_recovery(data: &Path, break_it: impl FnOnce(), mend: impl FnOnce()
         };
         assert_eq!(status, 503, "{body}");
         assert!(body.contains("store"), "{body}");
+        // Challenges minted now are either refused (503) or kept until the store takes them.
+        let auth = admin_auth(&server);
+        let minted: Vec<String> = (0..5)
+            .filter_map(|_| {
+                let resp = api_challenge(&server, &auth, "{}");
+                assert!(matches!(resp.status, 201 | 503), "{} {}", resp.status, resp.text());
+                (resp.status == 201).then(|| {
+                    let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+                    v["challenge"].as_str().unwrap().to_string()
+                })
+            })
+            .collect();
         std::thread::sleep(Duration::from_millis(500));
         mend();
         let mended = Instant::now();
@@ -184,8 +197,9 @@ fn outage_and_recovery(data: &Path, break_it: impl FnOnce(), mend: impl FnOnce()
         let outage = mended.elapsed();
         std::thread::sleep(Duration::from_millis(500));
         stop.store(true, Ordering::Release);
-        (load.join().unwrap(), outage)
+        (load.join().unwrap(), (outage, minted))
     });
+    let (outage, minted) = outage;
     eprintln!("ready again {outage:?} after the disk was mended");
     let issued: Vec<&String> = outcomes
         .iter()
@@ -214,6 +228,19 @@ fn outage_and_recovery(data: &Path, break_it: impl FnOnce(), mend: impl FnOnce()
         CHALLENGE,
     );
     assert!(matches!(after, Outcome::Issued(_)), "{after:?}");
+    // Every challenge acknowledged during the outage was stored once the disk came back.
+    eprintln!("{} challenges minted during the outage", minted.len());
+    for (i, challenge) in minted.iter().enumerate() {
+        let requester = Requester::new(KeyBits::Rsa2048);
+        let redeemed = enroll(
+            &requester,
+            &ra,
+            &server.scep_url(),
+            &format!("CN=minted-{i}"),
+            challenge,
+        );
+        assert!(matches!(redeemed, Outcome::Issued(_)), "challenge {i}: {redeemed:?}");
+    }
     assert!(metric(&server, "scepd_store_failures_total") >= 1);
     assert!(metric(&server, "scepd_store_reopens_total") >= 1);
 }

@@ -65,8 +65,8 @@ impl SoftHsm {
         Some(hsm)
     }
 
-    fn env(&self) -> [(&'static str, &Path); 1] {
-        [("SOFTHSM2_CONF", self.conf.as_path())]
+    fn env(&self) -> [(&'static str, &str); 1] {
+        [("SOFTHSM2_CONF", self.conf.to_str().unwrap())]
     }
 
     fn command(&self, program: &str) -> Command {
@@ -240,7 +240,7 @@ fn keys_made_in_the_token_stay_there_and_serve_enrollments_crls_and_restarts() {
 }
 
 /// `scepd serve` with this environment exits non-zero within a minute; its stderr.
-fn serve_fails(data: &Path, args: &[&str], env: &[(&str, &Path)]) -> String {
+fn serve_fails(data: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let stderr = data.with_extension("stderr");
     let mut child = Command::new(BIN)
         .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])

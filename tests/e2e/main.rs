@@ -12,6 +12,7 @@ mod clients;
 mod concurrency;
 mod crash;
 mod disk;
+mod faults;
 mod hsm;
 mod identity;
 mod lifecycle;

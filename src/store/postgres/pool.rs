@@ -27,7 +27,11 @@ impl Connection {
     pub fn check_lost(&mut self, error: &postgres::Error) -> bool {
         let code = error.code().map(|c| c.code());
         // 08: connection exception; 57P01-57P03: the server shutting down or starting.
-        let server_gone = code.is_some_and(|c| c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03"));
+        // 25006 (read-only transaction): the session was opened read-only (the database's
+        // default_transaction_read_only, or a primary that became a standby) and stays so for
+        // its life even once the database takes writes again: only a new session sees that.
+        let server_gone =
+            code.is_some_and(|c| c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "25006"));
         self.lost |= server_gone || error.is_closed() || self.client.is_closed();
         self.lost
     }

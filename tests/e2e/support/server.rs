@@ -31,8 +31,8 @@ impl Server {
         Server::start_in_env(data, args, &[])
     }
 
-    /// [`Server::start_in`] with extra environment variables (a private SoftHSM configuration).
-    pub fn start_in_env(data: &Path, args: &[&str], env: &[(&str, &Path)]) -> Server {
+    /// `scepd serve --data DIR` with more environment variables (`LD_PRELOAD` of libfaketime).
+    pub fn start_in_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let log = data.with_extension("log");
         let _ = std::fs::remove_file(data.join("admin.url"));
         let child = Command::new(BIN)
