@@ -37,7 +37,7 @@ fn requester() -> Identity {
     Identity {
         der: cert.to_der().unwrap(),
         cert,
-        key,
+        key: Box::new(key),
     }
 }
 
@@ -57,7 +57,7 @@ fn pkcs_req(
     .unwrap();
     let signing = Signing {
         cert: &who.cert,
-        key: &who.key,
+        key: who.key.as_ref(),
         digest,
         algorithm_field: SignatureAlgorithmField::RsaEncryption,
     };

@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// File holding the passphrase of the CA/RA keys (or set SCEPD_KEY_PASSPHRASE).
     #[arg(long, env = "SCEPD_KEY_PASSPHRASE_FILE")]
     pub key_passphrase_file: Option<PathBuf>,
+    /// File holding the user PIN of the PKCS#11 token the data directory's key URIs name (or
+    /// set SCEPD_PKCS11_PIN).
+    #[arg(long, env = "SCEPD_PKCS11_PIN_FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
     /// Maximum request body in bytes.
     #[arg(long, env = "SCEPD_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -235,6 +239,7 @@ pub struct Config {
     pub log_level: String,
     pub max_body_bytes: usize,
     pub key_passphrase_file: Option<PathBuf>,
+    pub pkcs11_pin_file: Option<PathBuf>,
     pub challenge_ttl: u64,
     pub challenge_max_ttl: u64,
     pub challenge_sweep_interval: u64,
@@ -523,6 +528,7 @@ impl Config {
                 .or(file.max_body_bytes)
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES),
             key_passphrase_file: args.key_passphrase_file.clone().or(file.key_passphrase_file),
+            pkcs11_pin_file: args.pkcs11_pin_file.clone().or(file.pkcs11_pin_file),
         })
     }
 }

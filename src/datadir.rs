@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! DIR/ca.pem  DIR/ca.key     issuing CA certificate and key (key 0600, PKCS#8 PEM)
+//! DIR/ca.key.uri             instead of ca.key: the RFC 7512 URI of the key in a PKCS#11 token
+//!                            (likewise ra.key.uri, ocsp.key.uri)
 //! DIR/ra.pem  DIR/ra.key     RA certificate and key, unless the CA is its own RA
 //! DIR/chain.pem              certificates above an imported CA, nearest first (optional)
 //! DIR/ocsp.pem DIR/ocsp.key  delegated OCSP signer (optional, `init --ocsp-signer`; key 0600)
@@ -19,7 +21,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
-use scepd_ca::{pem, Authority, CaParams, Identity, ImportWarning, RsaKey};
+use scepd_ca::{pem, Authority, CaParams, Identity, ImportWarning, KeyCustody, KeyGenerator, PrivateKey, RsaKey};
+
+use crate::keys::pkcs11::TokenError;
+use crate::keys::uri::KeyUri;
 use zeroize::Zeroizing;
 
 /// Where `serve` records its public base URL.
@@ -40,6 +45,8 @@ pub enum DataDirError {
     NotInitialized(PathBuf),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Token(#[from] TokenError),
     /// A file the server needs is missing, unreadable or wrong: named, with what to do.
     #[error("{}: {detail}; restore it from a `scepd backup` of this data directory", path.display())]
     Damaged { path: PathBuf, detail: String },
@@ -58,22 +65,43 @@ pub struct DataDir {
     /// Encrypts the private keys at rest (PKCS#8 PBES2) when set.
     /// Cleared when dropped.
     passphrase: Option<Zeroizing<Vec<u8>>>,
+    /// The user PIN of the PKCS#11 token(s) holding keys named by `*.key.uri`.
+    pkcs11_pin: Option<Zeroizing<String>>,
 }
 
 /// The key passphrase: the content of `file` (without its final newline), else the
 /// `SCEPD_KEY_PASSPHRASE` environment variable, else none.
 pub fn key_passphrase(file: Option<&Path>) -> Result<Option<Vec<u8>>, DataDirError> {
+    secret_input(file, "SCEPD_KEY_PASSPHRASE")
+}
+
+/// The PKCS#11 user PIN: the content of `file` (without its final newline), else the
+/// `SCEPD_PKCS11_PIN` environment variable, else none. Never a flag value: command lines are
+/// visible to every user of the machine.
+pub fn pkcs11_pin(file: Option<&Path>) -> Result<Option<Zeroizing<String>>, DataDirError> {
+    let Some(bytes) = secret_input(file, "SCEPD_PKCS11_PIN")? else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes)
+        .map(|pin| Some(Zeroizing::new(pin)))
+        .map_err(|_| DataDirError::Invalid("the PKCS#11 PIN is not UTF-8".into()))
+}
+
+/// A secret from `file`, else from the environment variable `env`, else none.
+fn secret_input(file: Option<&Path>, env: &str) -> Result<Option<Vec<u8>>, DataDirError> {
     if let Some(f) = file {
-        let mut bytes = fs::read(f).map_err(io(f))?;
-        while matches!(bytes.last(), Some(b'\n' | b'\r')) {
-            bytes.pop();
-        }
-        return Ok(Some(bytes));
+        return read_secret_file(f).map(Some);
     }
-    Ok(
-        std::env::var_os("SCEPD_KEY_PASSPHRASE")
-            .map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()),
-    )
+    Ok(std::env::var_os(env).map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()))
+}
+
+/// A file holding one secret, without its final newline.
+pub fn read_secret_file(file: &Path) -> Result<Vec<u8>, DataDirError> {
+    let mut bytes = fs::read(file).map_err(io(file))?;
+    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    Ok(bytes)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
@@ -88,7 +116,14 @@ impl DataDir {
         DataDir {
             root: root.into(),
             passphrase: None,
+            pkcs11_pin: None,
         }
+    }
+
+    /// Keys in a PKCS#11 token are opened with this user PIN.
+    pub fn with_pkcs11_pin(mut self, pin: Option<Zeroizing<String>>) -> DataDir {
+        self.pkcs11_pin = pin;
+        self
     }
 
     /// Private keys are written encrypted with, and read with, `passphrase`.
@@ -169,37 +204,43 @@ impl DataDir {
         self.read(name)
     }
 
-    /// A new CA (and RA unless `params.with_ra` is false), plus the admin token.
-    pub fn init_new(&self, params: &CaParams, ocsp_signer: bool) -> Result<Authority, DataDirError> {
+    /// A new CA (and RA unless `params.with_ra` is false) with keys made by `keys`, plus the
+    /// admin token.
+    pub fn init_new(
+        &self,
+        params: &CaParams,
+        ocsp_signer: bool,
+        keys: &dyn KeyGenerator,
+    ) -> Result<Authority, DataDirError> {
         self.refuse_if_initialized()?;
         self.ensure_root()?;
-        let mut authority = Authority::create(params)?;
+        let mut authority = Authority::create_with(params, keys)?;
         if ocsp_signer {
-            authority.ocsp_signer = Some(authority.new_ocsp_signer()?);
+            authority.ocsp_signer = Some(authority.new_ocsp_signer_with(keys)?);
         }
         self.save(&authority)?;
         Ok(authority)
     }
 
-    /// An imported CA certificate and key (and the chain above it).
+    /// An imported CA certificate and key (and the chain above it); the RA and OCSP signer
+    /// keys, when made, come from `keys`.
     pub fn init_import(
         &self,
         cert_pem: &str,
-        key_pem: &str,
+        key: Box<dyn PrivateKey>,
         chain_pem: Option<&str>,
-        with_ra: bool,
-        ocsp_signer: bool,
+        (with_ra, ocsp_signer): (bool, bool),
+        keys: &dyn KeyGenerator,
     ) -> Result<(Authority, Vec<ImportWarning>), DataDirError> {
         self.refuse_if_initialized()?;
         let cert = pem::certificates(cert_pem)?
             .into_iter()
             .next()
             .ok_or_else(|| DataDirError::Invalid("no CERTIFICATE in the CA certificate file".into()))?;
-        let key = RsaKey::from_pem(key_pem)?;
         let chain = chain_pem.map(pem::certificates).transpose()?.unwrap_or_default();
-        let (mut authority, warnings) = Authority::import(&cert, key, chain, with_ra)?;
+        let (mut authority, warnings) = Authority::import(&cert, key, chain, with_ra, keys)?;
         if ocsp_signer {
-            authority.ocsp_signer = Some(authority.new_ocsp_signer()?);
+            authority.ocsp_signer = Some(authority.new_ocsp_signer_with(keys)?);
         }
         self.ensure_root()?;
         self.save(&authority)?;
@@ -224,8 +265,14 @@ impl DataDir {
         with_ra: bool,
         ocsp_signer: bool,
     ) -> Result<(Authority, Vec<ImportWarning>), DataDirError> {
-        let key_pem = self.read_key("ca.key.pending")?.to_pkcs8_pem();
-        let result = self.init_import(cert_pem, &key_pem, chain_pem, with_ra, ocsp_signer)?;
+        let key = Box::new(self.read_key("ca.key.pending")?);
+        let result = self.init_import(
+            cert_pem,
+            key,
+            chain_pem,
+            (with_ra, ocsp_signer),
+            &scepd_ca::SoftwareKeys,
+        )?;
         let pending = self.path("ca.key.pending");
         fs::remove_file(&pending).map_err(io(&pending))?;
         Ok(result)
@@ -239,13 +286,13 @@ impl DataDir {
     }
 
     fn save(&self, authority: &Authority) -> Result<(), DataDirError> {
-        self.write_secret("ca.key", self.key_pem(&authority.ca.key)?.as_bytes())?;
+        self.save_key("ca.key", authority.ca.key.as_ref())?;
         if let Some(ra) = &authority.ra {
-            self.write_secret("ra.key", self.key_pem(&ra.key)?.as_bytes())?;
+            self.save_key("ra.key", ra.key.as_ref())?;
             self.write_public("ra.pem", &pem::encode("CERTIFICATE", &ra.der))?;
         }
         if let Some(ocsp) = &authority.ocsp_signer {
-            self.write_secret("ocsp.key", self.key_pem(&ocsp.key)?.as_bytes())?;
+            self.save_key("ocsp.key", ocsp.key.as_ref())?;
             self.write_public("ocsp.pem", &pem::encode("CERTIFICATE", &ocsp.der))?;
         }
         if !authority.chain.is_empty() {
@@ -260,6 +307,27 @@ impl DataDir {
         self.write_public("ca.pem", &pem::encode("CERTIFICATE", &authority.ca.der))
     }
 
+    /// A key as the directory keeps it: the key itself in `name`, or where it is in `name.uri`.
+    fn save_key(&self, name: &str, key: &dyn PrivateKey) -> Result<(), DataDirError> {
+        match key.custody() {
+            KeyCustody::Software(key) => self.write_secret(name, self.key_pem(key)?.as_bytes()),
+            KeyCustody::Reference(uri) => self.write_secret(&format!("{name}.uri"), format!("{uri}\n").as_bytes()),
+            _ => Err(DataDirError::Invalid(format!("{name}: a key kept in an unknown way"))),
+        }
+    }
+
+    /// The key saved as `name` (a file) or `name.uri` (a token).
+    fn load_key(&self, name: &str) -> Result<Box<dyn PrivateKey>, DataDirError> {
+        let reference = format!("{name}.uri");
+        if !self.path(&reference).exists() {
+            return Ok(Box::new(self.read_key(name)?));
+        }
+        let uri = KeyUri::parse(self.read(&reference)?.trim())
+            .map_err(|e| DataDirError::Invalid(format!("{}: {e}", self.path(&reference).display())))?;
+        let pin = self.pkcs11_pin.as_deref().map(String::as_str);
+        Ok(Box::new(crate::keys::pkcs11::open_key(&uri, None, pin)?))
+    }
+
     /// Loads the CA, the RA (if any) and the chain. Keys must be 0600. An error names the file
     /// and what to do.
     pub fn load(&self) -> Result<Authority, DataDirError> {
@@ -267,7 +335,7 @@ impl DataDir {
             return Err(DataDirError::NotInitialized(self.root.clone()));
         }
         let ca = self.identity("ca.pem", "ca.key")?;
-        scepd_ca::check_ca_certificate(&ca.cert, &ca.key).map_err(|e| self.damaged("ca.pem", e))?;
+        scepd_ca::check_ca_certificate(&ca.cert, ca.key.as_ref()).map_err(|e| self.damaged("ca.pem", e))?;
         let ra = if self.path("ra.pem").exists() {
             Some(self.identity("ra.pem", "ra.key")?)
         } else {
@@ -315,7 +383,7 @@ impl DataDir {
             .next()
             .ok_or_else(|| self.damaged(cert_file, "no certificate in it"))?;
         let cert = scepd_ca::Certificate::from_der(&der).map_err(|e| self.damaged(cert_file, e))?;
-        let key = self.read_key(key_file).map_err(|e| self.needed(key_file, e))?;
+        let key = self.load_key(key_file).map_err(|e| self.needed(key_file, e))?;
         if cert
             .tbs_certificate()
             .subject_public_key_info()
@@ -395,11 +463,14 @@ impl DataDir {
         [
             "ca.pem",
             "ca.key",
+            "ca.key.uri",
             "ra.pem",
             "ra.key",
+            "ra.key.uri",
             "chain.pem",
             "ocsp.pem",
             "ocsp.key",
+            "ocsp.key.uri",
             "admin.token",
             "challenge.key",
         ]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod datadir;
 pub mod http;
 pub mod identity;
+pub mod keys;
 pub mod metrics;
 pub mod profile;
 pub mod scep;

@@ -84,10 +84,11 @@ async fn open_store(
 
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let dir = DataDir::new(&config.data)
-        .with_passphrase(crate::datadir::key_passphrase(config.key_passphrase_file.as_deref())?);
+        .with_passphrase(crate::datadir::key_passphrase(config.key_passphrase_file.as_deref())?)
+        .with_pkcs11_pin(crate::datadir::pkcs11_pin(config.pkcs11_pin_file.as_deref())?);
     if !dir.is_initialized() {
         tracing::info!(data = %config.data.display(), "data directory is empty: creating a new CA");
-        dir.init_new(&scepd_ca::CaParams::default(), false)?;
+        dir.init_new(&scepd_ca::CaParams::default(), false, &scepd_ca::SoftwareKeys)?;
     }
     dir.check_owner()?;
     let authority = dir.load()?;

@@ -13,7 +13,8 @@ use x509_cert::Certificate;
 
 use crate::error::CaError;
 use crate::extensions::{self, FixedProfile, Okta};
-use crate::key::{KeyBits, RsaKey};
+use crate::key::KeyBits;
+use crate::private_key::{KeyGenerator, KeyRole, PrivateKey, SoftwareKeys};
 use crate::serial::Serial;
 use crate::signer::sign_tbs;
 use crate::time;
@@ -26,12 +27,12 @@ pub struct Identity {
     pub cert: Certificate,
     /// The certificate, DER-encoded (sent as is in GetCACert and CertReps).
     pub der: Vec<u8>,
-    /// Its private key.
-    pub key: RsaKey,
+    /// Its private key, in this process or in a token.
+    pub key: Box<dyn PrivateKey>,
 }
 
 impl Identity {
-    fn new(cert: Certificate, key: RsaKey) -> Result<Self, CaError> {
+    fn new(cert: Certificate, key: Box<dyn PrivateKey>) -> Result<Self, CaError> {
         let der = cert.to_der()?;
         Ok(Identity { cert, der, key })
     }
@@ -159,10 +160,16 @@ pub struct Authority {
 }
 
 impl Authority {
-    /// A new self-signed root CA, and an RA under it unless `with_ra` is false.
+    /// A new self-signed root CA, and an RA under it unless `with_ra` is false, with keys made
+    /// in this process.
     pub fn create(params: &CaParams) -> Result<Authority, CaError> {
-        let key = RsaKey::generate(params.key_bits)?;
-        let spki = spki_of(&key)?;
+        Self::create_with(params, &SoftwareKeys)
+    }
+
+    /// [`Authority::create`] with keys made by `keys` (a token, say).
+    pub fn create_with(params: &CaParams, keys: &dyn KeyGenerator) -> Result<Authority, CaError> {
+        let key = keys.generate(KeyRole::Ca, params.key_bits)?;
+        let spki = spki_of(key.as_ref())?;
         let mut usages = KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature;
         if !params.with_ra {
             // Apple refuses a CA that is its own RA unless it may also encrypt and sign CertReps.
@@ -184,11 +191,11 @@ impl Authority {
             now.saturating_sub(300),
             now + u64::from(params.validity_days) * DAY,
             spki,
-            &key,
+            key.as_ref(),
         )?;
         let ca = Identity::new(cert, key)?;
         let ra = if params.with_ra {
-            Some(new_ra(&ca, params.key_bits)?)
+            Some(new_ra(&ca, params.key_bits, keys)?)
         } else {
             None
         };
@@ -200,15 +207,17 @@ impl Authority {
         })
     }
 
-    /// An existing (typically intermediate) CA certificate and its key.
+    /// An existing (typically intermediate) CA certificate and its key; the RA's key, when one
+    /// is made, comes from `keys`.
     pub fn import(
         ca_cert_der: &[u8],
-        key: RsaKey,
+        key: Box<dyn PrivateKey>,
         chain: Vec<Vec<u8>>,
         with_ra: bool,
+        keys: &dyn KeyGenerator,
     ) -> Result<(Authority, Vec<ImportWarning>), CaError> {
         let cert = Certificate::from_der(ca_cert_der)?;
-        check_ca_certificate(&cert, &key)?;
+        check_ca_certificate(&cert, key.as_ref())?;
         let ca = Identity::new(cert, key)?;
         let mut warnings = Vec::new();
         let ca_encipherment = ca.key_usage().map(|ku| ku.key_encipherment()).unwrap_or(false);
@@ -217,7 +226,7 @@ impl Authority {
                 warnings.push(ImportWarning::CaAndRaBothKeyEncipherment);
             }
             let bits = KeyBits::try_from(ca.key.bits() as u32).unwrap_or(KeyBits::Rsa2048);
-            Some(new_ra(&ca, bits)?)
+            Some(new_ra(&ca, bits, keys)?)
         } else {
             if !ca_encipherment {
                 warnings.push(ImportWarning::CaAsRaWithoutKeyEncipherment);
@@ -238,9 +247,15 @@ impl Authority {
     /// A delegated OCSP signer under this CA: id-kp-OCSPSigning, and id-pkix-ocsp-nocheck so
     /// that relying parties do not ask about the signer itself (RFC 6960 §4.2.2.2.1).
     pub fn new_ocsp_signer(&self) -> Result<Identity, CaError> {
+        self.new_ocsp_signer_with(&SoftwareKeys)
+    }
+
+    /// [`Authority::new_ocsp_signer`] with its key made by `keys`.
+    pub fn new_ocsp_signer_with(&self, keys: &dyn KeyGenerator) -> Result<Identity, CaError> {
         let bits = KeyBits::try_from(self.ca.key.bits() as u32).unwrap_or(KeyBits::Rsa2048);
         let extra = vec![extensions::ocsp_signing()?, extensions::ocsp_nocheck()?];
-        delegate(&self.ca, bits, "scepd OCSP", KeyUsages::DigitalSignature.into(), extra)
+        let key = keys.generate(KeyRole::Ocsp, bits)?;
+        delegate(&self.ca, key, "scepd OCSP", KeyUsages::DigitalSignature.into(), extra)
     }
 
     /// The identity that decrypts SCEP requests and signs CertReps: the RA, or the CA itself.
@@ -280,16 +295,16 @@ impl Authority {
             req.not_before,
             not_after,
             req.public_key.clone(),
-            &self.ca.key,
+            self.ca.key.as_ref(),
         )
     }
 }
 
 /// An RA certificate under `ca`: signs CertReps and decrypts requests, not a CA.
-fn new_ra(ca: &Identity, bits: KeyBits) -> Result<Identity, CaError> {
+fn new_ra(ca: &Identity, bits: KeyBits, keys: &dyn KeyGenerator) -> Result<Identity, CaError> {
     delegate(
         ca,
-        bits,
+        keys.generate(KeyRole::Ra, bits)?,
         "scepd RA",
         KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment,
         Vec::new(),
@@ -300,13 +315,12 @@ fn new_ra(ca: &Identity, bits: KeyBits) -> Result<Identity, CaError> {
 /// as the CA.
 fn delegate(
     ca: &Identity,
-    bits: KeyBits,
+    key: Box<dyn PrivateKey>,
     cn: &str,
     usages: der::flagset::FlagSet<KeyUsages>,
     extra: Vec<Extension>,
 ) -> Result<Identity, CaError> {
-    let key = RsaKey::generate(bits)?;
-    let spki = spki_of(&key)?;
+    let spki = spki_of(key.as_ref())?;
     let subject = format!("CN={cn},{}", strip_cn(&ca.subject().to_string()));
     let subject = crate::name::parse(subject.trim_end_matches(','))?;
     let mut extensions = vec![
@@ -327,7 +341,7 @@ fn delegate(
         now.saturating_sub(300),
         ca.not_after(),
         spki,
-        &ca.key,
+        ca.key.as_ref(),
     )?;
     Identity::new(cert, key)
 }
@@ -340,7 +354,7 @@ fn strip_cn(dn: &str) -> String {
         .join(",")
 }
 
-pub(crate) fn spki_of(key: &RsaKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
+pub(crate) fn spki_of(key: &dyn PrivateKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
     Ok(SubjectPublicKeyInfoOwned::from_der(&key.public_key_spki_der())?)
 }
 
@@ -350,7 +364,7 @@ pub(crate) fn build(
     not_before: u64,
     not_after: u64,
     spki: SubjectPublicKeyInfoOwned,
-    signing_key: &RsaKey,
+    signing_key: &dyn PrivateKey,
 ) -> Result<Certificate, CaError> {
     let validity = Validity::new(time::to_x509(not_before)?, time::to_x509(not_after)?);
     let builder = CertificateBuilder::new(profile, SerialNumber::new(serial.as_bytes())?, validity, spki)?;
@@ -358,7 +372,7 @@ pub(crate) fn build(
 }
 
 /// An imported CA certificate must match its key, be a CA and be allowed to sign certificates.
-pub fn check_ca_certificate(cert: &Certificate, key: &RsaKey) -> Result<(), CaError> {
+pub fn check_ca_certificate(cert: &Certificate, key: &dyn PrivateKey) -> Result<(), CaError> {
     let tbs = cert.tbs_certificate();
     if tbs.subject_public_key_info().algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
         return Err(CaError::NotRsa);

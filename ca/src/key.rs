@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::error::CaError;
 use crate::pem;
+use crate::private_key::{KeyCustody, PrivateKey, SignatureHash};
 
 /// RSA modulus sizes scepd generates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +169,44 @@ impl RsaKey {
         let plain = self.decrypting.decrypt(ciphertext, &mut out).ok()?;
         Some(plain.to_vec())
     }
+}
+
+impl PrivateKey for RsaKey {
+    fn bits(&self) -> usize {
+        RsaKey::bits(self)
+    }
+
+    fn public_key_spki_der(&self) -> Vec<u8> {
+        RsaKey::public_key_spki_der(self)
+    }
+
+    fn sign(&self, hash: SignatureHash, message: &[u8]) -> Result<Vec<u8>, CaError> {
+        let encoding: &'static dyn RsaEncoding = match hash {
+            SignatureHash::Sha256 => &RSA_PKCS1_SHA256,
+            SignatureHash::Sha384 => &aws_lc_rs::signature::RSA_PKCS1_SHA384,
+            SignatureHash::Sha512 => &aws_lc_rs::signature::RSA_PKCS1_SHA512,
+        };
+        self.sign_with(encoding, message)
+    }
+
+    fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Option<Vec<u8>> {
+        RsaKey::decrypt_pkcs1(self, ciphertext)
+    }
+
+    fn custody(&self) -> KeyCustody<'_> {
+        KeyCustody::Software(self)
+    }
+}
+
+/// An rsaEncryption SubjectPublicKeyInfo (DER) from a modulus and public exponent, both
+/// unsigned big-endian (as a PKCS#11 token gives them).
+pub fn rsa_spki_der(modulus: &[u8], public_exponent: &[u8]) -> Result<Vec<u8>, CaError> {
+    use der::Encode;
+    let public = pkcs1::RsaPublicKey {
+        modulus: der::asn1::UintRef::new(modulus)?,
+        public_exponent: der::asn1::UintRef::new(public_exponent)?,
+    };
+    Ok(spki_from_pkcs1(&public.to_der()?))
 }
 
 /// Wraps a PKCS#1 RSAPublicKey in an rsaEncryption SubjectPublicKeyInfo.

@@ -15,13 +15,13 @@ use x509_cert::Certificate;
 use crate::authority::{build, spki_of};
 use crate::error::CaError;
 use crate::extensions::FixedProfile;
-use crate::key::RsaKey;
+use crate::private_key::PrivateKey;
 use crate::serial::Serial;
 use crate::signer::sign_tbs;
 use crate::time;
 
 /// A CSR for a CA key, for an external root to sign (two-step delegated CA setup).
-pub fn ca_csr(subject: &Name, key: &RsaKey) -> Result<Vec<u8>, CaError> {
+pub fn ca_csr(subject: &Name, key: &dyn PrivateKey) -> Result<Vec<u8>, CaError> {
     let mut builder = RequestBuilder::new(subject.clone())?;
     builder.add_extension(&BasicConstraints {
         ca: true,
@@ -37,7 +37,7 @@ pub fn ca_csr(subject: &Name, key: &RsaKey) -> Result<Vec<u8>, CaError> {
 /// optional extra requested extensions (a subjectAltName, say).
 pub fn client_csr(
     subject: &Name,
-    key: &RsaKey,
+    key: &dyn PrivateKey,
     challenge: Option<&str>,
     extensions: &[Extension],
 ) -> Result<Vec<u8>, CaError> {
@@ -56,7 +56,7 @@ pub fn client_csr(
 }
 
 /// The throwaway self-signed certificate a SCEP client signs its PKCSReq with.
-pub fn self_signed(subject: &Name, key: &RsaKey) -> Result<Certificate, CaError> {
+pub fn self_signed(subject: &Name, key: &dyn PrivateKey) -> Result<Certificate, CaError> {
     let now = time::unix_now();
     build(
         FixedProfile {

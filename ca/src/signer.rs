@@ -1,14 +1,14 @@
 //! Drives x509-cert's builders (certificates, CSRs, CRLs) with an aws-lc-rs key.
 //!
 //! The builders split signing into `finalize` (the to-be-signed bytes) and `assemble`, so the
-//! signature itself is made by [`RsaKey::sign_sha256`] rather than through the `signature` traits.
+//! signature itself is made by [`PrivateKey::sign_sha256`] rather than through the `signature` traits.
 
 use der::asn1::BitString;
 use spki::{AlgorithmIdentifier, EncodePublicKey, SignatureAlgorithmIdentifier};
 use x509_cert::builder::Builder;
 
 use crate::error::CaError;
-use crate::key::RsaKey;
+use crate::private_key::PrivateKey;
 
 /// The public half handed to the builders; they only read it back as SPKI DER.
 #[derive(Clone)]
@@ -40,7 +40,7 @@ impl SignatureAlgorithmIdentifier for BuilderSigner {
 
 /// Finalizes `builder`, signs the to-be-signed bytes with `key` (RSA PKCS#1 v1.5, SHA-256) and
 /// assembles the result.
-pub fn sign_tbs<B: Builder>(mut builder: B, key: &RsaKey) -> Result<B::Output, CaError> {
+pub fn sign_tbs<B: Builder>(mut builder: B, key: &dyn PrivateKey) -> Result<B::Output, CaError> {
     let signer = BuilderSigner(SpkiDer(key.public_key_spki_der()));
     let tbs = builder.finalize(&signer)?;
     let signature = key.sign_sha256(&tbs)?;

@@ -199,7 +199,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Identity {
                 der: cert.to_der().expect("DER"),
                 cert,
-                key,
+                key: Box::new(key),
             }
         })
         .collect();
@@ -214,11 +214,11 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let r = i % keys;
             let id = &requesters[r];
             let subject = scepd_ca::name::parse(&format!("CN=bench-{run_id}-{i}")).expect("name");
-            let csr = scepd_ca::request::client_csr(&subject, &id.key, challenge, &[]).expect("CSR");
+            let csr = scepd_ca::request::client_csr(&subject, id.key.as_ref(), challenge, &[]).expect("CSR");
             let nonce = crate::scep::envelope::random_bytes(16);
             let signing = Signing {
                 cert: &id.cert,
-                key: &id.key,
+                key: id.key.as_ref(),
                 digest: DigestAlg::Sha256,
                 algorithm_field: SignatureAlgorithmField::RsaEncryption,
             };

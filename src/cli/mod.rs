@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use scepd_ca::{CaParams, KeyBits};
+use scepd_ca::{CaParams, KeyBits, KeyGenerator, PrivateKey, SoftwareKeys};
 
 use crate::config::{Config, ServeArgs, DEFAULT_DATA};
 use crate::datadir::DataDir;
+use crate::keys::pkcs11::{open_key, Token, TokenKeys};
+use crate::keys::uri::KeyUri;
 
 #[derive(Parser)]
 #[command(name = "scepd", version, about = "SCEP certificate authority for managed devices")]
@@ -265,7 +267,8 @@ struct InitArgs {
     /// Existing CA certificate (PEM) to use instead of creating one.
     #[arg(long, requires = "import_ca_key")]
     import_ca_cert: Option<PathBuf>,
-    /// Its private key (PKCS#8 or PKCS#1 PEM).
+    /// Its private key: a PEM file (PKCS#8 or PKCS#1), or the RFC 7512 URI of a key in a PKCS#11
+    /// token (`pkcs11:token=…;object=…;type=private`, optionally `?module-path=…&pin-source=file:…`).
     #[arg(long, requires = "import_ca_cert")]
     import_ca_key: Option<PathBuf>,
     /// Certificates above the imported CA (PEM), nearest first.
@@ -273,7 +276,7 @@ struct InitArgs {
     import_chain: Option<PathBuf>,
     /// Two-step delegated CA: write a CA key into DIR and its CSR to this file; install the
     /// signed certificate later with `scepd ca install-cert`.
-    #[arg(long, conflicts_with = "import_ca_cert")]
+    #[arg(long, conflicts_with_all = ["import_ca_cert", "pkcs11_token"])]
     ca_csr: Option<PathBuf>,
     /// Also create a delegated OCSP signing certificate (otherwise the CA signs OCSP responses).
     #[arg(long)]
@@ -281,6 +284,16 @@ struct InitArgs {
     /// Encrypt the private keys with the passphrase in this file (or set SCEPD_KEY_PASSPHRASE).
     #[arg(long, env = "SCEPD_KEY_PASSPHRASE_FILE")]
     key_passphrase_file: Option<PathBuf>,
+    /// PKCS#11 module (shared library) of the token that holds the keys.
+    #[arg(long, env = "SCEPD_PKCS11_MODULE")]
+    pkcs11_module: Option<PathBuf>,
+    /// Make the CA, RA and OCSP signer keys in the PKCS#11 token with this label: the data
+    /// directory then holds references to them (`*.key.uri`), not keys.
+    #[arg(long, env = "SCEPD_PKCS11_TOKEN", requires = "pkcs11_module")]
+    pkcs11_token: Option<String>,
+    /// File holding the token's user PIN (or set SCEPD_PKCS11_PIN).
+    #[arg(long, env = "SCEPD_PKCS11_PIN_FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -414,15 +427,31 @@ fn init(args: InitArgs) -> CliResult {
         );
         return Ok(());
     }
+    let pin = crate::datadir::pkcs11_pin(args.pkcs11_pin_file.as_deref())?;
+    let pin = pin.as_deref().map(String::as_str);
+    let token_keys = match (&args.pkcs11_module, &args.pkcs11_token) {
+        (Some(module), Some(label)) => Some(TokenKeys {
+            token: Token::open(module, label, pin)?,
+        }),
+        _ => None,
+    };
+    let keys: &dyn KeyGenerator = match &token_keys {
+        Some(token) => token,
+        None => &SoftwareKeys,
+    };
     let authority = match (&args.import_ca_cert, &args.import_ca_key) {
         (Some(cert), Some(key)) => {
             let chain = args.import_chain.as_ref().map(read).transpose()?;
+            let key: Box<dyn PrivateKey> = match key.to_str().filter(|k| KeyUri::is_uri(k)) {
+                Some(uri) => Box::new(open_key(&KeyUri::parse(uri)?, args.pkcs11_module.as_deref(), pin)?),
+                None => Box::new(scepd_ca::RsaKey::from_pem(&read(key)?)?),
+            };
             let (authority, warnings) = dir.init_import(
                 &read(cert)?,
-                &read(key)?,
+                key,
                 chain.as_deref(),
-                !args.no_ra,
-                args.ocsp_signer,
+                (!args.no_ra, args.ocsp_signer),
+                keys,
             )?;
             for w in warnings {
                 eprintln!("warning: {w}");
@@ -437,6 +466,7 @@ fn init(args: InitArgs) -> CliResult {
                 with_ra: !args.no_ra,
             },
             args.ocsp_signer,
+            keys,
         )?,
     };
     println!("CA: {}", authority.ca.subject());

@@ -57,14 +57,14 @@ impl DigestAlg {
         }
     }
 
-    /// PKCS#1 v1.5 signing with this digest. aws-lc-rs does not sign with SHA-1 (scepd never
-    /// needs to: SHA-1 requests come from clients, and are tested with micromdm's scepclient).
-    pub fn rsa_encoding(self) -> Option<&'static dyn signature::RsaEncoding> {
+    /// PKCS#1 v1.5 signing with this digest. scepd does not sign with SHA-1 (it never needs
+    /// to: SHA-1 requests come from clients, and are tested with micromdm's scepclient).
+    pub fn signature_hash(self) -> Option<scepd_ca::SignatureHash> {
         match self {
             DigestAlg::Sha1 => None,
-            DigestAlg::Sha256 => Some(&signature::RSA_PKCS1_SHA256),
-            DigestAlg::Sha384 => Some(&signature::RSA_PKCS1_SHA384),
-            DigestAlg::Sha512 => Some(&signature::RSA_PKCS1_SHA512),
+            DigestAlg::Sha256 => Some(scepd_ca::SignatureHash::Sha256),
+            DigestAlg::Sha384 => Some(scepd_ca::SignatureHash::Sha384),
+            DigestAlg::Sha512 => Some(scepd_ca::SignatureHash::Sha512),
         }
     }
 

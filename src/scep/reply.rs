@@ -64,7 +64,7 @@ pub fn cert_rep(header: &Header, outcome: &Outcome<'_>, signer: &Identity) -> de
     }
     let signing = Signing {
         cert: &signer.cert,
-        key: &signer.key,
+        key: signer.key.as_ref(),
         digest: DigestAlg::Sha256,
         algorithm_field: SignatureAlgorithmField::RsaEncryption,
     };

@@ -8,7 +8,7 @@ use cms::signed_data::{
 };
 use der::asn1::{Any, ObjectIdentifier, OctetString, SetOfVec};
 use der::Encode;
-use scepd_ca::RsaKey;
+use scepd_ca::PrivateKey;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
@@ -36,7 +36,7 @@ pub fn attribute(oid: ObjectIdentifier, value: Any) -> der::Result<Attribute> {
 /// The signing certificate and key, and how to sign.
 pub struct Signing<'a> {
     pub cert: &'a Certificate,
-    pub key: &'a RsaKey,
+    pub key: &'a dyn PrivateKey,
     pub digest: DigestAlg,
     pub algorithm_field: SignatureAlgorithmField,
 }
@@ -59,11 +59,8 @@ pub fn signed_data(econtent: Option<&[u8]>, attributes: Vec<Attribute>, signing:
     attrs.extend(attributes);
     let signed_attrs = SetOfVec::try_from(attrs)?;
     let failed = || der::Error::from(der::ErrorKind::Failed);
-    let encoding = digest.rsa_encoding().ok_or_else(failed)?;
-    let signature = signing
-        .key
-        .sign_with(encoding, &signed_attrs.to_der()?)
-        .map_err(|_| failed())?;
+    let hash = digest.signature_hash().ok_or_else(failed)?;
+    let signature = signing.key.sign(hash, &signed_attrs.to_der()?).map_err(|_| failed())?;
     let digest_alg = AlgorithmIdentifierOwned {
         oid: digest.oid(),
         parameters: None,

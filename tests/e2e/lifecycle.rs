@@ -305,7 +305,7 @@ pub(crate) fn holder_of(cert_der: &[u8], key_pem: &str) -> Requester {
         identity: Identity {
             cert,
             der: cert_der.to_vec(),
-            key: scepd_ca::RsaKey::from_pem(key_pem).unwrap(),
+            key: Box::new(scepd_ca::RsaKey::from_pem(key_pem).unwrap()),
         },
     }
 }

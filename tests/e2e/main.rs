@@ -13,6 +13,7 @@ mod concurrency;
 mod crash;
 mod disk;
 mod faults;
+mod hsm;
 mod identity;
 mod lifecycle;
 mod multinode;

@@ -13,7 +13,7 @@ use crate::support::{http, openssl, Requester, Server};
 
 const CHALLENGE: &str = "negative-test-challenge";
 
-fn assert_failure(rep: &scepd::scep::client::CertRep, fail_info: &str, text: &str) {
+pub(crate) fn assert_failure(rep: &scepd::scep::client::CertRep, fail_info: &str, text: &str) {
     assert_eq!(
         rep.header.reply.pki_status.as_deref(),
         Some("2"),
@@ -243,7 +243,7 @@ fn with_enveloped(sealed: &[u8], f: impl FnOnce(&mut cms::enveloped_data::Envelo
     ci.to_der().unwrap()
 }
 
-fn corrupt_key(sealed: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+pub(crate) fn corrupt_key(sealed: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     with_enveloped(sealed, |env| {
         let mut infos: Vec<_> = env.recip_infos.0.iter().cloned().collect();
         if let cms::enveloped_data::RecipientInfo::Ktri(k) = &mut infos[0] {
@@ -255,7 +255,7 @@ fn corrupt_key(sealed: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     })
 }
 
-fn corrupt_content(sealed: &[u8]) -> Vec<u8> {
+pub(crate) fn corrupt_content(sealed: &[u8]) -> Vec<u8> {
     with_enveloped(sealed, |env| {
         let mut bytes = env
             .encrypted_content
@@ -271,7 +271,7 @@ fn corrupt_content(sealed: &[u8]) -> Vec<u8> {
 }
 
 /// A well-formed RSA block whose content-encryption key has the wrong length for the cipher.
-fn wrong_key_length(ra: &x509_cert::Certificate, csr: &[u8]) -> Vec<u8> {
+pub(crate) fn wrong_key_length(ra: &x509_cert::Certificate, csr: &[u8]) -> Vec<u8> {
     let sealed = envelope::seal(csr, ContentCipher::Aes256Cbc, &signer_cert_of(ra).unwrap()).unwrap();
     with_enveloped(&sealed, |env| {
         env.encrypted_content.content_enc_alg.oid = scepd::scep::oids::AES128_CBC;

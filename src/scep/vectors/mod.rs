@@ -92,7 +92,7 @@ pub fn identity(cert_pem: &str, key_pem: &str) -> Identity {
     Identity {
         cert,
         der,
-        key: RsaKey::from_pem(key_pem).expect("test key"),
+        key: Box::new(RsaKey::from_pem(key_pem).expect("test key")),
     }
 }
 

@@ -5,4 +5,4 @@ mod backup;
 mod clock;
 mod memory;
 mod postgres;
-mod start;
+pub(crate) mod start;

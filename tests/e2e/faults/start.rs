@@ -33,7 +33,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Runs `scepd serve` on `data` (as `uid` when given) and expects it to give up: returns its stderr.
 fn refused_start(data: &Path, uid: Option<u32>) -> String {
-    let mut cmd = match uid {
+    let cmd = match uid {
         Some(uid) => {
             let mut c = Command::new("setpriv");
             c.args([
@@ -46,9 +46,15 @@ fn refused_start(data: &Path, uid: Option<u32>) -> String {
         }
         None => Command::new(BIN),
     };
+    refused_serve(cmd, data, &[])
+}
+
+/// Runs `cmd serve --data DIR … args` and expects it to give up: returns its stderr.
+pub(crate) fn refused_serve(mut cmd: Command, data: &Path, args: &[&str]) -> String {
     let log = data.with_extension("stderr");
     let mut child = cmd
         .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(args)
         // Set in this environment: a panic would print a backtrace, which the test looks for.
         .env("RUST_BACKTRACE", "1")
         .env("RUST_LOG", "info")

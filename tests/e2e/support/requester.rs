@@ -58,12 +58,19 @@ impl Requester {
         let cert = scepd_ca::request::self_signed(&scepd_ca::name::parse("CN=SCEP SIGNER").unwrap(), &key).unwrap();
         let der = cert.to_der().unwrap();
         Requester {
-            identity: Identity { cert, der, key },
+            identity: Identity {
+                cert,
+                der,
+                key: Box::new(key),
+            },
         }
     }
 
     pub fn key_pem(&self) -> String {
-        self.identity.key.to_pkcs8_pem()
+        match self.identity.key.custody() {
+            scepd_ca::KeyCustody::Software(key) => key.to_pkcs8_pem(),
+            _ => unreachable!("test requesters hold software keys"),
+        }
     }
 
     pub fn csr(&self, subject: &str, challenge: Option<&str>) -> Vec<u8> {
@@ -98,7 +105,7 @@ impl Requester {
         ];
         let signing = Signing {
             cert: &self.identity.cert,
-            key: &self.identity.key,
+            key: self.identity.key.as_ref(),
             digest: opts.digest,
             algorithm_field: opts.field,
         };
@@ -114,7 +121,7 @@ impl Requester {
         };
         let signing = Signing {
             cert: &self.identity.cert,
-            key: &self.identity.key,
+            key: self.identity.key.as_ref(),
             digest: opts.digest,
             algorithm_field: opts.field,
         };

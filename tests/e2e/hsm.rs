@@ -1,0 +1,335 @@
+//! Keys in a PKCS#11 token (issue 17), with SoftHSM2 (Debian `softhsm2`) in a private token
+//! directory per test, checked with OpenSC's `pkcs11-tool`, micromdm's scepclient and `openssl`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::clients::scepclient;
+use crate::support::server::BIN;
+use crate::support::skip::skip;
+use crate::support::{openssl, Server};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const LABEL: &str = "scepd-test";
+const PIN: &str = "246810";
+const CHALLENGE: &str = "hsm-test-challenge";
+
+/// A SoftHSM2 token of its own: a configuration file pointing at a private token directory.
+struct SoftHsm {
+    tmp: tempfile::TempDir,
+    conf: PathBuf,
+    pin_file: PathBuf,
+}
+
+impl SoftHsm {
+    /// A fresh token labelled `label`, or None (after saying why; a failure under CI) when
+    /// SoftHSM2 or OpenSC is not installed.
+    fn new(test: &str, label: &str) -> Option<SoftHsm> {
+        for (what, package) in [(MODULE, "softhsm2"), ("/usr/bin/pkcs11-tool", "opensc")] {
+            if !Path::new(what).exists() {
+                skip(test, &format!("{what} is missing (Debian package {package})"));
+                return None;
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let tokens = tmp.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = tmp.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let pin_file = tmp.path().join("pin");
+        std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+        let hsm = SoftHsm { tmp, conf, pin_file };
+        let out = hsm
+            .command("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                PIN,
+                "--so-pin",
+                "13579",
+            ])
+            .output()
+            .expect("softhsm2-util");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Some(hsm)
+    }
+
+    fn env(&self) -> [(&'static str, &str); 1] {
+        [("SOFTHSM2_CONF", self.conf.to_str().unwrap())]
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.envs(self.env());
+        c
+    }
+
+    fn pkcs11_tool(&self, args: &[&str]) -> Output {
+        self.command("pkcs11-tool")
+            .args(["--module", MODULE, "--login", "--pin", PIN])
+            .args(args)
+            .output()
+            .expect("pkcs11-tool")
+    }
+
+    /// Asks the token, logged in as its user, for the private exponent and primes of each key
+    /// (pkcs11-tool has no command that tries): the token must refuse them as sensitive.
+    /// This is the one place the test process loads the module itself, so SOFTHSM2_CONF is set
+    /// in its environment (no other test loads SoftHSM in-process).
+    fn assert_private_values_unreadable(&self, labels: &[&str]) {
+        use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+        use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
+        use cryptoki::session::UserType;
+        std::env::set_var("SOFTHSM2_CONF", &self.conf);
+        let ctx = Pkcs11::new(MODULE).unwrap();
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .unwrap();
+        let slot = ctx.get_slots_with_token().unwrap()[0];
+        let session = ctx.open_ro_session(slot).unwrap();
+        session.login(UserType::User, Some(&PIN.to_string().into())).unwrap();
+        let secret = [
+            AttributeType::PrivateExponent,
+            AttributeType::Prime1,
+            AttributeType::Prime2,
+        ];
+        for label in labels {
+            let found = session
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ])
+                .unwrap();
+            assert_eq!(found.len(), 1, "{label}");
+            let info = session.get_attribute_info(found[0], &secret).unwrap();
+            assert!(
+                info.iter().all(|i| matches!(i, AttributeInfo::Sensitive)),
+                "{label}: {info:?}"
+            );
+            let values = session.get_attributes(found[0], &secret).unwrap();
+            assert!(values.is_empty(), "{label}: the token gave out {values:?}");
+        }
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+
+    fn data(&self) -> PathBuf {
+        self.tmp.path().join("data")
+    }
+
+    /// `scepd init` with the keys made in the token.
+    fn init(&self, extra: &[&str]) -> Output {
+        let data = self.data();
+        self.command(BIN)
+            .args(["init", "--data", data.to_str().unwrap(), "--pkcs11-module", MODULE])
+            .args([
+                "--pkcs11-token",
+                LABEL,
+                "--pkcs11-pin-file",
+                self.pin_file.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    fn serve(&self) -> Server {
+        let pin = self.pin_file.to_str().unwrap();
+        let args = ["--static-challenge", CHALLENGE, "--allow-des", "--pkcs11-pin-file", pin];
+        Server::start_in_env(&self.data(), &args, &self.env())
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// scepclient enrolls and `openssl verify` accepts the certificate under the CA.
+fn enroll(server: &Server, cn: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scepclient(dir.path(), &server.scep_url(), CHALLENGE, cn);
+    assert!(
+        out.status.success(),
+        "scepclient: {}\n{}",
+        text(&out),
+        server.log_text()
+    );
+    let cert = dir.path().join("cert.pem");
+    assert!(openssl::verifies(dir.path(), &server.ca_pem(), &cert));
+    assert_eq!(
+        openssl::cert_pubkey(dir.path(), &cert),
+        openssl::key_pubkey(dir.path(), &dir.path().join("key.pem"))
+    );
+}
+
+#[test]
+fn keys_made_in_the_token_stay_there_and_serve_enrollments_crls_and_restarts() {
+    let Some(hsm) = SoftHsm::new("hsm keys made in the token", LABEL) else {
+        return;
+    };
+    let out = hsm.init(&["--ocsp-signer"]);
+    assert!(out.status.success(), "init: {}", text(&out));
+
+    // The data directory holds certificates and references, no private key.
+    let mut names: Vec<String> = std::fs::read_dir(hsm.data())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for key_file in ["ca.key", "ra.key", "ocsp.key", "ca.key.pending"] {
+        assert!(
+            !names.iter().any(|n| n == key_file),
+            "{key_file} in the data directory: {names:?}"
+        );
+    }
+    for name in &names {
+        let contents = std::fs::read_to_string(hsm.data().join(name)).unwrap_or_default();
+        assert!(!contents.contains("PRIVATE KEY"), "{name} holds a private key");
+    }
+    for key in ["ca", "ra", "ocsp"] {
+        let uri = std::fs::read_to_string(hsm.data().join(format!("{key}.key.uri"))).unwrap();
+        assert!(
+            uri.starts_with(&format!("pkcs11:token={LABEL};object=scepd-{key};id=")),
+            "{uri}"
+        );
+    }
+
+    // OpenSC sees three sensitive, never-extractable private keys, and cannot read one out.
+    let listed = text(&hsm.pkcs11_tool(&["--list-objects", "--type", "privkey"]));
+    for key in ["scepd-ca", "scepd-ra", "scepd-ocsp"] {
+        let object = listed
+            .split("Private Key Object")
+            .find(|o| o.contains(&format!("label:      {key}\n")))
+            .unwrap_or_else(|| panic!("{key} not listed:\n{listed}"));
+        assert!(
+            object.contains("Access:     sensitive, always sensitive, never extractable"),
+            "{object}"
+        );
+    }
+    hsm.assert_private_values_unreadable(&["scepd-ca", "scepd-ra", "scepd-ocsp"]);
+
+    // The certificates the token keys signed verify with openssl.
+    let d = hsm.data();
+    let (ok, out) = openssl::try_run(&d, &["verify", "-CAfile", "ca.pem", "ra.pem", "ocsp.pem"]);
+    assert!(ok, "{out}");
+
+    let mut server = hsm.serve();
+    enroll(&server, "hsm-device-1");
+    let crl_dir = tempfile::tempdir().unwrap();
+    crate::lifecycle::fetch_crl(&server, crl_dir.path());
+    assert!(server.terminate().success());
+
+    // A restart finds the keys again through the references.
+    let server = hsm.serve();
+    enroll(&server, "hsm-device-2");
+    assert!(!server.log_text().contains(PIN), "the PIN was logged");
+}
+
+/// `scepd serve` with this environment exits non-zero, without a panic; its stderr.
+fn serve_fails(data: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("SCEPD_PKCS11_PIN").envs(env.iter().copied());
+    crate::faults::start::refused_serve(cmd, data, args)
+}
+
+#[test]
+fn token_failures_stop_serve_with_one_line_naming_what_and_where() {
+    let Some(hsm) = SoftHsm::new("hsm failures", LABEL) else {
+        return;
+    };
+    assert!(hsm.init(&[]).status.success());
+    let data = hsm.data();
+    let env = hsm.env();
+    let one_line = |text: &str, wants: &[&str]| {
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("scepd: ")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        for want in wants {
+            assert!(lines[0].contains(want), "{want:?} not in {text}");
+        }
+    };
+
+    // Wrong PIN.
+    let wrong = hsm.tmp.path().join("wrong-pin");
+    std::fs::write(&wrong, "000000\n").unwrap();
+    let text = serve_fails(&data, &["--pkcs11-pin-file", wrong.to_str().unwrap()], &env);
+    one_line(&text, &["wrong PIN", LABEL, MODULE]);
+    assert!(!text.contains("000000"), "the PIN was printed: {text}");
+
+    // No PIN at all.
+    one_line(&serve_fails(&data, &[], &env), &["--pkcs11-pin-file", LABEL]);
+
+    let pin = ["--pkcs11-pin-file", hsm.pin_file.to_str().unwrap()];
+    // The token is not there (another SoftHSM configuration, with another token).
+    let Some(other) = SoftHsm::new("hsm failures", "another-token") else {
+        return;
+    };
+    one_line(
+        &serve_fails(&data, &pin, &other.env()),
+        &["no token labelled", LABEL, MODULE],
+    );
+
+    // The key is not in the token.
+    let uri_file = data.join("ra.key.uri");
+    let uri = std::fs::read_to_string(&uri_file).unwrap();
+    std::fs::write(&uri_file, uri.replace("object=scepd-ra", "object=gone")).unwrap();
+    one_line(
+        &serve_fails(&data, &pin, &env),
+        &["no such private key", "object=gone", LABEL],
+    );
+
+    // The module is missing.
+    std::fs::write(&uri_file, uri.replace(MODULE, "/nonexistent/libpkcs11.so")).unwrap();
+    one_line(
+        &serve_fails(&data, &pin, &env),
+        &["/nonexistent/libpkcs11.so", "cannot be loaded"],
+    );
+}
+
+/// The RA key in the token refuses a bad RSA block with an error (CKR_ENCRYPTED_DATA_INVALID):
+/// that answer is the very one a wrong-length key or bad content padding gets, and the one a
+/// file-key server gives, so the token is no padding oracle; a good request still enrolls.
+#[test]
+fn a_decryption_the_token_refuses_gets_the_implicit_rejection_answer() {
+    use crate::negative::{assert_failure, corrupt_content, corrupt_key, wrong_key_length};
+    use crate::support::requester::{recipient, Opts};
+    use crate::support::Requester;
+    use scepd::scep::cipher::ContentCipher;
+    use scepd::scep::client::signer_cert_of;
+    use scepd::scep::envelope;
+
+    let Some(hsm) = SoftHsm::new("hsm implicit rejection", LABEL) else {
+        return;
+    };
+    assert!(hsm.init(&[]).status.success());
+    let token_server = hsm.serve();
+    let file_server = Server::start(&["--static-challenge", CHALLENGE]);
+    let requester = Requester::new(scepd_ca::KeyBits::Rsa2048);
+    let csr = requester.csr("CN=oracle", Some(CHALLENGE));
+    for server in [&token_server, &file_server] {
+        let ra = recipient(&server.scep_url());
+        let sealed = envelope::seal(&csr, ContentCipher::Aes128Cbc, &signer_cert_of(&ra).unwrap()).unwrap();
+        for bad in [
+            corrupt_key(&sealed, |k| k[10] ^= 0xff),
+            corrupt_key(&sealed, |k| k[0] ^= 0x01),
+            corrupt_content(&sealed),
+            wrong_key_length(&ra, &csr),
+        ] {
+            let rep = requester.post(&server.scep_url(), &requester.sign_envelope(&bad, &Opts::default()));
+            assert_failure(&rep, "1", "cannot decrypt the request");
+        }
+    }
+    enroll(&token_server, "hsm-after-rejections");
+}
