@@ -343,8 +343,14 @@ impl std::fmt::Debug for TokenKey {
 
 impl TokenKey {
     /// The key `uri` names, in `token`.
-    pub fn find(token: Arc<Token>, uri: KeyUri) -> Result<TokenKey, TokenError> {
+    /// The URI recorded is completed with the module path and the key's CKA_ID, so that a
+    /// reference given by label alone still names this key, and in this module, after a restart.
+    pub fn find(token: Arc<Token>, mut uri: KeyUri) -> Result<TokenKey, TokenError> {
         let handle = token.find_private_key(&uri)?;
+        uri.module_path.get_or_insert_with(|| token.module.clone());
+        if uri.id.is_none() {
+            uri.id = key_id(&token, handle)?;
+        }
         let (modulus, exponent) = public_numbers(&token, handle, &uri)?;
         let spki = scepd_ca::rsa_spki_der(&modulus, &exponent)?;
         let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
@@ -374,6 +380,17 @@ impl TokenKey {
             other => other,
         }
     }
+}
+
+/// The key's CKA_ID, when it has a non-empty one.
+fn key_id(token: &Token, handle: ObjectHandle) -> Result<Option<Vec<u8>>, TokenError> {
+    let attributes = token
+        .with_session(|s| s.get_attributes(handle, &[AttributeType::Id]))
+        .map_err(|e| token.failed("read the key id", e))?;
+    Ok(attributes.into_iter().find_map(|a| match a {
+        Attribute::Id(id) if !id.is_empty() => Some(id),
+        _ => None,
+    }))
 }
 
 /// The modulus and public exponent: from the private key object, which carries them in every

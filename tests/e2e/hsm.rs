@@ -333,3 +333,86 @@ fn a_decryption_the_token_refuses_gets_the_implicit_rejection_answer() {
     }
     enroll(&token_server, "hsm-after-rejections");
 }
+
+/// OpenSSL's PKCS#11 engine (Debian `libengine-pkcs11-openssl`): the test makes the certificate
+/// of a key already in the token with it, since scepd's own code is what is under test.
+const OPENSSL_PKCS11_ENGINE: &str = "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so";
+
+#[test]
+fn a_ca_key_made_beforehand_in_the_token_is_imported_by_its_uri_and_issues() {
+    let test = "hsm import by URI";
+    let Some(hsm) = SoftHsm::new(test, LABEL) else {
+        return;
+    };
+    if !Path::new(OPENSSL_PKCS11_ENGINE).exists() {
+        skip(
+            test,
+            "the OpenSSL PKCS#11 engine is missing (Debian package libengine-pkcs11-openssl)",
+        );
+        return;
+    }
+    let made = hsm.pkcs11_tool(&[
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--label",
+        "issuing",
+        "--id",
+        "1a2b3c",
+    ]);
+    assert!(made.status.success(), "{}", text(&made));
+
+    // A self-signed CA certificate for it, signed in the token by OpenSSL's engine.
+    let dir = hsm.tmp.path();
+    let engine_key = format!("pkcs11:token={LABEL};object=issuing;type=private;pin-value={PIN}");
+    let out = hsm
+        .command("openssl")
+        .current_dir(dir)
+        .env("PKCS11_MODULE_PATH", MODULE)
+        .args([
+            "req",
+            "-new",
+            "-x509",
+            "-engine",
+            "pkcs11",
+            "-keyform",
+            "engine",
+            "-key",
+            &engine_key,
+        ])
+        .args([
+            "-subj",
+            "/CN=Imported Token CA",
+            "-days",
+            "30",
+            "-out",
+            "imported-ca.pem",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl req: {}", text(&out));
+
+    let cert = dir.join("imported-ca.pem");
+    let uri = format!("pkcs11:token={LABEL};object=issuing;type=private");
+    let out = hsm.init(&["--import-ca-cert", cert.to_str().unwrap(), "--import-ca-key", &uri]);
+    assert!(out.status.success(), "init: {}", text(&out));
+    assert!(!hsm.data().join("ca.key").exists());
+    let saved = std::fs::read_to_string(hsm.data().join("ca.key.uri")).unwrap();
+    assert!(
+        saved.starts_with(&format!("pkcs11:token={LABEL};object=issuing;id=%1A%2B%3C")),
+        "{saved}"
+    );
+    assert_eq!(
+        openssl::cert_pubkey(dir, &hsm.data().join("ca.pem")),
+        openssl::cert_pubkey(dir, &cert)
+    );
+    let (ok, out) = openssl::try_run(dir, &["verify", "-CAfile", "imported-ca.pem", "data/ra.pem"]);
+    assert!(ok, "{out}");
+
+    let server = hsm.serve();
+    enroll(&server, "hsm-imported-1");
+    let crl_dir = tempfile::tempdir().unwrap();
+    crate::lifecycle::fetch_crl(&server, crl_dir.path());
+}
