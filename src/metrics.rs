@@ -30,6 +30,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub auth_failures: IntCounterVec,
     pub ready: IntGauge,
+    pub key_operations: IntCounterVec,
+    pub key_duration: HistogramVec,
 }
 
 /// A registry that remembers the names of what it registers.
@@ -84,6 +86,19 @@ impl Metrics {
                 )
                 .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
                 &["operation"],
+            )
+            .expect("metric definition"),
+        );
+        let key_duration = r.add(
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "scepd_key_operation_duration_seconds",
+                    "Private-key operation duration, by key (ca, ra, ocsp) and operation (sign, decrypt).",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
+                &["key", "op"],
             )
             .expect("metric definition"),
         );
@@ -167,6 +182,12 @@ impl Metrics {
                 "Failed authentications, by endpoint.",
                 &["endpoint"],
             ),
+            key_operations: r.counter_vec(
+                "scepd_key_operations_total",
+                "Private-key operations, by key (ca, ra, ocsp), operation (sign, decrypt) and result (ok, error: the key or its token failed; a refused ciphertext counts as ok).",
+                &["key", "op", "result"],
+            ),
+            key_duration,
             registry: r.registry,
             names: r.names,
         }

@@ -137,6 +137,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let fingerprint = hex::encode(authority.ca.fingerprint_sha256());
     let ca_subject = authority.ca.subject().to_string();
     let metrics = Arc::new(Metrics::new());
+    let authority = crate::keys::metered::meter(authority, &metrics);
     let service = Arc::new(ScepService::new(authority, store, policy, metrics)?);
     let limits = http::Limits {
         max_body_bytes: config.max_body_bytes,

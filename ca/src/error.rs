@@ -10,6 +10,9 @@ pub enum CaError {
     #[error("private key rejected: {0}")]
     /// A private key that aws-lc does not accept.
     KeyRejected(String),
+    #[error("the private key is unavailable")]
+    /// The key's holder (a token) failed, whatever was asked of it.
+    KeyUnavailable,
     #[error("signing failed")]
     /// A signature could not be made.
     Signing,

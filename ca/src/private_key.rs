@@ -36,6 +36,12 @@ pub trait PrivateKey: Send + Sync + std::fmt::Debug {
     /// PKCS#1 v1.5 decryption. `None` on any failure, whatever its cause (bad padding, a token
     /// that refuses): callers must not reveal which failure it was (implicit rejection).
     fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Option<Vec<u8>>;
+    /// PKCS#1 v1.5 decryption that tells a key that failed (`Err`: a token gone) from a
+    /// ciphertext it refused (`Ok(None)`, which the caller still answers by implicit rejection).
+    /// A key that cannot fail on its own keeps this default.
+    fn try_decrypt_pkcs1(&self, ciphertext: &[u8]) -> Result<Option<Vec<u8>>, CaError> {
+        Ok(self.decrypt_pkcs1(ciphertext))
+    }
     /// How the key is kept.
     fn custody(&self) -> KeyCustody<'_>;
 
@@ -96,6 +102,9 @@ impl<K: PrivateKey + ?Sized> PrivateKey for Box<K> {
     }
     fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Option<Vec<u8>> {
         (**self).decrypt_pkcs1(ciphertext)
+    }
+    fn try_decrypt_pkcs1(&self, ciphertext: &[u8]) -> Result<Option<Vec<u8>>, CaError> {
+        (**self).try_decrypt_pkcs1(ciphertext)
     }
     fn custody(&self) -> KeyCustody<'_> {
         (**self).custody()

@@ -1,5 +1,6 @@
 //! Where private keys are kept besides this process: PKCS#11 tokens, named by RFC 7512 URIs.
 //! The CA core sees every key as a `scepd_ca::PrivateKey`, wherever it is.
 
+pub mod metered;
 pub mod pkcs11;
 pub mod uri;

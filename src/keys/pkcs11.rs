@@ -458,10 +458,22 @@ impl PrivateKey for TokenKey {
     }
 
     fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Option<Vec<u8>> {
-        // A token answers bad padding with CKR_ENCRYPTED_DATA_INVALID (or another error): all of
-        // them are `None`, which the caller turns into the same implicit rejection as a software
-        // failure. Nothing is logged here: a log line per bad padding would itself be an oracle.
-        self.run(|s, key| s.decrypt(&Mechanism::RsaPkcs, key, ciphertext)).ok()
+        self.try_decrypt_pkcs1(ciphertext).ok().flatten()
+    }
+
+    fn try_decrypt_pkcs1(&self, ciphertext: &[u8]) -> Result<Option<Vec<u8>>, CaError> {
+        // A token answers bad padding with CKR_ENCRYPTED_DATA_INVALID (or another error about the
+        // data): `None`, which the caller turns into the same implicit rejection as a software
+        // failure. Only a token that is gone is an error. Nothing is logged for the data errors:
+        // a log line per bad padding would itself be an oracle.
+        match self.run(|s, key| s.decrypt(&Mechanism::RsaPkcs, key, ciphertext)) {
+            Ok(plain) => Ok(Some(plain)),
+            Err(e) if session_lost(&e) => {
+                tracing::warn!(key = %self.uri, error = %e, "the token cannot decrypt");
+                Err(CaError::KeyUnavailable)
+            }
+            Err(_) => Ok(None),
+        }
     }
 
     fn custody(&self) -> KeyCustody<'_> {

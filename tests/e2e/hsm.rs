@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use crate::clients::scepclient;
 use crate::support::server::BIN;
 use crate::support::skip::skip;
-use crate::support::{openssl, Server};
+use crate::support::{http, openssl, Server};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const LABEL: &str = "scepd-test";
@@ -175,6 +175,18 @@ fn enroll(server: &Server, cn: &str) {
     );
 }
 
+/// `scepd_key_operations_total{key,op,result="ok"}` of this server, and that nothing counted as
+/// an error.
+fn key_operations(server: &Server, key: &str, op: &str) -> f64 {
+    let text = http::get(&format!("{}/metrics", server.base)).unwrap().text();
+    assert!(!text.contains("result=\"error\""), "{text}");
+    let labels = format!("scepd_key_operations_total{{key=\"{key}\",op=\"{op}\",result=\"ok\"}}");
+    let count = crate::operations::metric(&text, &labels);
+    let timed = format!("scepd_key_operation_duration_seconds_count{{key=\"{key}\",op=\"{op}\"}}");
+    assert_eq!(crate::operations::metric(&text, &timed), count, "{text}");
+    count
+}
+
 #[test]
 fn keys_made_in_the_token_stay_there_and_serve_enrollments_crls_and_restarts() {
     let Some(hsm) = SoftHsm::new("hsm keys made in the token", LABEL) else {
@@ -330,6 +342,8 @@ fn a_decryption_the_token_refuses_gets_the_implicit_rejection_answer() {
             let rep = requester.post(&server.scep_url(), &requester.sign_envelope(&bad, &Opts::default()));
             assert_failure(&rep, "1", "cannot decrypt the request");
         }
+        // Refused ciphertexts are not told apart in the public metrics (no padding oracle).
+        assert!(key_operations(server, "ra", "decrypt") >= 3.0);
     }
     enroll(&token_server, "hsm-after-rejections");
 }
@@ -412,7 +426,14 @@ fn a_ca_key_made_beforehand_in_the_token_is_imported_by_its_uri_and_issues() {
     assert!(ok, "{out}");
 
     let server = hsm.serve();
+    let ca_signed_at_start = key_operations(&server, "ca", "sign");
     enroll(&server, "hsm-imported-1");
     let crl_dir = tempfile::tempdir().unwrap();
     crate::lifecycle::fetch_crl(&server, crl_dir.path());
+
+    // The token keys' work is counted: the RA decrypted the request and signed the CertRep,
+    // the CA signed the certificate (and a CRL, unless one was made at start).
+    assert!(key_operations(&server, "ra", "decrypt") >= 1.0);
+    assert!(key_operations(&server, "ra", "sign") >= 1.0);
+    assert!(key_operations(&server, "ca", "sign") > ca_signed_at_start);
 }

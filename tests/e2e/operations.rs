@@ -15,7 +15,7 @@ use crate::support::{http, Requester, Server};
 
 const CHALLENGE: &str = "operations-challenge-value";
 
-fn metric(text: &str, line_prefix: &str) -> f64 {
+pub(crate) fn metric(text: &str, line_prefix: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(line_prefix))
         .and_then(|l| l.rsplit(' ').next())
