@@ -536,6 +536,15 @@ fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {
     files.push("scepd.redb");
     crate::backup_manifest::write(out, &files)?;
     println!("backup written to {}", out.display());
+    // A token-backed directory names its keys: the backup is useless without the token.
+    let references: Vec<&str> = files.iter().copied().filter(|f| f.ends_with(".key.uri")).collect();
+    if !references.is_empty() {
+        println!(
+            "note: the backup carries references to keys in a PKCS#11 token ({}), not the keys: \
+             back the token up with its own tools",
+            references.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -453,7 +453,11 @@ impl PrivateKey for TokenKey {
         };
         self.run(|s, key| s.sign(&mechanism, key, message)).map_err(|e| {
             tracing::warn!(key = %self.uri, error = %e, "the token refused to sign");
-            CaError::Signing
+            if session_lost(&e) {
+                CaError::KeyUnavailable
+            } else {
+                CaError::Signing
+            }
         })
     }
 

@@ -100,7 +100,7 @@ impl ScepService {
         }
     }
 
-    /// Readiness: the store takes writes, the CA and RA keys sign, the current CRL is not past
+    /// Readiness: the store takes writes, the CA, RA and OCSP signer keys sign, the current CRL is not past
     /// its nextUpdate, the CA has not expired. Returns whether all hold and each check's result.
     pub fn readiness(&self) -> (bool, serde_json::Value) {
         let now = scepd_ca::time::unix_now();
@@ -109,13 +109,7 @@ impl ScepService {
             Err(e) => format!("failed: {e}"),
         };
         let authority = self.authority();
-        let keys = if authority.ca.key.sign_sha256(b"readyz").is_ok()
-            && authority.recipient().key.sign_sha256(b"readyz").is_ok()
-        {
-            "ok".to_string()
-        } else {
-            "failed: a key does not sign".to_string()
-        };
+        let keys = key_check(&authority);
         let crl = match self.current_crl() {
             Some(c) if c.next_update > now => "ok".to_string(),
             Some(c) => format!("stale: nextUpdate {} passed", scepd_ca::time::rfc3339(c.next_update)),
@@ -287,5 +281,31 @@ impl ScepService {
                 ocsp::error_response(ResponseStatus::InternalError)
             }
         }
+    }
+}
+
+/// `ok`, or `failed: ` and each key that does not sign, named by role and where it is kept
+/// (a token key by its URI), so that an operator knows which token or file to look at.
+fn key_check(authority: &scepd_ca::Authority) -> String {
+    let keys = [
+        ("ca", Some(&authority.ca)),
+        ("ra", authority.ra.as_ref()),
+        ("ocsp", authority.ocsp_signer.as_ref()),
+    ];
+    let failing: Vec<String> = keys
+        .into_iter()
+        .filter_map(|(role, identity)| {
+            let key = &identity?.key;
+            let error = key.sign_sha256(b"readyz").err()?;
+            Some(match key.custody() {
+                scepd_ca::KeyCustody::Reference(uri) => format!("{role} key {uri}: {error}"),
+                _ => format!("{role} key: {error}"),
+            })
+        })
+        .collect();
+    if failing.is_empty() {
+        "ok".to_string()
+    } else {
+        format!("failed: {}", failing.join("; "))
     }
 }

@@ -248,6 +248,18 @@ fn keys_made_in_the_token_stay_there_and_serve_enrollments_crls_and_restarts() {
     let server = hsm.serve();
     enroll(&server, "hsm-device-2");
     assert!(!server.log_text().contains(PIN), "the PIN was logged");
+
+    // A backup says it holds references, not keys, and holds no key.
+    let backup = hsm.tmp.path().join("backup");
+    let out = server.cli(&["backup", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("references to keys in a PKCS#11 token") && said.contains("not the keys"),
+        "{said}"
+    );
+    assert!(said.contains("ca.key.uri") && said.contains("ocsp.key.uri"), "{said}");
+    assert!(!backup.join("ca.key").exists() && backup.join("ca.key.uri").exists());
 }
 
 /// `scepd serve` with this environment exits non-zero, without a panic; its stderr.
