@@ -183,6 +183,14 @@ async fn pki_operation(
                 None,
             )
         }
+        Ok(Err(ServiceError::Ca(scepd_ca::CaError::KeyUnavailable))) => {
+            tracing::error!("PKIOperation: a private key is unavailable (its token is gone?)");
+            // A token that is back is reopened by the next operation: clients retry.
+            (
+                response::retry_later("a signing key is unavailable, retry later", STORE_RETRY_AFTER),
+                None,
+            )
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "PKIOperation failed");
             (

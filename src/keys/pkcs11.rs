@@ -9,8 +9,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 
+use cryptoki::context::Function;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -109,11 +111,18 @@ pub struct Token {
     module: PathBuf,
     label: String,
     ctx: Pkcs11,
-    slot: Slot,
+    /// Looked up again by label when the token comes back (it may come back in another slot).
+    slot: Mutex<Slot>,
     pin: AuthPin,
     pool: Mutex<Pool>,
     returned: Condvar,
     max_sessions: usize,
+    /// Held (shared) by every operation, and exclusively while the module is restarted, so that
+    /// no call is inside the module when it is finalized.
+    in_module: RwLock<()>,
+    /// How many times the module was restarted: object handles from an earlier generation may
+    /// name another object now (SoftHSM2 numbers them anew), so they are looked up again.
+    generation: AtomicU64,
 }
 
 #[derive(Default)]
@@ -147,11 +156,13 @@ impl Token {
             module: module_path.to_path_buf(),
             label: label.to_string(),
             ctx,
-            slot,
+            slot: Mutex::new(slot),
             pin: AuthPin::from(pin.to_string()),
             pool: Mutex::new(Pool::default()),
             returned: Condvar::new(),
             max_sessions: default_sessions(),
+            in_module: RwLock::new(()),
+            generation: AtomicU64::new(0),
         });
         let session = token.new_session().map_err(|e| match e {
             CkError::Pkcs11(rv, _) => TokenError::Login {
@@ -197,7 +208,21 @@ impl Token {
     /// A read-write session (key generation needs one), logged in. The login is shared by
     /// every session of this process, so it is only "already logged in" after the first.
     fn new_session(&self) -> Result<Session, CkError> {
-        let session = self.ctx.open_rw_session(self.slot)?;
+        match self.open_logged_in() {
+            Err(e) if session_lost(&e) => {
+                // The token went away and may be back, in another slot: find it by its label.
+                if let Ok(slot) = find_slot(&self.ctx, &self.module, &self.label) {
+                    *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = slot;
+                }
+                self.open_logged_in()
+            }
+            other => other,
+        }
+    }
+
+    fn open_logged_in(&self) -> Result<Session, CkError> {
+        let slot = *self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let session = self.ctx.open_rw_session(slot)?;
         match session.login(UserType::User, Some(&self.pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
             Err(e) => Err(e),
@@ -208,12 +233,58 @@ impl Token {
     /// reset, logged out), the pool is emptied and the operation runs once more on a fresh one.
     fn with_session<T>(&self, operation: impl Fn(&Session) -> Result<T, CkError>) -> Result<T, CkError> {
         match self.attempt(&operation) {
-            Err(e) if session_lost(&e) => self.attempt(&operation),
+            Err(e) if session_lost(&e) => match self.attempt(&operation) {
+                Err(e) if session_lost(&e) => {
+                    self.restart_module();
+                    self.attempt(&operation)
+                }
+                other => other,
+            },
             other => other,
         }
     }
 
+    /// SoftHSM2 marks a token whose directory went away invalid for the rest of the module's
+    /// life: logins fail with CKR_GENERAL_ERROR even once the files are back. Finalizing and
+    /// initializing the module again makes it read the token anew. Done only when this token is
+    /// the module's only one in this process, since it ends every session of the module.
+    fn restart_module(&self) {
+        let only_token = tokens()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .filter(|(module, _)| *module == self.module)
+            .count()
+            <= 1;
+        if !only_token {
+            return;
+        }
+        let _alone = self.in_module.write().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut pool = self.lock();
+            // These sessions end with the module, and the new module may hand out the same
+            // handles: closing them later would close someone else's. Forget them instead.
+            for session in pool.idle.drain(..) {
+                std::mem::forget(session);
+            }
+            pool.open = 0;
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let _ = self.ctx.clone().finalize();
+        if let Err(e) = self
+            .ctx
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        {
+            tracing::warn!(module = %self.module.display(), error = %e, "PKCS#11 module restart failed");
+            return;
+        }
+        if let Ok(slot) = find_slot(&self.ctx, &self.module, &self.label) {
+            *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = slot;
+        }
+    }
+
     fn attempt<T>(&self, operation: &impl Fn(&Session) -> Result<T, CkError>) -> Result<T, CkError> {
+        let _in_module = self.in_module.read().unwrap_or_else(|e| e.into_inner());
         let session = self.checkout()?;
         let result = operation(&session);
         let mut pool = self.lock();
@@ -319,9 +390,19 @@ fn session_lost(e: &CkError) -> bool {
                 | RvError::TokenNotRecognized
                 | RvError::UserNotLoggedIn
                 | RvError::ObjectHandleInvalid
-                | RvError::KeyHandleInvalid,
+                | RvError::KeyHandleInvalid
+                | RvError::SlotIdInvalid
+                // A module restart that failed while the token was away leaves it uninitialized.
+                | RvError::CryptokiNotInitialized,
             _
         )
+    ) || matches!(
+        e,
+        // SoftHSM2's answer to a login (or a signature) after its token directory went away.
+        // Not from a decryption: SoftHSM2 answers bad padding with it too, and a bad ciphertext
+        // must take the implicit-rejection path, not reopen the token (nor answer differently).
+        CkError::Pkcs11(RvError::GeneralError, function)
+            if !matches!(function, Function::Decrypt | Function::DecryptInit)
     )
 }
 
@@ -330,7 +411,8 @@ pub struct TokenKey {
     token: Arc<Token>,
     uri: KeyUri,
     /// Found again after the token lost it (removed and put back).
-    handle: Mutex<ObjectHandle>,
+    /// With the token's generation it was found in.
+    handle: Mutex<(u64, ObjectHandle)>,
     spki: Vec<u8>,
     bits: usize,
 }
@@ -346,6 +428,7 @@ impl TokenKey {
     /// The URI recorded is completed with the module path and the key's CKA_ID, so that a
     /// reference given by label alone still names this key, and in this module, after a restart.
     pub fn find(token: Arc<Token>, mut uri: KeyUri) -> Result<TokenKey, TokenError> {
+        let generation = token.generation.load(Ordering::SeqCst);
         let handle = token.find_private_key(&uri)?;
         uri.module_path.get_or_insert_with(|| token.module.clone());
         if uri.id.is_none() {
@@ -357,7 +440,7 @@ impl TokenKey {
         Ok(TokenKey {
             token,
             uri,
-            handle: Mutex::new(handle),
+            handle: Mutex::new((generation, handle)),
             spki,
             bits,
         })
@@ -368,13 +451,32 @@ impl TokenKey {
         &self.uri
     }
 
+    fn find_again(&self) -> Result<(u64, ObjectHandle), TokenError> {
+        let generation = self.token.generation.load(Ordering::SeqCst);
+        let handle = self.token.find_private_key(&self.uri)?;
+        let found = (generation, handle);
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = found;
+        Ok(found)
+    }
+
     fn run<T>(&self, operation: impl Fn(&Session, ObjectHandle) -> Result<T, CkError>) -> Result<T, CkError> {
-        let handle = *self.handle.lock().unwrap_or_else(|e| e.into_inner());
-        match self.token.with_session(|s| operation(s, handle)) {
+        let (mut generation, mut handle) = *self.handle.lock().unwrap_or_else(|e| e.into_inner());
+        if self.token.generation.load(Ordering::SeqCst) != generation {
+            (generation, handle) = self
+                .find_again()
+                .map_err(|_| CkError::Pkcs11(RvError::KeyHandleInvalid, Function::FindObjects))?;
+        }
+        let current = |s: &Session, handle| {
+            // Checked inside the session's turn, when no restart can happen meanwhile.
+            if self.token.generation.load(Ordering::SeqCst) != generation {
+                return Err(CkError::Pkcs11(RvError::KeyHandleInvalid, Function::Sign));
+            }
+            operation(s, handle)
+        };
+        match self.token.with_session(|s| current(s, handle)) {
             Err(e) if session_lost(&e) => {
                 // The token came back with new handles: look the key up again.
-                let handle = self.token.find_private_key(&self.uri).map_err(|_| e)?;
-                *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle;
+                let (_, handle) = self.find_again().map_err(|_| e)?;
                 self.token.with_session(|s| operation(s, handle))
             }
             other => other,

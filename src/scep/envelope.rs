@@ -68,6 +68,31 @@ fn addressed_to(rid: &RecipientIdentifier, id: &Identity) -> bool {
 /// Opens the EnvelopedData in `econtent` with whichever of `identities` it is addressed to
 /// (the RA normally; some clients encrypt to the CA, whose key we hold as well).
 pub fn open(econtent: &[u8], identities: &[&Identity], policy: CipherPolicy) -> Result<Opened, Rejection> {
+    open_noting_key_failure(econtent, identities, policy, &mut None)
+}
+
+/// [`open`], but a key that failed by itself (a token gone) is `Err`, to be answered "retry
+/// later" rather than FAILURE. Only the key's own failures are told apart, never the
+/// ciphertext's: those still take the implicit-rejection path.
+pub fn open_checked(
+    econtent: &[u8],
+    identities: &[&Identity],
+    policy: CipherPolicy,
+) -> Result<Result<Opened, Rejection>, scepd_ca::CaError> {
+    let mut key_failure = None;
+    let opened = open_noting_key_failure(econtent, identities, policy, &mut key_failure);
+    match key_failure {
+        Some(e) => Err(e),
+        None => Ok(opened),
+    }
+}
+
+fn open_noting_key_failure(
+    econtent: &[u8],
+    identities: &[&Identity],
+    policy: CipherPolicy,
+    key_failure: &mut Option<scepd_ca::CaError>,
+) -> Result<Opened, Rejection> {
     let der = ber::normalize(econtent).map_err(|_| UNDECRYPTABLE)?;
     let ci = cms::content_info::ContentInfo::from_der(&der).map_err(|_| UNDECRYPTABLE)?;
     if ci.content_type != oids::ENVELOPED_DATA {
@@ -116,11 +141,11 @@ pub fn open(econtent: &[u8], identities: &[&Identity], policy: CipherPolicy) -> 
     // whatever the reason, or the answers become a padding oracle.
     let enc_key = ktri.enc_key.as_bytes();
     let fallback = rejection_key(&policy.rejection_secret, enc_key, cipher.key_len());
-    let key = identity
-        .key
-        .decrypt_pkcs1(enc_key)
-        .filter(|k| k.len() == cipher.key_len())
-        .unwrap_or(fallback);
+    let decrypted = identity.key.try_decrypt_pkcs1(enc_key).unwrap_or_else(|e| {
+        *key_failure = Some(e);
+        None
+    });
+    let key = decrypted.filter(|k| k.len() == cipher.key_len()).unwrap_or(fallback);
     let content = cipher.decrypt(&key, &iv, ciphertext).ok_or(UNDECRYPTABLE)?;
     Ok(Opened { content, cipher })
 }

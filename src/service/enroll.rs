@@ -69,7 +69,11 @@ pub(super) fn open_envelope(svc: &ScepService, message: &PkiMessage) -> Result<O
     if authority.ra.is_some() {
         identities.push(&authority.ca);
     }
-    Ok(envelope::open(&message.econtent, &identities, svc.policy().cipher)?)
+    Ok(envelope::open_checked(
+        &message.econtent,
+        &identities,
+        svc.policy().cipher,
+    )??)
 }
 
 /// Opens the envelope and reads the CSR.

@@ -109,7 +109,7 @@ impl ScepService {
             Err(e) => format!("failed: {e}"),
         };
         let authority = self.authority();
-        let keys = key_check(&authority);
+        let keys = key_check(authority);
         let crl = match self.current_crl() {
             Some(c) if c.next_update > now => "ok".to_string(),
             Some(c) => format!("stale: nextUpdate {} passed", scepd_ca::time::rfc3339(c.next_update)),

@@ -449,3 +449,55 @@ fn a_ca_key_made_beforehand_in_the_token_is_imported_by_its_uri_and_issues() {
     assert!(key_operations(&server, "ra", "sign") >= 1.0);
     assert!(key_operations(&server, "ca", "sign") > ca_signed_at_start);
 }
+
+/// The SoftHSM2 token directory moved away while serving, then back. SoftHSM notices at once
+/// (it rereads its files on each operation), marks the token invalid and fails logins with
+/// CKR_GENERAL_ERROR until the module is initialized again, which scepd does by itself.
+#[test]
+fn a_token_that_goes_away_makes_scep_and_readyz_503_and_service_resumes_when_it_is_back() {
+    use crate::support::requester::{recipient, Opts};
+    use crate::support::Requester;
+
+    let Some(hsm) = SoftHsm::new("hsm token removed", LABEL) else {
+        return;
+    };
+    assert!(hsm.init(&["--ocsp-signer"]).status.success());
+    let server = hsm.serve();
+    enroll(&server, "hsm-before-removal");
+    let readyz = || http::get(&format!("{}/readyz", server.base)).unwrap();
+    assert_eq!(readyz().status, 200);
+
+    let tokens = hsm.tmp.path().join("tokens");
+    let away = hsm.tmp.path().join("tokens.away");
+    std::fs::rename(&tokens, &away).unwrap();
+
+    // /readyz names every key that no longer signs, by its URI, the OCSP signer included.
+    let not_ready = readyz();
+    assert_eq!(not_ready.status, 503);
+    let body = not_ready.text();
+    for key in ["ca", "ra", "ocsp"] {
+        assert!(
+            body.contains(&format!("{key} key pkcs11:token={LABEL};object=scepd-{key};")),
+            "{key} not named: {body}"
+        );
+    }
+
+    // A SCEP request gets 503 with Retry-After: not a 500, not a FAILURE the client would keep.
+    let ra = recipient(&server.scep_url());
+    let requester = Requester::new(scepd_ca::KeyBits::Rsa2048);
+    let message = requester.message(&requester.csr("CN=hsm-away", Some(CHALLENGE)), &ra, &Opts::default());
+    let url = format!("{}?operation=PKIOperation", server.scep_url());
+    let refused = http::post(&url, "application/x-pki-message", &message).unwrap();
+    assert_eq!(refused.status, 503, "{}\n{}", refused.text(), server.log_text());
+    assert!(refused.header("retry-after").is_some());
+    let metrics = http::get(&format!("{}/metrics", server.base)).unwrap().text();
+    let failed = "scepd_key_operations_total{key=\"ra\",op=\"decrypt\",result=\"error\"}";
+    assert!(crate::operations::metric(&metrics, failed) >= 1.0, "{metrics}");
+
+    // The files are back: the next operations reopen the token, without a restart.
+    std::fs::rename(&away, &tokens).unwrap();
+    assert_eq!(readyz().status, 200, "{}", readyz().text());
+    let rep = requester.post(&server.scep_url(), &message);
+    assert_eq!(rep.certificates.len(), 1);
+    enroll(&server, "hsm-after-removal");
+}
