@@ -118,7 +118,19 @@ impl RedbFile {
             path: path.to_path_buf(),
             source,
         })?;
-        let db = super::redb_open::open_database(path, CACHE_BYTES)?;
+        Self::with_database(path, super::redb_open::open_database(path, CACHE_BYTES)?)
+    }
+
+    /// Opens the file again after an I/O error while serving. The start-up integrity check
+    /// (which reads the whole file) is not repeated: the file verified when scepd started, and
+    /// what an interrupted commit left is redb's own crash recovery's to roll back, as after a
+    /// power cut.
+    pub fn reopen(path: &Path) -> Result<RedbFile, StoreError> {
+        Self::with_database(path, Database::builder().set_cache_size(CACHE_BYTES).create(path)?)
+    }
+
+    /// Checks the schema version and creates the tables of a freshly opened file.
+    fn with_database(path: &Path, db: Database) -> Result<RedbFile, StoreError> {
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;

@@ -94,7 +94,7 @@ impl RedbStore {
         }
         // redb locks its file: the old handle must be gone before the new one opens.
         *file = None;
-        match RedbFile::open(&self.path) {
+        match RedbFile::reopen(&self.path) {
             Ok(opened) => {
                 *file = Some(opened);
                 *last = None;
