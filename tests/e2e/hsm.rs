@@ -143,8 +143,13 @@ impl SoftHsm {
     }
 
     fn serve(&self) -> Server {
+        self.serve_with(&[])
+    }
+
+    fn serve_with(&self, extra: &[&str]) -> Server {
         let pin = self.pin_file.to_str().unwrap();
-        let args = ["--static-challenge", CHALLENGE, "--allow-des", "--pkcs11-pin-file", pin];
+        let mut args = vec!["--static-challenge", CHALLENGE, "--allow-des", "--pkcs11-pin-file", pin];
+        args.extend_from_slice(extra);
         Server::start_in_env(&self.data(), &args, &self.env())
     }
 }
@@ -500,4 +505,81 @@ fn a_token_that_goes_away_makes_scep_and_readyz_503_and_service_resumes_when_it_
     let rep = requester.post(&server.scep_url(), &message);
     assert_eq!(rep.certificates.len(), 1);
     enroll(&server, "hsm-after-removal");
+}
+
+/// A PKCSReq or RenewalReq answered SUCCESS: the certificate, written as PEM to `name` in `dir`
+/// and checked by `openssl verify` under the server's CA.
+fn issued_pem(server: &Server, dir: &Path, rep: &scepd::scep::client::CertRep, name: &str) -> PathBuf {
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
+    let pem = openssl::write(
+        dir,
+        name,
+        scepd_ca::pem::encode("CERTIFICATE", &rep.certificates[0]).as_bytes(),
+    );
+    assert!(openssl::verifies(dir, &server.ca_pem(), &pem), "{name} does not verify");
+    pem
+}
+
+/// The whole lifecycle on keys that never leave the token: certmonger enrolls, the delegated
+/// OCSP signer (a token key) answers good then revoked, the CRL (signed in the token) lists a
+/// revocation, and a RenewalReq is answered with a new certificate — each checked by openssl.
+#[test]
+fn a_token_backed_ca_serves_certmonger_ocsp_revocation_and_renewal() {
+    use crate::lifecycle::{fetch_crl, holder_of, list, ocsp_status, renew};
+    use crate::support::requester::{recipient, Opts};
+    use crate::support::Requester;
+
+    let Some(hsm) = SoftHsm::new("hsm lifecycle", LABEL) else {
+        return;
+    };
+    let out = hsm.init(&["--ocsp-signer"]);
+    assert!(out.status.success(), "init: {}", text(&out));
+    let server = hsm.serve_with(&["--renewal-window", "100"]);
+    let dir = tempfile::tempdir().unwrap();
+
+    // certmonger (GET, AES-256, its own quirks) enrolls; OCSP from the token's signer: good.
+    let cm = dir.path().join("cm");
+    let out = crate::clients::certmonger(&server.scep_url(), &server.ca_pem(), CHALLENGE, "hsm-certmonger", &cm);
+    assert!(
+        out.status.success(),
+        "certmonger: {}\n{}",
+        text(&out),
+        server.log_text()
+    );
+    let leaf = cm.join("cert.pem");
+    assert!(openssl::verifies(dir.path(), &server.ca_pem(), &leaf));
+    assert!(ocsp_status(&server, dir.path(), &leaf).contains(": good"));
+
+    // Revoked: OCSP says so, and the CRL signed in the token lists it.
+    let serial = list(&server, &["--device", "hsm-certmonger"])[0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revoked = server.cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    assert!(ocsp_status(&server, dir.path(), &leaf).contains(": revoked"));
+    let (crl, _) = fetch_crl(&server, dir.path());
+    assert!(crl.contains(&serial), "{crl}");
+
+    // A device enrolls, then renews with a RenewalReq signed by its certificate: the new
+    // certificate comes from the token CA too.
+    let ra = recipient(&server.scep_url());
+    let device = Requester::new(scepd_ca::KeyBits::Rsa2048);
+    let first = device.post(
+        &server.scep_url(),
+        &device.message(&device.csr("CN=hsm-renewing", Some(CHALLENGE)), &ra, &Opts::default()),
+    );
+    issued_pem(&server, dir.path(), &first, "first.pem");
+    let holder = holder_of(&first.certificates[0], &device.key_pem());
+    let next = Requester::new(scepd_ca::KeyBits::Rsa2048);
+    let renewed = renew(&server, &holder, &next.csr("CN=hsm-renewing", None));
+    issued_pem(&server, dir.path(), &renewed, "renewed.pem");
+    let history = list(&server, &["--device", "hsm-renewing"]);
+    assert_eq!(history[0]["kind"], "renewal", "{history:?}");
+    assert_eq!(history[1]["status"], "superseded", "{history:?}");
 }
