@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use scepd_ca::{CaParams, KeyBits, KeyGenerator, PrivateKey, SoftwareKeys};
+use scepd_ca::{CaParams, KeyBits, KeyGenerator, KeyRole, SoftwareKeys};
 
 use crate::config::{Config, ServeArgs, DEFAULT_DATA};
 use crate::datadir::DataDir;
-use crate::keys::pkcs11::{open_key, Token, TokenKeys};
-use crate::keys::uri::KeyUri;
+use crate::keys::imported::{open_private_key, ImportedKeys};
+use crate::keys::pkcs11::{Token, TokenKeys};
 
 #[derive(Parser)]
 #[command(name = "scepd", version, about = "SCEP certificate authority for managed devices")]
@@ -274,6 +274,14 @@ struct InitArgs {
     /// Certificates above the imported CA (PEM), nearest first.
     #[arg(long, requires = "import_ca_cert")]
     import_chain: Option<PathBuf>,
+    /// The RA's private key, already made elsewhere: a PKCS#11 URI or a PEM file. scepd issues
+    /// the RA certificate for it; without this flag the RA key is made with the others.
+    #[arg(long, conflicts_with_all = ["no_ra", "ca_csr"])]
+    import_ra_key: Option<PathBuf>,
+    /// The delegated OCSP signer's private key, already made elsewhere: a PKCS#11 URI or a PEM
+    /// file (implies --ocsp-signer).
+    #[arg(long, conflicts_with = "ca_csr")]
+    import_ocsp_key: Option<PathBuf>,
     /// Two-step delegated CA: write a CA key into DIR and its CSR to this file; install the
     /// signed certificate later with `scepd ca install-cert`.
     #[arg(long, conflicts_with_all = ["import_ca_cert", "pkcs11_token"])]
@@ -435,22 +443,30 @@ fn init(args: InitArgs) -> CliResult {
         }),
         _ => None,
     };
-    let keys: &dyn KeyGenerator = match &token_keys {
+    let generator: &dyn KeyGenerator = match &token_keys {
         Some(token) => token,
         None => &SoftwareKeys,
     };
+    let open = |spec: &PathBuf| open_private_key(spec, args.pkcs11_module.as_deref(), pin);
+    let mut imported = Vec::new();
+    for (role, spec) in [
+        (KeyRole::Ra, &args.import_ra_key),
+        (KeyRole::Ocsp, &args.import_ocsp_key),
+    ] {
+        if let Some(spec) = spec {
+            imported.push((role, open(spec)?));
+        }
+    }
+    let keys = &ImportedKeys::new(generator, imported);
+    let ocsp_signer = args.ocsp_signer || args.import_ocsp_key.is_some();
     let authority = match (&args.import_ca_cert, &args.import_ca_key) {
         (Some(cert), Some(key)) => {
             let chain = args.import_chain.as_ref().map(read).transpose()?;
-            let key: Box<dyn PrivateKey> = match key.to_str().filter(|k| KeyUri::is_uri(k)) {
-                Some(uri) => Box::new(open_key(&KeyUri::parse(uri)?, args.pkcs11_module.as_deref(), pin)?),
-                None => Box::new(scepd_ca::RsaKey::from_pem(&read(key)?)?),
-            };
             let (authority, warnings) = dir.init_import(
                 &read(cert)?,
-                key,
+                open(key)?,
                 chain.as_deref(),
-                (!args.no_ra, args.ocsp_signer),
+                (!args.no_ra, ocsp_signer),
                 keys,
             )?;
             for w in warnings {
@@ -465,7 +481,7 @@ fn init(args: InitArgs) -> CliResult {
                 validity_days: args.validity_days,
                 with_ra: !args.no_ra,
             },
-            args.ocsp_signer,
+            ocsp_signer,
             keys,
         )?,
     };

@@ -128,15 +128,16 @@ impl SoftHsm {
 
     /// `scepd init` with the keys made in the token.
     fn init(&self, extra: &[&str]) -> Output {
+        self.init_naming_keys(&[&["--pkcs11-token", LABEL], extra].concat())
+    }
+
+    /// `scepd init` with the token's module and PIN but no token to make keys in: keys named by
+    /// URI come from the token, the others are made in files.
+    fn init_naming_keys(&self, extra: &[&str]) -> Output {
         let data = self.data();
         self.command(BIN)
             .args(["init", "--data", data.to_str().unwrap(), "--pkcs11-module", MODULE])
-            .args([
-                "--pkcs11-token",
-                LABEL,
-                "--pkcs11-pin-file",
-                self.pin_file.to_str().unwrap(),
-            ])
+            .args(["--pkcs11-pin-file", self.pin_file.to_str().unwrap()])
             .args(extra)
             .output()
             .unwrap()
@@ -427,9 +428,11 @@ fn a_ca_key_made_beforehand_in_the_token_is_imported_by_its_uri_and_issues() {
 
     let cert = dir.join("imported-ca.pem");
     let uri = format!("pkcs11:token={LABEL};object=issuing;type=private");
-    let out = hsm.init(&["--import-ca-cert", cert.to_str().unwrap(), "--import-ca-key", &uri]);
+    let out = hsm.init_naming_keys(&["--import-ca-cert", cert.to_str().unwrap(), "--import-ca-key", &uri]);
     assert!(out.status.success(), "init: {}", text(&out));
     assert!(!hsm.data().join("ca.key").exists());
+    // Mixed: no token to make keys in, so the RA key was made in a file beside the token's CA key.
+    assert!(hsm.data().join("ra.key").exists() && !hsm.data().join("ra.key.uri").exists());
     let saved = std::fs::read_to_string(hsm.data().join("ca.key.uri")).unwrap();
     assert!(
         saved.starts_with(&format!("pkcs11:token={LABEL};object=issuing;id=%1A%2B%3C")),
@@ -582,4 +585,90 @@ fn a_token_backed_ca_serves_certmonger_ocsp_revocation_and_renewal() {
     let history = list(&server, &["--device", "hsm-renewing"]);
     assert_eq!(history[0]["kind"], "renewal", "{history:?}");
     assert_eq!(history[1]["status"], "superseded", "{history:?}");
+}
+
+/// The RA and OCSP signer keys made beforehand in the token by `pkcs11-tool`, named by their
+/// URIs at `scepd init`, beside a CA key kept in a (passphrase-less) file: the reverse of the
+/// mixed set-up above. scepd issues their certificates for the token's public keys, and they
+/// decrypt requests, sign CertReps and sign OCSP responses that `openssl ocsp` verifies.
+#[test]
+fn ra_and_ocsp_keys_made_beforehand_in_the_token_are_imported_by_their_uris() {
+    let test = "hsm RA and OCSP keys by URI";
+    let Some(hsm) = SoftHsm::new(test, LABEL) else {
+        return;
+    };
+    for (label, id) in [("front-ra", "0a01"), ("ocsp-responder", "0a02")] {
+        let made = hsm.pkcs11_tool(&["--keypairgen", "--key-type", "rsa:2048", "--label", label, "--id", id]);
+        assert!(made.status.success(), "{}", text(&made));
+    }
+    let uri = |object: &str| format!("pkcs11:token={LABEL};object={object};type=private");
+    let data = hsm.data();
+    let out = hsm.init_naming_keys(&[
+        "--import-ra-key",
+        &uri("front-ra"),
+        "--import-ocsp-key",
+        &uri("ocsp-responder"),
+    ]);
+    assert!(out.status.success(), "init: {}", text(&out));
+
+    // The CA key is a file; the RA and OCSP keys are references to the token's objects.
+    assert!(data.join("ca.key").exists());
+    for (file, object) in [("ra", "front-ra"), ("ocsp", "ocsp-responder")] {
+        assert!(!data.join(format!("{file}.key")).exists(), "{file}.key");
+        let saved = std::fs::read_to_string(data.join(format!("{file}.key.uri"))).unwrap();
+        assert!(
+            saved.starts_with(&format!("pkcs11:token={LABEL};object={object};")),
+            "{saved}"
+        );
+
+        // The certificate scepd issued carries the token's public key, read back by pkcs11-tool.
+        let dir = hsm.tmp.path();
+        let der = dir.join(format!("{object}.pub.der"));
+        let read = hsm.pkcs11_tool(&[
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--label",
+            object,
+            "-o",
+            der.to_str().unwrap(),
+        ]);
+        assert!(read.status.success(), "{}", text(&read));
+        let token_pubkey = String::from_utf8(openssl::run(
+            dir,
+            &[
+                "pkey",
+                "-pubin",
+                "-inform",
+                "DER",
+                "-in",
+                der.to_str().unwrap(),
+                "-pubout",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(
+            openssl::cert_pubkey(dir, &data.join(format!("{file}.pem"))),
+            token_pubkey,
+            "{file}"
+        );
+    }
+
+    let server = hsm.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let out = scepclient(dir.path(), &server.scep_url(), CHALLENGE, "hsm-imported-ra");
+    assert!(
+        out.status.success(),
+        "scepclient: {}\n{}",
+        text(&out),
+        server.log_text()
+    );
+    let leaf = dir.path().join("cert.pem");
+    assert!(openssl::verifies(dir.path(), &server.ca_pem(), &leaf));
+    let status = crate::lifecycle::ocsp_status(&server, dir.path(), &leaf);
+    assert!(status.contains(": good"), "{status}");
+
+    assert!(key_operations(&server, "ra", "decrypt") >= 1.0);
+    assert!(key_operations(&server, "ra", "sign") >= 1.0);
+    assert!(key_operations(&server, "ocsp", "sign") >= 1.0);
 }
