@@ -7,6 +7,7 @@
 //! serials are unique. Given the server's PID it reports the server's CPU time per enrollment.
 
 mod fill;
+mod floor;
 mod run;
 
 pub use fill::{fill, FillArgs};

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use scepd_ca::{Identity, KeyBits, RsaKey};
 use x509_cert::Certificate;
 
+use super::floor::Floor;
 use crate::scep::cipher::ContentCipher;
 use crate::scep::client::{self, RequestParams};
 use crate::scep::digest::DigestAlg;
@@ -46,6 +48,15 @@ pub struct BenchArgs {
     /// Content encryption of the requests.
     #[arg(long, value_enum, default_value_t = BenchCipher::Aes128)]
     pub cipher: BenchCipher,
+    /// The server's data directory: after the load, time the three private-key operations of
+    /// an enrollment with its keys (file or token) and report the server's CPU per enrollment
+    /// as a multiple of them.
+    #[arg(long, requires = "server_pid")]
+    pub floor: Option<PathBuf>,
+    /// File holding the token's user PIN, for --floor with keys in a token (or set
+    /// SCEPD_PKCS11_PIN).
+    #[arg(long, env = "SCEPD_PKCS11_PIN_FILE", requires = "floor")]
+    pub pkcs11_pin_file: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -328,11 +339,22 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed();
     let cpu_after = args.server_pid.and_then(cpu_ticks);
+    let floor = match args.floor.clone() {
+        Some(data) => {
+            let pin_file = args.pkcs11_pin_file.clone();
+            let measured = tokio::task::spawn_blocking(move || {
+                super::floor::measure(&data, pin_file.as_deref(), 2.0).map_err(|e| e.to_string())
+            });
+            Some(measured.await??)
+        }
+        None => None,
+    };
     report(
         &args,
         &outcomes,
         elapsed,
         cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a)),
+        floor,
     )
 }
 
@@ -383,6 +405,7 @@ fn report(
     outcomes: &[Outcome],
     elapsed: Duration,
     server_ticks: Option<u64>,
+    floor: Option<Floor>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut latencies: Vec<Duration> = Vec::new();
     let mut serials = HashSet::new();
@@ -409,6 +432,7 @@ fn report(
     let rate = issued as f64 / elapsed.as_secs_f64();
     let ticks_per_second = 100.0; // USER_HZ on Linux
     let cpu_ms = server_ticks.map(|t| t as f64 * 1e3 / ticks_per_second / issued.max(1) as f64);
+    let ratio = cpu_ms.zip(floor).map(|(cpu, f)| cpu / f.ms_per_enrollment);
     let summary = serde_json::json!({
         "url": args.url,
         "concurrency": args.concurrency,
@@ -423,6 +447,10 @@ fn report(
         "errors": errors,
         "duplicate_serials": duplicates,
         "server_cpu_ms_per_enrollment": cpu_ms,
+        "floor_ms_per_enrollment": floor.map(|f| f.ms_per_enrollment),
+        "floor_rounds": floor.map(|f| f.rounds),
+        "ca_key_bits": floor.map(|f| f.ca_bits),
+        "cpu_to_floor_ratio": ratio,
     });
     if args.json {
         println!("{summary}");
@@ -439,6 +467,12 @@ fn report(
         println!("failures by failInfo: {failures:?}; errors: {errors:?}; duplicate serials: {duplicates}");
         if let Some(ms) = cpu_ms {
             println!("server CPU per enrollment: {ms:.2} ms");
+        }
+        if let (Some(f), Some(ratio)) = (floor, ratio) {
+            println!(
+                "floor (RA decrypt + CA sign + RA sign, RSA-{} CA, {} rounds): {:.3} ms; server CPU / floor: {ratio:.2}",
+                f.ca_bits, f.rounds, f.ms_per_enrollment
+            );
         }
     }
     Ok(())

@@ -190,7 +190,7 @@ pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
 /// RSA PKCS#1 v1.5 encryption of a content-encryption key: aws-lc-rs for the 2048-bit and
 /// larger keys it accepts (several times faster), the `rsa` crate for the 1024-bit signer keys
 /// some Apple devices make.
-fn encrypt_key(spki_der: &[u8], cek: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn encrypt_key(spki_der: &[u8], cek: &[u8]) -> Option<Vec<u8>> {
     use aws_lc_rs::rsa::{Pkcs1PublicEncryptingKey, PublicEncryptingKey};
     let fast = PublicEncryptingKey::from_der(spki_der)
         .ok()

@@ -672,3 +672,20 @@ fn ra_and_ocsp_keys_made_beforehand_in_the_token_are_imported_by_their_uris() {
     assert!(key_operations(&server, "ra", "sign") >= 1.0);
     assert!(key_operations(&server, "ocsp", "sign") >= 1.0);
 }
+
+/// `scepd bench --floor` opens the token keys the data directory refers to (with the PIN) and
+/// times the floor through the token, beside the server's CPU per enrollment.
+#[test]
+fn bench_measures_the_floor_through_the_token() {
+    let Some(hsm) = SoftHsm::new("hsm bench floor", LABEL) else {
+        return;
+    };
+    let out = hsm.init(&[]);
+    assert!(out.status.success(), "init: {}", text(&out));
+    let server = hsm.serve();
+    let data = hsm.data();
+    let pin = hsm.pin_file.to_str().unwrap();
+    let floor = ["--floor", data.to_str().unwrap(), "--pkcs11-pin-file", pin];
+    let summary = crate::bench::bench(&server, CHALLENGE, &floor, &hsm.env());
+    crate::bench::assert_floor_measured(&summary, 2048);
+}

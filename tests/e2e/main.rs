@@ -6,6 +6,7 @@ mod support;
 
 mod abuse;
 mod admin;
+mod bench;
 mod challenges;
 mod cli;
 mod clients;
