@@ -268,9 +268,36 @@ fn implicit_rejection_timing(c: &mut Criterion) {
     g.finish();
 }
 
+/// Signing a CRL of 100,000 revoked certificates (the scale benchmark's revocations), one in ten
+/// with a reason code: the encoding and the one signature, without the store.
+fn crl_100k(c: &mut Criterion) {
+    use scepd_ca::crl::{build_crl, CrlParams, RevokedEntry};
+    use scepd_ca::Reason;
+    let auth = authority(KeyBits::Rsa2048);
+    let entries: Vec<RevokedEntry> = (0..100_000u64)
+        .map(|i| RevokedEntry {
+            serial: Serial::try_from(&[&[0x4a; 8][..], &i.to_be_bytes()].concat()[..]).unwrap(),
+            revoked_at: 1_800_000_000 + i,
+            reason: if i % 10 == 0 {
+                Reason::KEY_COMPROMISE
+            } else {
+                Reason::UNSPECIFIED
+            },
+        })
+        .collect();
+    let params = CrlParams {
+        number: 7,
+        this_update: 1_800_000_000,
+        next_update: 1_800_086_400,
+    };
+    c.bench_function("crl_100k_entries", |b| {
+        b.iter(|| build_crl(&auth.ca, &params, &entries).unwrap())
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = rsa_operations, parse_verify_decrypt, build_certificate_and_certrep, full_enrollment, implicit_rejection_timing
+    targets = rsa_operations, parse_verify_decrypt, build_certificate_and_certrep, full_enrollment, implicit_rejection_timing, crl_100k
 }
 criterion_main!(benches);

@@ -1,11 +1,10 @@
 //! X.509 v2 CRLs (RFC 5280 §5), signed by the issuing CA.
 
 use der::asn1::Uint;
-use der::Encode;
+use der::{Decode, Encode};
 use x509_cert::certificate::{Rfc5280, Version};
-use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::crl::{RevokedCert, TbsCertList};
 use x509_cert::ext::pkix::{CrlNumber, CrlReason};
-use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
 
 use crate::authority::Identity;
@@ -39,41 +38,88 @@ pub struct CrlParams {
 /// Builds and signs a CRL. The authorityKeyIdentifier is the CA's own key identifier (built
 /// here rather than by x509-cert's `CrlBuilder`, which copies the issuer certificate's *own*
 /// AKI — the key of the issuer's issuer — when an intermediate CA has one).
+///
+/// A CRL of a large installation holds 100,000 entries and more: each entry is encoded once,
+/// straight into one buffer, and the signed TBSCertList is placed into the CertificateList as
+/// the bytes that were signed, rather than the whole list being built as values and encoded
+/// twice (once to sign, once to emit).
 pub fn build_crl(ca: &Identity, params: &CrlParams, entries: &[RevokedEntry]) -> Result<Vec<u8>, CaError> {
+    let mut revoked = Vec::with_capacity(entries.len() * 40);
+    for e in entries {
+        // RFC 5280 §5.3.1: omit the reasonCode rather than write `unspecified`.
+        let crl_entry_extensions = match e.reason.0 {
+            CrlReason::Unspecified => None,
+            reason => Some(vec![extension(&reason, false)?]),
+        };
+        RevokedCert {
+            serial_number: SerialNumber::<Rfc5280>::new(e.serial.as_bytes())?,
+            revocation_date: time::to_x509(e.revoked_at)?,
+            crl_entry_extensions,
+        }
+        .encode_to_vec(&mut revoked)?;
+    }
     let number = CrlNumber(Uint::new(&params.number.to_be_bytes())?);
-    let revoked = entries
-        .iter()
-        .map(|e| {
-            // RFC 5280 §5.3.1: omit the reasonCode rather than write `unspecified`.
-            let crl_entry_extensions = match e.reason.0 {
-                CrlReason::Unspecified => None,
-                reason => Some(vec![extension(&reason, false)?]),
-            };
-            Ok(RevokedCert {
-                serial_number: SerialNumber::<Rfc5280>::new(e.serial.as_bytes())?,
-                revocation_date: time::to_x509(e.revoked_at)?,
-                crl_entry_extensions,
-            })
-        })
-        .collect::<Result<Vec<_>, CaError>>()?;
-    let extensions: Vec<Extension> = vec![extension(&number, false)?, aki(&ca.cert)?];
-    let tbs = TbsCertList {
+    let signature_algorithm = spki::AlgorithmIdentifierOwned {
+        oid: const_oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+        parameters: Some(der::asn1::Null.into()),
+    };
+    let tbs_without_entries = TbsCertList::<Rfc5280> {
         version: Version::V2,
-        signature: spki::AlgorithmIdentifierOwned {
-            oid: const_oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
-            parameters: Some(der::asn1::Null.into()),
-        },
+        signature: signature_algorithm.clone(),
         issuer: ca.subject().clone(),
         this_update: time::to_x509(params.this_update)?,
         next_update: Some(time::to_x509(params.next_update)?),
-        revoked_certificates: if revoked.is_empty() { None } else { Some(revoked) },
-        crl_extensions: Some(extensions),
-    };
-    let signature = ca.key.sign_sha256(&tbs.to_der()?)?;
-    let crl = CertificateList {
-        signature_algorithm: tbs.signature.clone(),
-        tbs_cert_list: tbs,
-        signature: der::asn1::BitString::from_bytes(&signature)?,
-    };
-    Ok(crl.to_der()?)
+        revoked_certificates: None,
+        crl_extensions: Some(vec![extension(&number, false)?, aki(&ca.cert)?]),
+    }
+    .to_der()?;
+    let tbs = with_entries(&tbs_without_entries, &revoked)?;
+    let signature = ca.key.sign_sha256(&tbs)?;
+    let mut body = tbs;
+    signature_algorithm.encode_to_vec(&mut body)?;
+    der::asn1::BitString::from_bytes(&signature)?.encode_to_vec(&mut body)?;
+    sequence(&body)
+}
+
+/// The TBSCertList `tbs` (encoded without revokedCertificates) with the SEQUENCE OF whose
+/// contents are `entries` inserted where RFC 5280 §5.1 puts it: after nextUpdate, before the
+/// [0] crlExtensions, which is the last field.
+fn with_entries(tbs: &[u8], entries: &[u8]) -> Result<Vec<u8>, CaError> {
+    if entries.is_empty() {
+        return Ok(tbs.to_vec());
+    }
+    let (_, header_len, _) = next_tlv(tbs)?;
+    let fields = &tbs[header_len..];
+    let mut split = 0;
+    while split < fields.len() {
+        let (tag, header_len, content_len) = next_tlv(&fields[split..])?;
+        if tag.is_context_specific() {
+            break;
+        }
+        split += header_len + content_len;
+    }
+    let mut body = Vec::with_capacity(fields.len() + entries.len() + 8);
+    body.extend_from_slice(&fields[..split]);
+    body.extend_from_slice(&sequence(entries)?);
+    body.extend_from_slice(&fields[split..]);
+    sequence(&body)
+}
+
+/// The tag, header length and contents length of the DER TLV at the start of `bytes`.
+fn next_tlv(bytes: &[u8]) -> Result<(der::Tag, usize, usize), CaError> {
+    let header = der::Header::decode(&mut der::SliceReader::new(bytes)?)?;
+    Ok((
+        header.tag(),
+        usize::try_from(header.encoded_len()?)?,
+        usize::try_from(header.length())?,
+    ))
+}
+
+/// A DER SEQUENCE around the already encoded `contents`.
+fn sequence(contents: &[u8]) -> Result<Vec<u8>, CaError> {
+    let header = der::Header::new(der::Tag::Sequence, der::Length::try_from(contents.len())?);
+    let mut out = Vec::with_capacity(contents.len() + 6);
+    header.encode_to_vec(&mut out)?;
+    out.extend_from_slice(contents);
+    Ok(out)
 }

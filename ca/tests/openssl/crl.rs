@@ -158,3 +158,44 @@ fn revocation_applies_in_openssl_verify() {
     let accepted = ossl.ok(&[&check[..], &["good.pem"]].concat());
     assert!(accepted.contains("good.pem: OK"), "{accepted}");
 }
+
+/// A CRL of many entries (encoded entry by entry, then spliced into the signed TBSCertList) is
+/// canonical DER — x509-cert decodes it and encodes the very same bytes — and `openssl crl`
+/// verifies its signature and lists every entry.
+#[test]
+fn a_large_crl_is_canonical_der_that_openssl_verifies_whole() {
+    use der::{Decode, Encode};
+    let ossl = Openssl::new();
+    let authority = authority();
+    ossl.write_cert("ca.pem", &authority.ca.der);
+    let now = scepd_ca::time::unix_now();
+    let entries: Vec<RevokedEntry> = (0..3000u64)
+        .map(|i| RevokedEntry {
+            serial: Serial::random(),
+            revoked_at: now - i,
+            reason: if i % 3 == 0 {
+                Reason::KEY_COMPROMISE
+            } else {
+                Reason::UNSPECIFIED
+            },
+        })
+        .collect();
+    let params = CrlParams {
+        number: 9,
+        this_update: now - 60,
+        next_update: now + 86_400,
+    };
+    let crl = build_crl(&authority.ca, &params, &entries).unwrap();
+    let decoded = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&crl).unwrap();
+    assert_eq!(decoded.to_der().unwrap(), crl);
+    let listed = decoded.tbs_cert_list.revoked_certificates.as_ref().unwrap();
+    assert_eq!(listed.len(), entries.len());
+    assert_eq!(listed[0].serial_number.as_bytes(), entries[0].serial.as_bytes());
+
+    ossl.write("crl.der", &crl);
+    let verified = ossl.ok(&["crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout"]);
+    assert!(verified.contains("verify OK"), "{verified}");
+    let text = ossl.ok(&["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"]);
+    assert_eq!(revoked_entries(&text).len(), entries.len());
+    assert_eq!(text.matches("Key Compromise").count(), 1000);
+}
