@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Two scepd binaries side by side in one run, for a change's before/after: the same load
+# (`scepd bench --floor`, RSA-2048, redb with fsync), alternating A B A B … so that the machine's
+# noise falls on both alike. Each run starts a fresh data directory.
+#
+#   benches/ab-enroll.sh BIN_A BIN_B [REQUESTS] [ROUNDS] [CONCURRENCY LEVELS...]
+#
+# Keep the "before" binary first: cp target/release/scepd /tmp/scepd-before, change, rebuild.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$1 B=$2 N=${3:-2000} ROUNDS=${4:-3}
+shift 4 || shift $#
+LEVELS=${*:-4 16}
+WORK=$(mktemp -d)
+PID=
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+PORT=$((20000 + RANDOM % 20000))
+wait_up() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/scep?operation=GetCACaps" >/dev/null && return; sleep 0.1; done; echo "server did not start" >&2; exit 1; }
+
+run() { # label binary concurrency
+  rm -rf "$WORK/data"
+  "$2" init --data "$WORK/data" >/dev/null
+  "$2" serve --data "$WORK/data" --listen "127.0.0.1:$PORT" --static-challenge bench --log-level warn >"$WORK/log" 2>&1 &
+  PID=$!; wait_up
+  "$2" bench --url "http://127.0.0.1:$PORT/scep" --challenge bench -n "$N" -c "$3" --server-pid "$PID" \
+    --floor "$WORK/data" --json \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); assert not r["errors"] and not r["failures_by_fail_info"], r
+print("| %s | %d | %.0f | %.2f | %.2f | %.3f | %.2f |" % (sys.argv[1], r["concurrency"], r["enrollments_per_second"], r["p99_ms"],
+ r["server_cpu_ms_per_enrollment"], r["floor_ms_per_enrollment"], r["cpu_to_floor_ratio"]))' "$1"
+  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+}
+
+echo "| binary | C | enrollments/s | p99 ms | server CPU ms/enrollment | floor ms | CPU / floor |"
+echo "|---|---|---|---|---|---|---|"
+for c in $LEVELS; do
+  for _ in $(seq "$ROUNDS"); do
+    run A "$A" "$c"
+    run B "$B" "$c"
+  done
+done
