@@ -1,6 +1,7 @@
 //! The command line. `serve` and `init` work on the data directory; every other command is a
 //! client of the running server's admin API.
 
+mod ca;
 mod client;
 mod store;
 
@@ -300,20 +301,48 @@ struct InitArgs {
 enum CaCommand {
     /// Print the issuing CA certificate (PEM): the file to upload to Okta.
     Export {
-        #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The next CA's certificate instead (prepared by `scepd ca rollover`).
+        #[arg(long)]
+        next: bool,
     },
-    /// Install the certificate an external root signed for `scepd init --ca-csr`.
+    /// Install the certificate an external root signed for `scepd init --ca-csr`, or with
+    /// `--next` for `scepd ca rollover --ca-csr`.
     InstallCert {
-        #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
         signed: PathBuf,
         #[arg(long)]
         chain: Option<PathBuf>,
         #[arg(long)]
         no_ra: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "next")]
         ocsp_signer: bool,
+        /// The certificate of the next CA (`scepd ca rollover --ca-csr`).
+        #[arg(long)]
+        next: bool,
+        /// PKCS#11 module for the next RA's key, when the current CA key's URI names none.
+        #[arg(long, env = "SCEPD_PKCS11_MODULE", requires = "next")]
+        pkcs11_module: Option<PathBuf>,
+    },
+    /// Prepare the next CA (and RA): GetNextCACert announces it until `ca activate-next`.
+    Rollover(ca::RolloverArgs),
+    /// Make the next CA the current one, now or at `--at` (every node at that moment).
+    ActivateNext {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// When, RFC 3339 (`2027-01-31T09:00:00Z`); default: now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// The current, next and retired CAs, with their validity and certificate counts.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -371,14 +400,28 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Init(args) => init(args),
-        Command::Ca(CaCommand::Export { data }) => export(&data),
+        Command::Ca(CaCommand::Export { client, next: false }) => export(&client.data),
+        Command::Ca(CaCommand::Export { client, next: true }) => ca::export_next(&client),
         Command::Ca(CaCommand::InstallCert {
-            data,
+            client,
+            signed,
+            chain,
+            no_ra,
+            next: true,
+            pkcs11_module,
+            ..
+        }) => ca::install_next(&client, &signed, chain, no_ra, pkcs11_module),
+        Command::Ca(CaCommand::InstallCert {
+            client,
             signed,
             chain,
             no_ra,
             ocsp_signer,
-        }) => install_cert(&data, &signed, chain, no_ra, ocsp_signer),
+            ..
+        }) => install_cert(&client.data, &signed, chain, no_ra, ocsp_signer),
+        Command::Ca(CaCommand::Rollover(args)) => ca::rollover(args),
+        Command::Ca(CaCommand::ActivateNext { client, at }) => ca::activate_next(&client, at),
+        Command::Ca(CaCommand::List { client, json }) => ca::list(&client, json),
         Command::Cert(cmd) => client::cert(cmd),
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),

@@ -69,7 +69,9 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
                 }
                 (&Method::POST, "/ocsp") => pki::ocsp(state, req).await,
                 (&Method::GET, p) if p.starts_with("/ocsp/") => pki::ocsp(state, req).await,
-                (&Method::GET, "/ca.crt") => pki::ca_cert(state),
+                (&Method::GET, p) if p == "/ca.crt" || (p.starts_with("/ca/") && p.ends_with(".crt")) => {
+                    pki::ca_cert(state, p)
+                }
                 (&Method::GET, "/healthz") => response::text(StatusCode::OK, "ok"),
                 (&Method::GET, "/metrics") => metrics_response(state),
                 (&Method::GET, "/readyz") => readyz(state).await,

@@ -14,9 +14,16 @@ pub const CAPABILITIES: &[&str] = &[
     "Renewal",
 ];
 
-/// The GetCACaps body (text/plain).
-pub fn body() -> String {
+/// Listed while a next CA is prepared (RFC 8894 §3.5.2, §4.7).
+pub const GET_NEXT_CA_CERT: &str = "GetNextCACert";
+
+/// The GetCACaps body (text/plain); `next_ca`: a next CA is prepared.
+pub fn body(next_ca: bool) -> String {
     let mut s = CAPABILITIES.join("\n");
+    if next_ca {
+        s.push('\n');
+        s.push_str(GET_NEXT_CA_CERT);
+    }
     s.push('\n');
     s
 }

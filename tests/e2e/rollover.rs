@@ -1,0 +1,394 @@
+//! CA rollover (RFC 8894 §4.7): `scepd ca rollover`, GetNextCACert checked with `openssl cms
+//! -verify` against the current CA, `ca activate-next`, and every certificate of either CA
+//! checkable afterwards with `openssl verify -crl_check` (the CRL fetched from the leaf's own
+//! distribution point) and `openssl ocsp`; RenewalReq across the switch; restart.
+
+use std::path::{Path, PathBuf};
+
+use scepd_ca::KeyBits;
+
+use crate::clients::scepclient;
+use crate::lifecycle::{holder_of, renew};
+use crate::support::requester::{ca_certs, recipient, Opts};
+use crate::support::{http, openssl, Requester, Server};
+
+const CHALLENGE: &str = "rollover-challenge";
+
+pub(crate) fn cli_ok(server: &Server, args: &[&str]) -> String {
+    let out = server.cli(args);
+    assert!(
+        out.status.success(),
+        "scepd {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub(crate) fn ca_list(server: &Server) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&cli_ok(server, &["ca", "list", "--json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+pub(crate) fn role<'a>(list: &'a [serde_json::Value], role: &str) -> Vec<&'a serde_json::Value> {
+    list.iter().filter(|g| g["role"] == role).collect()
+}
+
+pub(crate) fn caps(server: &Server) -> String {
+    http::get(&format!("{}?operation=GetCACaps", server.scep_url()))
+        .unwrap()
+        .text()
+}
+
+/// The CA certificate GetCACert names (the one without keyEncipherment when there is an RA).
+fn served_ca(server: &Server) -> Vec<u8> {
+    let body = http::get(&format!("{}?operation=GetCACert", server.scep_url()))
+        .unwrap()
+        .body;
+    let certs = ca_certs(&body);
+    let ca = certs
+        .iter()
+        .find(|c| c.tbs_certificate().subject() == c.tbs_certificate().issuer())
+        .expect("the CA certificate in GetCACert");
+    der::Encode::to_der(ca).unwrap()
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    scepd_ca::pem::certificates(pem).unwrap().remove(0)
+}
+
+/// Enrolls with micromdm's scepclient in a directory of its own; returns the leaf's path.
+fn enroll(server: &Server, dir: &Path, cn: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = scepclient(dir, &server.scep_url(), CHALLENGE, cn);
+    assert!(
+        out.status.success(),
+        "scepclient: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    dir.join("cert.pem")
+}
+
+/// The CRL distribution point URL of a leaf, as `openssl x509 -text` prints it.
+pub(crate) fn cdp(dir: &Path, leaf: &Path) -> String {
+    let text = String::from_utf8(openssl::run(
+        dir,
+        &["x509", "-in", leaf.to_str().unwrap(), "-noout", "-text"],
+    ))
+    .unwrap();
+    let after = text
+        .split("X509v3 CRL Distribution Points")
+        .nth(1)
+        .expect("a CRL distribution point");
+    let uri = after.split("URI:").nth(1).unwrap();
+    uri.split_whitespace().next().unwrap().to_string()
+}
+
+/// `openssl verify -crl_check` of `leaf` against `ca`, with the CRL fetched from the leaf's own
+/// distribution point (and verified with `ca`).
+/// A server started again listens on another port: `base` replaces the URL's own.
+pub(crate) fn verify_with_own_crl(base: &str, dir: &Path, ca: &Path, leaf: &Path) -> (bool, String) {
+    let named = cdp(dir, leaf);
+    let path = &named[named.find("/crl").expect("a /crl URL")..];
+    let url = format!("{base}{path}");
+    let resp = http::get(&url).unwrap();
+    assert_eq!(resp.status, 200, "{url}: {}", resp.text());
+    openssl::write(dir, "own.crl.der", &resp.body);
+    openssl::run(
+        dir,
+        &["crl", "-inform", "DER", "-in", "own.crl.der", "-out", "own.crl.pem"],
+    );
+    let (ok, text) = openssl::try_run(
+        dir,
+        &["crl", "-in", "own.crl.pem", "-CAfile", ca.to_str().unwrap(), "-noout"],
+    );
+    assert!(
+        ok && text.contains("verify OK"),
+        "the CRL at {url} is not signed by its CA: {text}"
+    );
+    openssl::try_run(
+        dir,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-CRLfile",
+            "own.crl.pem",
+            leaf.to_str().unwrap(),
+        ],
+    )
+}
+
+/// `openssl ocsp` for `leaf` issued by `ca`: its status line.
+pub(crate) fn ocsp(server: &Server, dir: &Path, ca: &Path, leaf: &Path) -> String {
+    let (ok, text) = openssl::try_run(
+        dir,
+        &[
+            "ocsp",
+            "-issuer",
+            ca.to_str().unwrap(),
+            "-cert",
+            leaf.to_str().unwrap(),
+            "-url",
+            &format!("{}/ocsp", server.base),
+            "-CAfile",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && text.contains("Response verify OK"), "{text}");
+    text
+}
+
+fn serial_of(dir: &Path, leaf: &Path) -> String {
+    openssl::x509_field(dir, leaf, "-serial")
+        .trim_start_matches("serial=")
+        .to_string()
+}
+
+fn issuer_id(dir: &Path, leaf: &Path) -> String {
+    // The leaf's authorityKeyIdentifier is its CA's issuer id (the SHA-1 of its key).
+    let text = String::from_utf8(openssl::run(
+        dir,
+        &[
+            "x509",
+            "-in",
+            leaf.to_str().unwrap(),
+            "-noout",
+            "-ext",
+            "authorityKeyIdentifier",
+        ],
+    ))
+    .unwrap();
+    text.lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_start_matches("keyid:")
+        .replace(':', "")
+        .to_lowercase()
+}
+
+/// GetNextCACert: a certs-only SignedData with the next CA (and RA), which `openssl cms -verify`
+/// accepts against the current CA and not against the next one.
+fn check_get_next_ca_cert(server: &Server, dir: &Path, current: &Path, next: &Path) {
+    let resp = http::get(&format!("{}?operation=GetNextCACert", server.scep_url())).unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("content-type"), Some("application/x-x509-next-ca-cert"));
+    let certs = ca_certs(&resp.body);
+    let next_der = pem_der(&std::fs::read_to_string(next).unwrap());
+    let ders: Vec<Vec<u8>> = certs.iter().map(|c| der::Encode::to_der(c).unwrap()).collect();
+    assert!(ders.contains(&next_der), "GetNextCACert lacks the next CA");
+    assert_eq!(certs.len(), 2, "the next CA and its RA");
+    openssl::write(dir, "next.p7", &resp.body);
+    let verify = |ca: &Path| {
+        openssl::try_run(
+            dir,
+            &[
+                "cms",
+                "-verify",
+                "-inform",
+                "DER",
+                "-in",
+                "next.p7",
+                "-CAfile",
+                ca.to_str().unwrap(),
+                "-certfile",
+                ca.to_str().unwrap(),
+                "-out",
+                "next.content",
+            ],
+        )
+    };
+    let (ok, text) = verify(current);
+    assert!(ok && text.contains("Verification successful"), "{text}");
+    let (ok, text) = verify(next);
+    assert!(
+        !ok,
+        "GetNextCACert must be signed by the current CA, not the next: {text}"
+    );
+    // What openssl sees inside: the next CA's certificates.
+    let printed = String::from_utf8(openssl::run(
+        dir,
+        &["pkcs7", "-inform", "DER", "-in", "next.p7", "-print_certs", "-noout"],
+    ))
+    .unwrap();
+    assert!(printed.contains("scepd RA"), "{printed}");
+}
+
+#[test]
+fn rollover_announce_activate_and_every_certificate_stays_checkable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = d.join("data");
+    let args = [
+        "--static-challenge",
+        CHALLENGE,
+        "--allow-des",
+        "--renewal-window",
+        "100",
+    ];
+    let mut server = Server::start_in(&data, &args);
+    let old_ca = server.ca_pem();
+
+    // Generation one: two devices, one to be revoked.
+    let a_good = enroll(&server, &d.join("a-good"), "device-a-good");
+    let a_revoked = enroll(&server, &d.join("a-revoked"), "device-a-revoked");
+    // One enrolled by scepd's own client code, to renew across the switch.
+    let renewing = Requester::new(KeyBits::Rsa2048);
+    let rep = renewing.post(
+        &server.scep_url(),
+        &renewing.message(
+            &renewing.csr("CN=device-a-renew", Some(CHALLENGE)),
+            &recipient(&server.scep_url()),
+            &Opts::default(),
+        ),
+    );
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
+    let a_renew_der = rep.certificates[0].clone();
+    assert!(!caps(&server).contains("GetNextCACert"));
+    assert_eq!(
+        http::get(&format!("{}?operation=GetNextCACert", server.scep_url()))
+            .unwrap()
+            .status,
+        404
+    );
+
+    // Prepare the next CA while the server runs.
+    let out = cli_ok(&server, &["ca", "rollover"]);
+    assert!(out.contains("recorded as the next CA"), "{out}");
+    let again = server.cli(&["ca", "rollover"]);
+    assert!(!again.status.success(), "one next CA at a time");
+    let list = ca_list(&server);
+    assert_eq!(role(&list, "current").len(), 1);
+    let next_entry = role(&list, "next")[0].clone();
+    assert_eq!(role(&list, "current")[0]["certificates"], 3);
+    assert_eq!(next_entry["certificates"], 0);
+    let next_id = next_entry["issuer"].as_str().unwrap().to_string();
+    assert!(data.join("cas").join(&next_id).join("ca.pem").exists());
+    let next_ca = openssl::write(
+        d,
+        "next-ca.pem",
+        cli_ok(&server, &["ca", "export", "--next"]).as_bytes(),
+    );
+    assert_eq!(
+        pem_der(&std::fs::read_to_string(&next_ca).unwrap()),
+        pem_der(&std::fs::read_to_string(data.join("cas").join(&next_id).join("ca.pem")).unwrap())
+    );
+
+    // Announced: GetCACaps lists GetNextCACert, which the current CA signs.
+    assert!(caps(&server).contains("GetNextCACert"));
+    check_get_next_ca_cert(&server, d, &old_ca, &next_ca);
+    // Still issuing with the current CA until activation.
+    assert_eq!(served_ca(&server), pem_der(&std::fs::read_to_string(&old_ca).unwrap()));
+    // A requester that read GetCACert before the switch (it encrypts to the old RA).
+    let late = Requester::new(KeyBits::Rsa2048);
+    let old_ra = recipient(&server.scep_url());
+
+    // Activation scheduled a few seconds ahead: nothing changes before that moment.
+    let at = scepd_ca::time::rfc3339(scepd_ca::time::unix_now() + 3);
+    cli_ok(&server, &["ca", "activate-next", "--at", &at]);
+    assert_eq!(served_ca(&server), pem_der(&std::fs::read_to_string(&old_ca).unwrap()));
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(served_ca(&server), pem_der(&std::fs::read_to_string(&next_ca).unwrap()));
+    assert!(!caps(&server).contains("GetNextCACert"), "no next CA any more");
+    let list = ca_list(&server);
+    assert_eq!(role(&list, "current")[0]["issuer"], next_id);
+    assert_eq!(role(&list, "retired").len(), 1);
+    assert!(role(&list, "next").is_empty());
+
+    // Generation two: new certificates come from the new CA.
+    let b_good = enroll(&server, &d.join("b-good"), "device-b-good");
+    let b_revoked = enroll(&server, &d.join("b-revoked"), "device-b-revoked");
+    assert!(openssl::verifies(d, &next_ca, &b_good));
+    assert!(!openssl::verifies(d, &old_ca, &b_good));
+    assert_eq!(issuer_id(d, &b_good), next_id);
+    // The request encrypted to the old RA is still opened; the new CA issues.
+    let rep = late.post(
+        &server.scep_url(),
+        &late.message(&late.csr("CN=late-device", Some(CHALLENGE)), &old_ra, &Opts::default()),
+    );
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
+    let late_leaf = openssl::write(
+        d,
+        "late.pem",
+        scepd_ca::pem::encode("CERTIFICATE", &rep.certificates[0]).as_bytes(),
+    );
+    assert!(openssl::verifies(d, &next_ca, &late_leaf));
+
+    // A RenewalReq signed by a certificate of the retired CA: the new one from the current CA.
+    let holder = holder_of(&a_renew_der, &renewing.key_pem());
+    let fresh = Requester::new(KeyBits::Rsa2048);
+    let rep = renew(&server, &holder, &fresh.csr("CN=device-a-renew", None));
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
+    let renewed = openssl::write(
+        d,
+        "renewed.pem",
+        scepd_ca::pem::encode("CERTIFICATE", &rep.certificates[0]).as_bytes(),
+    );
+    assert!(openssl::verifies(d, &next_ca, &renewed), "renewed by the current CA");
+
+    // Revoke one leaf of each CA.
+    for leaf in [&a_revoked, &b_revoked] {
+        cli_ok(
+            &server,
+            &["cert", "revoke", &serial_of(d, leaf), "--reason", "keyCompromise"],
+        );
+    }
+
+    // Each leaf names its own issuer's CRL: the original CA's keeps the URL it always had.
+    assert_eq!(cdp(d, &a_good), format!("{}/crl", server.base));
+    assert_eq!(cdp(d, &b_good), format!("{}/crl/{next_id}.crl", server.base));
+    let check_all = |server: &Server| {
+        for (ca, good, revoked) in [(&old_ca, &a_good, &a_revoked), (&next_ca, &b_good, &b_revoked)] {
+            let (ok, text) = verify_with_own_crl(&server.base, d, ca, good);
+            assert!(ok && text.contains(": OK"), "{}: {text}", good.display());
+            let (ok, text) = verify_with_own_crl(&server.base, d, ca, revoked);
+            assert!(
+                !ok && text.contains("certificate revoked"),
+                "{}: {text}",
+                revoked.display()
+            );
+            assert!(ocsp(server, d, ca, good).contains(": good"));
+            assert!(ocsp(server, d, ca, revoked).contains(": revoked"));
+        }
+    };
+    check_all(&server);
+
+    // A restart keeps the generations, the switch and both CRLs.
+    server.terminate();
+    let server = Server::start_in(&data, &args);
+    assert_eq!(served_ca(&server), pem_der(&std::fs::read_to_string(&next_ca).unwrap()));
+    check_all(&server);
+    let list = ca_list(&server);
+    let retired = role(&list, "retired")[0];
+    assert_eq!(retired["certificates"], 3);
+    assert_eq!(role(&list, "current")[0]["certificates"], 4);
+    // The audit trail records the rollover and the activation.
+    let audit = cli_ok(&server, &["audit", "export"]);
+    assert!(
+        audit.contains("ca.rollover") && audit.contains("ca.activated"),
+        "{audit}"
+    );
+}
