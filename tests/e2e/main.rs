@@ -21,4 +21,5 @@ mod negative;
 mod odt;
 mod operations;
 mod rollover;
+mod rollover_nodes;
 mod wire;

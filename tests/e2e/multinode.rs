@@ -26,7 +26,7 @@ const CHALLENGE: &str = "multinode-challenge";
 
 /// `n` nodes sharing `store_url`, each with its own copy of one data directory (as each pod of
 /// the Kubernetes Deployment gets the same secret).
-fn nodes(tmp: &Path, n: usize, store_url: &str, args: &[&str]) -> Vec<Server> {
+pub(crate) fn nodes(tmp: &Path, n: usize, store_url: &str, args: &[&str]) -> Vec<Server> {
     let mut all = vec!["--store", store_url];
     all.extend_from_slice(args);
     let first = Server::start_in(&tmp.join("node0"), &all);
