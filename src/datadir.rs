@@ -502,13 +502,17 @@ impl DataDir {
                 from.root.display()
             )));
         }
+        // The later CA generations (`cas/<issuer id>/…`) go with the original CA.
+        let generations = from.generation_files();
         let mut files = from.backup_files();
         files.push("scepd.redb");
+        files.extend(generations.iter().map(String::as_str));
         let checked = crate::backup_manifest::verify(&from.root, &files)?;
         self.ensure_root()?;
         // ca.pem last: it marks the directory initialized.
         files.sort_by_key(|f| *f == "ca.pem");
         for f in files {
+            self.ensure_parent(f)?;
             let mode = fs::metadata(from.path(f))
                 .map_err(io(&from.path(f)))?
                 .permissions()

@@ -212,3 +212,51 @@ pub(super) fn list(client: &ClientArgs, json: bool) -> CliResult {
     }
     Ok(())
 }
+
+/// The certificates a device profile carries: the current CA (and the chain above it), and the
+/// next CA during the overlap, as the running server says; without a server, the original CA
+/// alone (`DIR/ca.pem`).
+pub(super) type ProfileCas = ((Vec<u8>, Vec<Vec<u8>>), Option<Vec<u8>>);
+
+pub(super) fn profile_certificates(client: &ClientArgs) -> Result<ProfileCas, Box<dyn std::error::Error>> {
+    let dir = DataDir::new(&client.data);
+    let Some(list) = listing(client).ok().flatten() else {
+        if !dir.generation_ids().is_empty() {
+            eprintln!("note: no server answered: the profile names the original CA only (DIR/ca.pem)");
+        }
+        return Ok((dir.load_certificates()?, None));
+    };
+    let der_of = |g: &Value| -> Option<Vec<u8>> {
+        scepd_ca::pem::certificates(g.get("pem")?.as_str()?)
+            .ok()?
+            .into_iter()
+            .next()
+    };
+    let current = role_of(&list, "current").ok_or("the server lists no current CA")?;
+    let certificates = match current.get("original").and_then(Value::as_bool) {
+        Some(true) => dir.load_certificates()?,
+        _ => {
+            let ca = der_of(&current).ok_or("the server lists the current CA without its certificate")?;
+            let chain = match current
+                .get("issuer")
+                .and_then(Value::as_str)
+                .and_then(|i| i.parse().ok())
+            {
+                Some(id) => dir
+                    .generation(&id)
+                    .load_certificates()
+                    .map(|(_, chain)| chain)
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            (ca, chain)
+        }
+    };
+    Ok((certificates, role_of(&list, "next").as_ref().and_then(der_of)))
+}
+
+/// The next CA as a trust payload of its own, so that devices trust it before the switch.
+pub(super) fn next_ca_payloads(prefix: &str, next: Option<&[u8]>) -> Vec<plist::Value> {
+    next.map(|der| crate::profile::certificate_payloads(&format!("{prefix}.next"), der, &[]))
+        .unwrap_or_default()
+}

@@ -570,9 +570,13 @@ fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {
         }
     }
     // The keys and certificates, keeping their modes; ca.pem last marks the backup complete.
+    let generations = dir.generation_files();
     let mut files = dir.backup_files();
+    // The later CA generations (`cas/<issuer id>/…`, after `scepd ca rollover`) too.
+    files.extend(generations.iter().map(String::as_str));
     files.sort_by_key(|f| *f == "ca.pem");
     for f in &files {
+        target.ensure_parent(f)?;
         std::fs::copy(dir.path(f), target.path(f))?;
     }
     // Checksums of what was written, so that `restore` refuses a copy damaged since.
@@ -614,8 +618,7 @@ fn profile(args: &ProfileArgs) -> CliResult {
         return profile_odt(odt);
     }
     let url = args.url.as_deref().ok_or("--url is required")?;
-    let dir = DataDir::new(&args.client.data);
-    let authority = dir.load_certificates()?;
+    let (authority, next_ca) = ca::profile_certificates(&args.client)?;
     let challenge = match (&args.challenge, args.mint) {
         (Some(c), _) => Some(c.clone()),
         (None, true) => Some(client::mint(&args.client, serde_json::json!({}))?),
@@ -624,6 +627,7 @@ fn profile(args: &ProfileArgs) -> CliResult {
     let subject = scepd_ca::name::parse(&args.subject)?;
     let prefix = args.identifier_prefix.as_str();
     let mut payloads = crate::profile::certificate_payloads(prefix, &authority.0, &authority.1);
+    payloads.extend(ca::next_ca_payloads(prefix, next_ca.as_deref()));
     payloads.push(crate::profile::scep_payload(&crate::profile::ScepProfile {
         url,
         name: &args.name,
@@ -656,8 +660,7 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
     }
     let mut hosts = vec![org_host];
     hosts.extend(args.okta_custom_domain.iter().map(|h| odt::org(h).1));
-    let dir = DataDir::new(&args.client.data);
-    let (ca_der, chain) = dir.load_certificates()?;
+    let ((ca_der, chain), next_ca) = ca::profile_certificates(&args.client)?;
     let subject = scepd_ca::name::parse(&args.subject)?;
     let url = match &args.url {
         Some(u) => u.clone(),
@@ -695,7 +698,9 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
     };
     let macos = args.platform == Platform::Macos;
     let platform_name = if macos { "macos" } else { "ios" };
-    let main = crate::profile::configuration(prefix, "Okta Device Trust", macos, odt::payloads(&spec));
+    let mut main_payloads = odt::payloads(&spec);
+    main_payloads.extend(ca::next_ca_payloads(prefix, next_ca.as_deref()));
+    let main = crate::profile::configuration(prefix, "Okta Device Trust", macos, main_payloads);
     let edr = args.edr.as_ref().map(|_| {
         let p = format!("{prefix}.edr");
         crate::profile::configuration(

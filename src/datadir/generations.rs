@@ -163,6 +163,19 @@ impl DataDir {
         Ok(())
     }
 
+    /// Creates the directory (0700) a file of a backup goes into, when it is a generation's.
+    pub fn ensure_parent(&self, file: &str) -> Result<(), DataDirError> {
+        let Some((dir, _)) = file.rsplit_once('/') else {
+            return Ok(());
+        };
+        let path = self.path(dir);
+        fs::create_dir_all(&path).map_err(io(&path))?;
+        for p in [self.path(GENERATIONS_DIR), path] {
+            fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(io(&p))?;
+        }
+        Ok(())
+    }
+
     /// The files of every generation, relative to the data directory (for backups).
     pub fn generation_files(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(self.path(GENERATIONS_DIR)) else {

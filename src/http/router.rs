@@ -115,6 +115,8 @@ impl Drop for InFlight<'_> {
 }
 
 pub fn metrics_response(state: &AppState) -> Response<Body> {
+    // A CA generation's role changes with the clock (a scheduled activation): no store read.
+    state.service.refresh_ca_gauges();
     response::bytes(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",

@@ -315,7 +315,8 @@ impl ScepService {
         }
     }
 
-    fn refresh_ca_gauges(&self) {
+    /// Sets `scepd_ca_not_after_seconds` from the generations as last read (by role now).
+    pub fn refresh_ca_gauges(&self) {
         let set = self.ca_set();
         let now = scepd_ca::time::unix_now();
         let gauge = &self.metrics().ca_generation_not_after;

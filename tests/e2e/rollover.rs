@@ -282,9 +282,28 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
         "next-ca.pem",
         cli_ok(&server, &["ca", "export", "--next"]).as_bytes(),
     );
+    let old_der = pem_der(&std::fs::read_to_string(&old_ca).unwrap());
+    let next_der = pem_der(&std::fs::read_to_string(&next_ca).unwrap());
     assert_eq!(
         pem_der(&std::fs::read_to_string(&next_ca).unwrap()),
         pem_der(&std::fs::read_to_string(data.join("cas").join(&next_id).join("ca.pem")).unwrap())
+    );
+
+    // During the overlap device profiles carry both CAs; the metric names both.
+    let both = profile_roots(&server);
+    assert!(
+        both.contains(&old_der) && both.contains(&next_der) && both.len() == 2,
+        "{}",
+        both.len()
+    );
+    let metrics = http::get(&format!("{}/metrics", server.base)).unwrap().text();
+    assert!(
+        metrics.contains(&format!("scepd_ca_not_after_seconds{{ca=\"next\",issuer=\"{next_id}\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scepd_ca_not_after_seconds{ca=\"current\""),
+        "{metrics}"
     );
 
     // Announced: GetCACaps lists GetNextCACert, which the current CA signs.
@@ -307,6 +326,19 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
     assert_eq!(role(&list, "current")[0]["issuer"], next_id);
     assert_eq!(role(&list, "retired").len(), 1);
     assert!(role(&list, "next").is_empty());
+    // Profiles now name the new CA alone (and pin it).
+    assert_eq!(profile_roots(&server), vec![next_der.clone()]);
+    let metrics = http::get(&format!("{}/metrics", server.base)).unwrap().text();
+    assert!(
+        metrics.contains(&format!(
+            "scepd_ca_not_after_seconds{{ca=\"current\",issuer=\"{next_id}\""
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scepd_ca_not_after_seconds{ca=\"retired\""),
+        "{metrics}"
+    );
 
     // Generation two: new certificates come from the new CA.
     let b_good = enroll(&server, &d.join("b-good"), "device-b-good");
@@ -390,5 +422,77 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
     assert!(
         audit.contains("ca.rollover") && audit.contains("ca.activated"),
         "{audit}"
+    );
+
+    // A backup carries both CAs: the restored directory serves as before.
+    let backup = d.join("backup");
+    cli_ok(&server, &["backup", backup.to_str().unwrap()]);
+    assert!(backup.join("cas").join(&next_id).join("ca.key").exists());
+    drop(server);
+    let restored_dir = d.join("restored");
+    let out = std::process::Command::new(crate::support::server::BIN)
+        .args([
+            "restore",
+            "--data",
+            restored_dir.to_str().unwrap(),
+            backup.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = Server::start_in(&restored_dir, &args);
+    assert_eq!(served_ca(&restored), next_der);
+    check_all(&restored);
+    assert_eq!(ca_list(&restored).len(), 2);
+}
+
+/// The root certificates (DER) of `scepd profile`'s trust payloads, after checking that the
+/// SCEP payload pins the CA GetCACert names.
+fn profile_roots(server: &Server) -> Vec<Vec<u8>> {
+    let xml = cli_ok(server, &["profile", "--url", &server.scep_url(), "--challenge", "x"]);
+    let profile = plist::Value::from_reader_xml(xml.as_bytes()).unwrap();
+    let payloads = profile.as_dictionary().unwrap()["PayloadContent"].as_array().unwrap();
+    let of_type = |t: &'static str| {
+        payloads
+            .iter()
+            .map(|p| p.as_dictionary().unwrap())
+            .filter(move |p| p["PayloadType"].as_string() == Some(t))
+    };
+    let roots: Vec<Vec<u8>> = of_type("com.apple.security.root")
+        .map(|p| p["PayloadContent"].as_data().unwrap().to_vec())
+        .collect();
+    let scep = of_type("com.apple.security.scep").next().unwrap();
+    let pinned = scep["PayloadContent"].as_dictionary().unwrap()["CAFingerprint"]
+        .as_data()
+        .unwrap()
+        .to_vec();
+    let served = served_ca(server);
+    assert_eq!(
+        pinned,
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &served).as_ref()
+    );
+    roots
+}
+
+/// `ScepdCaRolloverDue` fires 180 days before the current CA expires without a next CA
+/// (`promtool test rules` over deploy/prometheus/scepd-rules.test.yml).
+#[test]
+fn rollover_alert_rule_passes_promtool() {
+    let Ok(out) = std::process::Command::new("promtool")
+        .args(["test", "rules", "scepd-rules.test.yml"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus"))
+        .output()
+    else {
+        crate::support::skip::skip(
+            "rollover::rollover_alert_rule_passes_promtool",
+            "promtool (Debian package prometheus) is not installed",
+        );
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
