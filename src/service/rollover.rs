@@ -319,6 +319,13 @@ impl ScepService {
     pub fn refresh_ca_gauges(&self) {
         let set = self.ca_set();
         let now = scepd_ca::time::unix_now();
+        // The older gauge follows the CA that issues (its expiry alert is about that one).
+        let (_, issuing) = set.issuing(now);
+        let older = &self.metrics().ca_not_after;
+        older.with_label_values(&["ca"]).set(issuing.ca.not_after() as f64);
+        if let Some(ra) = &issuing.ra {
+            older.with_label_values(&["ra"]).set(ra.not_after() as f64);
+        }
         let gauge = &self.metrics().ca_generation_not_after;
         gauge.reset();
         for g in &set.generations {
@@ -427,6 +434,14 @@ impl ScepService {
         let (_, not_after) = next.validity();
         if at >= not_after {
             return Ok(Err("that moment is past the next CA's notAfter".into()));
+        }
+        // Before the current CA's own activation the next one would never be current.
+        let latest = set.generations.iter().filter_map(|g| g.activate_at).max().unwrap_or(0);
+        if at < latest {
+            return Ok(Err(format!(
+                "that moment is before the current CA became current ({})",
+                scepd_ca::time::rfc3339(latest)
+            )));
         }
         match self.store().activate_next_ca(at)? {
             Activation::NoNext => Ok(Err("there is no next CA: run `scepd ca rollover` first".into())),

@@ -706,8 +706,8 @@ fn db_migrate_is_safe_when_nodes_start_at_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    // Each migration once (2: `device_bound`, issue 15).
-    assert_eq!(versions, [1, 2]);
+    // Each migration once (2: `device_bound`, issue 15; 3: `ca_rollover`, issue 18).
+    assert_eq!(versions, [1, 2, 3]);
     client
         .execute(
             "INSERT INTO scepd_schema (version, name, applied_at) VALUES (999, 'future', 0)",
