@@ -27,3 +27,13 @@ pub fn body(next_ca: bool) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn get_next_ca_cert_is_listed_only_while_a_next_ca_exists() {
+        assert!(!super::body(false).contains(super::GET_NEXT_CA_CERT));
+        assert!(super::body(true).lines().any(|l| l == super::GET_NEXT_CA_CERT));
+        assert!(super::body(true).ends_with('\n'));
+    }
+}

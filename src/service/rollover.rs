@@ -570,3 +570,54 @@ impl ScepService {
         certs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generation(byte: u8, activate_at: Option<u64>, authority: Option<Authority>) -> Arc<Generation> {
+        let issuer = hex::encode([byte; 20]).parse().unwrap();
+        Arc::new(Generation::new(
+            issuer,
+            byte == 0,
+            (vec![byte], None, activate_at),
+            authority.map(Arc::new),
+        ))
+    }
+
+    #[test]
+    fn roles_follow_the_clock_and_a_node_without_the_keys_keeps_issuing_with_what_it_has() {
+        let original = Authority::create(&scepd_ca::CaParams::default()).unwrap();
+        let second = Authority::create(&scepd_ca::CaParams::default()).unwrap();
+        let second_der = second.ca.der.clone();
+        let set = CaSet {
+            generations: vec![
+                generation(0, Some(0), Some(original)),
+                generation(1, Some(100), Some(second)),
+                generation(2, None, None),
+            ],
+        };
+        let role = |i: usize, now| set.role(&set.generations[i], now);
+        assert_eq!(
+            (role(0, 50), role(1, 50), role(2, 50)),
+            (CaRole::Current, CaRole::Next, CaRole::Next)
+        );
+        assert_eq!(
+            (role(0, 100), role(1, 100), role(2, 100)),
+            (CaRole::Retired, CaRole::Current, CaRole::Next)
+        );
+        assert_eq!(set.issuing(50).0.issuer, set.generations[0].issuer);
+        assert_eq!(set.issuing(100).1.ca.der, second_der);
+        assert_eq!(set.next(100).unwrap().issuer, set.generations[2].issuer);
+        assert_eq!(set.loaded(100).len(), 2);
+        assert_eq!(set.loaded(100)[0].0.issuer, set.generations[1].issuer, "current first");
+        assert_eq!(set.of_record(None).issuer, set.generations[0].issuer);
+
+        // Activated, but this node lacks its keys: the newest generation it has issues.
+        let missing = CaSet {
+            generations: vec![Arc::clone(&set.generations[0]), generation(3, Some(10), None)],
+        };
+        assert_eq!(missing.current(20).issuer, missing.generations[1].issuer);
+        assert_eq!(missing.issuing(20).0.issuer, missing.generations[0].issuer);
+    }
+}

@@ -622,7 +622,12 @@ fn a_rollover_of_a_token_backed_ca_makes_the_next_keys_in_the_token() {
     let check = |server: &Server, cn: &str| {
         let dir = tempfile::tempdir().unwrap();
         let out = scepclient(dir.path(), &server.scep_url(), CHALLENGE, cn);
-        assert!(out.status.success(), "scepclient: {}\n{}", text(&out), server.log_text());
+        assert!(
+            out.status.success(),
+            "scepclient: {}\n{}",
+            text(&out),
+            server.log_text()
+        );
         assert!(openssl::verifies(dir.path(), &next_ca, &dir.path().join("cert.pem")));
     };
     check(&server, "after-rollover");

@@ -1,7 +1,9 @@
 //! CA rollover (RFC 8894 §4.7): `scepd ca rollover`, GetNextCACert checked with `openssl cms
-//! -verify` against the current CA, `ca activate-next`, and every certificate of either CA
-//! checkable afterwards with `openssl verify -crl_check` (the CRL fetched from the leaf's own
-//! distribution point) and `openssl ocsp`; RenewalReq across the switch; restart.
+//! -verify` against the current CA, `ca activate-next --at`, enrollments before and after with
+//! micromdm's scepclient and certmonger, and every certificate of either CA checkable afterwards
+//! with `openssl verify -crl_check` (the CRL fetched from the leaf's own distribution point) and
+//! `openssl ocsp`; a request encrypted to the previous RA; RenewalReq, GetCert, GetCRL and
+//! CertPoll across the switch; profiles, metrics, audit, restart, backup and restore.
 
 use std::path::{Path, PathBuf};
 
@@ -242,12 +244,16 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
     let a_revoked = enroll(&server, &d.join("a-revoked"), "device-a-revoked");
     // One enrolled by scepd's own client code, to renew across the switch.
     let renewing = Requester::new(KeyBits::Rsa2048);
+    let renewing_tid = crate::support::requester::random_id();
     let rep = renewing.post(
         &server.scep_url(),
         &renewing.message(
             &renewing.csr("CN=device-a-renew", Some(CHALLENGE)),
             &recipient(&server.scep_url()),
-            &Opts::default(),
+            &Opts {
+                transaction_id: &renewing_tid,
+                ..Default::default()
+            },
         ),
     );
     assert_eq!(
@@ -345,6 +351,17 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
     let b_revoked = enroll(&server, &d.join("b-revoked"), "device-b-revoked");
     assert!(openssl::verifies(d, &next_ca, &b_good));
     assert!(!openssl::verifies(d, &old_ca, &b_good));
+    // certmonger too (GET PKIOperation, AES), trusting the new CA.
+    let cm = d.join("certmonger");
+    let out = crate::clients::certmonger(&server.scep_url(), &next_ca, CHALLENGE, "device-certmonger", &cm);
+    assert!(
+        out.status.success(),
+        "certmonger: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    assert!(openssl::verifies(d, &next_ca, &cm.join("cert.pem")));
     assert_eq!(issuer_id(d, &b_good), next_id);
     // The request encrypted to the old RA is still opened; the new CA issues.
     let rep = late.post(
@@ -363,6 +380,27 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
         scepd_ca::pem::encode("CERTIFICATE", &rep.certificates[0]).as_bytes(),
     );
     assert!(openssl::verifies(d, &next_ca, &late_leaf));
+
+    // GetCert, GetCRL and CertPoll find a certificate of the retired CA; GetCRL answers with
+    // its own issuer's CRL (and with the new CA's for one of the new CA's).
+    queries_find(&server, d, &renewing, &a_renew_der, &renewing_tid, &old_ca);
+    let late_der = rep.certificates[0].clone();
+    let late_crl = get_crl(&server, &late, &late_der);
+    openssl::write(d, "late.crl", &late_crl);
+    let (ok, text) = openssl::try_run(
+        d,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "late.crl",
+            "-CAfile",
+            next_ca.to_str().unwrap(),
+            "-noout",
+        ],
+    );
+    assert!(ok && text.contains("verify OK"), "{text}");
 
     // A RenewalReq signed by a certificate of the retired CA: the new one from the current CA.
     let holder = holder_of(&a_renew_der, &renewing.key_pem());
@@ -416,7 +454,7 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
     let list = ca_list(&server);
     let retired = role(&list, "retired")[0];
     assert_eq!(retired["certificates"], 3);
-    assert_eq!(role(&list, "current")[0]["certificates"], 4);
+    assert_eq!(role(&list, "current")[0]["certificates"], 5);
     // The audit trail records the rollover and the activation.
     let audit = cli_ok(&server, &["audit", "export"]);
     assert!(
@@ -444,6 +482,86 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
     assert_eq!(served_ca(&restored), next_der);
     check_all(&restored);
     assert_eq!(ca_list(&restored).len(), 2);
+}
+
+fn issuer_and_serial(cert_der: &[u8]) -> Vec<u8> {
+    let cert = <x509_cert::Certificate as der::Decode>::from_der(cert_der).unwrap();
+    der::Encode::to_der(&scepd::scep::asn1::IssuerAndSerial {
+        issuer: cert.tbs_certificate().issuer().clone(),
+        serial: der::asn1::Int::new(cert.tbs_certificate().serial_number().as_bytes()).unwrap(),
+    })
+    .unwrap()
+}
+
+fn query(server: &Server, requester: &Requester, content: &[u8], opts: &Opts<'_>) -> scepd::scep::client::CertRep {
+    let ra = recipient(&server.scep_url());
+    let rep = requester.post(&server.scep_url(), &requester.message(content, &ra, opts));
+    assert_eq!(
+        rep.header.reply.pki_status.as_deref(),
+        Some("0"),
+        "{:?}",
+        rep.header.reply
+    );
+    rep
+}
+
+/// GetCRL naming `cert`: the CRL (DER).
+fn get_crl(server: &Server, requester: &Requester, cert: &[u8]) -> Vec<u8> {
+    let opts = Opts {
+        message_type: scepd::scep::MessageType::GetCrl,
+        ..Default::default()
+    };
+    let rep = query(server, requester, &issuer_and_serial(cert), &opts);
+    assert_eq!(rep.crls.len(), 1);
+    rep.crls[0].clone()
+}
+
+/// GetCert and CertPoll find `cert` (issued for transaction `tid`); GetCRL answers with the CRL
+/// of `ca`, its issuer.
+fn queries_find(server: &Server, d: &Path, requester: &Requester, cert: &[u8], tid: &str, ca: &Path) {
+    let get = Opts {
+        message_type: scepd::scep::MessageType::GetCert,
+        ..Default::default()
+    };
+    assert_eq!(
+        query(server, requester, &issuer_and_serial(cert), &get).certificates,
+        vec![cert.to_vec()]
+    );
+    let parsed = <x509_cert::Certificate as der::Decode>::from_der(cert).unwrap();
+    #[derive(der::Sequence)]
+    struct IssuerAndSubject {
+        issuer: x509_cert::name::Name,
+        subject: x509_cert::name::Name,
+    }
+    let ias = der::Encode::to_der(&IssuerAndSubject {
+        issuer: parsed.tbs_certificate().issuer().clone(),
+        subject: parsed.tbs_certificate().subject().clone(),
+    })
+    .unwrap();
+    let poll = Opts {
+        message_type: scepd::scep::MessageType::CertPoll,
+        transaction_id: tid,
+        ..Default::default()
+    };
+    assert_eq!(query(server, requester, &ias, &poll).certificates, vec![cert.to_vec()]);
+    openssl::write(d, "queried.crl", &get_crl(server, requester, cert));
+    let (ok, text) = openssl::try_run(
+        d,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "queried.crl",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-noout",
+        ],
+    );
+    assert!(
+        ok && text.contains("verify OK"),
+        "GetCRL answered another CA's CRL: {text}"
+    );
 }
 
 /// The root certificates (DER) of `scepd profile`'s trust payloads, after checking that the
