@@ -614,3 +614,56 @@ fn rollover_alert_rule_passes_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Bad input to the rollover API and commands: a clear 4xx or a non-zero exit, never a 500.
+#[test]
+fn rollover_refusals_are_clear() {
+    let server = Server::start(&[]);
+    let auth = crate::challenges::admin_auth(&server);
+    let post = |path: &str, body: &str| {
+        http::request(
+            "POST",
+            &format!("{}{path}", server.base),
+            &[("authorization", auth.as_str()), ("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_eq!(post("/api/v1/ca/next", r#"{"issuer": "zz"}"#).status, 400);
+    assert_eq!(post("/api/v1/ca/next", "not json").status, 400);
+    let absent = post("/api/v1/ca/next", &format!(r#"{{"issuer": "{}"}}"#, "ab".repeat(20)));
+    assert_eq!(absent.status, 409, "{}", absent.text());
+    assert_eq!(post("/api/v1/ca/activate", r#"{"at": "tomorrow"}"#).status, 400);
+    let none = post("/api/v1/ca/activate", "");
+    assert_eq!(none.status, 409);
+    assert!(none.text().contains("no next CA"), "{}", none.text());
+    assert_eq!(
+        http::request("GET", &format!("{}/api/v1/ca", server.base), &[], b"")
+            .unwrap()
+            .status,
+        401
+    );
+    let out = server.cli(&["ca", "activate-next"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no next CA"));
+    let out = server.cli(&["ca", "export", "--next"]);
+    assert!(!out.status.success());
+    // The original CA cannot be recorded as its own next CA.
+    let original = ca_list(&server)[0]["issuer"].as_str().unwrap().to_string();
+    assert_eq!(
+        post("/api/v1/ca/next", &format!(r#"{{"issuer": "{original}"}}"#)).status,
+        409
+    );
+    // Prepared; a moment before 1970 is no RFC 3339 time scepd takes.
+    cli_ok(&server, &["ca", "rollover", "--no-ra", "--key-bits", "2048"]);
+    let early = post("/api/v1/ca/activate", r#"{"at": "1969-12-31T23:59:59Z"}"#);
+    assert_eq!(early.status, 400, "{}", early.text());
+    assert!(cli_ok(&server, &["ca", "list"]).contains("next"));
+    assert_eq!(
+        http::get(&format!("{}/crl/{}.crl", server.base, "cd".repeat(20)))
+            .unwrap()
+            .status,
+        200,
+        "an unknown name is the original CA's CRL, as before"
+    );
+}
