@@ -667,3 +667,70 @@ fn rollover_refusals_are_clear() {
         "an unknown name is the original CA's CRL, as before"
     );
 }
+
+/// After any number of rollovers each certificate names, and is checked by, its own issuer's
+/// CRL: three generations, a certificate of each, one revoked of each.
+#[test]
+fn three_generations_each_with_its_own_crl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    let mut cas = vec![server.ca_pem()];
+    let mut leaves = Vec::new();
+    for generation in 0..3 {
+        if generation > 0 {
+            cli_ok(
+                &server,
+                &[
+                    "ca",
+                    "rollover",
+                    "--ca-subject",
+                    &format!("CN=scepd CA {generation},O=scepd"),
+                ],
+            );
+            let pem = cli_ok(&server, &["ca", "export", "--next"]);
+            cas.push(openssl::write(d, &format!("ca{generation}.pem"), pem.as_bytes()));
+            cli_ok(&server, &["ca", "activate-next"]);
+        }
+        let mut pair = Vec::new();
+        for which in ["good", "revoked"] {
+            let requester = Requester::new(KeyBits::Rsa2048);
+            let rep = requester.post(
+                &server.scep_url(),
+                &requester.message(
+                    &requester.csr(&format!("CN=gen{generation}-{which}"), Some(CHALLENGE)),
+                    &recipient(&server.scep_url()),
+                    &Opts::default(),
+                ),
+            );
+            assert_eq!(
+                rep.header.reply.pki_status.as_deref(),
+                Some("0"),
+                "{:?}",
+                rep.header.reply
+            );
+            let pem = scepd_ca::pem::encode("CERTIFICATE", &rep.certificates[0]);
+            pair.push(openssl::write(
+                d,
+                &format!("gen{generation}-{which}.pem"),
+                pem.as_bytes(),
+            ));
+        }
+        cli_ok(&server, &["cert", "revoke", &serial_of(d, &pair[1])]);
+        leaves.push(pair);
+    }
+    let list = ca_list(&server);
+    assert_eq!(role(&list, "retired").len(), 2);
+    assert_eq!(role(&list, "current")[0]["subject"], "CN=scepd CA 2,O=scepd");
+    for (ca, pair) in cas.iter().zip(&leaves) {
+        let (ok, text) = verify_with_own_crl(&server.base, d, ca, &pair[0]);
+        assert!(ok && text.contains(": OK"), "{text}");
+        let (ok, text) = verify_with_own_crl(&server.base, d, ca, &pair[1]);
+        assert!(!ok && text.contains("certificate revoked"), "{text}");
+        // Each CRL lists only its own CA's revocation.
+        let crl = String::from_utf8(openssl::run(d, &["crl", "-in", "own.crl.pem", "-noout", "-text"])).unwrap();
+        assert_eq!(crl.matches("Serial Number:").count(), 1, "{crl}");
+        assert!(ocsp(&server, d, ca, &pair[0]).contains(": good"));
+        assert!(ocsp(&server, d, ca, &pair[1]).contains(": revoked"));
+    }
+}
