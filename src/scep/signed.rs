@@ -44,36 +44,6 @@ pub struct Signing<'a> {
 /// A ContentInfo(SignedData), DER, with `econtent` (id-data) when given and `attributes`
 /// besides contentType, messageDigest and signingTime, which are added here.
 pub fn signed_data(econtent: Option<&[u8]>, attributes: Vec<Attribute>, signing: &Signing<'_>) -> der::Result<Vec<u8>> {
-    build(
-        econtent,
-        attributes,
-        signing,
-        vec![CertificateChoices::Certificate(signing.cert.clone())],
-    )
-}
-
-/// [`signed_data`] carrying `certs` (DER, in this order) instead of the signer's certificate:
-/// GetNextCACert's answer holds the next CA's certificates and is signed by the current CA,
-/// which the client already has.
-pub fn signed_data_with_certs(
-    econtent: Option<&[u8]>,
-    attributes: Vec<Attribute>,
-    signing: &Signing<'_>,
-    certs: &[&[u8]],
-) -> der::Result<Vec<u8>> {
-    let certs = certs
-        .iter()
-        .map(|der| Ok(CertificateChoices::Certificate(der::Decode::from_der(der)?)))
-        .collect::<der::Result<Vec<_>>>()?;
-    build(econtent, attributes, signing, certs)
-}
-
-fn build(
-    econtent: Option<&[u8]>,
-    attributes: Vec<Attribute>,
-    signing: &Signing<'_>,
-    certs: Vec<CertificateChoices>,
-) -> der::Result<Vec<u8>> {
     let digest = signing.digest;
     let mut attrs = vec![
         attribute(oids::CONTENT_TYPE, Any::encode_from(&oids::DATA)?)?,
@@ -121,7 +91,9 @@ fn build(
             econtent_type: oids::DATA,
             econtent: econtent.map(|c| Any::encode_from(&OctetString::new(c)?)).transpose()?,
         },
-        certificates: Some(CertificateSet::try_from(certs)?),
+        certificates: Some(CertificateSet::try_from(vec![CertificateChoices::Certificate(
+            signing.cert.clone(),
+        )])?),
         crls: None,
         signer_infos: SignerInfos::try_from(vec![signer_info])?,
     };

@@ -15,7 +15,7 @@ use scepd_ca::{Authority, IssuerId};
 
 use super::{Origin, ScepService, ServiceError};
 use crate::scep::digest::DigestAlg;
-use crate::scep::signed::{signed_data_with_certs, SignatureAlgorithmField, Signing};
+use crate::scep::signed::{signed_data, SignatureAlgorithmField, Signing};
 use crate::store::{Activation, AddGeneration, AuditEvent, CaGenerationRecord, CertFilter, CertStatus, StoredCrl};
 
 /// What a CA generation is at a given moment.
@@ -531,9 +531,11 @@ impl ScepService {
         }
     }
 
-    /// GetNextCACert (RFC 8894 §4.7.1): a certs-only SignedData with the next CA's RA (when it
-    /// has one) and CA certificates, signed by the current CA so that a client checks it with
-    /// the CA it already trusts. None while no next CA is prepared.
+    /// GetNextCACert (RFC 8894 §4.7.1): a SignedData signed by the current CA (its certificate
+    /// included, so that a client finds the signer and checks it with the CA it already
+    /// trusts) whose content is a degenerate certs-only SignedData with the next CA's RA (when
+    /// it has one) and CA certificates. sscep reads exactly this: the signer from the outer
+    /// certificates, the next CA's from the inner message. None while no next CA is prepared.
     pub fn next_ca_cert(&self) -> Result<Option<Vec<u8>>, ServiceError> {
         let set = self.ca_set();
         let now = scepd_ca::time::unix_now();
@@ -546,13 +548,14 @@ impl ScepService {
             certs.push(ra);
         }
         certs.push(&next.ca_der);
+        let inner = crate::scep::reply::certs_only(&certs, &[])?;
         let signing = Signing {
             cert: &current.ca.cert,
             key: current.ca.key.as_ref(),
             digest: DigestAlg::Sha256,
-            algorithm_field: SignatureAlgorithmField::ShaWithRsa,
+            algorithm_field: SignatureAlgorithmField::RsaEncryption,
         };
-        Ok(Some(signed_data_with_certs(Some(&[]), Vec::new(), &signing, &certs)?))
+        Ok(Some(signed_data(Some(&inner), Vec::new(), &signing)?))
     }
 
     /// The DER certificate of generation `issuer` (`/ca/<issuer id>.crt`).

@@ -177,17 +177,38 @@ fn issuer_id(dir: &Path, leaf: &Path) -> String {
         .to_lowercase()
 }
 
-/// GetNextCACert: a certs-only SignedData with the next CA (and RA), which `openssl cms -verify`
-/// accepts against the current CA and not against the next one.
+/// The certificates GetNextCACert announces: the content of its (signed) SignedData is a
+/// certs-only SignedData (RFC 8894 §4.7.1), as sscep reads it.
+pub(crate) fn next_ca_certs(body: &[u8]) -> Vec<x509_cert::Certificate> {
+    use der::Decode;
+    let ci = cms::content_info::ContentInfo::from_der(body).unwrap();
+    let sd = ci.content.decode_as::<cms::signed_data::SignedData>().unwrap();
+    let content = sd.encap_content_info.econtent.expect("signed content");
+    let inner = content.decode_as::<der::asn1::OctetString>().unwrap();
+    ca_certs(inner.as_bytes())
+}
+
+/// GetNextCACert: signed by the current CA (`openssl cms -verify` accepts it against the
+/// current CA and not against the next one), its content a certs-only SignedData with the next
+/// CA and its RA (`openssl pkcs7 -print_certs`).
 fn check_get_next_ca_cert(server: &Server, dir: &Path, current: &Path, next: &Path) {
     let resp = http::get(&format!("{}?operation=GetNextCACert", server.scep_url())).unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.header("content-type"), Some("application/x-x509-next-ca-cert"));
-    let certs = ca_certs(&resp.body);
     let next_der = pem_der(&std::fs::read_to_string(next).unwrap());
-    let ders: Vec<Vec<u8>> = certs.iter().map(|c| der::Encode::to_der(c).unwrap()).collect();
-    assert!(ders.contains(&next_der), "GetNextCACert lacks the next CA");
-    assert_eq!(certs.len(), 2, "the next CA and its RA");
+    let current_der = pem_der(&std::fs::read_to_string(current).unwrap());
+    let announced: Vec<Vec<u8>> = next_ca_certs(&resp.body)
+        .iter()
+        .map(|c| der::Encode::to_der(c).unwrap())
+        .collect();
+    assert_eq!(announced.len(), 2, "the next CA and its RA");
+    assert!(announced.contains(&next_der), "GetNextCACert lacks the next CA");
+    // The outer certificates are the signer's: the current CA.
+    let signer: Vec<Vec<u8>> = ca_certs(&resp.body)
+        .iter()
+        .map(|c| der::Encode::to_der(c).unwrap())
+        .collect();
+    assert_eq!(signer, vec![current_der]);
     openssl::write(dir, "next.p7", &resp.body);
     let verify = |ca: &Path| {
         openssl::try_run(
@@ -195,33 +216,48 @@ fn check_get_next_ca_cert(server: &Server, dir: &Path, current: &Path, next: &Pa
             &[
                 "cms",
                 "-verify",
+                "-binary",
                 "-inform",
                 "DER",
                 "-in",
                 "next.p7",
                 "-CAfile",
                 ca.to_str().unwrap(),
-                "-certfile",
-                ca.to_str().unwrap(),
                 "-out",
                 "next.content",
             ],
         )
     };
-    let (ok, text) = verify(current);
-    assert!(ok && text.contains("Verification successful"), "{text}");
     let (ok, text) = verify(next);
     assert!(
         !ok,
         "GetNextCACert must be signed by the current CA, not the next: {text}"
     );
-    // What openssl sees inside: the next CA's certificates.
+    let (ok, text) = verify(current);
+    assert!(ok && text.contains("Verification successful"), "{text}");
+    // What openssl finds in the signed content: the next CA's certificates.
     let printed = String::from_utf8(openssl::run(
         dir,
-        &["pkcs7", "-inform", "DER", "-in", "next.p7", "-print_certs", "-noout"],
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "next.content",
+            "-print_certs",
+            "-noout",
+        ],
     ))
     .unwrap();
-    assert!(printed.contains("scepd RA"), "{printed}");
+    assert!(
+        printed.contains("scepd RA") && printed.matches("subject=").count() == 2,
+        "{printed}"
+    );
+    assert_eq!(
+        ca_certs(&std::fs::read(dir.join("next.content")).unwrap()).len(),
+        2,
+        "the verified content is the certs-only SignedData"
+    );
 }
 
 #[test]

@@ -228,7 +228,7 @@ fn three_nodes_on_postgresql_switch_together() {
         wait_until("GetNextCACert on every node", || caps(node).contains("GetNextCACert"));
         let resp = http::get(&format!("{}?operation=GetNextCACert", node.scep_url())).unwrap();
         assert_eq!(resp.status, 200);
-        let certs = crate::support::requester::ca_certs(&resp.body);
+        let certs = crate::rollover::next_ca_certs(&resp.body);
         assert!(certs.iter().any(|c| der::Encode::to_der(c).unwrap() == next_der));
     }
     // The operator copies the new generation's files to node 1 only, for now.
