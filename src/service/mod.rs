@@ -3,6 +3,7 @@
 
 mod admin;
 mod batch;
+mod ca_set;
 mod challenges;
 mod committer;
 mod enroll;
