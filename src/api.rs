@@ -34,6 +34,8 @@ pub fn cert_json(r: &CertRecord, der: Option<&[u8]>) -> Value {
         "superseded_by": r.superseded_by,
         "revoked_at": r.revoked_at.map(rfc3339),
         "revocation_reason": r.revocation_reason,
+        // The issuing CA generation's id; null: the original CA.
+        "issuer": r.issuer,
     });
     if let Some(der) = der {
         v["pem"] = Value::String(scepd_ca::pem::encode("CERTIFICATE", der));

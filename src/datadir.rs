@@ -13,6 +13,9 @@
 //! DIR/admin.url              where the running server's admin API listens (for the CLI)
 //! DIR/public.url             the public base URL the server last ran with (for `profile odt`)
 //! DIR/scepd.redb             the store
+//! DIR/cas/<issuer id>/       a CA generation after the original one (`scepd ca rollover`):
+//!                            ca.pem, ca.key or ca.key.uri, ra.pem, ra.key or ra.key.uri,
+//!                            chain.pem; ca.key.pending while an external root signs it
 //! ```
 
 use std::fs;
@@ -29,6 +32,9 @@ use zeroize::Zeroizing;
 
 /// Where `serve` records its public base URL.
 pub const PUBLIC_URL_FILE: &str = "public.url";
+
+mod generations;
+pub use generations::{KeyStoreKind, GENERATIONS_DIR};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -286,6 +292,17 @@ impl DataDir {
     }
 
     fn save(&self, authority: &Authority) -> Result<(), DataDirError> {
+        self.save_identities(authority)?;
+        if !self.path("admin.token").exists() {
+            self.write_secret("admin.token", new_token().as_bytes())?;
+        }
+        self.challenge_key()?;
+        // ca.pem last: its presence marks the directory as initialized.
+        self.write_public("ca.pem", &pem::encode("CERTIFICATE", &authority.ca.der))
+    }
+
+    /// The keys (or their references) and certificates of `authority`, except ca.pem.
+    fn save_identities(&self, authority: &Authority) -> Result<(), DataDirError> {
         self.save_key("ca.key", authority.ca.key.as_ref())?;
         if let Some(ra) = &authority.ra {
             self.save_key("ra.key", ra.key.as_ref())?;
@@ -299,12 +316,7 @@ impl DataDir {
             let chain: String = authority.chain.iter().map(|c| pem::encode("CERTIFICATE", c)).collect();
             self.write_public("chain.pem", &chain)?;
         }
-        if !self.path("admin.token").exists() {
-            self.write_secret("admin.token", new_token().as_bytes())?;
-        }
-        self.challenge_key()?;
-        // ca.pem last: its presence marks the directory as initialized.
-        self.write_public("ca.pem", &pem::encode("CERTIFICATE", &authority.ca.der))
+        Ok(())
     }
 
     /// A key as the directory keeps it: the key itself in `name`, or where it is in `name.uri`.
@@ -490,13 +502,17 @@ impl DataDir {
                 from.root.display()
             )));
         }
+        // The later CA generations (`cas/<issuer id>/…`) go with the original CA.
+        let generations = from.generation_files();
         let mut files = from.backup_files();
         files.push("scepd.redb");
+        files.extend(generations.iter().map(String::as_str));
         let checked = crate::backup_manifest::verify(&from.root, &files)?;
         self.ensure_root()?;
         // ca.pem last: it marks the directory initialized.
         files.sort_by_key(|f| *f == "ca.pem");
         for f in files {
+            self.ensure_parent(f)?;
             let mode = fs::metadata(from.path(f))
                 .map_err(io(&from.path(f)))?
                 .permissions()

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub challenge_rejections: IntCounterVec,
     pub challenges_outstanding: IntGauge,
     pub ca_not_after: GaugeVec,
+    /// notAfter of each CA generation, by role (current, next, retired) and issuer id.
+    pub ca_generation_not_after: GaugeVec,
     pub crl_next_update: Gauge,
     pub store_size: IntGauge,
     pub store_retries: IntCounterVec,
@@ -112,6 +114,16 @@ impl Metrics {
             )
             .expect("metric definition"),
         );
+        let ca_generation_not_after = r.add(
+            GaugeVec::new(
+                Opts::new(
+                    "scepd_ca_not_after_seconds",
+                    "notAfter of each CA generation (Unix seconds), by role: current, next, retired.",
+                ),
+                &["ca", "issuer", "subject"],
+            )
+            .expect("metric definition"),
+        );
         let build_info = r.add(
             IntGaugeVec::new(Opts::new("scepd_build_info", "scepd version."), &["version"]).expect("metric definition"),
         );
@@ -160,6 +172,7 @@ impl Metrics {
                 "Challenges in the store (unexpired or not yet swept).",
             ),
             ca_not_after,
+            ca_generation_not_after,
             crl_next_update: r.gauge("scepd_crl_next_update_timestamp_seconds", "nextUpdate of the current CRL."),
             store_size: r.int_gauge("scepd_store_size_bytes", "Size of the embedded store file."),
             store_retries: r.counter_vec(

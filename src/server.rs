@@ -138,7 +138,8 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let ca_subject = authority.ca.subject().to_string();
     let metrics = Arc::new(Metrics::new());
     let authority = crate::keys::metered::meter(authority, &metrics);
-    let service = Arc::new(ScepService::new(authority, store, policy, metrics)?);
+    let service = Arc::new(ScepService::new(authority, store, policy, metrics.clone())?);
+    start_ca_generations(&config, &dir, &service, &metrics).await?;
     let limits = http::Limits {
         max_body_bytes: config.max_body_bytes,
         auth_failures_per_minute: config.auth_failures_per_minute,
@@ -236,6 +237,44 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 
 const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// How often a node reads the CA generations from the store: the longest a node takes to see
+/// another node's `ca rollover` or an immediate `ca activate-next` (one scheduled with `--at`
+/// further ahead switches every node at that second).
+const CA_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Teaches the service to load CA generations from this data directory, records those that
+/// `scepd ca rollover` made while no server ran, and reads the generations from the store.
+async fn start_ca_generations(
+    config: &Config,
+    dir: &DataDir,
+    service: &Arc<ScepService>,
+    metrics: &Arc<Metrics>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let keys = DataDir::new(&config.data)
+        .with_passphrase(crate::datadir::key_passphrase(config.key_passphrase_file.as_deref())?)
+        .with_pkcs11_pin(crate::datadir::pkcs11_pin(config.pkcs11_pin_file.as_deref())?);
+    let metrics = Arc::clone(metrics);
+    service.set_generation_loader(Box::new(move |issuer| {
+        let authority = keys.generation(issuer).load().map_err(|e| e.to_string())?;
+        if scepd_ca::IssuerId::of(&authority.ca.cert) != *issuer {
+            return Err(format!(
+                "{}/{issuer}/ca.pem is another CA",
+                crate::datadir::GENERATIONS_DIR
+            ));
+        }
+        Ok(crate::keys::metered::meter(authority, &metrics))
+    }));
+    let local = dir.generation_ids();
+    let service = Arc::clone(service);
+    tokio::task::spawn_blocking(move || {
+        service.refresh_cas()?;
+        service.register_local_generations(&local)?;
+        service.refresh_cas()
+    })
+    .await??;
+    Ok(())
+}
+
 /// Background upkeep: makes minted challenges durable (they are committed without their own
 /// fsync) and sweeps expired challenges so the store stays bounded.
 async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration) {
@@ -243,10 +282,18 @@ async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration
     let mut sweep = tokio::time::interval(sweep_every);
     // The certificate gauges scan every record (a million take about a second): not often.
     let mut gauges = tokio::time::interval(GAUGE_REFRESH);
+    let mut cas = tokio::time::interval(CA_REFRESH);
     loop {
         let sweeping = tokio::select! {
             _ = flush.tick() => false,
             _ = sweep.tick() => true,
+            _ = cas.tick() => {
+                let service = service.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || service.refresh_cas()).await {
+                    tracing::error!(error = %e, "reading the CA generations failed");
+                }
+                continue;
+            }
             _ = gauges.tick() => {
                 let service = service.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || service.refresh_gauges()).await {
@@ -266,7 +313,7 @@ async fn maintenance(service: Arc<ScepService>, sweep_every: std::time::Duration
                     }
                 }
                 // Keeps the CRL from ever going past nextUpdate, even with no traffic.
-                if let Err(e) = service.crl() {
+                if let Err(e) = service.refresh_crls() {
                     tracing::error!(error = %e, "CRL refresh failed");
                 }
                 service.refresh_light_gauges();

@@ -284,3 +284,19 @@ fn encode(v: &str) -> String {
         })
         .collect()
 }
+
+/// One admin API call for commands defined elsewhere (`scepd ca …`): the JSON answer, or
+/// [`Refused`] when the server said no, or another error when no server answered.
+pub(super) fn api(
+    client: &ClientArgs,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    Ok(AdminClient::new(client)?.call(method, path, body)?.1)
+}
+
+/// Whether `error` is the server's refusal (rather than no server answering).
+pub(super) fn is_refusal(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<Refused>()
+}

@@ -1,6 +1,7 @@
 //! The command line. `serve` and `init` work on the data directory; every other command is a
 //! client of the running server's admin API.
 
+mod ca;
 mod client;
 mod store;
 
@@ -308,20 +309,48 @@ struct InitArgs {
 enum CaCommand {
     /// Print the issuing CA certificate (PEM): the file to upload to Okta.
     Export {
-        #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The next CA's certificate instead (prepared by `scepd ca rollover`).
+        #[arg(long)]
+        next: bool,
     },
-    /// Install the certificate an external root signed for `scepd init --ca-csr`.
+    /// Install the certificate an external root signed for `scepd init --ca-csr`, or with
+    /// `--next` for `scepd ca rollover --ca-csr`.
     InstallCert {
-        #[arg(long, env = "SCEPD_DATA", default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
         signed: PathBuf,
         #[arg(long)]
         chain: Option<PathBuf>,
         #[arg(long)]
         no_ra: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "next")]
         ocsp_signer: bool,
+        /// The certificate of the next CA (`scepd ca rollover --ca-csr`).
+        #[arg(long)]
+        next: bool,
+        /// PKCS#11 module for the next RA's key, when the current CA key's URI names none.
+        #[arg(long, env = "SCEPD_PKCS11_MODULE", requires = "next")]
+        pkcs11_module: Option<PathBuf>,
+    },
+    /// Prepare the next CA (and RA): GetNextCACert announces it until `ca activate-next`.
+    Rollover(ca::RolloverArgs),
+    /// Make the next CA the current one, now or at `--at` (every node at that moment).
+    ActivateNext {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// When, RFC 3339 (`2027-01-31T09:00:00Z`); default: now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// The current, next and retired CAs, with their validity and certificate counts.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -379,14 +408,28 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Init(args) => init(args),
-        Command::Ca(CaCommand::Export { data }) => export(&data),
+        Command::Ca(CaCommand::Export { client, next: false }) => export(&client.data),
+        Command::Ca(CaCommand::Export { client, next: true }) => ca::export_next(&client),
         Command::Ca(CaCommand::InstallCert {
-            data,
+            client,
+            signed,
+            chain,
+            no_ra,
+            next: true,
+            pkcs11_module,
+            ..
+        }) => ca::install_next(&client, &signed, chain, no_ra, pkcs11_module),
+        Command::Ca(CaCommand::InstallCert {
+            client,
             signed,
             chain,
             no_ra,
             ocsp_signer,
-        }) => install_cert(&data, &signed, chain, no_ra, ocsp_signer),
+            ..
+        }) => install_cert(&client.data, &signed, chain, no_ra, ocsp_signer),
+        Command::Ca(CaCommand::Rollover(args)) => ca::rollover(args),
+        Command::Ca(CaCommand::ActivateNext { client, at }) => ca::activate_next(&client, at),
+        Command::Ca(CaCommand::List { client, json }) => ca::list(&client, json),
         Command::Cert(cmd) => client::cert(cmd),
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),
@@ -543,9 +586,13 @@ fn backup(client: &ClientArgs, out: &PathBuf) -> CliResult {
         }
     }
     // The keys and certificates, keeping their modes; ca.pem last marks the backup complete.
+    let generations = dir.generation_files();
     let mut files = dir.backup_files();
+    // The later CA generations (`cas/<issuer id>/…`, after `scepd ca rollover`) too.
+    files.extend(generations.iter().map(String::as_str));
     files.sort_by_key(|f| *f == "ca.pem");
     for f in &files {
+        target.ensure_parent(f)?;
         std::fs::copy(dir.path(f), target.path(f))?;
     }
     // Checksums of what was written, so that `restore` refuses a copy damaged since.
@@ -587,8 +634,7 @@ fn profile(args: &ProfileArgs) -> CliResult {
         return profile_odt(odt);
     }
     let url = args.url.as_deref().ok_or("--url is required")?;
-    let dir = DataDir::new(&args.client.data);
-    let authority = dir.load_certificates()?;
+    let (authority, next_ca) = ca::profile_certificates(&args.client)?;
     let challenge = match (&args.challenge, args.mint) {
         (Some(c), _) => Some(c.clone()),
         (None, true) => Some(client::mint(&args.client, serde_json::json!({}))?),
@@ -597,6 +643,7 @@ fn profile(args: &ProfileArgs) -> CliResult {
     let subject = scepd_ca::name::parse(&args.subject)?;
     let prefix = args.identifier_prefix.as_str();
     let mut payloads = crate::profile::certificate_payloads(prefix, &authority.0, &authority.1);
+    payloads.extend(ca::next_ca_payloads(prefix, next_ca.as_deref()));
     payloads.push(crate::profile::scep_payload(&crate::profile::ScepProfile {
         url,
         name: &args.name,
@@ -629,8 +676,7 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
     }
     let mut hosts = vec![org_host];
     hosts.extend(args.okta_custom_domain.iter().map(|h| odt::org(h).1));
-    let dir = DataDir::new(&args.client.data);
-    let (ca_der, chain) = dir.load_certificates()?;
+    let ((ca_der, chain), next_ca) = ca::profile_certificates(&args.client)?;
     let subject = scepd_ca::name::parse(&args.subject)?;
     let url = match &args.url {
         Some(u) => u.clone(),
@@ -668,7 +714,9 @@ fn profile_odt(args: &OdtArgs) -> CliResult {
     };
     let macos = args.platform == Platform::Macos;
     let platform_name = if macos { "macos" } else { "ios" };
-    let main = crate::profile::configuration(prefix, "Okta Device Trust", macos, odt::payloads(&spec));
+    let mut main_payloads = odt::payloads(&spec);
+    main_payloads.extend(ca::next_ca_payloads(prefix, next_ca.as_deref()));
+    let main = crate::profile::configuration(prefix, "Okta Device Trust", macos, main_payloads);
     let edr = args.edr.as_ref().map(|_| {
         let p = format!("{prefix}.edr");
         crate::profile::configuration(

@@ -190,6 +190,9 @@ fn route(
                 "version": env!("CARGO_PKG_VERSION"),
             }),
         )),
+        (_, p) if p == "/api/v1/ca" || p.starts_with("/api/v1/ca/") => {
+            super::ca_admin::route(service, method, p, body, origin)
+        }
         (&Method::GET, "/api/v1/stats") => Ok(response::json(
             StatusCode::OK,
             &serde_json::json!({ "challenges_stored": service.challenges_stored()? }),

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod ca_admin;
 mod client_addr;
 mod connections;
 mod mdm;

@@ -31,10 +31,28 @@ fn header(v: String) -> HeaderValue {
 
 /// `GET /crl` and `/crl/<name>.crl`: DER (`application/pkix-crl`), or PEM with
 /// `Accept: application/x-pem-file` or `?format=pem`. Caching headers follow nextUpdate.
+///
+/// `/crl/<issuer id>.crl` is the CRL of that CA generation (a rollover's: the URL its
+/// certificates name); `/crl` and any other name are the original CA's, which is what every
+/// certificate issued before CA rollovers existed names.
 pub async fn crl(state: &AppState, req: Request<Incoming>) -> Response<Body> {
     let service = Arc::clone(&state.service);
-    let snapshot = match tokio::task::spawn_blocking(move || service.crl()).await {
-        Ok(Ok(s)) => s,
+    let issuer = req
+        .uri()
+        .path()
+        .strip_prefix("/crl/")
+        .and_then(|name| name.strip_suffix(".crl"))
+        .and_then(|id| id.parse::<scepd_ca::IssuerId>().ok());
+    let found = tokio::task::spawn_blocking(move || {
+        let set = service.ca_set();
+        match issuer.and_then(|id| set.by_issuer(&id).cloned()) {
+            Some(generation) => service.crl_of(&generation),
+            None => service.crl().map(Some),
+        }
+    });
+    let snapshot = match found.await {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => return response::text(StatusCode::SERVICE_UNAVAILABLE, "CRL unavailable, retry later"),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "CRL unavailable");
             return response::text(StatusCode::SERVICE_UNAVAILABLE, "CRL unavailable, retry later");
@@ -125,13 +143,18 @@ pub async fn ocsp(state: &AppState, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-/// `GET /ca.crt`: the issuing CA certificate, DER (the caIssuers URL of issued certificates).
-pub fn ca_cert(state: &AppState) -> Response<Body> {
-    response::bytes(
-        StatusCode::OK,
-        "application/pkix-cert",
-        state.service.authority().ca.der.clone(),
-    )
+/// `GET /ca.crt`: the original CA certificate, DER (the caIssuers URL of its certificates);
+/// `GET /ca/<issuer id>.crt`: that CA generation's (the caIssuers URL of a rollover's).
+pub fn ca_cert(state: &AppState, path: &str) -> Response<Body> {
+    let set = state.service.ca_set();
+    let generation = match path.strip_prefix("/ca/").and_then(|p| p.strip_suffix(".crt")) {
+        None => Some(&set.generations[0]),
+        Some(id) => id.parse().ok().and_then(|id| set.by_issuer(&id)),
+    };
+    match generation {
+        Some(g) => response::bytes(StatusCode::OK, "application/pkix-cert", g.ca_der.clone()),
+        None => response::text(StatusCode::NOT_FOUND, "no such CA"),
+    }
 }
 
 #[cfg(test)]

@@ -69,7 +69,9 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
                 }
                 (&Method::POST, "/ocsp") => pki::ocsp(state, req).await,
                 (&Method::GET, p) if p.starts_with("/ocsp/") => pki::ocsp(state, req).await,
-                (&Method::GET, "/ca.crt") => pki::ca_cert(state),
+                (&Method::GET, p) if p == "/ca.crt" || (p.starts_with("/ca/") && p.ends_with(".crt")) => {
+                    pki::ca_cert(state, p)
+                }
                 (&Method::GET, "/healthz") => response::text(StatusCode::OK, "ok"),
                 (&Method::GET, "/metrics") => metrics_response(state),
                 (&Method::GET, "/readyz") => readyz(state).await,
@@ -113,6 +115,8 @@ impl Drop for InFlight<'_> {
 }
 
 pub fn metrics_response(state: &AppState) -> Response<Body> {
+    // A CA generation's role changes with the clock (a scheduled activation): no store read.
+    state.service.refresh_ca_gauges();
     response::bytes(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",

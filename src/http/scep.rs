@@ -24,6 +24,7 @@ fn operation_label(operation: Option<&str>) -> &'static str {
         Some("GetCACaps") => "GetCACaps",
         Some("GetCACert") => "GetCACert",
         Some("PKIOperation") => "PKIOperation",
+        Some("GetNextCACert") => "GetNextCACert",
         _ => "other",
     }
 }
@@ -74,8 +75,9 @@ async fn dispatch(
         (&Method::GET, "GetCACaps") => (response::text(StatusCode::OK, state.service.ca_caps()), None),
         (&Method::GET, "GetCACert") => {
             let (body, content_type) = state.service.ca_cert();
-            (response::bytes(StatusCode::OK, content_type, body.to_vec()), None)
+            (response::bytes(StatusCode::OK, content_type, body), None)
         }
+        (&Method::GET, "GetNextCACert") => (next_ca_cert(state).await, None),
         (&Method::GET, "PKIOperation") => match q.message.as_deref().map(query::decode_message) {
             None => (
                 response::text(StatusCode::BAD_REQUEST, "missing message parameter"),
@@ -113,6 +115,21 @@ async fn dispatch(
             None,
         ),
         _ => (response::text(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST"), None),
+    }
+}
+
+/// GetNextCACert (RFC 8894 §4.7): the next CA's certificates, signed by the current CA; 404
+/// while no next CA is prepared (GetCACaps does not list the operation then).
+async fn next_ca_cert(state: &AppState) -> Response<Body> {
+    let service = Arc::clone(&state.service);
+    match tokio::task::spawn_blocking(move || service.next_ca_cert()).await {
+        Ok(Ok(Some(body))) => response::bytes(StatusCode::OK, "application/x-x509-next-ca-cert", body),
+        Ok(Ok(None)) => response::text(StatusCode::NOT_FOUND, "no next CA is prepared"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "GetNextCACert failed");
+            response::retry_later("the current CA cannot sign, retry later", STORE_RETRY_AFTER)
+        }
+        Err(_) => response::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
 }
 

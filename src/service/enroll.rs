@@ -63,11 +63,17 @@ const MAX_SUBJECT_BYTES: u32 = 2048;
 const MAX_SAN_BYTES: usize = 4096;
 
 /// Opens the envelope with the RA (or, for clients that encrypt to it, the CA's) key.
+///
+/// Every CA generation this node has is tried, the current one first: a client that fetched
+/// GetCACert just before a CA switch encrypts to the previous RA.
 pub(super) fn open_envelope(svc: &ScepService, message: &PkiMessage) -> Result<Opened, Refusal> {
-    let authority = svc.authority();
-    let mut identities = vec![authority.recipient()];
-    if authority.ra.is_some() {
-        identities.push(&authority.ca);
+    let loaded = svc.ca_set().loaded(scepd_ca::time::unix_now());
+    let mut identities = Vec::new();
+    for (_, authority) in &loaded {
+        identities.push(authority.recipient());
+        if authority.ra.is_some() {
+            identities.push(&authority.ca);
+        }
     }
     Ok(envelope::open_checked(
         &message.econtent,
@@ -250,14 +256,17 @@ fn names_a_ca(svc: &ScepService, subject: &x509_cert::name::Name) -> bool {
     if subject.is_empty() {
         return false;
     }
-    let authority = svc.authority();
     let wanted = attributes(subject);
-    let mut reserved = vec![attributes(authority.ca.subject())];
-    reserved.extend(authority.ra.iter().map(|ra| attributes(ra.subject())));
-    reserved.extend(authority.ocsp_signer.iter().map(|o| attributes(o.subject())));
-    for der in &authority.chain {
-        if let Ok(cert) = <scepd_ca::Certificate as der::Decode>::from_der(der) {
-            reserved.push(attributes(cert.tbs_certificate().subject()));
+    let mut reserved = Vec::new();
+    // The names of every CA generation this node has (a rollover's next CA included).
+    for (_, authority) in svc.ca_set().loaded(scepd_ca::time::unix_now()) {
+        reserved.push(attributes(authority.ca.subject()));
+        reserved.extend(authority.ra.iter().map(|ra| attributes(ra.subject())));
+        reserved.extend(authority.ocsp_signer.iter().map(|o| attributes(o.subject())));
+        for der in &authority.chain {
+            if let Ok(cert) = <scepd_ca::Certificate as der::Decode>::from_der(der) {
+                reserved.push(attributes(cert.tbs_certificate().subject()));
+            }
         }
     }
     reserved.contains(&wanted)
@@ -287,7 +296,8 @@ pub(super) fn issue(
     now: u64,
 ) -> Result<Issued, Refusal> {
     let policy = svc.policy();
-    let authority = svc.authority();
+    // The current CA generation issues (after a rollover's activation, the new one).
+    let (generation, authority) = svc.ca_set().issuing(now);
     for _ in 0..SERIAL_ATTEMPTS {
         let serial = Serial::random();
         let cert = authority.issue(&LeafRequest {
@@ -302,9 +312,9 @@ pub(super) fn issue(
             // Back-dated a little for clients whose clocks run slow.
             not_before: now.saturating_sub(policy.not_before_backdate_seconds),
             validity_days: policy.cert_validity_days,
-            crl_url: policy.crl_url.clone(),
+            crl_url: svc.crl_url_of(&generation),
             ocsp_url: policy.lifecycle.ocsp_url.clone(),
-            ca_issuers_url: policy.lifecycle.ca_issuers_url.clone(),
+            ca_issuers_url: svc.ca_issuers_url_of(&generation),
             okta: if plan.okta { Okta::DeviceAccess } else { Okta::Plain },
         })?;
         let der = cert.to_der()?;
@@ -316,6 +326,7 @@ pub(super) fn issue(
             csr_sha256: hex::encode(csr.fingerprint),
             kind: plan.kind,
             device_bound: plan.device_bound,
+            issuer: generation.record_issuer(),
             ..CertRecord::issued(
                 &serial,
                 csr.subject.to_string(),

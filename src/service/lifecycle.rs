@@ -6,6 +6,7 @@ use scepd_ca::crl::{build_crl, CrlParams, RevokedEntry};
 use scepd_ca::ocsp::{self, CertStatus as OcspStatus, ResponseStatus};
 use scepd_ca::{Reason, Serial};
 
+use super::rollover::Generation;
 use super::{Origin, ScepService, ServiceError};
 use crate::store::{AuditEvent, CertStatus, RevokeOutcome, StoredCrl};
 
@@ -109,7 +110,7 @@ impl ScepService {
             Err(e) => format!("failed: {e}"),
         };
         let authority = self.authority();
-        let keys = key_check(authority);
+        let keys = key_check(&authority);
         let crl = match self.current_crl() {
             Some(c) if c.next_update > now => "ok".to_string(),
             Some(c) => format!("stale: nextUpdate {} passed", scepd_ca::time::rfc3339(c.next_update)),
@@ -120,11 +121,16 @@ impl ScepService {
         } else {
             "expired".to_string()
         };
-        let ready = [&store, &keys, &crl, &ca].iter().all(|c| c.as_str() == "ok");
+        let generations = self.ca_generations_check();
+        let ready = [&store, &keys, &crl, &ca, &generations]
+            .iter()
+            .all(|c| c.as_str() == "ok");
         self.metrics().ready.set(i64::from(ready));
         (
             ready,
-            serde_json::json!({ "ready": ready, "checks": { "store": store, "keys": keys, "crl": crl, "ca": ca } }),
+            serde_json::json!({ "ready": ready, "checks": {
+                "store": store, "keys": keys, "crl": crl, "ca": ca, "ca_generations": generations
+            } }),
         )
     }
 
@@ -133,17 +139,46 @@ impl ScepService {
         self.crl_cache.current.lock().expect("CRL cache").clone()
     }
 
-    /// The current CRL: the one cached here, or the newest published in the store, or a new
-    /// one signed and published.
+    /// The original CA's CRL (`/crl`: the URL its certificates name): see [`Self::crl_of`].
     pub fn crl(&self) -> Result<Arc<StoredCrl>, ServiceError> {
+        let original = Arc::clone(&self.ca_set().generations[0]);
+        self.crl_of(&original)?
+            .ok_or_else(|| ServiceError::Ca(scepd_ca::CaError::KeyUnavailable))
+    }
+
+    /// Keeps the CRL of every CA generation this node has from going past nextUpdate (a
+    /// retired CA's too: its certificates stay checkable until they expire).
+    pub fn refresh_crls(&self) -> Result<(), ServiceError> {
+        for generation in self.ca_set().generations.iter().filter(|g| g.authority.is_some()) {
+            self.crl_of(generation)?;
+        }
+        Ok(())
+    }
+
+    /// The current CRL of `generation`: the one cached here, or the newest published in the
+    /// store, or a new one signed and published. None when this node lacks its keys and no
+    /// other node published one.
+    pub fn crl_of(&self, generation: &Generation) -> Result<Option<Arc<StoredCrl>>, ServiceError> {
         let epoch = self.store().revocation_epoch()?;
         let now = scepd_ca::time::unix_now();
-        let mut current = self.crl_cache.current.lock().expect("CRL cache");
+        // The original CA's cache is the one readiness and the metrics read.
+        let slot = match generation.original {
+            true => &self.crl_cache.current,
+            false => &generation.crl,
+        };
+        let mut current = slot.lock().expect("CRL cache");
         if let Some(crl) = current.as_ref().filter(|crl| is_current(crl, epoch, now)) {
-            return Ok(Arc::clone(crl));
+            return Ok(Some(Arc::clone(crl)));
         }
         for _ in 0..CRL_PUBLISH_ATTEMPTS {
-            let state = self.store().latest_crl()?;
+            let state = match generation.record_issuer() {
+                None => self.store().latest_crl()?,
+                Some(issuer) => self.store().issuer_crl(&issuer)?,
+            };
+            let Some(authority) = &generation.authority else {
+                // Without the keys, serve what another node published.
+                return Ok(state.published.map(Arc::new));
+            };
             // thisUpdate never goes back in what is published, even when the clock does (set
             // back by hand, or a forward jump corrected): a new CRL is dated no earlier than the
             // last one, which relying parties may already hold.
@@ -151,28 +186,46 @@ impl ScepService {
             let crl = match state.published.filter(|crl| is_current(crl, epoch, now)) {
                 Some(published) => published,
                 None => {
-                    let built = self.build_crl(epoch, not_before_published, state.last_number + 1)?;
-                    if !self.store().publish_crl(&built)? {
+                    let built = self.build_crl(
+                        generation,
+                        authority,
+                        (epoch, not_before_published),
+                        state.last_number + 1,
+                    )?;
+                    let published = match generation.record_issuer() {
+                        None => self.store().publish_crl(&built)?,
+                        Some(issuer) => self.store().publish_issuer_crl(&issuer, &built)?,
+                    };
+                    if !published {
                         continue;
                     }
-                    tracing::info!(number = built.number, "CRL issued");
+                    tracing::info!(number = built.number, issuer = %generation.issuer, "CRL issued");
                     built
                 }
             };
             let crl = Arc::new(crl);
             *current = Some(Arc::clone(&crl));
-            return Ok(crl);
+            return Ok(Some(crl));
         }
         Err(ServiceError::CrlContention(CRL_PUBLISH_ATTEMPTS))
     }
 
-    /// A CRL dated `now` (thisUpdate) with the revocations up to `epoch`.
-    fn build_crl(&self, epoch: u64, now: u64, number: u64) -> Result<StoredCrl, ServiceError> {
+    /// A CRL of `generation` dated `now` (thisUpdate) with its revocations up to `epoch`.
+    fn build_crl(
+        &self,
+        generation: &Generation,
+        authority: &scepd_ca::Authority,
+        (epoch, now): (u64, u64),
+        number: u64,
+    ) -> Result<StoredCrl, ServiceError> {
         let lifecycle = &self.policy().lifecycle;
+        let issuer = generation.record_issuer();
         let entries: Vec<RevokedEntry> = self
             .store()
             .revoked()?
             .into_iter()
+            // Each CA's CRL lists its own certificates only.
+            .filter(|row| row.issuer == issuer)
             // Entries of certificates that expired (longer ago than configured) are dropped.
             .filter(|row| row.not_after + lifecycle.crl_keep_expired_seconds >= now)
             .map(|row| RevokedEntry {
@@ -186,7 +239,7 @@ impl ScepService {
             this_update: now,
             next_update: now + lifecycle.crl_next_update_seconds,
         };
-        let der = build_crl(&self.authority().ca, &params, &entries)?;
+        let der = build_crl(&authority.ca, &params, &entries)?;
         Ok(StoredCrl {
             der,
             number,
@@ -235,13 +288,26 @@ impl ScepService {
         if parsed.cert_ids.is_empty() {
             return ocsp::error_response(ResponseStatus::MalformedRequest);
         }
-        let ca = &self.authority().ca;
         let now = scepd_ca::time::unix_now();
+        // The issuer is found by issuerNameHash and issuerKeyHash, among every CA generation
+        // this node has; one response has one signer: the issuer of the first certificate
+        // asked about (others' certificates are answered unknown).
+        let loaded = self.ca_set().loaded(now);
+        let signer_generation = parsed.cert_ids.first().and_then(|id| {
+            loaded
+                .iter()
+                .find(|(_, authority)| ocsp::serial_if_issued_by(id, &authority.ca.cert).is_some())
+        });
+        let Some((issuer_generation, authority)) = signer_generation.or(loaded.first()) else {
+            return ocsp::error_response(ResponseStatus::InternalError);
+        };
+        let ca = &authority.ca;
         let mut answers = Vec::new();
         for id in parsed.cert_ids {
             let status = match ocsp::serial_if_issued_by(&id, &ca.cert) {
                 None => OcspStatus::Unknown,
                 Some(serial) => match self.store().certificate(&serial) {
+                    Ok(Some((record, _))) if record.issuer != issuer_generation.record_issuer() => OcspStatus::Unknown,
                     Err(e) => {
                         tracing::error!(error = %e, "store unavailable for OCSP");
                         return ocsp::error_response(ResponseStatus::TryLater);
@@ -257,7 +323,7 @@ impl ScepService {
             answers.push((id, status));
         }
         // A delegated signer's certificate goes with the response, so clients can chain it.
-        let (signer, include_cert) = match &self.authority().ocsp_signer {
+        let (signer, include_cert) = match &authority.ocsp_signer {
             Some(delegate) => (delegate, true),
             None => (ca, false),
         };

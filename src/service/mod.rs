@@ -3,12 +3,14 @@
 
 mod admin;
 mod batch;
+mod ca_set;
 mod challenges;
 mod committer;
 mod enroll;
 mod lifecycle;
 mod queries;
 mod renewal;
+pub mod rollover;
 pub mod san;
 
 pub use admin::MdmClientAdded;
@@ -184,10 +186,10 @@ pub struct PkiReply {
 }
 
 pub struct ScepService {
-    authority: Authority,
+    /// The CA generations (the original, and those of rollovers).
+    cas: rollover::CaState,
     store: Arc<dyn Store>,
     policy: Policy,
-    ca_cert_body: (Vec<u8>, &'static str),
     challenge_writer: ChallengeWriter,
     credentials: CredentialCache,
     crl_cache: CrlCache,
@@ -214,7 +216,6 @@ impl ScepService {
                 .with_label_values(&["ra"])
                 .set(ra.not_after() as f64);
         }
-        let ca_cert_body = ca_cert_body(&authority)?;
         let challenge_writer = challenges::challenge_writer(Arc::clone(&store));
         let audit_store = Arc::clone(&store);
         let audit = BatchWriter::start("audit-writer", move |entries: &[AuditEntry]| {
@@ -236,10 +237,9 @@ impl ScepService {
             StoreEvent::Reopened => reopens.inc(),
         }));
         Ok(ScepService {
-            authority,
+            cas: rollover::CaState::new(authority),
             store,
             policy,
-            ca_cert_body,
             challenge_writer,
             credentials: CredentialCache::default(),
             crl_cache: CrlCache::default(),
@@ -248,10 +248,6 @@ impl ScepService {
             committer,
             audit,
         })
-    }
-
-    pub fn authority(&self) -> &Authority {
-        &self.authority
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -325,12 +321,7 @@ impl ScepService {
     }
 
     pub fn ca_caps(&self) -> String {
-        caps::body()
-    }
-
-    /// GetCACert body and content type.
-    pub fn ca_cert(&self) -> (&[u8], &'static str) {
-        (&self.ca_cert_body.0, self.ca_cert_body.1)
+        caps::body(self.has_next_ca())
     }
 
     /// Handles a PKIOperation body (already base64-decoded for GET) from `origin`, and puts
@@ -399,7 +390,7 @@ impl ScepService {
         outcome: &Outcome<'_>,
         fill: impl FnOnce(&mut PkiReply),
     ) -> Result<PkiReply, ServiceError> {
-        let body = reply::cert_rep(header, outcome, self.authority.recipient())?;
+        let body = reply::cert_rep(header, outcome, self.authority().recipient())?;
         let mut r = PkiReply {
             body,
             message_type: header.message_type,

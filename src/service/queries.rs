@@ -33,7 +33,13 @@ fn issuer_and_serial(content: &[u8]) -> Result<IssuerAndSerial, Refusal> {
 pub(super) fn get_cert(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
     let opened = open_envelope(svc, message)?;
     let wanted = issuer_and_serial(&opened.content)?;
-    if wanted.issuer != *svc.authority().ca.subject() {
+    // Certificates of every CA generation (serials are unique across them).
+    let ours = svc
+        .ca_set()
+        .generations
+        .iter()
+        .any(|g| g.subject_name().is_some_and(|n| n == wanted.issuer));
+    if !ours {
         return Err(UNKNOWN_CERT.into());
     }
     let serial = Serial::try_from(wanted.serial.as_bytes()).map_err(|_| UNKNOWN_CERT)?;
@@ -45,12 +51,27 @@ pub(super) fn get_cert(svc: &ScepService, message: &PkiMessage, signer: &SignerC
 pub(super) fn get_crl(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
     let opened = open_envelope(svc, message)?;
     let wanted = issuer_and_serial(&opened.content)?;
-    if wanted.issuer != *svc.authority().ca.subject()
-        && wanted.issuer != *svc.authority().ca.cert.tbs_certificate().issuer()
-    {
+    // The CRL of the generation that issued the named certificate; of the current one when
+    // the request names the CA itself (by its issuer, its own issuer's name).
+    let set = svc.ca_set();
+    let now = scepd_ca::time::unix_now();
+    let by_serial = Serial::try_from(wanted.serial.as_bytes())
+        .ok()
+        .and_then(|serial| svc.store().certificate(&serial).ok().flatten())
+        .map(|(record, _)| std::sync::Arc::clone(set.of_record(record.issuer)));
+    let current = set.current(now);
+    let generation = by_serial.unwrap_or_else(|| std::sync::Arc::clone(current));
+    let named = |g: &super::rollover::Generation| {
+        g.certificate_parsed().is_some_and(|c| {
+            wanted.issuer == *c.tbs_certificate().subject() || wanted.issuer == *c.tbs_certificate().issuer()
+        })
+    };
+    if !named(&generation) {
         return Err(Rejection::new(FailInfo::BadCertId, "no CRL for that issuer").into());
     }
-    let crl = svc.crl()?;
+    let crl = svc
+        .crl_of(&generation)?
+        .ok_or(Rejection::new(FailInfo::BadCertId, "no CRL for that issuer"))?;
     let body = reply::certs_only(&[], &[&crl.der])?;
     let enveloped = envelope::seal(&body, opened.cipher, signer)?;
     Ok(Issued {

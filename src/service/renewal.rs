@@ -11,8 +11,14 @@ use scepd_ca::Serial;
 
 pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
     let (opened, csr) = open_csr(svc, message)?;
-    let ca = &svc.authority().ca;
-    if signer.issuer_and_serial.issuer != *ca.subject() {
+    // A certificate of any CA generation renews (one of a retired CA across a rollover too);
+    // the new certificate comes from the current CA.
+    let ours = svc
+        .ca_set()
+        .loaded(scepd_ca::time::unix_now())
+        .iter()
+        .any(|(_, authority)| signer.issuer_and_serial.issuer == *authority.ca.subject());
+    if !ours {
         return Err(Rejection::new(
             FailInfo::BadRequest,
             "RenewalReq must be signed by a certificate of this CA",

@@ -4,6 +4,7 @@
 //! before it returns. The embedded implementation, and the default, is redb ([`redb_store`]);
 //! several nodes share one PostgreSQL (or CockroachDB) database instead ([`postgres`]).
 
+pub mod ca_state;
 pub mod issuance;
 pub mod location;
 pub mod postgres;
@@ -12,6 +13,7 @@ pub mod redb_open;
 pub mod redb_store;
 mod reopening;
 
+pub use ca_state::{Activation, AddGeneration, CaGenerationRecord, CaStore, IssuerCrl};
 pub use location::StoreLocation;
 pub use postgres::PgStore;
 pub use postgres::DEFAULT_POOL_SIZE;
@@ -160,7 +162,7 @@ impl From<r2d2::Error> for StoreError {
 }
 
 /// Every operation is atomic and durable when it returns `Ok`.
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + CaStore {
     /// The certificate issued for a transactionID, if any (a retried request).
     fn find_by_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>, StoreError>;
 

@@ -1,6 +1,6 @@
 //! What the store keeps about a certificate.
 
-use scepd_ca::{Reason, Serial};
+use scepd_ca::{IssuerId, Reason, Serial};
 use serde::{Deserialize, Serialize};
 
 /// Stored status. `expired` is not stored: it is derived from notAfter when read.
@@ -101,6 +101,10 @@ pub struct CertRecord {
     /// certificate never causes another one's revocation (see [`Supersede`]).
     #[serde(default)]
     pub device_bound: bool,
+    /// The CA that issued it, when not the original one (`DIR/ca.pem`): records from before
+    /// CA rollovers existed have none and belong to the original CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<IssuerId>,
 }
 
 /// A revoked certificate, as the CRL and OCSP need it.
@@ -110,6 +114,9 @@ pub struct RevokedRow {
     pub revoked_at: u64,
     pub reason: Reason,
     pub not_after: u64,
+    /// The issuing CA, when not the original one (see [`CertRecord::issuer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<IssuerId>,
 }
 
 /// What a revocation found.
@@ -141,6 +148,7 @@ impl CertRecord {
             superseded_at: None,
             seq: 0,
             device_bound: false,
+            issuer: None,
         }
     }
 
@@ -298,11 +306,20 @@ pub enum AuditEvent {
     MdmRotated,
     #[serde(rename = "auth.failed")]
     AuthFailed,
+    /// A next CA was prepared (`scepd ca rollover`; detail: its issuer id).
+    #[serde(rename = "ca.rollover")]
+    CaRollover,
+    /// An externally signed next CA certificate was installed (`ca install-cert --next`).
+    #[serde(rename = "ca.installed")]
+    CaInstalled,
+    /// The next CA's activation was recorded (detail: issuer id and moment).
+    #[serde(rename = "ca.activated")]
+    CaActivated,
 }
 
 impl AuditEvent {
     /// Every event, for listings and the PostgreSQL store's text column.
-    pub const ALL: [AuditEvent; 10] = [
+    pub const ALL: [AuditEvent; 13] = [
         AuditEvent::CertificateIssued,
         AuditEvent::CertificateRevoked,
         AuditEvent::CertificateSuperseded,
@@ -313,6 +330,9 @@ impl AuditEvent {
         AuditEvent::MdmRemoved,
         AuditEvent::MdmRotated,
         AuditEvent::AuthFailed,
+        AuditEvent::CaRollover,
+        AuditEvent::CaInstalled,
+        AuditEvent::CaActivated,
     ];
 
     /// The stored name (`certificate.issued`, …).
@@ -328,6 +348,9 @@ impl AuditEvent {
             AuditEvent::MdmRemoved => "mdm.removed",
             AuditEvent::MdmRotated => "mdm.rotated",
             AuditEvent::AuthFailed => "auth.failed",
+            AuditEvent::CaRollover => "ca.rollover",
+            AuditEvent::CaInstalled => "ca.installed",
+            AuditEvent::CaActivated => "ca.activated",
         }
     }
 
@@ -388,4 +411,8 @@ pub enum StoreItem {
     Crl(StoredCrl),
     /// A cluster identity value (see [`super::Store::bind_identity`]).
     Identity(String, String),
+    /// A CA generation after the original one (a rollover).
+    CaGeneration(super::CaGenerationRecord),
+    /// The CRL state of a CA generation after the original one.
+    IssuerCrl(super::IssuerCrl),
 }

@@ -31,6 +31,8 @@ use super::{
     IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
 };
 
+mod ca;
+
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
 const CERT_DER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cert_der");
@@ -160,6 +162,7 @@ impl RedbFile {
             txn.open_table(AUDIT)?;
             txn.open_table(CRL)?;
             txn.open_table(IDENTITY)?;
+            ca::create_tables(&txn)?;
         }
         txn.commit()?;
         Ok(RedbFile {
@@ -573,6 +576,7 @@ impl Store for RedbFile {
             let (name, value) = entry?;
             sink(StoreItem::Identity(name.value().into(), value.value().into()))?;
         }
+        ca::export(&txn, sink)?;
         Ok(())
     }
 
@@ -607,6 +611,7 @@ impl Store for RedbFile {
                 StoreItem::Identity(name, value) => {
                     txn.open_table(IDENTITY)?.insert(name.as_str(), value.as_str())?;
                 }
+                StoreItem::CaGeneration(_) | StoreItem::IssuerCrl(_) => ca::import(&txn, item)?,
             }
         }
         txn.commit().map_err(StoreError::from)
@@ -707,6 +712,7 @@ fn revoke_in(txn: &redb::WriteTransaction, serial: &Serial, reason: Reason, at: 
         revoked_at: at,
         reason,
         not_after: record.not_after,
+        issuer: record.issuer,
     };
     txn.open_table(REVOKED)?
         .insert(serial.as_bytes().as_slice(), encode(&row)?.as_slice())?;
@@ -819,6 +825,7 @@ fn insert_certificate(txn: &redb::WriteTransaction, record: &CertRecord, der: &[
                 revoked_at: at,
                 reason,
                 not_after: record.not_after,
+                issuer: record.issuer,
             };
             txn.open_table(REVOKED)?
                 .insert(serial.as_slice(), encode(&row)?.as_slice())?;

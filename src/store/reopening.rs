@@ -239,3 +239,29 @@ impl Store for RedbStore {
         let _ = self.observer.set(observer);
     }
 }
+
+impl crate::store::CaStore for RedbStore {
+    fn ca_generations(&self) -> Result<Vec<crate::store::CaGenerationRecord>, StoreError> {
+        self.with(|f| f.ca_generations())
+    }
+
+    fn add_ca_generation(
+        &self,
+        generation: &crate::store::CaGenerationRecord,
+        now: u64,
+    ) -> Result<crate::store::AddGeneration, StoreError> {
+        self.with(|f| f.add_ca_generation(generation, now))
+    }
+
+    fn activate_next_ca(&self, at: u64) -> Result<crate::store::Activation, StoreError> {
+        self.with(|f| f.activate_next_ca(at))
+    }
+
+    fn issuer_crl(&self, issuer: &scepd_ca::IssuerId) -> Result<CrlState, StoreError> {
+        self.with(|f| f.issuer_crl(issuer))
+    }
+
+    fn publish_issuer_crl(&self, issuer: &scepd_ca::IssuerId, crl: &StoredCrl) -> Result<bool, StoreError> {
+        self.with(|f| f.publish_issuer_crl(issuer, crl))
+    }
+}

@@ -689,3 +689,56 @@ fn bench_measures_the_floor_through_the_token() {
     let summary = crate::bench::bench(&server, CHALLENGE, &floor, &hsm.env());
     crate::bench::assert_floor_measured(&summary, 2048);
 }
+
+/// `scepd ca rollover` on a token-backed CA makes the next CA's and RA's keys in the same
+/// token (the data directory gets references only); after `ca activate-next` they issue, also
+/// after a restart.
+#[test]
+fn a_rollover_of_a_token_backed_ca_makes_the_next_keys_in_the_token() {
+    let Some(hsm) = SoftHsm::new("hsm rollover", LABEL) else {
+        return;
+    };
+    let out = hsm.init(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = hsm.serve();
+    enroll(&server, "before-rollover");
+    let data = hsm.data();
+    let out = hsm
+        .command(BIN)
+        .args(["ca", "rollover", "--data", data.to_str().unwrap()])
+        .args(["--pkcs11-pin-file", hsm.pin_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let list = crate::rollover::ca_list(&server);
+    let next = crate::rollover::role(&list, "next")[0].clone();
+    let generation = data.join("cas").join(next["issuer"].as_str().unwrap());
+    for key in ["ca", "ra"] {
+        assert!(generation.join(format!("{key}.key.uri")).exists(), "{key}.key.uri");
+        assert!(!generation.join(format!("{key}.key")).exists(), "no {key}.key file");
+    }
+    // Two CA keys and two RA keys in the token now, each sensitive and never extractable.
+    let objects = text(&hsm.pkcs11_tool(&["--list-objects", "--type", "privkey"]));
+    assert_eq!(objects.matches("label:      scepd-ca").count(), 2, "{objects}");
+    assert_eq!(objects.matches("label:      scepd-ra").count(), 2, "{objects}");
+    assert_eq!(objects.matches("never extractable").count(), 4, "{objects}");
+
+    crate::rollover::cli_ok(&server, &["ca", "activate-next"]);
+    let next_ca = generation.join("ca.pem");
+    let check = |server: &Server, cn: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = scepclient(dir.path(), &server.scep_url(), CHALLENGE, cn);
+        assert!(
+            out.status.success(),
+            "scepclient: {}\n{}",
+            text(&out),
+            server.log_text()
+        );
+        assert!(openssl::verifies(dir.path(), &next_ca, &dir.path().join("cert.pem")));
+    };
+    check(&server, "after-rollover");
+    drop(server);
+    let server = hsm.serve();
+    check(&server, "after-restart");
+    assert!(key_operations(&server, "ca", "sign") > 0.0);
+}

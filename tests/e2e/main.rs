@@ -21,4 +21,6 @@ mod multinode;
 mod negative;
 mod odt;
 mod operations;
+mod rollover;
+mod rollover_nodes;
 mod wire;

@@ -26,7 +26,7 @@ const CHALLENGE: &str = "multinode-challenge";
 
 /// `n` nodes sharing `store_url`, each with its own copy of one data directory (as each pod of
 /// the Kubernetes Deployment gets the same secret).
-fn nodes(tmp: &Path, n: usize, store_url: &str, args: &[&str]) -> Vec<Server> {
+pub(crate) fn nodes(tmp: &Path, n: usize, store_url: &str, args: &[&str]) -> Vec<Server> {
     let mut all = vec!["--store", store_url];
     all.extend_from_slice(args);
     let first = Server::start_in(&tmp.join("node0"), &all);
@@ -706,8 +706,8 @@ fn db_migrate_is_safe_when_nodes_start_at_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    // Each migration once (2: `device_bound`, issue 15).
-    assert_eq!(versions, [1, 2]);
+    // Each migration once (2: `device_bound`, issue 15; 3: `ca_rollover`, issue 18).
+    assert_eq!(versions, [1, 2, 3]);
     client
         .execute(
             "INSERT INTO scepd_schema (version, name, applied_at) VALUES (999, 'future', 0)",

@@ -525,3 +525,98 @@ pub fn unbound_issuances_never_revoke(store: &dyn Store) {
         other => panic!("{other:?}"),
     }
 }
+
+/// CA rollover: one next CA at a time, its activation, each issuer's CRL numbered on its own,
+/// certificates and revocations carrying their issuer, and all of it through `store copy`.
+pub fn ca_generations(store: &dyn Store) {
+    use scepd::store::{Activation, AddGeneration, CaGenerationRecord, CaStore};
+    let id = |b: u8| -> scepd_ca::IssuerId { hex::encode([b; 20]).parse().unwrap() };
+    let generation = |b: u8| CaGenerationRecord {
+        issuer: id(b),
+        ca_der: vec![b; 3],
+        ra_der: Some(vec![b; 2]),
+        added_at: now(),
+        activate_at: None,
+    };
+    assert!(store.ca_generations().unwrap().is_empty());
+    assert_eq!(store.activate_next_ca(now()).unwrap(), Activation::NoNext);
+    assert_eq!(
+        store.add_ca_generation(&generation(1), now()).unwrap(),
+        AddGeneration::Added
+    );
+    assert_eq!(
+        store.add_ca_generation(&generation(1), now()).unwrap(),
+        AddGeneration::Duplicate
+    );
+    assert_eq!(
+        store.add_ca_generation(&generation(2), now()).unwrap(),
+        AddGeneration::NextExists
+    );
+    let at = now() + 100;
+    let Activation::Scheduled(activated) = store.activate_next_ca(at).unwrap() else {
+        panic!("the next CA is activated")
+    };
+    assert_eq!(activated.activate_at, Some(at));
+    assert_eq!(
+        store.activate_next_ca(at).unwrap(),
+        Activation::NoNext,
+        "activated once"
+    );
+    // Scheduled for later: still the next CA until then.
+    assert_eq!(
+        store.add_ca_generation(&generation(2), now()).unwrap(),
+        AddGeneration::NextExists
+    );
+    assert_eq!(
+        store.add_ca_generation(&generation(2), at).unwrap(),
+        AddGeneration::Added
+    );
+    let all = store.ca_generations().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], activated);
+    assert_eq!(all[1].activate_at, None);
+
+    // Each issuer's CRL numbers start at one, apart from the original CA's.
+    let crl = |number: u64| StoredCrl {
+        number,
+        epoch: 0,
+        this_update: at,
+        next_update: at + 60,
+        der: vec![number as u8],
+    };
+    assert!(store.publish_crl(&crl(1)).unwrap());
+    assert!(store.publish_crl(&crl(2)).unwrap());
+    assert_eq!(store.issuer_crl(&id(1)).unwrap(), CrlState::default());
+    assert!(!store.publish_issuer_crl(&id(1), &crl(3)).unwrap());
+    assert!(store.publish_issuer_crl(&id(1), &crl(1)).unwrap());
+    assert!(
+        !store.publish_issuer_crl(&id(1), &crl(1)).unwrap(),
+        "another node was first"
+    );
+    assert_eq!(store.issuer_crl(&id(1)).unwrap().published, Some(crl(1)));
+    assert_eq!(store.issuer_crl(&id(2)).unwrap(), CrlState::default());
+    assert_eq!(store.latest_crl().unwrap().last_number, 2);
+
+    // A certificate records its issuer; its revocation row too (the CRL filters on it).
+    let mut a = issuance(Some("ca-gen"), "g1", "a");
+    a.record.issuer = Some(id(1));
+    stored(store.record_issuance(&a).unwrap());
+    let original = issuance(Some("ca-gen-original"), "g2", "b");
+    stored(store.record_issuance(&original).unwrap());
+    assert_eq!(store.certificate(&a.serial).unwrap().unwrap().0.issuer, Some(id(1)));
+    assert_eq!(store.certificate(&original.serial).unwrap().unwrap().0.issuer, None);
+    store.revoke(&a.serial, reason("keyCompromise"), now()).unwrap();
+    store.revoke(&original.serial, reason("keyCompromise"), now()).unwrap();
+    let rows = store.revoked().unwrap();
+    assert_eq!(rows.iter().find(|r| r.serial == a.serial).unwrap().issuer, Some(id(1)));
+    assert_eq!(rows.iter().find(|r| r.serial == original.serial).unwrap().issuer, None);
+
+    // `store copy` carries the generations and their CRLs.
+    let items = export(store);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = RedbStore::open(&dir.path().join("copy.redb")).unwrap();
+    copy.import(&items).unwrap();
+    assert_eq!(copy.ca_generations().unwrap(), store.ca_generations().unwrap());
+    assert_eq!(copy.issuer_crl(&id(1)).unwrap(), store.issuer_crl(&id(1)).unwrap());
+    assert_eq!(copy.certificate(&a.serial).unwrap().unwrap().0.issuer, Some(id(1)));
+}

@@ -47,12 +47,12 @@ macro_rules! instantiate {
 
 instantiate!(redb: issuance_and_retries, challenge_redemption, supersede_and_max_valid, unbound_issuances_never_revoke, revocation, crl_publication,
     listing, challenge_sweep, mdm_clients, audit_trail, batch_sees_earlier_items, identity, copy_round_trip,
-    backup_copy_opens);
+    backup_copy_opens, ca_generations);
 
 // A PostgreSQL store is backed up with the database's tools: backup_copy_opens is redb's.
 instantiate!(postgres: issuance_and_retries, challenge_redemption, supersede_and_max_valid, unbound_issuances_never_revoke, revocation, crl_publication,
     listing, challenge_sweep, mdm_clients, audit_trail, batch_sees_earlier_items, identity, copy_round_trip,
-    backup_refused, concurrent_redemptions);
+    backup_refused, concurrent_redemptions, ca_generations);
 
 /// TLS to PostgreSQL with libpq's sslmode meanings, against the test server's own certificate
 /// (Debian's PostgreSQL serves a self-signed "snakeoil" one for `localhost`); whether the

@@ -20,7 +20,7 @@ use crate::scep::{caps, csr, envelope, oids, request, FailInfo, MessageType};
 fn get_ca_caps_body() {
     // RFC 8894 §3.5.2 keywords, one per line, each line ending in LF.
     assert_eq!(
-        caps::body(),
+        caps::body(false),
         "POSTPKIOperation\nSHA-1\nSHA-256\nSHA-512\nAES\nDES3\nSCEPStandard\nRenewal\n"
     );
 }

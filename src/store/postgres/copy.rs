@@ -90,6 +90,7 @@ pub(super) fn export(
     for row in tx.query("SELECT name, value FROM identity", &[])? {
         sink(StoreItem::Identity(row.get(0), row.get(1)))?;
     }
+    super::ca::export(&mut tx, sink)?;
     Ok(())
 }
 
@@ -121,6 +122,7 @@ pub(super) fn import(tx: &mut Tx<'_, '_>, items: &[StoreItem]) -> Result<(), TxE
             }
             StoreItem::Counter(name, value) => set_counter(tx, name, *value)?,
             StoreItem::Crl(crl) => put_crl_in(tx, crl)?,
+            StoreItem::CaGeneration(_) | StoreItem::IssuerCrl(_) => super::ca::import(tx, item)?,
             StoreItem::Identity(name, value) => {
                 tx.execute(
                     "INSERT INTO identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",

@@ -7,6 +7,7 @@
 //! sequence) are rows of `counters`, updated inside those transactions. Commits are durable
 //! when they return (the server's `synchronous_commit`, on by default).
 
+mod ca;
 mod copy;
 mod pool;
 mod records;
@@ -429,7 +430,7 @@ impl Store for PgStore {
 
     fn revoked(&self) -> Result<Vec<RevokedRow>, StoreError> {
         self.read(|c| {
-            let rows = c.query("SELECT serial, revoked_at, revocation_reason, not_after FROM certificates WHERE status = 'revoked' AND revoked_at IS NOT NULL", &[])?;
+            let rows = c.query("SELECT serial, revoked_at, revocation_reason, not_after, issuer FROM certificates WHERE status = 'revoked' AND revoked_at IS NOT NULL", &[])?;
             let mut revoked = Vec::with_capacity(rows.len());
             for r in &rows {
                 let reason: Option<&str> = r.get(2);
@@ -438,6 +439,10 @@ impl Store for PgStore {
                     revoked_at: r.get::<_, Option<i64>>(1).unwrap_or(0) as u64,
                     reason: reason.and_then(Reason::from_name).unwrap_or(Reason::UNSPECIFIED),
                     not_after: r.get::<_, i64>(3) as u64,
+                    issuer: r
+                        .get::<_, Option<&str>>(4)
+                        .map(|t| t.parse().map_err(|_| StoreError::Corrupt(format!("issuer {t:?}"))))
+                        .transpose()?,
                 });
             }
             Ok(revoked)

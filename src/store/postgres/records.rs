@@ -76,7 +76,8 @@ pub(super) fn insert_certificate(
     let serial = record.serial.to_hex();
     let superseded_by = record.superseded_by.map(|s| s.to_hex());
     let reason = record.revocation_reason.map(Reason::as_str);
-    let values: [&(dyn ToSql + Sync); 16] = [
+    let issuer = record.issuer.map(|i| i.to_hex());
+    let values: [&(dyn ToSql + Sync); 17] = [
         &serial,
         &record.subject,
         &int(record.not_before),
@@ -93,11 +94,12 @@ pub(super) fn insert_certificate(
         &reason,
         &der,
         &record.device_bound,
+        &issuer,
     ];
     let columns =
         "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, issued_at, kind, \
-                   superseded_by, superseded_at, revoked_at, revocation_reason, der, device_bound, seq";
-    let placeholders = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16";
+                   superseded_by, superseded_at, revoked_at, revocation_reason, der, device_bound, issuer, seq";
+    let placeholders = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17";
     match seq {
         None => tx.execute(
             &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, nextval('certificate_seq'))"),
@@ -108,7 +110,7 @@ pub(super) fn insert_certificate(
             let mut with_seq = values.to_vec();
             with_seq.push(&seq);
             tx.execute(
-                &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $17)"),
+                &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $18)"),
                 &with_seq,
             )?
         }

@@ -12,7 +12,7 @@ use super::super::{
 /// The columns of [`CertRecord`], in the order [`certificate`] reads them.
 pub const CERT_COLUMNS: &str =
     "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, \
-     issued_at, kind, superseded_by, superseded_at, revoked_at, revocation_reason, seq, device_bound";
+     issued_at, kind, superseded_by, superseded_at, revoked_at, revocation_reason, seq, device_bound, issuer";
 
 pub const CHALLENGE_COLUMNS: &str =
     "hash, expires_at, created_at, minted_by, endpoint, device_id, subject_cn, san, payload_identifier, okta_device_access, redeemed_at";
@@ -78,6 +78,7 @@ pub fn certificate(row: &Row) -> Result<CertRecord, StoreError> {
         revocation_reason: opt_named(row, "revocation_reason", Reason::from_name)?,
         seq: uint(row, "seq"),
         device_bound: row.get("device_bound"),
+        issuer: opt_named(row, "issuer", |t| t.parse().ok())?,
     })
 }
 

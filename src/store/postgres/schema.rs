@@ -94,6 +94,31 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "device_bound",
         sql: "ALTER TABLE certificates ADD COLUMN device_bound BOOLEAN NOT NULL DEFAULT FALSE;",
     },
+    // CA rollover: the issuing CA of each certificate (NULL: the original CA, which issued
+    // every certificate stored before), the later CA generations, and their CRLs.
+    Migration {
+        version: 3,
+        name: "ca_rollover",
+        sql: "
+        ALTER TABLE certificates ADD COLUMN issuer TEXT;
+        CREATE TABLE ca_generations (
+            issuer TEXT PRIMARY KEY,
+            ca_der BYTEA NOT NULL,
+            ra_der BYTEA,
+            added_at BIGINT NOT NULL,
+            activate_at BIGINT
+        );
+        CREATE TABLE ca_crls (
+            issuer TEXT PRIMARY KEY,
+            last_number BIGINT NOT NULL,
+            number BIGINT,
+            epoch BIGINT,
+            this_update BIGINT,
+            next_update BIGINT,
+            der BYTEA
+        );
+    ",
+    },
 ];
 
 /// The newest schema this build knows.
