@@ -12,6 +12,7 @@ mod ratelimit;
 mod response;
 mod router;
 mod scep;
+mod webhooks;
 pub mod tls;
 
 use std::convert::Infallible;

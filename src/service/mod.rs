@@ -195,6 +195,8 @@ pub struct ScepService {
     metrics: Arc<Metrics>,
     committer: committer::IssuanceCommitter,
     audit: BatchWriter<AuditEntry>,
+    /// Webhook endpoints and deliveries (set by `serve` once the secrets' key is known).
+    webhooks: std::sync::OnceLock<Arc<crate::webhook::Webhooks>>,
 }
 
 impl ScepService {
@@ -247,7 +249,18 @@ impl ScepService {
             metrics,
             committer,
             audit,
+            webhooks: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the webhook manager (once).
+    pub fn set_webhooks(&self, webhooks: Arc<crate::webhook::Webhooks>) {
+        let _ = self.webhooks.set(webhooks);
+    }
+
+    /// The webhook manager, when `serve` set one.
+    pub fn webhooks(&self) -> Option<&Arc<crate::webhook::Webhooks>> {
+        self.webhooks.get()
     }
 
     pub fn authority(&self) -> &Authority {
@@ -298,6 +311,11 @@ impl ScepService {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The metrics, shared (for background tasks).
+    pub fn metrics_arc(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Refreshes every gauge, including those that scan all certificates (every few minutes).

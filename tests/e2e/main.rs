@@ -20,4 +20,5 @@ mod multinode;
 mod negative;
 mod odt;
 mod operations;
+mod webhooks;
 mod wire;

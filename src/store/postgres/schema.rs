@@ -94,6 +94,27 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "device_bound",
         sql: "ALTER TABLE certificates ADD COLUMN device_bound BOOLEAN NOT NULL DEFAULT FALSE;",
     },
+    // Webhook endpoints and the outbox of deliveries (see `outbox.rs`).
+    Migration {
+        version: 4,
+        name: "webhooks",
+        sql: "
+        CREATE TABLE webhook_endpoints (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+        CREATE SEQUENCE webhook_delivery_seq;
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            next_attempt_at BIGINT NOT NULL,
+            lease_until BIGINT NOT NULL,
+            lease_owner TEXT,
+            occurred_at BIGINT NOT NULL,
+            record TEXT NOT NULL
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+        CREATE INDEX webhook_deliveries_by_seq ON webhook_deliveries (seq);
+    ",
+    },
 ];
 
 /// The newest schema this build knows.

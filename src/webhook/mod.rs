@@ -1,0 +1,221 @@
+//! Webhooks for MDMs and SIEMs: endpoints, their signing secrets, and the outbox's delivery.
+//!
+//! Events are written by the store in the transaction of what caused them (see
+//! `store::outbox`); this module manages the endpoints (`scepd webhook ...`, the admin API)
+//! and runs the delivery worker ([`worker`]) in `scepd serve`. The format is Standard
+//! Webhooks (standardwebhooks.com).
+
+pub mod client;
+pub mod payload;
+pub mod secret;
+pub mod target;
+pub mod worker;
+
+/// Starts the delivery worker of `scepd serve` and hands the endpoints to the admin API.
+pub fn start(
+    service: &Arc<crate::service::ScepService>,
+    key: &[u8; 32],
+    settings: WebhookSettings,
+) -> Result<(), client::TlsConfigError> {
+    let client = client::DeliveryClient::new(
+        client::ClientSettings {
+            connect_timeout: std::time::Duration::from_secs(settings.connect_timeout),
+            response_timeout: std::time::Duration::from_secs(settings.response_timeout),
+        },
+        settings.ca_file.as_deref(),
+    )?;
+    let webhooks = Arc::new(Webhooks::new(Arc::clone(service.store()), key, settings));
+    service.set_webhooks(Arc::clone(&webhooks));
+    let metrics = service.metrics_arc();
+    // Every result exists from the start (at 0), so that alert rules see the series.
+    for result in ["delivered", "failed", "dead"] {
+        metrics.webhook_deliveries.with_label_values(&[result]);
+    }
+    tokio::spawn(worker::run(webhooks, Arc::new(client), metrics));
+    Ok(())
+}
+
+use std::sync::Arc;
+
+use crate::store::outbox::{Delivery, DeliveryId, DeliveryStatus, EventType, SealedSecret, WebhookEndpoint, WebhookId};
+use crate::store::{Store, StoreError};
+use secret::{SecretBox, SecretError, SigningSecret};
+use target::{Target, TargetError};
+
+/// Errors of the webhook layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("unknown event type {0:?}; one of: certificate.issued, certificate.superseded, certificate.revoked")]
+    UnknownEvent(String),
+    #[error("description: at most 200 characters, no control characters")]
+    BadDescription,
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Settings of webhook delivery (`webhook_*` configuration keys).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WebhookSettings {
+    /// First retry delay, seconds; it doubles each time (with jitter), up to an hour.
+    #[serde(rename = "webhook_retry_initial", serialize_with = "seconds")]
+    pub retry_initial: u64,
+    /// How long a delivery is retried before it is dead-lettered, seconds.
+    #[serde(rename = "webhook_retry_for", serialize_with = "seconds")]
+    pub retry_for: u64,
+    /// How long a rotated-out secret keeps signing, seconds.
+    #[serde(rename = "webhook_secret_overlap", serialize_with = "seconds")]
+    pub secret_overlap: u64,
+    /// Trust only these CA certificates (PEM) for https:// receivers instead of the system's.
+    #[serde(rename = "webhook_ca_file", skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Fixed: not configuration keys.
+    #[serde(skip)]
+    pub connect_timeout: u64,
+    #[serde(skip)]
+    pub response_timeout: u64,
+}
+
+/// Durations print as the configuration file takes them: `"86400s"`.
+fn seconds<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v}s"))
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            retry_initial: 5,
+            retry_for: 86_400,
+            secret_overlap: 86_400,
+            ca_file: None,
+            connect_timeout: 5,
+            response_timeout: 10,
+        }
+    }
+}
+
+/// A new endpoint, as `webhook add` asks for it.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    pub url: String,
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// Endpoint management and what the worker needs: the store and the secrets' key.
+pub struct Webhooks {
+    store: Arc<dyn Store>,
+    secrets: SecretBox,
+    pub settings: WebhookSettings,
+}
+
+impl Webhooks {
+    /// `key`: the secrets' sealing key (derived from the data directory's challenge key).
+    pub fn new(store: Arc<dyn Store>, key: &[u8; 32], settings: WebhookSettings) -> Webhooks {
+        Webhooks {
+            store,
+            secrets: SecretBox::new(key),
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Adds an endpoint; returns it and its secret (`whsec_…`), which is shown only now.
+    pub fn add(&self, new: &NewEndpoint) -> Result<(WebhookEndpoint, String), WebhookError> {
+        Target::parse(&new.url, new.allow_http)?;
+        let events = new
+            .events
+            .iter()
+            .flat_map(|e| e.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| EventType::from_name(e).ok_or_else(|| WebhookError::UnknownEvent(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(d) = &new.description {
+            if d.chars().count() > 200 || d.chars().any(char::is_control) {
+                return Err(WebhookError::BadDescription);
+            }
+        }
+        let id = WebhookId::generate();
+        let secret = SigningSecret::generate();
+        let endpoint = WebhookEndpoint {
+            secrets: vec![SealedSecret {
+                sealed: self.secrets.seal(&id, &secret),
+                expires_at: None,
+            }],
+            id,
+            url: new.url.clone(),
+            events,
+            description: new.description.clone(),
+            allow_http: new.allow_http,
+            created_at: scepd_ca::time::unix_now(),
+        };
+        self.store.add_webhook(&endpoint)?;
+        Ok((endpoint, secret.to_whsec()))
+    }
+
+    pub fn list(&self) -> Result<Vec<WebhookEndpoint>, WebhookError> {
+        Ok(self.store.webhooks()?)
+    }
+
+    pub fn remove(&self, id: &WebhookId) -> Result<bool, WebhookError> {
+        Ok(self.store.remove_webhook(id)?)
+    }
+
+    /// A new secret for `id`; the current one keeps signing for the overlap (both signatures
+    /// are sent meanwhile). None when there is no such endpoint.
+    pub fn rotate(&self, id: &WebhookId) -> Result<Option<(String, u64)>, WebhookError> {
+        let now = scepd_ca::time::unix_now();
+        let Some(mut endpoint) = self.store.webhooks()?.into_iter().find(|e| e.id == *id) else {
+            return Ok(None);
+        };
+        let until = now + self.settings.secret_overlap;
+        let secret = SigningSecret::generate();
+        let mut secrets = vec![SealedSecret {
+            sealed: self.secrets.seal(id, &secret),
+            expires_at: None,
+        }];
+        for old in endpoint.secrets.into_iter().filter(|s| s.expires_at.is_none_or(|t| t > now)) {
+            secrets.push(SealedSecret {
+                expires_at: Some(old.expires_at.unwrap_or(until).min(until)),
+                ..old
+            });
+        }
+        endpoint.secrets = secrets;
+        Ok(self
+            .store
+            .replace_webhook(&endpoint)?
+            .then(|| (secret.to_whsec(), until)))
+    }
+
+    /// The secrets that sign now: the current one and those still in their overlap.
+    pub fn signing_secrets(&self, endpoint: &WebhookEndpoint, now: u64) -> Result<Vec<SigningSecret>, WebhookError> {
+        endpoint
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|t| t > now))
+            .map(|s| self.secrets.open(&endpoint.id, &s.sealed).map_err(WebhookError::from))
+            .collect()
+    }
+
+    pub fn deliveries(&self, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<Delivery>, WebhookError> {
+        Ok(self.store.deliveries(status, limit)?)
+    }
+
+    /// Sends a delivery again (a dead-lettered one, usually) at once, with its `webhook-id`.
+    pub fn retry(&self, id: &DeliveryId) -> Result<bool, WebhookError> {
+        Ok(self.store.retry_delivery(id, scepd_ca::time::unix_now())?)
+    }
+}
