@@ -554,14 +554,21 @@ impl Config {
 fn webhook_settings(args: &ServeArgs, file: &ServeArgs) -> Result<crate::webhook::WebhookSettings, ConfigError> {
     let defaults = crate::webhook::WebhookSettings::default();
     let duration = |arg: &Option<String>, file: &Option<String>, default: u64| {
-        arg.as_deref()
-            .or(file.as_deref())
-            .map_or(Ok(default), parse_duration)
+        arg.as_deref().or(file.as_deref()).map_or(Ok(default), parse_duration)
     };
     Ok(crate::webhook::WebhookSettings {
-        retry_initial: duration(&args.webhook_retry_initial, &file.webhook_retry_initial, defaults.retry_initial)?.max(1),
+        retry_initial: duration(
+            &args.webhook_retry_initial,
+            &file.webhook_retry_initial,
+            defaults.retry_initial,
+        )?
+        .max(1),
         retry_for: duration(&args.webhook_retry_for, &file.webhook_retry_for, defaults.retry_for)?,
-        secret_overlap: duration(&args.webhook_secret_overlap, &file.webhook_secret_overlap, defaults.secret_overlap)?,
+        secret_overlap: duration(
+            &args.webhook_secret_overlap,
+            &file.webhook_secret_overlap,
+            defaults.secret_overlap,
+        )?,
         ca_file: args.webhook_ca_file.clone().or(file.webhook_ca_file.clone()),
         ..defaults
     })

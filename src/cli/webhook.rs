@@ -78,7 +78,10 @@ pub fn run(cmd: WebhookCommand) -> CliResult {
             let events: Vec<&str> = events.as_deref().map_or(Vec::new(), |e| e.split(',').collect());
             let body = json!({ "url": url, "events": events, "description": description, "allow_http": allow_http });
             let (_, added) = AdminClient::new(&client)?.call(Method::POST, "/api/v1/webhooks", Some(body))?;
-            println!("Webhook {} added. Its signing secret is shown once, on the next line:", s(&added, "id"));
+            println!(
+                "Webhook {} added. Its signing secret is shown once, on the next line:",
+                s(&added, "id")
+            );
             println!("{}", s(&added, "secret"));
         }
         WebhookCommand::List { client, json } => {
@@ -92,7 +95,11 @@ pub fn run(cmd: WebhookCommand) -> CliResult {
             }
         }
         WebhookCommand::Remove { id, client } => {
-            AdminClient::new(&client)?.call(Method::DELETE, &format!("/api/v1/webhooks/{}", path_segment(&id)?), None)?;
+            AdminClient::new(&client)?.call(
+                Method::DELETE,
+                &format!("/api/v1/webhooks/{}", path_segment(&id)?),
+                None,
+            )?;
             println!("webhook {id} removed");
         }
         WebhookCommand::Rotate { id, client } => {
@@ -111,11 +118,15 @@ pub fn run(cmd: WebhookCommand) -> CliResult {
             limit,
         } => {
             let status = if failed { "&status=failed" } else { "" };
-            let (_, list) = AdminClient::new(&client)?.get(&format!("/api/v1/webhook-deliveries?limit={limit}{status}"))?;
+            let (_, list) =
+                AdminClient::new(&client)?.get(&format!("/api/v1/webhook-deliveries?limit={limit}{status}"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<23}  {:<22}  {:<9}  {:>8}  LAST ERROR", "DELIVERY", "TYPE", "STATUS", "ATTEMPTS");
+                println!(
+                    "{:<23}  {:<22}  {:<9}  {:>8}  LAST ERROR",
+                    "DELIVERY", "TYPE", "STATUS", "ATTEMPTS"
+                );
                 for d in list.as_array().into_iter().flatten() {
                     println!(
                         "{:<23}  {:<22}  {:<9}  {:>8}  {}",
@@ -138,7 +149,12 @@ pub fn run(cmd: WebhookCommand) -> CliResult {
 }
 
 fn events_text(e: &Value) -> String {
-    let events: Vec<&str> = e["events"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let events: Vec<&str> = e["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     if events.is_empty() {
         "all events".into()
     } else {

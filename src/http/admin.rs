@@ -70,13 +70,19 @@ fn route(
     let bad_request = |message: &str| Ok(response::json_error(StatusCode::BAD_REQUEST, message));
     if super::webhooks::owns(path) {
         let Some(webhooks) = service.webhooks() else {
-            return Ok(response::json_error(StatusCode::SERVICE_UNAVAILABLE, "webhooks are not running"));
+            return Ok(response::json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webhooks are not running",
+            ));
         };
         return super::webhooks::route(webhooks, method, path, query, body).or_else(|e| match e {
             crate::webhook::WebhookError::Store(e) => Err(ServiceError::Store(e)),
             other => {
                 tracing::error!(error = %other, "webhook request failed");
-                Ok(response::json_error(StatusCode::INTERNAL_SERVER_ERROR, "webhook request failed"))
+                Ok(response::json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "webhook request failed",
+                ))
             }
         });
     }

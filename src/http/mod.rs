@@ -12,8 +12,8 @@ mod ratelimit;
 mod response;
 mod router;
 mod scep;
-mod webhooks;
 pub mod tls;
+mod webhooks;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -131,7 +131,8 @@ pub fn route(
             Ok(response::json(StatusCode::OK, &Value::Array(list)))
         }
         (&Method::POST, _) if id_between("/api/v1/webhook-deliveries/", "/retry").is_some() => {
-            let Some(id) = id_between("/api/v1/webhook-deliveries/", "/retry").and_then(|i| DeliveryId::parse(&i)) else {
+            let Some(id) = id_between("/api/v1/webhook-deliveries/", "/retry").and_then(|i| DeliveryId::parse(&i))
+            else {
                 return not_found("no such delivery");
             };
             if webhooks.retry(&id)? {

@@ -139,7 +139,11 @@ pub enum Event {
     #[serde(rename = "certificate.superseded")]
     CertificateSuperseded { cert: CertFacts, superseded_by: Serial },
     #[serde(rename = "certificate.revoked")]
-    CertificateRevoked { cert: CertFacts, reason: Reason, by: RevokedBy },
+    CertificateRevoked {
+        cert: CertFacts,
+        reason: Reason,
+        by: RevokedBy,
+    },
 }
 
 impl Event {
@@ -225,9 +229,13 @@ impl DeliveryStatus {
     }
 
     pub fn from_name(name: &str) -> Option<DeliveryStatus> {
-        [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }
 
@@ -368,7 +376,9 @@ mod tests {
         assert_eq!(out[0].endpoint, endpoints[0].id);
         assert_ne!(out[0].event_id, out[1].event_id);
         assert_eq!(out[1].event_id, out[2].event_id);
-        assert!(out.iter().all(|d| d.next_attempt_at == 7 && d.status == DeliveryStatus::Pending));
+        assert!(out
+            .iter()
+            .all(|d| d.next_attempt_at == 7 && d.status == DeliveryStatus::Pending));
     }
 
     #[test]

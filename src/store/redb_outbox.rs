@@ -12,8 +12,7 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use super::outbox::{
-    fan_out, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats, WebhookEndpoint, WebhookId,
-    WebhookStore,
+    fan_out, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats, WebhookEndpoint, WebhookId, WebhookStore,
 };
 use super::redb_store::{bump, decode, encode, RedbFile};
 use super::{RedbStore, StoreError};

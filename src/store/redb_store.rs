@@ -809,7 +809,6 @@ impl IssuanceTx for RedbIssuance<'_> {
     }
 }
 
-
 /// Writes a certificate and its index entries (a new one, or one copied from another store).
 fn insert_certificate(txn: &redb::WriteTransaction, record: &CertRecord, der: &[u8]) -> Result<(), StoreError> {
     let serial = record.serial.as_bytes();

@@ -191,7 +191,9 @@ impl DeliveryClient {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let request = request.body(Full::new(body)).map_err(|e| DeliveryError::Http(e.to_string()))?;
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| DeliveryError::Http(e.to_string()))?;
         let timeout = self.settings.response_timeout;
         let result = async {
             let response = tokio::time::timeout(timeout, sender.send_request(request))

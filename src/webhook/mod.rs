@@ -187,7 +187,11 @@ impl Webhooks {
             sealed: self.secrets.seal(id, &secret),
             expires_at: None,
         }];
-        for old in endpoint.secrets.into_iter().filter(|s| s.expires_at.is_none_or(|t| t > now)) {
+        for old in endpoint
+            .secrets
+            .into_iter()
+            .filter(|s| s.expires_at.is_none_or(|t| t > now))
+        {
             secrets.push(SealedSecret {
                 expires_at: Some(old.expires_at.unwrap_or(until).min(until)),
                 ..old

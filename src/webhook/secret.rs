@@ -108,7 +108,7 @@ impl SecretBox {
         let mut buf = Zeroizing::new(rest.to_vec());
         let plain = self
             .key
-            .open_in_place(nonce, Aad::from(endpoint.as_str().as_bytes()), &mut *buf)
+            .open_in_place(nonce, Aad::from(endpoint.as_str().as_bytes()), &mut buf)
             .map_err(|_| SecretError::Unseal)?;
         Ok(SigningSecret(Zeroizing::new(plain.to_vec())))
     }

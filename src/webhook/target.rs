@@ -44,7 +44,11 @@ impl Target {
         if authority.as_str().contains('@') {
             return Err(TargetError::UserInfo);
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         if host.is_empty() {
             return Err(TargetError::NotUrl);
         }
@@ -145,6 +149,9 @@ mod tests {
         assert!(t.check("169.254.169.254".parse().unwrap()).is_err());
         assert!(t.check("192.0.2.1".parse().unwrap()).is_ok());
         let local = Target::parse("http://localhost:8080/", false).unwrap();
-        assert!(local.check("192.0.2.1".parse().unwrap()).is_err(), "a name for loopback must resolve to it");
+        assert!(
+            local.check("192.0.2.1".parse().unwrap()).is_err(),
+            "a name for loopback must resolve to it"
+        );
     }
 }

@@ -166,7 +166,10 @@ async fn attempt(
     let headers = [
         ("webhook-id", delivery.event_id.clone()),
         ("webhook-timestamp", now.to_string()),
-        ("webhook-signature", signature_header(&secrets, &delivery.event_id, now, &body)),
+        (
+            "webhook-signature",
+            signature_header(&secrets, &delivery.event_id, now, &body),
+        ),
     ];
     client
         .post(&target, &headers, Bytes::from(body))
@@ -221,7 +224,9 @@ async fn deliver(
     match finished {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => tracing::warn!("webhook delivery: the lease ran out before the attempt ended"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "webhook delivery: recording the outcome failed (it will be sent again)"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "webhook delivery: recording the outcome failed (it will be sent again)")
+        }
         Err(_) => {}
     }
 }

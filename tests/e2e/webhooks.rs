@@ -39,7 +39,10 @@ impl Receiver {
             .status()
             .is_ok_and(|s| s.success());
         if !available {
-            skip(test, "python3 with the `standardwebhooks` package (pip install standardwebhooks)");
+            skip(
+                test,
+                "python3 with the `standardwebhooks` package (pip install standardwebhooks)",
+            );
             return None;
         }
         std::fs::create_dir_all(dir).unwrap();
@@ -210,7 +213,9 @@ fn issue_reenroll_revoke_and_rotation_are_signed_events() {
     let second_serial = second["body"]["data"]["serial"].as_str().unwrap().to_string();
     let out = server.cli(&["cert", "revoke", &second_serial, "--reason", "keyCompromise"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let log = receiver.wait("certificate.revoked", |l| !delivered(l, "certificate.revoked").is_empty());
+    let log = receiver.wait("certificate.revoked", |l| {
+        !delivered(l, "certificate.revoked").is_empty()
+    });
     let revoked = &delivered(&log, "certificate.revoked")[0]["body"]["data"];
     assert_eq!(revoked["serial"], second_serial.as_str());
     assert_eq!(revoked["reason"], "keyCompromise");
@@ -224,14 +229,18 @@ fn issue_reenroll_revoke_and_rotation_are_signed_events() {
     assert!(new_secret.starts_with("whsec_") && new_secret != secret, "{stdout}");
     receiver.set_secrets(&[&secret, &new_secret]);
     scepclient_enroll(&server, &tmp.path().join("third"), "laptop-8");
-    let log = receiver.wait("an event after rotation", |l| delivered(l, "certificate.issued").len() == 3);
+    let log = receiver.wait("an event after rotation", |l| {
+        delivered(l, "certificate.issued").len() == 3
+    });
     let after = delivered(&log, "certificate.issued")[2];
     assert_eq!(after["signatures"], 2, "both signatures during the overlap");
     assert_eq!(after["verified_with"], serde_json::json!([0, 1]));
     // The new secret alone verifies too (a receiver that already switched).
     receiver.set_secrets(&[&new_secret]);
     server.cli(&["cert", "revoke", &first_serial]);
-    let log = receiver.wait("a revocation after the switch", |l| delivered(l, "certificate.revoked").len() == 2);
+    let log = receiver.wait("a revocation after the switch", |l| {
+        delivered(l, "certificate.revoked").len() == 2
+    });
 
     // Every request verified; no secret of any kind in any body.
     assert!(log.iter().all(|e| e["status"] == 200), "{log:?}");
@@ -291,7 +300,9 @@ fn a_failing_receiver_gets_retries_with_the_same_id_then_dead_letter_and_retry_b
     receiver.answer(200);
     let out = server.cli(&["webhook", "retry", failed["id"].as_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let log = receiver.wait("the retried delivery", |l| !delivered(l, "certificate.issued").is_empty());
+    let log = receiver.wait("the retried delivery", |l| {
+        !delivered(l, "certificate.issued").is_empty()
+    });
     assert_eq!(delivered(&log, "certificate.issued")[0]["id"], failed["event_id"]);
     assert!(cli_json(&server, &["webhook", "deliveries", "--failed", "--json"])
         .as_array()
@@ -351,7 +362,10 @@ fn unsafe_targets_are_refused() {
     let resp = http::request(
         "POST",
         &format!("{}/api/v1/webhooks", server.base),
-        &[("authorization", &admin_auth(&server)), ("content-type", "application/json")],
+        &[
+            ("authorization", &admin_auth(&server)),
+            ("content-type", "application/json"),
+        ],
         br#"{"url": "http://10.0.0.1/in"}"#,
     )
     .unwrap();
@@ -364,10 +378,19 @@ fn unsafe_targets_are_refused() {
     add_webhook(&server, &["http://localhost:9/in"]);
     add_webhook(&server, &["http://10.0.0.1/in", "--allow-http"]);
     assert_eq!(
-        cli_json(&server, &["webhook", "list", "--json"]).as_array().unwrap().len(),
+        cli_json(&server, &["webhook", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
         3
     );
-    let unknown = server.cli(&["webhook", "add", "https://x.example/", "--events", "certificate.exploded"]);
+    let unknown = server.cli(&[
+        "webhook",
+        "add",
+        "https://x.example/",
+        "--events",
+        "certificate.exploded",
+    ]);
     assert!(!unknown.status.success());
 }
 
@@ -422,7 +445,14 @@ fn three_nodes_on_postgres_deliver_every_event_under_load() {
     let Some(receiver) = Receiver::start(&tmp.path().join("rx"), "webhooks::three_nodes_on_postgres…") else {
         return;
     };
-    let args = ["--store", db.url.as_str(), "--static-challenge", CHALLENGE, "--webhook-retry-initial", "1s"];
+    let args = [
+        "--store",
+        db.url.as_str(),
+        "--static-challenge",
+        CHALLENGE,
+        "--webhook-retry-initial",
+        "1s",
+    ];
     let first = Server::start_in(&tmp.path().join("node0"), &args);
     let mut nodes = vec![first];
     for i in 1..3 {

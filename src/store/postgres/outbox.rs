@@ -78,7 +78,12 @@ pub(super) fn emit_revoked(tx: &mut Tx<'_, '_>, serials: &[Serial], by: RevokedB
     emit_in(tx, &events, at)
 }
 
-fn update_delivery(tx: &mut Tx<'_, '_>, d: &Delivery, condition: &str, extra: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<bool, TxError> {
+fn update_delivery(
+    tx: &mut Tx<'_, '_>,
+    d: &Delivery,
+    condition: &str,
+    extra: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<bool, TxError> {
     let record = encode(d)?;
     let (next, lease) = (int(d.next_attempt_at), int(d.lease_until));
     let (id, status) = (d.id.as_str(), d.status.as_str());
@@ -121,7 +126,7 @@ impl WebhookStore for PgStore {
     }
 
     fn webhooks(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
-        self.read(|c| endpoints_in(c))
+        self.read(endpoints_in)
     }
 
     fn enqueue_events(&self, events: &[Event], now: u64) -> Result<(), StoreError> {
@@ -152,7 +157,14 @@ impl WebhookStore for PgStore {
             ..d.clone()
         };
         let held = int(d.lease_until);
-        self.write(|tx| update_delivery(tx, &released, "AND lease_owner = $7 AND lease_until = $8", &[&owner, &held]))
+        self.write(|tx| {
+            update_delivery(
+                tx,
+                &released,
+                "AND lease_owner = $7 AND lease_until = $8",
+                &[&owner, &held],
+            )
+        })
     }
 
     fn deliveries(&self, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<Delivery>, StoreError> {
