@@ -198,6 +198,10 @@ pub struct ServeArgs {
     /// How long a webhook's rotated-out secret keeps signing (both signatures are sent), e.g. `24h`.
     #[arg(long, env = "SCEPD_WEBHOOK_SECRET_OVERLAP")]
     pub webhook_secret_overlap: Option<String>,
+    /// How long before notAfter an active certificate gets its `certificate.expiring` webhook
+    /// event (once), e.g. `30d`.
+    #[arg(long, env = "SCEPD_WEBHOOK_EXPIRING_LEAD")]
+    pub webhook_expiring_lead: Option<String>,
     /// Trust only the CA certificates of this PEM file for https:// webhook receivers (default:
     /// the system's roots).
     #[arg(long, env = "SCEPD_WEBHOOK_CA_FILE")]

@@ -15,7 +15,7 @@ pub enum WebhookCommand {
         #[command(flatten)]
         client: ClientArgs,
         /// Event types to send, comma-separated (default: all): certificate.issued,
-        /// certificate.superseded, certificate.revoked.
+        /// certificate.superseded, certificate.revoked, certificate.expiring.
         #[arg(long)]
         events: Option<String>,
         #[arg(long)]

@@ -76,13 +76,16 @@ pub enum EventType {
     CertificateSuperseded,
     #[serde(rename = "certificate.revoked")]
     CertificateRevoked,
+    #[serde(rename = "certificate.expiring")]
+    CertificateExpiring,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 4] = [
         EventType::CertificateIssued,
         EventType::CertificateSuperseded,
         EventType::CertificateRevoked,
+        EventType::CertificateExpiring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +93,7 @@ impl EventType {
             EventType::CertificateIssued => "certificate.issued",
             EventType::CertificateSuperseded => "certificate.superseded",
             EventType::CertificateRevoked => "certificate.revoked",
+            EventType::CertificateExpiring => "certificate.expiring",
         }
     }
 
@@ -144,6 +148,10 @@ pub enum Event {
         reason: Reason,
         by: RevokedBy,
     },
+    /// An active certificate's notAfter came within the configured lead time (once per
+    /// certificate).
+    #[serde(rename = "certificate.expiring")]
+    CertificateExpiring { cert: CertFacts },
 }
 
 impl Event {
@@ -161,6 +169,7 @@ impl Event {
             Event::CertificateIssued { .. } => EventType::CertificateIssued,
             Event::CertificateSuperseded { .. } => EventType::CertificateSuperseded,
             Event::CertificateRevoked { .. } => EventType::CertificateRevoked,
+            Event::CertificateExpiring { .. } => EventType::CertificateExpiring,
         }
     }
 
@@ -168,7 +177,8 @@ impl Event {
         match self {
             Event::CertificateIssued { cert, .. }
             | Event::CertificateSuperseded { cert, .. }
-            | Event::CertificateRevoked { cert, .. } => cert,
+            | Event::CertificateRevoked { cert, .. }
+            | Event::CertificateExpiring { cert } => cert,
         }
     }
 }
@@ -339,6 +349,18 @@ pub trait WebhookStore {
     fn retry_delivery(&self, id: &DeliveryId, now: u64) -> Result<bool, StoreError>;
 
     fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+
+    /// In one transaction: up to `limit` active certificates whose notAfter is after `now` and
+    /// at most `horizon`, not yet announced, are marked announced and get a
+    /// `certificate.expiring` event; returns how many. Nothing happens while no endpoint
+    /// subscribes to the event (a later endpoint still hears of them). The mark is what keeps
+    /// restarts and other nodes from announcing a certificate twice.
+    fn emit_expiring(&self, now: u64, horizon: u64, limit: usize) -> Result<usize, StoreError>;
+}
+
+/// Whether any endpoint wants `certificate.expiring`.
+pub fn wants_expiring(endpoints: &[WebhookEndpoint]) -> bool {
+    endpoints.iter().any(|e| e.wants(EventType::CertificateExpiring))
 }
 
 #[cfg(test)]

@@ -7,20 +7,24 @@
 //! - `outbox_due`: next attempt (big-endian) ‖ sequence number → (), pending deliveries only.
 //!   A claim moves a delivery's key to its lease's end, so a claimed one is skipped until the
 //!   lease runs out and found again if its node died.
+//! - `outbox_expiring_announced`: serial → announced at (big-endian): `certificate.expiring`
+//!   was written for it.
 //! - `meta` holds `outbox_seq`.
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use super::outbox::{
-    fan_out, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats, WebhookEndpoint, WebhookId, WebhookStore,
+    fan_out, wants_expiring, CertFacts, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats,
+    WebhookEndpoint, WebhookId, WebhookStore,
 };
-use super::redb_store::{bump, decode, encode, RedbFile};
-use super::{RedbStore, StoreError};
+use super::redb_store::{bump, decode, decode_record, encode, RedbFile, CERTS};
+use super::{CertStatus, RedbStore, StoreError};
 
 const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_endpoints");
 const DELIVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox_deliveries");
 const DELIVERY_IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_delivery_ids");
 const DUE: TableDefinition<&[u8], ()> = TableDefinition::new("outbox_due");
+const EXPIRING_ANNOUNCED: TableDefinition<&[u8], u64> = TableDefinition::new("outbox_expiring_announced");
 
 /// Creates the tables (at open, so that readers never meet a missing one).
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -28,6 +32,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(DELIVERIES)?;
     txn.open_table(DELIVERY_IDS)?;
     txn.open_table(DUE)?;
+    txn.open_table(EXPIRING_ANNOUNCED)?;
     Ok(())
 }
 
@@ -252,6 +257,47 @@ impl WebhookStore for RedbFile {
         }
         Ok(stats)
     }
+
+    fn emit_expiring(&self, now: u64, horizon: u64, limit: usize) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write()?;
+        if !wants_expiring(&endpoints_in(&txn)?) {
+            txn.abort()?;
+            return Ok(0);
+        }
+        // A scan of every certificate (run once a minute, off the request path).
+        let mut due = Vec::new();
+        {
+            let certs = txn.open_table(CERTS)?;
+            let announced = txn.open_table(EXPIRING_ANNOUNCED)?;
+            for entry in certs.iter()? {
+                let (key, value) = entry?;
+                let record = decode_record(value.value())?;
+                if record.status_at(now) == CertStatus::Active
+                    && record.not_after <= horizon
+                    && announced.get(key.value())?.is_none()
+                {
+                    due.push(record);
+                }
+            }
+        }
+        due.sort_by_key(|r| r.not_after);
+        due.truncate(limit);
+        let events: Vec<Event> = due
+            .iter()
+            .map(|r| Event::CertificateExpiring {
+                cert: CertFacts::from(r),
+            })
+            .collect();
+        {
+            let mut announced = txn.open_table(EXPIRING_ANNOUNCED)?;
+            for record in &due {
+                announced.insert(record.serial.as_bytes().as_slice(), now)?;
+            }
+        }
+        emit_in(&txn, &events, now)?;
+        txn.commit()?;
+        Ok(due.len())
+    }
 }
 
 impl WebhookStore for RedbStore {
@@ -293,5 +339,9 @@ impl WebhookStore for RedbStore {
 
     fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         self.with(|f| f.outbox_stats())
+    }
+
+    fn emit_expiring(&self, now: u64, horizon: u64, limit: usize) -> Result<usize, StoreError> {
+        self.with(|f| f.emit_expiring(now, horizon, limit))
     }
 }

@@ -33,7 +33,7 @@ use super::{
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
+pub(super) const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
 const CERT_DER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cert_der");
 const BY_TRANSACTION: TableDefinition<&str, &[u8]> = TableDefinition::new("certs_by_transaction");
 const BY_DEVICE: TableDefinition<&[u8], ()> = TableDefinition::new("certs_by_device");
@@ -69,7 +69,7 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn decode_record(bytes: &[u8]) -> Result<CertRecord, StoreError> {
+pub(super) fn decode_record(bytes: &[u8]) -> Result<CertRecord, StoreError> {
     decode(bytes)
 }
 

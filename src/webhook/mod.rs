@@ -48,7 +48,7 @@ use target::{Target, TargetError};
 pub enum WebhookError {
     #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("unknown event type {0:?}; one of: certificate.issued, certificate.superseded, certificate.revoked")]
+    #[error("unknown event type {0:?}; one of: certificate.issued, certificate.superseded, certificate.revoked, certificate.expiring")]
     UnknownEvent(String),
     #[error("description: at most 200 characters, no control characters")]
     BadDescription,
@@ -70,6 +70,9 @@ pub struct WebhookSettings {
     /// How long a rotated-out secret keeps signing, seconds.
     #[serde(rename = "webhook_secret_overlap", serialize_with = "seconds")]
     pub secret_overlap: u64,
+    /// `certificate.expiring` is sent this long before notAfter, seconds.
+    #[serde(rename = "webhook_expiring_lead", serialize_with = "seconds")]
+    pub expiring_lead: u64,
     /// Trust only these CA certificates (PEM) for https:// receivers instead of the system's.
     #[serde(rename = "webhook_ca_file", skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
@@ -91,6 +94,7 @@ impl Default for WebhookSettings {
             retry_initial: 5,
             retry_for: 86_400,
             secret_overlap: 86_400,
+            expiring_lead: 30 * 86_400,
             ca_file: None,
             connect_timeout: 5,
             response_timeout: 10,

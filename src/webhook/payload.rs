@@ -34,6 +34,7 @@ pub fn body(event: &Event, occurred_at: u64, issuer: &str) -> Vec<u8> {
             data["reason"] = json!(reason);
             data["revoked_by"] = json!(by);
         }
+        Event::CertificateExpiring { .. } => {}
     }
     let body = json!({
         "type": event.event_type().as_str(),

@@ -26,6 +26,11 @@ const BATCH: usize = 32;
 const LEASE_SECONDS: u64 = 60;
 /// Longest wait between two attempts.
 const MAX_BACKOFF: u64 = 3600;
+/// How often (in worker ticks, seconds) certificates coming within the lead time are looked
+/// for: a scan of the certificates, so not every tick; the first tick (start-up) scans too.
+const EXPIRING_EVERY: u32 = 60;
+/// Certificates announced per transaction.
+const EXPIRING_BATCH: usize = 1000;
 
 /// The delay before attempt `attempts + 1`: `initial` doubled per attempt, capped at an hour,
 /// drawn uniformly from its upper half (jitter: receivers that failed together are not retried
@@ -48,9 +53,14 @@ pub async fn run(webhooks: Arc<Webhooks>, client: Arc<DeliveryClient>, metrics: 
     let owner: Arc<str> = format!("node-{}", crate::challenge::key::random_alphanumeric(12)).into();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut since_stats = u32::MAX;
+    let (mut since_stats, mut since_expiring) = (u32::MAX, u32::MAX);
     loop {
         tick.tick().await;
+        since_expiring = since_expiring.saturating_add(1);
+        if since_expiring >= EXPIRING_EVERY {
+            since_expiring = 0;
+            announce_expiring(&webhooks).await;
+        }
         since_stats = since_stats.saturating_add(1);
         if since_stats >= 5 {
             since_stats = 0;
@@ -105,6 +115,30 @@ pub async fn run(webhooks: Arc<Webhooks>, client: Arc<DeliveryClient>, metrics: 
             // More are due: go on at once.
             tick.reset_immediately();
         }
+    }
+}
+
+/// Writes `certificate.expiring` for the certificates that came within the lead time.
+async fn announce_expiring(webhooks: &Arc<Webhooks>) {
+    let w = webhooks.clone();
+    let done = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
+        let mut total = 0;
+        loop {
+            let now = scepd_ca::time::unix_now();
+            let n = w
+                .store()
+                .emit_expiring(now, now.saturating_add(w.settings.expiring_lead), EXPIRING_BATCH)?;
+            total += n;
+            if n < EXPIRING_BATCH {
+                return Ok(total);
+            }
+        }
+    })
+    .await;
+    match done {
+        Ok(Ok(n)) if n > 0 => tracing::info!(certificates = n, "certificate.expiring events written"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "looking for expiring certificates failed"),
+        _ => {}
     }
 }
 

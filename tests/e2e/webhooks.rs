@@ -341,6 +341,53 @@ fn an_event_committed_before_a_sigkill_is_delivered_after_restart() {
 }
 
 #[test]
+fn a_certificate_within_the_lead_time_is_announced_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(receiver) = Receiver::start(&tmp.path().join("rx"), "webhooks::a_certificate_within…") else {
+        return;
+    };
+    let data = tmp.path().join("data");
+    // One-day certificates, announced two days ahead: at once.
+    let args = [
+        "--static-challenge",
+        CHALLENGE,
+        "--cert-validity-days",
+        "1",
+        "--webhook-expiring-lead",
+        "2d",
+    ];
+    let mut server = Server::start_in(&data, &args);
+    let secret = add_webhook(&server, &[&receiver.url(), "--events", "certificate.expiring"]);
+    receiver.set_secrets(&[&secret]);
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let ra = recipient(&server.scep_url());
+    let Outcome::Issued(serial) = enroll(&requester, &ra, &server.scep_url(), "CN=dev-short", CHALLENGE) else {
+        panic!("not issued");
+    };
+    let Outcome::Issued(revoked) = enroll(&requester, &ra, &server.scep_url(), "CN=dev-revoked", CHALLENGE) else {
+        panic!("not issued");
+    };
+    assert!(server.cli(&["cert", "revoke", &revoked]).status.success());
+    // The worker looks for them when it starts (and every minute): restart to have it look now.
+    server.terminate();
+    let mut server = Server::start_in(&data, &args);
+    let log = receiver.wait("certificate.expiring", |l| {
+        !delivered(l, "certificate.expiring").is_empty()
+    });
+    let event = &delivered(&log, "certificate.expiring")[0]["body"]["data"];
+    assert_eq!(event["serial"], serial.as_str());
+    assert!(event["not_after"].as_str().unwrap() > event["not_before"].as_str().unwrap());
+    // Another restart (another node, as far as the store knows) does not announce it again.
+    server.terminate();
+    let server = Server::start_in(&data, &args);
+    std::thread::sleep(Duration::from_secs(4));
+    let log = receiver.log();
+    assert_eq!(delivered(&log, "certificate.expiring").len(), 1, "{log:?}");
+    assert_eq!(log.len(), 1, "the revoked certificate is not announced: {log:?}");
+    drop(server);
+}
+
+#[test]
 fn unsafe_targets_are_refused() {
     let server = Server::start(&[]);
     for (url, extra, why) in [

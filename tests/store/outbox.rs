@@ -242,3 +242,39 @@ pub fn concurrent_claims_are_disjoint(store: &dyn Store) {
     assert_eq!(all.len(), 40, "every delivery claimed");
     assert_eq!(unique.len(), 40, "none twice");
 }
+
+pub fn expiring_is_announced_once(store: &dyn Store) {
+    let t = now();
+    let soon = issuance("e1", "et1");
+    store.record_issuance(&soon).unwrap();
+    // No endpoint wants the event: nothing is marked, so a later endpoint still hears of it.
+    assert_eq!(store.emit_expiring(t, t + 2 * 86_400, 100).unwrap(), 0);
+    store
+        .add_webhook(&endpoint(vec![EventType::CertificateExpiring]))
+        .unwrap();
+    let revoked = issuance("e2", "et2");
+    store.record_issuance(&revoked).unwrap();
+    store.revoke(&revoked.serial, Reason::UNSPECIFIED, t).unwrap();
+    let mut later = issuance("e3", "et3");
+    later.record.not_after = t + 10 * 86_400;
+    store.record_issuance(&later).unwrap();
+    assert_eq!(
+        store.emit_expiring(t, t + 3600, 100).unwrap(),
+        0,
+        "not within the lead time yet"
+    );
+    assert_eq!(
+        store.emit_expiring(t, t + 2 * 86_400, 100).unwrap(),
+        1,
+        "active and within it"
+    );
+    assert_eq!(store.emit_expiring(t, t + 2 * 86_400, 100).unwrap(), 0, "once");
+    let events = store.deliveries(None, 100).unwrap();
+    assert_eq!(events.len(), 1, "only the endpoint's type: {events:?}");
+    assert!(matches!(&events[0].event, Event::CertificateExpiring { cert } if cert.serial == soon.serial));
+    assert_eq!(
+        store.emit_expiring(t, t + 20 * 86_400, 100).unwrap(),
+        1,
+        "the later one in its turn"
+    );
+}

@@ -10,8 +10,8 @@ use postgres::GenericClient;
 use scepd_ca::Serial;
 
 use super::super::outbox::{
-    fan_out, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats, RevokedBy, WebhookEndpoint, WebhookId,
-    WebhookStore,
+    fan_out, wants_expiring, CertFacts, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats, RevokedBy,
+    WebhookEndpoint, WebhookId, WebhookStore,
 };
 use super::super::StoreError;
 use super::pool::Session;
@@ -212,6 +212,41 @@ impl WebhookStore for PgStore {
                 pending: row.get::<_, i64>(0) as u64,
                 oldest_pending: row.get::<_, Option<i64>>(1).map(|v| v as u64),
             })
+        })
+    }
+
+    fn emit_expiring(&self, now: u64, horizon: u64, limit: usize) -> Result<usize, StoreError> {
+        let limit = limit.min(100_000) as i64;
+        self.write(|tx| {
+            if !wants_expiring(&endpoints_in(tx)?) {
+                return Ok(0);
+            }
+            // Two nodes announcing at once conflict (SERIALIZABLE): the one run again finds the
+            // certificates marked.
+            let due = tx.query(
+                &format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates c
+                     WHERE status = 'active' AND not_after > $1 AND not_after <= $2
+                     AND NOT EXISTS (SELECT 1 FROM webhook_expiring_announced a WHERE a.serial = c.serial)
+                     ORDER BY not_after LIMIT $3"
+                ),
+                &[&int(now), &int(horizon), &limit],
+            )?;
+            let records = due.iter().map(rows::certificate).collect::<Result<Vec<_>, _>>()?;
+            for record in &records {
+                tx.execute(
+                    "INSERT INTO webhook_expiring_announced (serial, announced_at) VALUES ($1, $2)",
+                    &[&record.serial.to_hex(), &int(now)],
+                )?;
+            }
+            let events: Vec<Event> = records
+                .iter()
+                .map(|r| Event::CertificateExpiring {
+                    cert: CertFacts::from(r),
+                })
+                .collect();
+            emit_in(tx, &events, now)?;
+            Ok(records.len())
         })
     }
 }
