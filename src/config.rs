@@ -202,6 +202,9 @@ pub struct ServeArgs {
     /// event (once), e.g. `30d`.
     #[arg(long, env = "SCEPD_WEBHOOK_EXPIRING_LEAD")]
     pub webhook_expiring_lead: Option<String>,
+    /// Each node sends at most one `challenge.rejected` webhook summary per this period, e.g. `60s`.
+    #[arg(long, env = "SCEPD_WEBHOOK_REJECTION_SUMMARY_INTERVAL")]
+    pub webhook_rejection_summary_interval: Option<String>,
     /// Trust only the CA certificates of this PEM file for https:// webhook receivers (default:
     /// the system's roots).
     #[arg(long, env = "SCEPD_WEBHOOK_CA_FILE")]
@@ -573,6 +576,17 @@ fn webhook_settings(args: &ServeArgs, file: &ServeArgs) -> Result<crate::webhook
             &file.webhook_secret_overlap,
             defaults.secret_overlap,
         )?,
+        expiring_lead: duration(
+            &args.webhook_expiring_lead,
+            &file.webhook_expiring_lead,
+            defaults.expiring_lead,
+        )?,
+        rejection_summary_interval: duration(
+            &args.webhook_rejection_summary_interval,
+            &file.webhook_rejection_summary_interval,
+            defaults.rejection_summary_interval,
+        )?
+        .max(1),
         ca_file: args.webhook_ca_file.clone().or(file.webhook_ca_file.clone()),
         ..defaults
     })

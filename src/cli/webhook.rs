@@ -15,7 +15,8 @@ pub enum WebhookCommand {
         #[command(flatten)]
         client: ClientArgs,
         /// Event types to send, comma-separated (default: all): certificate.issued,
-        /// certificate.superseded, certificate.revoked, certificate.expiring.
+        /// certificate.superseded, certificate.revoked, certificate.expiring, ca.expiring,
+        /// challenge.rejected.
         #[arg(long)]
         events: Option<String>,
         #[arg(long)]

@@ -41,7 +41,7 @@ fn delivery_json(d: &Delivery) -> Value {
         "event_id": d.event_id,
         "endpoint": d.endpoint,
         "type": d.event.event_type().as_str(),
-        "serial": d.event.cert().serial,
+        "serial": d.event.cert().map(|c| c.serial),
         "occurred_at": rfc3339(d.occurred_at),
         "status": d.status.as_str(),
         "attempts": d.attempts,

@@ -392,6 +392,9 @@ impl ScepService {
             Err(enroll::Refusal::Rejected { rejection, challenge }) => {
                 if let Some(reason) = challenge {
                     self.metrics.challenge_rejections.with_label_values(&[reason]).inc();
+                    if let Some(webhooks) = self.webhooks() {
+                        webhooks.tally_rejection(reason, &origin.actor);
+                    }
                     self.audit_blocking(origin.entry(AuditEvent::ChallengeRejected, None, Some(reason.into())));
                 }
                 self.reply(

@@ -78,14 +78,20 @@ pub enum EventType {
     CertificateRevoked,
     #[serde(rename = "certificate.expiring")]
     CertificateExpiring,
+    #[serde(rename = "ca.expiring")]
+    CaExpiring,
+    #[serde(rename = "challenge.rejected")]
+    ChallengeRejected,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 6] = [
         EventType::CertificateIssued,
         EventType::CertificateSuperseded,
         EventType::CertificateRevoked,
         EventType::CertificateExpiring,
+        EventType::CaExpiring,
+        EventType::ChallengeRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +100,8 @@ impl EventType {
             EventType::CertificateSuperseded => "certificate.superseded",
             EventType::CertificateRevoked => "certificate.revoked",
             EventType::CertificateExpiring => "certificate.expiring",
+            EventType::CaExpiring => "ca.expiring",
+            EventType::ChallengeRejected => "challenge.rejected",
         }
     }
 
@@ -152,6 +160,23 @@ pub enum Event {
     /// certificate).
     #[serde(rename = "certificate.expiring")]
     CertificateExpiring { cert: CertFacts },
+    /// The issuing CA's notAfter came within the lead time (once per CA certificate).
+    #[serde(rename = "ca.expiring")]
+    CaExpiring {
+        subject: String,
+        not_after: u64,
+        /// SHA-256 of the CA certificate's DER, hex.
+        sha256: String,
+    },
+    /// A summary of the challenges one node refused over a period (at most one a minute per
+    /// node): counts by reason and by client address, never a challenge.
+    #[serde(rename = "challenge.rejected")]
+    ChallengeRejected {
+        since: u64,
+        until: u64,
+        by_reason: std::collections::BTreeMap<String, u64>,
+        by_source: std::collections::BTreeMap<String, u64>,
+    },
 }
 
 impl Event {
@@ -170,15 +195,19 @@ impl Event {
             Event::CertificateSuperseded { .. } => EventType::CertificateSuperseded,
             Event::CertificateRevoked { .. } => EventType::CertificateRevoked,
             Event::CertificateExpiring { .. } => EventType::CertificateExpiring,
+            Event::CaExpiring { .. } => EventType::CaExpiring,
+            Event::ChallengeRejected { .. } => EventType::ChallengeRejected,
         }
     }
 
-    pub fn cert(&self) -> &CertFacts {
+    /// The certificate the event is about, if it is about one.
+    pub fn cert(&self) -> Option<&CertFacts> {
         match self {
             Event::CertificateIssued { cert, .. }
             | Event::CertificateSuperseded { cert, .. }
             | Event::CertificateRevoked { cert, .. }
-            | Event::CertificateExpiring { cert } => cert,
+            | Event::CertificateExpiring { cert } => Some(cert),
+            Event::CaExpiring { .. } | Event::ChallengeRejected { .. } => None,
         }
     }
 }
@@ -356,6 +385,11 @@ pub trait WebhookStore {
     /// subscribes to the event (a later endpoint still hears of them). The mark is what keeps
     /// restarts and other nodes from announcing a certificate twice.
     fn emit_expiring(&self, now: u64, horizon: u64, limit: usize) -> Result<usize, StoreError>;
+
+    /// Writes `event` unless `key` was announced before (then nothing, and false), recording
+    /// `key` in the same transaction. Nothing happens while no endpoint subscribes to the
+    /// event's type.
+    fn announce_once(&self, key: &str, event: &Event, now: u64) -> Result<bool, StoreError>;
 }
 
 /// Whether any endpoint wants `certificate.expiring`.

@@ -9,6 +9,7 @@
 //!   lease runs out and found again if its node died.
 //! - `outbox_expiring_announced`: serial → announced at (big-endian): `certificate.expiring`
 //!   was written for it.
+//! - `outbox_announced`: key → announced at: what [`WebhookStore::announce_once`] announced.
 //! - `meta` holds `outbox_seq`.
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
@@ -25,6 +26,7 @@ const DELIVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox_d
 const DELIVERY_IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_delivery_ids");
 const DUE: TableDefinition<&[u8], ()> = TableDefinition::new("outbox_due");
 const EXPIRING_ANNOUNCED: TableDefinition<&[u8], u64> = TableDefinition::new("outbox_expiring_announced");
+const ANNOUNCED: TableDefinition<&str, u64> = TableDefinition::new("outbox_announced");
 
 /// Creates the tables (at open, so that readers never meet a missing one).
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -33,6 +35,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(DELIVERY_IDS)?;
     txn.open_table(DUE)?;
     txn.open_table(EXPIRING_ANNOUNCED)?;
+    txn.open_table(ANNOUNCED)?;
     Ok(())
 }
 
@@ -298,6 +301,19 @@ impl WebhookStore for RedbFile {
         txn.commit()?;
         Ok(due.len())
     }
+
+    fn announce_once(&self, key: &str, event: &Event, now: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let wanted = endpoints_in(&txn)?.iter().any(|e| e.wants(event.event_type()));
+        if !wanted || txn.open_table(ANNOUNCED)?.get(key)?.is_some() {
+            txn.abort()?;
+            return Ok(false);
+        }
+        txn.open_table(ANNOUNCED)?.insert(key, now)?;
+        emit_in(&txn, std::slice::from_ref(event), now)?;
+        txn.commit()?;
+        Ok(true)
+    }
 }
 
 impl WebhookStore for RedbStore {
@@ -343,5 +359,9 @@ impl WebhookStore for RedbStore {
 
     fn emit_expiring(&self, now: u64, horizon: u64, limit: usize) -> Result<usize, StoreError> {
         self.with(|f| f.emit_expiring(now, horizon, limit))
+    }
+
+    fn announce_once(&self, key: &str, event: &Event, now: u64) -> Result<bool, StoreError> {
+        self.with(|f| f.announce_once(key, event, now))
     }
 }

@@ -24,7 +24,14 @@ pub fn start(
         },
         settings.ca_file.as_deref(),
     )?;
-    let webhooks = Arc::new(Webhooks::new(Arc::clone(service.store()), key, settings));
+    let ca = &service.authority().ca;
+    let webhooks = Arc::new(
+        Webhooks::new(Arc::clone(service.store()), key, settings).with_ca(CaFacts {
+            subject: ca.subject().to_string(),
+            not_after: ca.not_after(),
+            sha256: hex::encode(ca.fingerprint_sha256()),
+        }),
+    );
     service.set_webhooks(Arc::clone(&webhooks));
     let metrics = service.metrics_arc();
     // Every result exists from the start (at 0), so that alert rules see the series.
@@ -48,7 +55,7 @@ use target::{Target, TargetError};
 pub enum WebhookError {
     #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("unknown event type {0:?}; one of: certificate.issued, certificate.superseded, certificate.revoked, certificate.expiring")]
+    #[error("unknown event type {0:?}; one of: certificate.issued, certificate.superseded, certificate.revoked, certificate.expiring, ca.expiring, challenge.rejected")]
     UnknownEvent(String),
     #[error("description: at most 200 characters, no control characters")]
     BadDescription,
@@ -70,9 +77,12 @@ pub struct WebhookSettings {
     /// How long a rotated-out secret keeps signing, seconds.
     #[serde(rename = "webhook_secret_overlap", serialize_with = "seconds")]
     pub secret_overlap: u64,
-    /// `certificate.expiring` is sent this long before notAfter, seconds.
+    /// `certificate.expiring` (and `ca.expiring`) is sent this long before notAfter, seconds.
     #[serde(rename = "webhook_expiring_lead", serialize_with = "seconds")]
     pub expiring_lead: u64,
+    /// Each node sends at most one `challenge.rejected` summary per this many seconds.
+    #[serde(rename = "webhook_rejection_summary_interval", serialize_with = "seconds")]
+    pub rejection_summary_interval: u64,
     /// Trust only these CA certificates (PEM) for https:// receivers instead of the system's.
     #[serde(rename = "webhook_ca_file", skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
@@ -95,6 +105,7 @@ impl Default for WebhookSettings {
             retry_for: 86_400,
             secret_overlap: 86_400,
             expiring_lead: 30 * 86_400,
+            rejection_summary_interval: 60,
             ca_file: None,
             connect_timeout: 5,
             response_timeout: 10,
@@ -115,11 +126,34 @@ pub struct NewEndpoint {
     pub allow_http: bool,
 }
 
+/// The issuing CA, as `ca.expiring` describes it.
+#[derive(Clone, Debug)]
+pub struct CaFacts {
+    pub subject: String,
+    pub not_after: u64,
+    /// SHA-256 of its DER, hex.
+    pub sha256: String,
+}
+
+/// Client addresses named one by one in a `challenge.rejected` summary; the rest are counted
+/// under `other` (a spray from many addresses must not make the event unbounded).
+const MAX_SOURCES: usize = 20;
+
+/// Challenges refused since the last `challenge.rejected` summary of this node.
+#[derive(Default)]
+struct RejectionTally {
+    since: u64,
+    by_reason: std::collections::BTreeMap<String, u64>,
+    by_source: std::collections::BTreeMap<String, u64>,
+}
+
 /// Endpoint management and what the worker needs: the store and the secrets' key.
 pub struct Webhooks {
     store: Arc<dyn Store>,
     secrets: SecretBox,
     pub settings: WebhookSettings,
+    ca: Option<CaFacts>,
+    rejections: std::sync::Mutex<RejectionTally>,
 }
 
 impl Webhooks {
@@ -129,7 +163,51 @@ impl Webhooks {
             store,
             secrets: SecretBox::new(key),
             settings,
+            ca: None,
+            rejections: std::sync::Mutex::default(),
         }
+    }
+
+    /// The CA whose expiry `ca.expiring` announces.
+    pub fn with_ca(mut self, ca: CaFacts) -> Webhooks {
+        self.ca = Some(ca);
+        self
+    }
+
+    pub fn ca(&self) -> Option<&CaFacts> {
+        self.ca.as_ref()
+    }
+
+    /// Counts a refused challenge for the next `challenge.rejected` summary (`source`: the
+    /// client's address).
+    pub fn tally_rejection(&self, reason: &str, source: &str) {
+        let mut tally = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+        if tally.by_reason.is_empty() {
+            tally.since = scepd_ca::time::unix_now();
+        }
+        *tally.by_reason.entry(reason.to_string()).or_default() += 1;
+        let known = tally.by_source.contains_key(source);
+        let key = if known || tally.by_source.len() < MAX_SOURCES {
+            source
+        } else {
+            "other"
+        };
+        *tally.by_source.entry(key.to_string()).or_default() += 1;
+    }
+
+    /// The summary of the challenges refused since the last one, if any (and starts anew).
+    pub fn take_rejections(&self, now: u64) -> Option<crate::store::outbox::Event> {
+        let mut tally = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+        if tally.by_reason.is_empty() {
+            return None;
+        }
+        let taken = std::mem::take(&mut *tally);
+        Some(crate::store::outbox::Event::ChallengeRejected {
+            since: taken.since,
+            until: now,
+            by_reason: taken.by_reason,
+            by_source: taken.by_source,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -225,5 +303,37 @@ impl Webhooks {
     /// Sends a delivery again (a dead-lettered one, usually) at once, with its `webhook-id`.
     pub fn retry(&self, id: &DeliveryId) -> Result<bool, WebhookError> {
         Ok(self.store.retry_delivery(id, scepd_ca::time::unix_now())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ServeArgs};
+
+    #[test]
+    fn every_webhook_key_is_read() {
+        let args = ServeArgs {
+            webhook_retry_initial: Some("7s".into()),
+            webhook_retry_for: Some("2h".into()),
+            webhook_secret_overlap: Some("3m".into()),
+            webhook_expiring_lead: Some("4d".into()),
+            webhook_rejection_summary_interval: Some("5s".into()),
+            webhook_ca_file: Some("/x.pem".into()),
+            ..ServeArgs::default()
+        };
+        let w = Config::resolve(&args).unwrap().webhook;
+        assert_eq!(
+            (
+                w.retry_initial,
+                w.retry_for,
+                w.secret_overlap,
+                w.expiring_lead,
+                w.rejection_summary_interval
+            ),
+            (7, 7200, 180, 4 * 86_400, 5)
+        );
+        assert_eq!(w.ca_file.as_deref(), Some(std::path::Path::new("/x.pem")));
+        let defaults = Config::resolve(&ServeArgs::default()).unwrap().webhook;
+        assert_eq!((defaults.retry_initial, defaults.expiring_lead), (5, 30 * 86_400));
     }
 }

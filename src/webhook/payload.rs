@@ -22,7 +22,10 @@ fn cert_data(cert: &CertFacts, issuer: &str) -> Value {
 /// The body of `event`, which happened at `occurred_at`, about a certificate `issuer` issued.
 /// The same inputs give the same bytes: every retry sends the body the first attempt sent.
 pub fn body(event: &Event, occurred_at: u64, issuer: &str) -> Vec<u8> {
-    let mut data = cert_data(event.cert(), issuer);
+    let mut data = match event.cert() {
+        Some(cert) => cert_data(cert, issuer),
+        None => json!({}),
+    };
     match event {
         Event::CertificateIssued { kind, .. } => {
             data["kind"] = json!(kind_name(*kind));
@@ -35,6 +38,27 @@ pub fn body(event: &Event, occurred_at: u64, issuer: &str) -> Vec<u8> {
             data["revoked_by"] = json!(by);
         }
         Event::CertificateExpiring { .. } => {}
+        Event::CaExpiring {
+            subject,
+            not_after,
+            sha256,
+        } => {
+            data = json!({ "subject": subject, "not_after": rfc3339(*not_after), "sha256": sha256 });
+        }
+        Event::ChallengeRejected {
+            since,
+            until,
+            by_reason,
+            by_source,
+        } => {
+            data = json!({
+                "since": rfc3339(*since),
+                "until": rfc3339(*until),
+                "count": by_reason.values().sum::<u64>(),
+                "by_reason": by_reason,
+                "by_source": by_source,
+            });
+        }
     }
     let body = json!({
         "type": event.event_type().as_str(),

@@ -54,8 +54,14 @@ pub async fn run(webhooks: Arc<Webhooks>, client: Arc<DeliveryClient>, metrics: 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut since_stats, mut since_expiring) = (u32::MAX, u32::MAX);
+    let mut since_summary = 0u64;
     loop {
         tick.tick().await;
+        since_summary += 1;
+        if since_summary >= webhooks.settings.rejection_summary_interval {
+            since_summary = 0;
+            summarize_rejections(&webhooks).await;
+        }
         since_expiring = since_expiring.saturating_add(1);
         if since_expiring >= EXPIRING_EVERY {
             since_expiring = 0;
@@ -118,10 +124,40 @@ pub async fn run(webhooks: Arc<Webhooks>, client: Arc<DeliveryClient>, metrics: 
     }
 }
 
-/// Writes `certificate.expiring` for the certificates that came within the lead time.
+/// Writes this node's `challenge.rejected` summary, if it refused any.
+async fn summarize_rejections(webhooks: &Arc<Webhooks>) {
+    let now = scepd_ca::time::unix_now();
+    let Some(event) = webhooks.take_rejections(now) else {
+        return;
+    };
+    let w = webhooks.clone();
+    let written = tokio::task::spawn_blocking(move || w.store().enqueue_events(&[event], now)).await;
+    if let Ok(Err(e)) = written {
+        tracing::warn!(error = %e, "writing the challenge.rejected summary failed");
+    }
+}
+
+/// Writes `certificate.expiring` for the certificates that came within the lead time, and
+/// `ca.expiring` once the CA did.
 async fn announce_expiring(webhooks: &Arc<Webhooks>) {
     let w = webhooks.clone();
     let done = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
+        let now = scepd_ca::time::unix_now();
+        if let Some(ca) = w
+            .ca()
+            .filter(|ca| ca.not_after <= now.saturating_add(w.settings.expiring_lead))
+        {
+            let event = crate::store::outbox::Event::CaExpiring {
+                subject: ca.subject.clone(),
+                not_after: ca.not_after,
+                sha256: ca.sha256.clone(),
+            };
+            if w.store()
+                .announce_once(&format!("ca.expiring:{}", ca.sha256), &event, now)?
+            {
+                tracing::warn!(ca = %ca.subject, "ca.expiring event written");
+            }
+        }
         let mut total = 0;
         loop {
             let now = scepd_ca::time::unix_now();
@@ -156,7 +192,10 @@ async fn refresh_gauges(webhooks: &Arc<Webhooks>, metrics: &Arc<Metrics>) {
 /// The issuer of the certificate an event is about, from its DER (rollover: not necessarily
 /// the current CA).
 fn issuer_of(webhooks: &Webhooks, delivery: &Delivery) -> String {
-    let serial = delivery.event.cert().serial;
+    let Some(cert) = delivery.event.cert() else {
+        return String::new();
+    };
+    let serial = cert.serial;
     webhooks
         .store()
         .certificate(&serial)

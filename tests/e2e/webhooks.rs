@@ -388,6 +388,70 @@ fn a_certificate_within_the_lead_time_is_announced_exactly_once() {
 }
 
 #[test]
+fn refused_challenges_are_summarized_and_the_ca_announced_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(receiver) = Receiver::start(&tmp.path().join("rx"), "webhooks::refused_challenges…") else {
+        return;
+    };
+    let data = tmp.path().join("data");
+    // A lead time longer than the CA's life: the CA is "expiring" from the start.
+    let args = [
+        "--static-challenge",
+        CHALLENGE,
+        "--webhook-rejection-summary-interval",
+        "2s",
+        "--webhook-expiring-lead",
+        "36500d",
+    ];
+    let mut server = Server::start_in(&data, &args);
+    let secret = add_webhook(
+        &server,
+        &[&receiver.url(), "--events", "challenge.rejected,ca.expiring"],
+    );
+    receiver.set_secrets(&[&secret]);
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let ra = recipient(&server.scep_url());
+    let wrong = "not-the-challenge-4711";
+    for i in 0..3 {
+        let outcome = enroll(&requester, &ra, &server.scep_url(), &format!("CN=bad-{i}"), wrong);
+        assert!(matches!(outcome, Outcome::Failure(_)), "{outcome:?}");
+    }
+    let total = |l: &[Value]| -> u64 {
+        delivered(l, "challenge.rejected")
+            .iter()
+            .map(|e| e["body"]["data"]["count"].as_u64().unwrap())
+            .sum()
+    };
+    let log = receiver.wait("a challenge.rejected summary", |l| total(l) >= 3);
+    assert_eq!(total(&log), 3);
+    let summary = &delivered(&log, "challenge.rejected")[0]["body"]["data"];
+    assert!(summary["by_source"]["127.0.0.1"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(
+        summary["by_reason"].as_object().is_some_and(|m| !m.is_empty()),
+        "{summary}"
+    );
+    assert!(
+        !serde_json::to_string(&log).unwrap().contains(wrong),
+        "never the challenge"
+    );
+
+    // The CA comes within the lead time: announced once, across restarts.
+    server.terminate();
+    let mut server = Server::start_in(&data, &args);
+    let log = receiver.wait("ca.expiring", |l| !delivered(l, "ca.expiring").is_empty());
+    let ca = &delivered(&log, "ca.expiring")[0]["body"]["data"];
+    let ca_pem = std::fs::read_to_string(server.ca_pem()).unwrap();
+    assert!(!ca_pem.is_empty());
+    assert_eq!(ca["sha256"].as_str().unwrap().len(), 64);
+    assert!(ca["subject"].as_str().unwrap().contains("CN="));
+    server.terminate();
+    let server = Server::start_in(&data, &args);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(delivered(&receiver.log(), "ca.expiring").len(), 1);
+    drop(server);
+}
+
+#[test]
 fn unsafe_targets_are_refused() {
     let server = Server::start(&[]);
     for (url, extra, why) in [

@@ -278,3 +278,20 @@ pub fn expiring_is_announced_once(store: &dyn Store) {
         "the later one in its turn"
     );
 }
+
+pub fn announced_once(store: &dyn Store) {
+    let event = Event::CaExpiring {
+        subject: "CN=CA".into(),
+        not_after: now() + 86_400,
+        sha256: "00".repeat(32),
+    };
+    assert!(
+        !store.announce_once("ca:1", &event, now()).unwrap(),
+        "no endpoint wants it"
+    );
+    store.add_webhook(&endpoint(vec![EventType::CaExpiring])).unwrap();
+    assert!(store.announce_once("ca:1", &event, now()).unwrap());
+    assert!(!store.announce_once("ca:1", &event, now()).unwrap(), "once");
+    assert!(store.announce_once("ca:2", &event, now()).unwrap(), "another key");
+    assert_eq!(store.deliveries(None, 10).unwrap().len(), 2);
+}

@@ -249,4 +249,21 @@ impl WebhookStore for PgStore {
             Ok(records.len())
         })
     }
+
+    fn announce_once(&self, key: &str, event: &Event, now: u64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            if !endpoints_in(tx)?.iter().any(|e| e.wants(event.event_type())) {
+                return Ok(false);
+            }
+            let inserted = tx.execute(
+                "INSERT INTO webhook_announced (key, announced_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &int(now)],
+            )?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            emit_in(tx, std::slice::from_ref(event), now)?;
+            Ok(true)
+        })
+    }
 }

@@ -114,6 +114,7 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
         CREATE INDEX webhook_deliveries_by_seq ON webhook_deliveries (seq);
         CREATE TABLE webhook_expiring_announced (serial TEXT PRIMARY KEY, announced_at BIGINT NOT NULL);
+        CREATE TABLE webhook_announced (key TEXT PRIMARY KEY, announced_at BIGINT NOT NULL);
     ",
     },
 ];
