@@ -34,6 +34,11 @@ impl Receiver {
     }
 
     fn start_on(dir: &Path, test: &str, port: u16) -> Option<Receiver> {
+        Receiver::start_with(dir, test, port, &[])
+    }
+
+    /// With more arguments (`--tls-cert`, `--tls-key`).
+    fn start_with(dir: &Path, test: &str, port: u16, extra: &[&str]) -> Option<Receiver> {
         let available = Command::new("python3")
             .args(["-c", "import standardwebhooks"])
             .status()
@@ -56,6 +61,7 @@ impl Receiver {
             .args(["--log", dir.join("log.jsonl").to_str().unwrap()])
             .args(["--status-file", dir.join("status").to_str().unwrap()])
             .args(["--port", &port.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("python3");
@@ -449,6 +455,161 @@ fn refused_challenges_are_summarized_and_the_ca_announced_once() {
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(delivered(&receiver.log(), "ca.expiring").len(), 1);
     drop(server);
+}
+
+/// A test CA and a server certificate for 127.0.0.1 only (not `localhost`), by openssl.
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=webhook test CA",
+        "-days",
+        "2",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
+}
+
+#[test]
+fn https_receivers_are_verified_and_redirects_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(tmp.path());
+    let Some(receiver) = Receiver::start_with(
+        &tmp.path().join("rx"),
+        "webhooks::https_receivers…",
+        0,
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    let server = Server::start(&[
+        "--static-challenge",
+        CHALLENGE,
+        "--webhook-ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    let good = format!("https://127.0.0.1:{}/hook", receiver.port);
+    let secret = add_webhook(&server, &[&good, "--events", "certificate.issued"]);
+    // The same receiver by a name its certificate does not carry: TLS must refuse it.
+    add_webhook(
+        &server,
+        &[
+            &format!("https://localhost:{}/hook", receiver.port),
+            "--events",
+            "certificate.issued",
+        ],
+    );
+    receiver.set_secrets(&[&secret]);
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let ra = recipient(&server.scep_url());
+    assert!(matches!(
+        enroll(&requester, &ra, &server.scep_url(), "CN=tls-1", CHALLENGE),
+        Outcome::Issued(_)
+    ));
+    let log = receiver.wait("delivery over TLS", |l| !delivered(l, "certificate.issued").is_empty());
+    assert_eq!(
+        log.len(),
+        1,
+        "the misnamed endpoint never reached the receiver: {log:?}"
+    );
+    let deliveries = || cli_json(&server, &["webhook", "deliveries", "--json"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let list = deliveries();
+        if let Some(d) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["attempts"].as_u64() >= Some(1) && d["status"] == "pending")
+        {
+            break d.clone();
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let error = refused["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("TLS") && error.to_lowercase().contains("certificate"),
+        "{error}"
+    );
+
+    // A redirect is a failure, and is not followed.
+    receiver.answer(302);
+    assert!(matches!(
+        enroll(&requester, &ra, &server.scep_url(), "CN=tls-2", CHALLENGE),
+        Outcome::Issued(_)
+    ));
+    let log = receiver.wait("the redirected attempt", |l| l.iter().any(|e| e["status"] == 302));
+    std::thread::sleep(Duration::from_secs(1));
+    let redirected: Vec<_> = receiver.log().into_iter().filter(|e| e["status"] == 302).collect();
+    assert_eq!(redirected.len(), 1, "one attempt, no follow-up request: {log:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = deliveries();
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["last_status"] == 302 && d["status"] == "pending")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

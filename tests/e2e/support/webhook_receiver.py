@@ -3,6 +3,7 @@
 package (an implementation independent of scepd's) and logs what it received.
 
   webhook_receiver.py --port-file F --secrets F --log F [--status-file F]
+                      [--tls-cert PEM --tls-key PEM]
 
 --secrets: the whsec_ secrets to try, one a line, read again for each request (the test
 rotates them). --status-file: the HTTP status to answer, read again for each request
@@ -12,6 +13,7 @@ the number of signatures in the header and the indexes of the secrets that verif
 import argparse
 import json
 import os
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -46,6 +48,8 @@ class Handler(BaseHTTPRequestHandler):
             status = int(lines[0])
         if not verified:
             status = 401
+        # A redirect points at a path that would accept anything: scepd must not follow it.
+        location = [("location", "/elsewhere")] if 300 <= status < 400 else []
         entry = {
             "id": headers.get("webhook-id"),
             "timestamp": headers.get("webhook-timestamp"),
@@ -58,6 +62,8 @@ class Handler(BaseHTTPRequestHandler):
             f.write(json.dumps(entry) + "\n")
             f.flush()
         self.send_response(status)
+        for name, value in location:
+            self.send_header(name, value)
         self.send_header("content-length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
@@ -74,8 +80,14 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--status-file")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     args = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(server.server_address[1]))
