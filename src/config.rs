@@ -196,8 +196,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SCEPD_WEBHOOK_RETRY_FOR")]
     pub webhook_retry_for: Option<String>,
     /// How long a webhook's rotated-out secret keeps signing (both signatures are sent), e.g. `24h`.
-    #[arg(long, env = "SCEPD_WEBHOOK_SECRET_OVERLAP")]
-    pub webhook_secret_overlap: Option<String>,
+    #[arg(long, env = "SCEPD_WEBHOOK_ROTATION_OVERLAP")]
+    pub webhook_rotation_overlap: Option<String>,
     /// How long before notAfter an active certificate gets its `certificate.expiring` webhook
     /// event (once), e.g. `30d`.
     #[arg(long, env = "SCEPD_WEBHOOK_EXPIRING_LEAD")]
@@ -571,10 +571,10 @@ fn webhook_settings(args: &ServeArgs, file: &ServeArgs) -> Result<crate::webhook
         )?
         .max(1),
         retry_for: duration(&args.webhook_retry_for, &file.webhook_retry_for, defaults.retry_for)?,
-        secret_overlap: duration(
-            &args.webhook_secret_overlap,
-            &file.webhook_secret_overlap,
-            defaults.secret_overlap,
+        rotation_overlap: duration(
+            &args.webhook_rotation_overlap,
+            &file.webhook_rotation_overlap,
+            defaults.rotation_overlap,
         )?,
         expiring_lead: duration(
             &args.webhook_expiring_lead,

@@ -39,7 +39,7 @@ pub enum WebhookCommand {
         client: ClientArgs,
     },
     /// A new signing secret (printed once, alone on the last line); the old one keeps signing
-    /// for `webhook_secret_overlap` (both signatures are sent meanwhile).
+    /// for `webhook_rotation_overlap` (both signatures are sent meanwhile).
     Rotate {
         id: String,
         #[command(flatten)]

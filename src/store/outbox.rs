@@ -390,6 +390,10 @@ pub trait WebhookStore {
     /// `key` in the same transaction. Nothing happens while no endpoint subscribes to the
     /// event's type.
     fn announce_once(&self, key: &str, event: &Event, now: u64) -> Result<bool, StoreError>;
+
+    /// Deletes up to `limit` delivered deliveries whose event happened before `before` (the
+    /// outbox stays bounded); pending and dead-lettered ones stay. Returns how many.
+    fn prune_deliveries(&self, before: u64, limit: usize) -> Result<usize, StoreError>;
 }
 
 /// Whether any endpoint wants `certificate.expiring`.

@@ -302,6 +302,28 @@ impl WebhookStore for RedbFile {
         Ok(due.len())
     }
 
+    fn prune_deliveries(&self, before: u64, limit: usize) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write()?;
+        // Oldest first (sequence order is event order): stop at the first event not old enough.
+        let mut doomed = Vec::new();
+        for entry in txn.open_table(DELIVERIES)?.iter()? {
+            let (seq, value) = entry?;
+            let d: Delivery = decode(value.value())?;
+            if d.occurred_at >= before || doomed.len() >= limit {
+                break;
+            }
+            if d.status == DeliveryStatus::Delivered {
+                doomed.push((seq.value().to_vec(), d.id));
+            }
+        }
+        for (seq, id) in &doomed {
+            txn.open_table(DELIVERIES)?.remove(seq.as_slice())?;
+            txn.open_table(DELIVERY_IDS)?.remove(id.as_str())?;
+        }
+        txn.commit()?;
+        Ok(doomed.len())
+    }
+
     fn announce_once(&self, key: &str, event: &Event, now: u64) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
         let wanted = endpoints_in(&txn)?.iter().any(|e| e.wants(event.event_type()));
@@ -363,5 +385,9 @@ impl WebhookStore for RedbStore {
 
     fn announce_once(&self, key: &str, event: &Event, now: u64) -> Result<bool, StoreError> {
         self.with(|f| f.announce_once(key, event, now))
+    }
+
+    fn prune_deliveries(&self, before: u64, limit: usize) -> Result<usize, StoreError> {
+        self.with(|f| f.prune_deliveries(before, limit))
     }
 }

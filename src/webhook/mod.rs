@@ -75,8 +75,8 @@ pub struct WebhookSettings {
     #[serde(rename = "webhook_retry_for", serialize_with = "seconds")]
     pub retry_for: u64,
     /// How long a rotated-out secret keeps signing, seconds.
-    #[serde(rename = "webhook_secret_overlap", serialize_with = "seconds")]
-    pub secret_overlap: u64,
+    #[serde(rename = "webhook_rotation_overlap", serialize_with = "seconds")]
+    pub rotation_overlap: u64,
     /// `certificate.expiring` (and `ca.expiring`) is sent this long before notAfter, seconds.
     #[serde(rename = "webhook_expiring_lead", serialize_with = "seconds")]
     pub expiring_lead: u64,
@@ -103,7 +103,7 @@ impl Default for WebhookSettings {
         WebhookSettings {
             retry_initial: 5,
             retry_for: 86_400,
-            secret_overlap: 86_400,
+            rotation_overlap: 86_400,
             expiring_lead: 30 * 86_400,
             rejection_summary_interval: 60,
             ca_file: None,
@@ -263,7 +263,7 @@ impl Webhooks {
         let Some(mut endpoint) = self.store.webhooks()?.into_iter().find(|e| e.id == *id) else {
             return Ok(None);
         };
-        let until = now + self.settings.secret_overlap;
+        let until = now + self.settings.rotation_overlap;
         let secret = SigningSecret::generate();
         let mut secrets = vec![SealedSecret {
             sealed: self.secrets.seal(id, &secret),
@@ -315,7 +315,7 @@ mod tests {
         let args = ServeArgs {
             webhook_retry_initial: Some("7s".into()),
             webhook_retry_for: Some("2h".into()),
-            webhook_secret_overlap: Some("3m".into()),
+            webhook_rotation_overlap: Some("3m".into()),
             webhook_expiring_lead: Some("4d".into()),
             webhook_rejection_summary_interval: Some("5s".into()),
             webhook_ca_file: Some("/x.pem".into()),
@@ -326,7 +326,7 @@ mod tests {
             (
                 w.retry_initial,
                 w.retry_for,
-                w.secret_overlap,
+                w.rotation_overlap,
                 w.expiring_lead,
                 w.rejection_summary_interval
             ),

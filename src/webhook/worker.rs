@@ -31,6 +31,10 @@ const MAX_BACKOFF: u64 = 3600;
 const EXPIRING_EVERY: u32 = 60;
 /// Certificates announced per transaction.
 const EXPIRING_BATCH: usize = 1000;
+/// How often delivered deliveries are pruned (ticks), and how long they are kept (seconds):
+/// a week of history for `scepd webhook deliveries`; pending and dead ones are kept.
+const PRUNE_EVERY: u32 = 3600;
+const KEEP_DELIVERED: u64 = 7 * 86_400;
 
 /// The delay before attempt `attempts + 1`: `initial` doubled per attempt, capped at an hour,
 /// drawn uniformly from its upper half (jitter: receivers that failed together are not retried
@@ -53,7 +57,7 @@ pub async fn run(webhooks: Arc<Webhooks>, client: Arc<DeliveryClient>, metrics: 
     let owner: Arc<str> = format!("node-{}", crate::challenge::key::random_alphanumeric(12)).into();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut since_stats, mut since_expiring) = (u32::MAX, u32::MAX);
+    let (mut since_stats, mut since_expiring, mut since_prune) = (u32::MAX, u32::MAX, u32::MAX);
     let mut since_summary = 0u64;
     loop {
         tick.tick().await;
@@ -66,6 +70,11 @@ pub async fn run(webhooks: Arc<Webhooks>, client: Arc<DeliveryClient>, metrics: 
         if since_expiring >= EXPIRING_EVERY {
             since_expiring = 0;
             announce_expiring(&webhooks).await;
+        }
+        since_prune = since_prune.saturating_add(1);
+        if since_prune >= PRUNE_EVERY {
+            since_prune = 0;
+            prune(&webhooks).await;
         }
         since_stats = since_stats.saturating_add(1);
         if since_stats >= 5 {
@@ -121,6 +130,28 @@ pub async fn run(webhooks: Arc<Webhooks>, client: Arc<DeliveryClient>, metrics: 
             // More are due: go on at once.
             tick.reset_immediately();
         }
+    }
+}
+
+/// Deletes the deliveries delivered more than [`KEEP_DELIVERED`] ago, a batch at a time.
+async fn prune(webhooks: &Arc<Webhooks>) {
+    let w = webhooks.clone();
+    let pruned = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
+        let before = scepd_ca::time::unix_now().saturating_sub(KEEP_DELIVERED);
+        let mut total = 0;
+        loop {
+            let n = w.store().prune_deliveries(before, 1000)?;
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
+    })
+    .await;
+    match pruned {
+        Ok(Ok(n)) if n > 0 => tracing::info!(deliveries = n, "old webhook deliveries pruned"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "pruning webhook deliveries failed"),
+        _ => {}
     }
 }
 

@@ -706,8 +706,8 @@ fn db_migrate_is_safe_when_nodes_start_at_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    // Each migration once (2: `device_bound`, issue 15).
-    assert_eq!(versions, [1, 2]);
+    // Each migration once (2: `device_bound`, issue 15; 4: webhooks, issue 19).
+    assert_eq!(versions, [1, 2, 4]);
     client
         .execute(
             "INSERT INTO scepd_schema (version, name, applied_at) VALUES (999, 'future', 0)",

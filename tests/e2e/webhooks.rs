@@ -737,7 +737,7 @@ fn three_nodes_on_postgres_deliver_every_event_under_load() {
     receiver.set_secrets(&[&secret]);
     let ra = recipient(&nodes[0].scep_url());
     let per_thread = 15;
-    let serials: Vec<String> = std::thread::scope(|s| {
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6)
             .map(|t| {
                 let (nodes, ra) = (&nodes, &ra);
@@ -746,10 +746,7 @@ fn three_nodes_on_postgres_deliver_every_event_under_load() {
                     (0..per_thread)
                         .map(|i| {
                             let node = &nodes[(t + i) % nodes.len()];
-                            match enroll(&requester, ra, &node.scep_url(), &format!("CN=load-{t}-{i}"), CHALLENGE) {
-                                Outcome::Issued(serial) => serial,
-                                other => panic!("{other:?}"),
-                            }
+                            enroll(&requester, ra, &node.scep_url(), &format!("CN=load-{t}-{i}"), CHALLENGE)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -757,6 +754,25 @@ fn three_nodes_on_postgres_deliver_every_event_under_load() {
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
+    let serials: Vec<String> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Issued(serial) => serial.clone(),
+            other => {
+                let logs: Vec<String> = nodes
+                    .iter()
+                    .map(|n| {
+                        n.log_text()
+                            .lines()
+                            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .collect();
+                panic!("{other:?}; the nodes' warnings:\n{}", logs.join("\n---\n"))
+            }
+        })
+        .collect();
     let log = receiver.wait("every event", |l| {
         let got: std::collections::HashSet<&str> = delivered(l, "certificate.issued")
             .iter()

@@ -295,3 +295,39 @@ pub fn announced_once(store: &dyn Store) {
     assert!(store.announce_once("ca:2", &event, now()).unwrap(), "another key");
     assert_eq!(store.deliveries(None, 10).unwrap().len(), 2);
 }
+
+pub fn delivered_ones_are_pruned(store: &dyn Store) {
+    store.add_webhook(&endpoint(vec![])).unwrap();
+    for i in 0..4 {
+        store
+            .record_issuance(&issuance(&format!("p{i}"), &format!("pt{i}")))
+            .unwrap();
+    }
+    let t = now();
+    let claimed = store
+        .claim_deliveries(&Claim {
+            owner: "n",
+            now: t,
+            lease_until: t + 60,
+            limit: 3,
+        })
+        .unwrap();
+    for (i, mut d) in claimed.into_iter().enumerate() {
+        d.status = if i == 0 {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Delivered
+        };
+        assert!(store.finish_delivery(&d, "n").unwrap());
+    }
+    assert_eq!(
+        store.prune_deliveries(t.saturating_sub(10), 100).unwrap(),
+        0,
+        "not old enough"
+    );
+    assert_eq!(store.prune_deliveries(t + 10, 100).unwrap(), 2, "the delivered ones");
+    let left = store.deliveries(None, 100).unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|d| d.status != DeliveryStatus::Delivered));
+    assert_eq!(store.prune_deliveries(t + 10, 100).unwrap(), 0);
+}

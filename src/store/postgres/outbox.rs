@@ -135,8 +135,14 @@ impl WebhookStore for PgStore {
 
     fn claim_deliveries(&self, claim: &Claim<'_>) -> Result<Vec<Delivery>, StoreError> {
         let (now, until, limit) = (int(claim.now), int(claim.lease_until), claim.limit.min(10_000) as i64);
-        self.write(|tx| {
-            let rows = tx.query(
+        // One statement in its own implicit transaction (`read` runs it outside BEGIN, again on
+        // a conflict), not a SERIALIZABLE transaction: its read of the pending range would
+        // conflict with every issuance writing an event. Under PostgreSQL's READ COMMITTED a
+        // row another node claimed meanwhile is re-checked after its lock is released and no
+        // longer matches (its next attempt moved to the lease's end), so claims stay disjoint;
+        // CockroachDB runs it serializably and retries it by itself.
+        self.read(|c| {
+            let rows = c.query(
                 &format!(
                     "UPDATE webhook_deliveries SET next_attempt_at = $2, lease_until = $2, lease_owner = $3
                      WHERE status = 'pending' AND next_attempt_at <= $1 AND id IN (
@@ -247,6 +253,18 @@ impl WebhookStore for PgStore {
                 .collect();
             emit_in(tx, &events, now)?;
             Ok(records.len())
+        })
+    }
+
+    fn prune_deliveries(&self, before: u64, limit: usize) -> Result<usize, StoreError> {
+        let limit = limit.min(100_000) as i64;
+        self.write(|tx| {
+            let deleted = tx.execute(
+                "DELETE FROM webhook_deliveries WHERE id IN (
+                     SELECT id FROM webhook_deliveries WHERE status = 'delivered' AND occurred_at < $1 LIMIT $2)",
+                &[&int(before), &limit],
+            )?;
+            Ok(deleted as usize)
         })
     }
 
