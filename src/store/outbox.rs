@@ -367,9 +367,15 @@ pub trait WebhookStore {
     /// `owner` until `lease_until`: of several nodes claiming at once, each delivery goes to one.
     fn claim_deliveries(&self, claim: &Claim<'_>) -> Result<Vec<Delivery>, StoreError>;
 
-    /// Records an attempt's outcome (`delivery` as updated), releasing the lease; false when
-    /// `owner` no longer holds it (another node took it over after it ran out).
-    fn finish_delivery(&self, delivery: &Delivery, owner: &str) -> Result<bool, StoreError>;
+    /// Records attempts' outcomes (each delivery as updated) in one transaction, releasing the
+    /// leases; returns how many `owner` still held (one whose lease ran out and another node
+    /// took over is left as that node has it).
+    fn finish_deliveries(&self, deliveries: &[Delivery], owner: &str) -> Result<usize, StoreError>;
+
+    /// [`WebhookStore::finish_deliveries`] for one: whether `owner` still held it.
+    fn finish_delivery(&self, delivery: &Delivery, owner: &str) -> Result<bool, StoreError> {
+        Ok(self.finish_deliveries(std::slice::from_ref(delivery), owner)? == 1)
+    }
 
     /// Deliveries, newest first, at most `limit`; only those of `status` when given.
     fn deliveries(&self, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<Delivery>, StoreError>;

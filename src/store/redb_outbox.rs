@@ -188,25 +188,25 @@ impl WebhookStore for RedbFile {
         Ok(claimed)
     }
 
-    fn finish_delivery(&self, delivery: &Delivery, owner: &str) -> Result<bool, StoreError> {
+    fn finish_deliveries(&self, deliveries: &[Delivery], owner: &str) -> Result<usize, StoreError> {
         let txn = self.db.begin_write()?;
-        let Some((seq, old)) = find(&txn, &delivery.id)? else {
-            txn.abort()?;
-            return Ok(false);
-        };
-        let holds = old.lease_owner.as_deref() == Some(owner) && old.lease_until == delivery.lease_until;
-        if holds {
-            let new = Delivery {
-                lease_until: 0,
-                lease_owner: None,
-                ..delivery.clone()
+        let mut held = 0;
+        for delivery in deliveries {
+            let Some((seq, old)) = find(&txn, &delivery.id)? else {
+                continue;
             };
-            put(&txn, &seq, &old, &new)?;
-            txn.commit()?;
-        } else {
-            txn.abort()?;
+            if old.lease_owner.as_deref() == Some(owner) && old.lease_until == delivery.lease_until {
+                let new = Delivery {
+                    lease_until: 0,
+                    lease_owner: None,
+                    ..delivery.clone()
+                };
+                put(&txn, &seq, &old, &new)?;
+                held += 1;
+            }
         }
-        Ok(holds)
+        txn.commit()?;
+        Ok(held)
     }
 
     fn deliveries(&self, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<Delivery>, StoreError> {
@@ -363,8 +363,8 @@ impl WebhookStore for RedbStore {
         self.with(|f| f.claim_deliveries(claim))
     }
 
-    fn finish_delivery(&self, delivery: &Delivery, owner: &str) -> Result<bool, StoreError> {
-        self.with(|f| f.finish_delivery(delivery, owner))
+    fn finish_deliveries(&self, deliveries: &[Delivery], owner: &str) -> Result<usize, StoreError> {
+        self.with(|f| f.finish_deliveries(deliveries, owner))
     }
 
     fn deliveries(&self, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<Delivery>, StoreError> {

@@ -122,10 +122,27 @@ pub async fn run(webhooks: Arc<Webhooks>, client: Arc<DeliveryClient>, metrics: 
                 metrics.clone(),
                 endpoint,
                 delivery,
-                owner.clone(),
             ));
         }
-        while set.join_next().await.is_some() {}
+        let mut done = Vec::with_capacity(BATCH);
+        while let Some(attempted) = set.join_next().await {
+            done.extend(attempted.ok());
+        }
+        // The batch's outcomes in one transaction (one fsync, not one per delivery).
+        let (w, owner) = (webhooks.clone(), owner.clone());
+        let count = done.len();
+        match tokio::task::spawn_blocking(move || w.store().finish_deliveries(&done, &owner)).await {
+            Ok(Ok(held)) if held < count => {
+                tracing::warn!(
+                    lost = count - held,
+                    "webhook deliveries: a lease ran out before the attempt ended"
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "webhook deliveries: recording the outcomes failed (they will be sent again)")
+            }
+            _ => {}
+        }
         if full {
             // More are due: go on at once.
             tick.reset_immediately();
@@ -284,14 +301,14 @@ async fn attempt(
         })
 }
 
+/// One attempt of `delivery`; returns it updated with the outcome (not yet recorded).
 async fn deliver(
     webhooks: Arc<Webhooks>,
     client: Arc<DeliveryClient>,
     metrics: Arc<Metrics>,
     endpoint: Option<WebhookEndpoint>,
     mut delivery: Delivery,
-    owner: Arc<str>,
-) {
+) -> Delivery {
     let result = match &endpoint {
         Some(endpoint) => attempt(&webhooks, &client, endpoint, &delivery).await,
         None => Err(Failure::from("the endpoint was removed")),
@@ -323,16 +340,7 @@ async fn deliver(
         }
     };
     metrics.webhook_deliveries.with_label_values(&[outcome]).inc();
-    let w = webhooks.clone();
-    let finished = tokio::task::spawn_blocking(move || w.store().finish_delivery(&delivery, &owner)).await;
-    match finished {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => tracing::warn!("webhook delivery: the lease ran out before the attempt ended"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "webhook delivery: recording the outcome failed (it will be sent again)")
-        }
-        Err(_) => {}
-    }
+    delivery
 }
 
 #[cfg(test)]

@@ -156,20 +156,20 @@ impl WebhookStore for PgStore {
         })
     }
 
-    fn finish_delivery(&self, d: &Delivery, owner: &str) -> Result<bool, StoreError> {
-        let released = Delivery {
-            lease_until: 0,
-            lease_owner: None,
-            ..d.clone()
-        };
-        let held = int(d.lease_until);
+    fn finish_deliveries(&self, deliveries: &[Delivery], owner: &str) -> Result<usize, StoreError> {
         self.write(|tx| {
-            update_delivery(
-                tx,
-                &released,
-                "AND lease_owner = $7 AND lease_until = $8",
-                &[&owner, &held],
-            )
+            let mut held = 0;
+            for d in deliveries {
+                let released = Delivery {
+                    lease_until: 0,
+                    lease_owner: None,
+                    ..d.clone()
+                };
+                let lease = int(d.lease_until);
+                let condition = "AND lease_owner = $7 AND lease_until = $8";
+                held += usize::from(update_delivery(tx, &released, condition, &[&owner, &lease])?);
+            }
+            Ok(held)
         })
     }
 

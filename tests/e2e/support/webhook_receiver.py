@@ -83,6 +83,8 @@ def main():
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     args = p.parse_args()
+    # scepd sends up to 32 requests at once: the default listen backlog (5) would drop some.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
