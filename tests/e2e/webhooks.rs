@@ -2,6 +2,7 @@
 //! verifies every request with the `standardwebhooks` Python package (not scepd's code).
 //! Also the pull side: `cert list --expiring-within` and `GET /api/v1/certificates?expiring_within=`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,6 +61,7 @@ impl Receiver {
             .args(["--secrets", dir.join("secrets").to_str().unwrap()])
             .args(["--log", dir.join("log.jsonl").to_str().unwrap()])
             .args(["--status-file", dir.join("status").to_str().unwrap()])
+            .args(["--delay-file", dir.join("delay").to_str().unwrap()])
             .args(["--port", &port.to_string()])
             .args(extra)
             .stdout(Stdio::null())
@@ -91,6 +93,11 @@ impl Receiver {
     /// The HTTP status the receiver answers (after checking the signature).
     fn answer(&self, status: u16) {
         std::fs::write(self.dir.join("status"), status.to_string()).unwrap();
+    }
+
+    /// How long the receiver waits before answering.
+    fn delay(&self, seconds: u64) {
+        std::fs::write(self.dir.join("delay"), seconds.to_string()).unwrap();
     }
 
     /// Every request received so far.
@@ -798,4 +805,97 @@ fn three_nodes_on_postgres_deliver_every_event_under_load() {
         .collect();
     eprintln!("delivered per node: {per_node:?}");
     assert!(per_node.iter().sum::<u64>() as usize >= unique.len());
+}
+
+#[test]
+fn a_node_killed_mid_delivery_leaves_its_claims_to_another() {
+    let Some(db) = ScratchDb::create("webhooks::a_node_killed_mid_delivery…") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(receiver) = Receiver::start(&tmp.path().join("rx"), "webhooks::a_node_killed_mid_delivery…") else {
+        return;
+    };
+    let args = ["--store", db.url.as_str(), "--static-challenge", CHALLENGE];
+    let first = Server::start_in(&tmp.path().join("node0"), &args);
+    copy_secrets(first.data(), &tmp.path().join("node1"));
+    let mut second = Server::start_in(&tmp.path().join("node1"), &args);
+    let secret = add_webhook(&first, &[&receiver.url(), "--events", "certificate.issued"]);
+    receiver.set_secrets(&[&secret]);
+    // A slow receiver: claims stay in flight for a while.
+    receiver.delay(5);
+    let requester = Requester::new(KeyBits::Rsa2048);
+    let ra = recipient(&first.scep_url());
+    let serials: Vec<String> = (0..50)
+        .map(
+            |i| match enroll(&requester, &ra, &first.scep_url(), &format!("CN=kill-{i}"), CHALLENGE) {
+                Outcome::Issued(serial) => serial,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    // Wait until both nodes hold claims (at most 32 each at once), then kill one of them.
+    let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let owners: i64 = client
+            .query_one(
+                "SELECT count(DISTINCT lease_owner) FROM webhook_deliveries WHERE status = 'pending' AND lease_owner IS NOT NULL",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if owners == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes never both claimed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    second.kill();
+    receiver.delay(0);
+    // The survivor delivers its own claims, then the dead node's once their lease runs out.
+    let log = receiver.wait("every event despite the killed node", |l| {
+        let got: HashSet<&str> = delivered(l, "certificate.issued")
+            .iter()
+            .filter_map(|e| e["body"]["data"]["serial"].as_str())
+            .collect();
+        serials.iter().all(|s| got.contains(s.as_str()))
+    });
+    let ids: Vec<&str> = log.iter().filter_map(|e| e["id"].as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    eprintln!(
+        "killed mid-delivery: {} events, {} requests, {} duplicates (same webhook-id)",
+        serials.len(),
+        ids.len(),
+        ids.len() - unique.len()
+    );
+    assert_eq!(unique.len(), serials.len());
+    // What the dead node had in flight may have reached the receiver, but was never recorded:
+    // the survivor sends it again (same webhook-id) once the lease (60 s) runs out.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let pending: i64 = client
+            .query_one(
+                "SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} deliveries never completed");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = receiver.log();
+    let ids: Vec<&str> = log.iter().filter_map(|e| e["id"].as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    eprintln!(
+        "after the lease ran out: {} requests, {} duplicates (same webhook-id)",
+        ids.len(),
+        ids.len() - unique.len()
+    );
+    assert_eq!(unique.len(), serials.len(), "no event invented");
+    assert!(ids.len() - unique.len() <= 32, "duplicates only of what was in flight");
+    drop(first);
 }

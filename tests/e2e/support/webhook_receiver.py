@@ -15,6 +15,7 @@ import json
 import os
 import ssl
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -34,6 +35,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("content-length", "0"))
         body = self.rfile.read(length)
+        delay = read_lines(args.delay_file) if args.delay_file else []
+        if delay:
+            time.sleep(float(delay[0]))
         headers = {k.lower(): v for k, v in self.headers.items()}
         verified = []
         for i, secret in enumerate(read_lines(args.secrets)):
@@ -80,6 +84,7 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--status-file")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--delay-file", help="seconds to wait before answering, read per request")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     args = p.parse_args()
