@@ -20,6 +20,27 @@ pub fn cert_filter(query: &str) -> Result<CertFilter, String> {
     Ok(filter)
 }
 
+/// `?expiring_within=30d` with the other certificate parameters: the filter and the window in
+/// seconds. Only active certificates expire in this sense: another status is refused.
+pub fn cert_query(query: &str) -> Result<(CertFilter, Option<u64>), String> {
+    let mut within = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("expiring_within", v)) => {
+                let text = String::from_utf8_lossy(&crate::scep::query::percent_decode(v)).into_owned();
+                within = Some(crate::config::parse_duration(&text).map_err(|e| format!("expiring_within: {e}"))?);
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let filter = cert_filter(&rest.join("&"))?;
+    if within.is_some() && filter.status.is_some_and(|s| s != CertStatus::Active) {
+        return Err("expiring_within lists active certificates only".into());
+    }
+    Ok((filter, within))
+}
+
 pub fn cert_json(r: &CertRecord, der: Option<&[u8]>) -> Value {
     let mut v = json!({
         "serial": r.serial,
@@ -155,6 +176,17 @@ pub fn mdm_client_json(c: &MdmClient) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiring_within_takes_a_duration_and_active_certificates_only() {
+        let (filter, within) = cert_query("expiring_within=30d&device=d%201").unwrap();
+        assert_eq!(within, Some(30 * 86_400));
+        assert_eq!(filter.device_id.as_deref(), Some("d 1"));
+        assert_eq!(cert_query("expiring_within=12h").unwrap().1, Some(43_200));
+        assert!(cert_query("expiring_within=soon").is_err());
+        assert!(cert_query("expiring_within=1d&status=revoked").is_err());
+        assert_eq!(cert_query("status=revoked").unwrap().1, None);
+    }
 
     #[test]
     fn auth_schemes_are_case_insensitive() {

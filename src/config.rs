@@ -189,6 +189,26 @@ pub struct ServeArgs {
     /// clocks run slow, e.g. `5m` (at most `1d`).
     #[arg(long, env = "SCEPD_NOT_BEFORE_BACKDATE")]
     pub not_before_backdate: Option<String>,
+    /// First retry delay of a failed webhook delivery (doubling, with jitter, up to 1h), e.g. `5s`.
+    #[arg(long, env = "SCEPD_WEBHOOK_RETRY_INITIAL")]
+    pub webhook_retry_initial: Option<String>,
+    /// How long a failed webhook delivery is retried before it is dead-lettered, e.g. `24h`.
+    #[arg(long, env = "SCEPD_WEBHOOK_RETRY_FOR")]
+    pub webhook_retry_for: Option<String>,
+    /// How long a webhook's rotated-out secret keeps signing (both signatures are sent), e.g. `24h`.
+    #[arg(long, env = "SCEPD_WEBHOOK_ROTATION_OVERLAP")]
+    pub webhook_rotation_overlap: Option<String>,
+    /// How long before notAfter an active certificate gets its `certificate.expiring` webhook
+    /// event (once), e.g. `30d`.
+    #[arg(long, env = "SCEPD_WEBHOOK_EXPIRING_LEAD")]
+    pub webhook_expiring_lead: Option<String>,
+    /// Each node sends at most one `challenge.rejected` webhook summary per this period, e.g. `60s`.
+    #[arg(long, env = "SCEPD_WEBHOOK_REJECTION_SUMMARY_INTERVAL")]
+    pub webhook_rejection_summary_interval: Option<String>,
+    /// Trust only the CA certificates of this PEM file for https:// webhook receivers (default:
+    /// the system's roots).
+    #[arg(long, env = "SCEPD_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 /// `90`, `90s`, `15m`, `24h`, `30d` → seconds.
@@ -266,6 +286,8 @@ pub struct Config {
     pub crl_keep_expired: u64,
     #[serde(serialize_with = "seconds")]
     pub not_before_backdate: u64,
+    #[serde(flatten)]
+    pub webhook: crate::webhook::WebhookSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -326,6 +348,7 @@ impl Config {
             Some(p) => read_file(p)?,
             None => ServeArgs::default(),
         };
+        let webhook = webhook_settings(args, &file)?;
         let listen = args
             .listen
             .or(file.listen)
@@ -446,6 +469,7 @@ impl Config {
             ));
         }
         Ok(Config {
+            webhook,
             store,
             store_pool_size,
             device_id_field: args.device_id_field.or(file.device_id_field).unwrap_or_default(),
@@ -531,6 +555,41 @@ impl Config {
             pkcs11_pin_file: args.pkcs11_pin_file.clone().or(file.pkcs11_pin_file),
         })
     }
+}
+
+/// The `webhook_*` keys.
+fn webhook_settings(args: &ServeArgs, file: &ServeArgs) -> Result<crate::webhook::WebhookSettings, ConfigError> {
+    let defaults = crate::webhook::WebhookSettings::default();
+    let duration = |arg: &Option<String>, file: &Option<String>, default: u64| {
+        arg.as_deref().or(file.as_deref()).map_or(Ok(default), parse_duration)
+    };
+    Ok(crate::webhook::WebhookSettings {
+        retry_initial: duration(
+            &args.webhook_retry_initial,
+            &file.webhook_retry_initial,
+            defaults.retry_initial,
+        )?
+        .max(1),
+        retry_for: duration(&args.webhook_retry_for, &file.webhook_retry_for, defaults.retry_for)?,
+        rotation_overlap: duration(
+            &args.webhook_rotation_overlap,
+            &file.webhook_rotation_overlap,
+            defaults.rotation_overlap,
+        )?,
+        expiring_lead: duration(
+            &args.webhook_expiring_lead,
+            &file.webhook_expiring_lead,
+            defaults.expiring_lead,
+        )?,
+        rejection_summary_interval: duration(
+            &args.webhook_rejection_summary_interval,
+            &file.webhook_rejection_summary_interval,
+            defaults.rejection_summary_interval,
+        )?
+        .max(1),
+        ca_file: args.webhook_ca_file.clone().or(file.webhook_ca_file.clone()),
+        ..defaults
+    })
 }
 
 impl Config {

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub key_operations: IntCounterVec,
     pub key_duration: HistogramVec,
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_outbox_pending: IntGauge,
+    pub webhook_oldest_pending_age: Gauge,
 }
 
 /// A registry that remembers the names of what it registers.
@@ -201,6 +204,19 @@ impl Metrics {
                 &["key", "op", "result"],
             ),
             key_duration,
+            webhook_deliveries: r.counter_vec(
+                "scepd_webhook_deliveries_total",
+                "Webhook delivery attempts by this node, by result (delivered; failed: retried later; dead: dead-lettered).",
+                &["result"],
+            ),
+            webhook_outbox_pending: r.int_gauge(
+                "scepd_webhook_outbox_pending",
+                "Webhook deliveries not yet delivered nor dead-lettered (the outbox's depth, all nodes).",
+            ),
+            webhook_oldest_pending_age: r.gauge(
+                "scepd_webhook_oldest_pending_age_seconds",
+                "Age of the oldest event still waiting for delivery (0 when none).",
+            ),
             registry: r.registry,
             names: r.names,
         }

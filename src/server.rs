@@ -140,6 +140,12 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let authority = crate::keys::metered::meter(authority, &metrics);
     let service = Arc::new(ScepService::new(authority, store, policy, metrics.clone())?);
     start_ca_generations(&config, &dir, &service, &metrics).await?;
+    // Webhook secrets are sealed under a key derived from challenge.key: every node has it.
+    crate::webhook::start(
+        &service,
+        &dir.challenge_key()?.derive("webhook secrets"),
+        config.webhook.clone(),
+    )?;
     let limits = http::Limits {
         max_body_bytes: config.max_body_bytes,
         auth_failures_per_minute: config.auth_failures_per_minute,

@@ -12,13 +12,13 @@ use crate::datadir::DataDir;
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
-struct AdminClient {
+pub(super) struct AdminClient {
     base: String,
     token: String,
 }
 
 impl AdminClient {
-    fn new(args: &ClientArgs) -> Result<AdminClient, Box<dyn std::error::Error>> {
+    pub(super) fn new(args: &ClientArgs) -> Result<AdminClient, Box<dyn std::error::Error>> {
         let dir = DataDir::new(&args.data);
         let base = match &args.server {
             Some(s) => s.clone(),
@@ -40,11 +40,11 @@ impl AdminClient {
         })
     }
 
-    fn get(&self, path: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
+    pub(super) fn get(&self, path: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
         self.call(Method::GET, path, None)
     }
 
-    fn call(
+    pub(super) fn call(
         &self,
         method: Method,
         path: &str,
@@ -99,8 +99,12 @@ pub(super) fn cert(cmd: CertCommand) -> CliResult {
             json,
             device,
             status,
+            expiring_within,
         } => {
             let mut query = Vec::new();
+            if let Some(w) = expiring_within {
+                query.push(format!("expiring_within={}", encode(&w)));
+            }
             if let Some(d) = device {
                 query.push(format!("device={}", encode(&d)));
             }
@@ -268,7 +272,7 @@ pub(super) fn device(cmd: DeviceCommand) -> CliResult {
     Ok(())
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 

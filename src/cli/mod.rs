@@ -4,6 +4,7 @@
 mod ca;
 mod client;
 mod store;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Command {
     /// The audit trail (through the admin API).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Webhook endpoints and deliveries (through the admin API).
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// An unsigned Apple configuration profile (CA certificates and SCEP payload) on stdout.
     Profile(ProfileArgs),
     /// The configuration.
@@ -381,6 +385,9 @@ enum CertCommand {
         device: Option<String>,
         #[arg(long)]
         status: Option<String>,
+        /// Only active certificates whose notAfter is within DURATION (`30d`, `12h`), soonest first.
+        #[arg(long, value_name = "DURATION")]
+        expiring_within: Option<String>,
     },
     /// Revoke a certificate (idempotent). SERIAL in hex, any case, colons allowed.
     Revoke {
@@ -434,6 +441,7 @@ pub fn main() -> ExitCode {
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),
         Command::Device(cmd) => client::device(cmd),
+        Command::Webhook(cmd) => webhook::run(cmd),
         Command::Audit(AuditCommand::Export { client, after }) => client::audit_export(&client, after),
         Command::Profile(args) => profile(&args),
         Command::Backup { client, out } => backup(&client, &out),

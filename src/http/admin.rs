@@ -68,11 +68,33 @@ fn route(
     origin: &Origin,
 ) -> Result<Response<Body>, ServiceError> {
     let bad_request = |message: &str| Ok(response::json_error(StatusCode::BAD_REQUEST, message));
+    if super::webhooks::owns(path) {
+        let Some(webhooks) = service.webhooks() else {
+            return Ok(response::json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webhooks are not running",
+            ));
+        };
+        return super::webhooks::route(webhooks, method, path, query, body).or_else(|e| match e {
+            crate::webhook::WebhookError::Store(e) => Err(ServiceError::Store(e)),
+            other => {
+                tracing::error!(error = %other, "webhook request failed");
+                Ok(response::json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "webhook request failed",
+                ))
+            }
+        });
+    }
     match (method, path) {
-        (&Method::GET, "/api/v1/certificates") => match api::cert_filter(query) {
-            Ok(filter) => Ok(response::json(
+        (&Method::GET, "/api/v1/certificates") => match api::cert_query(query) {
+            Ok((filter, None)) => Ok(response::json(
                 StatusCode::OK,
                 &api::cert_list_json(&service.certificates(&filter)?),
+            )),
+            Ok((filter, Some(within))) => Ok(response::json(
+                StatusCode::OK,
+                &api::cert_list_json(&service.expiring_certificates(&filter, within)?),
             )),
             Err(message) => bad_request(&message),
         },

@@ -14,6 +14,7 @@ mod response;
 mod router;
 mod scep;
 pub mod tls;
+mod webhooks;
 
 use std::convert::Infallible;
 use std::future::Future;

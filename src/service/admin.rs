@@ -29,6 +29,20 @@ impl ScepService {
         Ok(self.store().certificates(filter)?)
     }
 
+    /// Active certificates (matching `filter`'s device) whose notAfter is within `within`
+    /// seconds from now, soonest first: what an MDM script re-pushes the profile for.
+    pub fn expiring_certificates(&self, filter: &CertFilter, within: u64) -> Result<Vec<CertRecord>, ServiceError> {
+        let active = CertFilter {
+            status: Some(crate::store::CertStatus::Active),
+            ..filter.clone()
+        };
+        let horizon = scepd_ca::time::unix_now().saturating_add(within);
+        let mut found = self.store().certificates(&active)?;
+        found.retain(|r| r.not_after <= horizon);
+        found.sort_by_key(|r| r.not_after);
+        Ok(found)
+    }
+
     /// One certificate with its DER.
     pub fn certificate(&self, serial: &Serial) -> Result<Option<(CertRecord, Vec<u8>)>, ServiceError> {
         Ok(self.store().certificate(serial)?)

@@ -197,6 +197,8 @@ pub struct ScepService {
     metrics: Arc<Metrics>,
     committer: committer::IssuanceCommitter,
     audit: BatchWriter<AuditEntry>,
+    /// Webhook endpoints and deliveries (set by `serve` once the secrets' key is known).
+    webhooks: std::sync::OnceLock<Arc<crate::webhook::Webhooks>>,
 }
 
 impl ScepService {
@@ -247,7 +249,18 @@ impl ScepService {
             metrics,
             committer,
             audit,
+            webhooks: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the webhook manager (once).
+    pub fn set_webhooks(&self, webhooks: Arc<crate::webhook::Webhooks>) {
+        let _ = self.webhooks.set(webhooks);
+    }
+
+    /// The webhook manager, when `serve` set one.
+    pub fn webhooks(&self) -> Option<&Arc<crate::webhook::Webhooks>> {
+        self.webhooks.get()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -294,6 +307,11 @@ impl ScepService {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The metrics, shared (for background tasks).
+    pub fn metrics_arc(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Refreshes every gauge, including those that scan all certificates (every few minutes).
@@ -365,6 +383,9 @@ impl ScepService {
             Err(enroll::Refusal::Rejected { rejection, challenge }) => {
                 if let Some(reason) = challenge {
                     self.metrics.challenge_rejections.with_label_values(&[reason]).inc();
+                    if let Some(webhooks) = self.webhooks() {
+                        webhooks.tally_rejection(reason, &origin.actor);
+                    }
                     self.audit_blocking(origin.entry(AuditEvent::ChallengeRejected, None, Some(reason.into())));
                 }
                 self.reply(

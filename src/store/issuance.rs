@@ -7,6 +7,7 @@
 
 use scepd_ca::{Reason, Serial};
 
+use super::outbox::{CertFacts, Event, RevokedBy};
 use super::{CertRecord, CertStatus, ChallengeHash, Issuance, IssuanceOutcome, StoreError, Supersede};
 
 /// What one store transaction offers the issuance policy.
@@ -36,6 +37,9 @@ pub trait IssuanceTx {
 
     /// Writes a new certificate; the backend assigns its issuance order (`seq`).
     fn insert_new(&mut self, record: &CertRecord, der: &[u8]) -> Result<(), Self::Error>;
+
+    /// Writes `events` to the webhook outbox, in this transaction.
+    fn emit(&mut self, events: &[Event], now: u64) -> Result<(), Self::Error>;
 }
 
 /// What recording an issuance does to the device's earlier certificates.
@@ -105,21 +109,37 @@ pub fn record_one<T: IssuanceTx>(tx: &mut T, issuance: &Issuance) -> Result<Issu
         }
     }
     let now = record.issued_at;
+    let mut events = vec![Event::CertificateIssued {
+        cert: CertFacts::from(record),
+        kind: record.kind,
+    }];
     let plan = match &record.device_id {
         Some(device) => {
             let earlier = tx.device_certificates(device, now)?;
             let plan = plan_for_device(&earlier, &issuance.supersede, now);
+            let facts = |serial: &Serial| earlier.iter().find(|r| r.serial == *serial).map(CertFacts::from);
             for serial in &plan.supersede {
                 tx.supersede(serial, &issuance.serial, now)?;
+                events.extend(facts(serial).map(|cert| Event::CertificateSuperseded {
+                    cert,
+                    superseded_by: issuance.serial,
+                }));
             }
             for serial in &plan.revoke {
                 tx.revoke(serial, Reason::SUPERSEDED, now)?;
+                events.extend(facts(serial).map(|cert| Event::CertificateRevoked {
+                    cert,
+                    reason: Reason::SUPERSEDED,
+                    by: RevokedBy::Policy,
+                }));
             }
             plan
         }
         None => DevicePlan::default(),
     };
     tx.insert_new(record, &issuance.der)?;
+    // The events commit with the certificate, or not at all.
+    tx.emit(&events, now)?;
     Ok(IssuanceOutcome::Stored {
         superseded: plan.supersede,
         revoked: plan.revoke,

@@ -7,9 +7,11 @@
 pub mod ca_state;
 pub mod issuance;
 pub mod location;
+pub mod outbox;
 pub mod postgres;
 pub mod record;
 pub mod redb_open;
+pub mod redb_outbox;
 pub mod redb_store;
 mod reopening;
 
@@ -162,7 +164,7 @@ impl From<r2d2::Error> for StoreError {
 }
 
 /// Every operation is atomic and durable when it returns `Ok`.
-pub trait Store: Send + Sync + CaStore {
+pub trait Store: outbox::WebhookStore + CaStore + Send + Sync {
     /// The certificate issued for a transactionID, if any (a retried request).
     fn find_by_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>, StoreError>;
 

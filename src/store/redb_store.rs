@@ -26,6 +26,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 use scepd_ca::{Reason, Serial};
 
 use super::issuance::{self, IssuanceTx};
+use super::outbox::{Event, RevokedBy};
 use super::{
     AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState, CrlState, Issuance,
     IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
@@ -34,7 +35,7 @@ use super::{
 mod ca;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
+pub(super) const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
 const CERT_DER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cert_der");
 const BY_TRANSACTION: TableDefinition<&str, &[u8]> = TableDefinition::new("certs_by_transaction");
 const BY_DEVICE: TableDefinition<&[u8], ()> = TableDefinition::new("certs_by_device");
@@ -60,21 +61,21 @@ pub const SCHEMA_VERSION: u64 = 1;
 
 /// One open redb file. [`super::RedbStore`] wraps it to reopen it after an I/O error.
 pub struct RedbFile {
-    db: Database,
+    pub(super) db: Database,
     path: std::path::PathBuf,
     /// Set by a commit made without fsync; cleared by [`Store::flush`].
     unflushed: AtomicBool,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn decode_record(bytes: &[u8]) -> Result<CertRecord, StoreError> {
+pub(super) fn decode_record(bytes: &[u8]) -> Result<CertRecord, StoreError> {
     decode(bytes)
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -163,6 +164,7 @@ impl RedbFile {
             txn.open_table(CRL)?;
             txn.open_table(IDENTITY)?;
             ca::create_tables(&txn)?;
+            super::redb_outbox::create_tables(&txn)?;
         }
         txn.commit()?;
         Ok(RedbFile {
@@ -357,7 +359,8 @@ impl Store for RedbFile {
             Some(r) if r.status == CertStatus::Revoked => RevokeOutcome::AlreadyRevoked(r),
             Some(_) => RevokeOutcome::Revoked(revoke_in(&txn, serial, reason, at)?),
         };
-        if matches!(outcome, RevokeOutcome::Revoked(_)) {
+        if let RevokeOutcome::Revoked(record) = &outcome {
+            super::redb_outbox::emit_in(&txn, &[Event::revoked(record, RevokedBy::Admin)], at)?;
             txn.commit()?;
         } else {
             txn.abort()?;
@@ -367,12 +370,15 @@ impl Store for RedbFile {
 
     fn revoke_device(&self, device_id: &str, reason: Reason, at: u64) -> Result<Vec<Serial>, StoreError> {
         let txn = self.db.begin_write()?;
-        let mut revoked = Vec::new();
+        let (mut revoked, mut events) = (Vec::new(), Vec::new());
         for serial in device_serials(&txn, device_id)? {
             if get_record(&txn, &serial)?.is_some_and(|r| r.status != CertStatus::Revoked) {
-                revoked.push(revoke_in(&txn, &serial, reason, at)?.serial);
+                let record = revoke_in(&txn, &serial, reason, at)?;
+                events.push(Event::revoked(&record, RevokedBy::Admin));
+                revoked.push(record.serial);
             }
         }
+        super::redb_outbox::emit_in(&txn, &events, at)?;
         txn.commit()?;
         Ok(revoked)
     }
@@ -385,18 +391,21 @@ impl Store for RedbFile {
             let key = entry?.0.value().to_vec();
             due.push((serial_from_key(&key[8..])?, key));
         }
-        let mut revoked = Vec::new();
+        let (mut revoked, mut events) = (Vec::new(), Vec::new());
         for (serial, key) in due {
             let Some(record) = get_record(&txn, &serial)? else {
                 continue;
             };
             if superseded_by_bound(&txn, &record)? {
-                revoked.push(revoke_in(&txn, &serial, Reason::SUPERSEDED, at)?.serial);
+                let record = revoke_in(&txn, &serial, Reason::SUPERSEDED, at)?;
+                events.push(Event::revoked(&record, RevokedBy::Policy));
+                revoked.push(record.serial);
             } else {
                 // Superseded by an unbound request: never due (its successor stays unbound).
                 txn.open_table(SUPERSEDED)?.remove(key.as_slice())?;
             }
         }
+        super::redb_outbox::emit_in(&txn, &events, at)?;
         txn.commit()?;
         Ok(revoked)
     }
@@ -655,7 +664,7 @@ fn counter(meta: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) ->
 }
 
 /// Increments a counter in `meta` and returns its new value.
-fn bump(txn: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
+pub(super) fn bump(txn: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
     let mut meta = txn.open_table(META)?;
     let next = meta.get(key)?.map(|v| be_u64(v.value())).unwrap_or(0) + 1;
     meta.insert(key, next.to_be_bytes().as_slice())?;
@@ -799,6 +808,10 @@ impl IssuanceTx for RedbIssuance<'_> {
             ..record.clone()
         };
         insert_certificate(self.0, &record, der)
+    }
+
+    fn emit(&mut self, events: &[Event], now: u64) -> Result<(), StoreError> {
+        super::redb_outbox::emit_in(self.0, events, now)
     }
 }
 

@@ -23,4 +23,5 @@ mod odt;
 mod operations;
 mod rollover;
 mod rollover_nodes;
+mod webhooks;
 mod wire;

@@ -706,8 +706,9 @@ fn db_migrate_is_safe_when_nodes_start_at_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    // Each migration once (2: `device_bound`, issue 15; 3: `ca_rollover`, issue 18).
-    assert_eq!(versions, [1, 2, 3]);
+    // Each migration once (2: `device_bound`, issue 15; 3: `ca_rollover`, issue 18; 4:
+    // webhooks, issue 19).
+    assert_eq!(versions, [1, 2, 3, 4]);
     client
         .execute(
             "INSERT INTO scepd_schema (version, name, applied_at) VALUES (999, 'future', 0)",

@@ -2,6 +2,7 @@
 //! for each backend: redb, and PostgreSQL when `SCEPD_TEST_DATABASE_URL` is set.
 
 mod contract;
+mod outbox;
 #[path = "../support/scratch_db.rs"]
 mod scratch_db;
 #[path = "../support/skip.rs"]
@@ -53,6 +54,28 @@ instantiate!(redb: issuance_and_retries, challenge_redemption, supersede_and_max
 instantiate!(postgres: issuance_and_retries, challenge_redemption, supersede_and_max_valid, unbound_issuances_never_revoke, revocation, crl_publication,
     listing, challenge_sweep, mdm_clients, audit_trail, batch_sees_earlier_items, identity, copy_round_trip,
     backup_refused, concurrent_redemptions, ca_generations);
+
+/// The webhook outbox's contract on both backends.
+macro_rules! instantiate_outbox {
+    ($name:ident = $backend:ident: $($case:ident),* $(,)?) => {
+        mod $name {
+            $(
+                #[test]
+                fn $case() {
+                    let Some((store, guard)) = super::$backend(concat!(stringify!($name), "::", stringify!($case))) else { return };
+                    super::outbox::$case(store.as_ref());
+                    drop(store);
+                    drop(guard);
+                }
+            )*
+        }
+    };
+}
+
+instantiate_outbox!(redb_outbox = redb: events_commit_with_their_cause, leases_give_each_delivery_to_one_node,
+    concurrent_claims_are_disjoint, expiring_is_announced_once, announced_once, delivered_ones_are_pruned);
+instantiate_outbox!(postgres_outbox = postgres: events_commit_with_their_cause, leases_give_each_delivery_to_one_node,
+    concurrent_claims_are_disjoint, expiring_is_announced_once, announced_once, delivered_ones_are_pruned);
 
 /// TLS to PostgreSQL with libpq's sslmode meanings, against the test server's own certificate
 /// (Debian's PostgreSQL serves a self-signed "snakeoil" one for `localhost`); whether the

@@ -9,6 +9,7 @@
 
 mod ca;
 mod copy;
+mod outbox;
 mod pool;
 mod records;
 mod rows;
@@ -22,6 +23,7 @@ use postgres::{IsolationLevel, Transaction};
 use scepd_ca::{Reason, Serial};
 
 use super::issuance;
+use super::outbox::RevokedBy;
 use super::{
     AuditEntry, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, CrlState, Issuance,
     IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, Store, StoreError, StoreItem, StoredCrl,
@@ -405,18 +407,26 @@ impl Store for PgStore {
             Ok(match row.map(|r| rows::certificate(&r)).transpose()? {
                 None => RevokeOutcome::NotFound,
                 Some(r) if r.status == CertStatus::Revoked => RevokeOutcome::AlreadyRevoked(r),
-                Some(_) => RevokeOutcome::Revoked(revoke_in(tx, serial, reason, at)?),
+                Some(_) => {
+                    let record = revoke_in(tx, serial, reason, at)?;
+                    outbox::emit_in(tx, &[super::outbox::Event::revoked(&record, RevokedBy::Admin)], at)?;
+                    RevokeOutcome::Revoked(record)
+                }
             })
         })
     }
 
     fn revoke_device(&self, device_id: &str, reason: Reason, at: u64) -> Result<Vec<Serial>, StoreError> {
-        self.write(|tx| revoke_where(tx, "device_id = $3 AND status <> 'revoked'", at, reason, &device_id))
+        self.write(|tx| {
+            let revoked = revoke_where(tx, "device_id = $3 AND status <> 'revoked'", at, reason, &device_id)?;
+            outbox::emit_revoked(tx, &revoked, RevokedBy::Admin, at)?;
+            Ok(revoked)
+        })
     }
 
     fn revoke_superseded_before(&self, cutoff: u64, at: u64) -> Result<Vec<Serial>, StoreError> {
         self.write(|tx| {
-            revoke_where(
+            let revoked = revoke_where(
                 tx,
                 // Only when the successor's device id is vouched for (see `Store`).
                 "status = 'superseded' AND superseded_at < $3 \
@@ -424,7 +434,9 @@ impl Store for PgStore {
                 at,
                 Reason::SUPERSEDED,
                 &int(cutoff),
-            )
+            )?;
+            outbox::emit_revoked(tx, &revoked, RevokedBy::Policy, at)?;
+            Ok(revoked)
         })
     }
 

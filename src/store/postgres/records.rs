@@ -213,6 +213,10 @@ impl IssuanceTx for PgIssuance<'_, '_, '_> {
     fn insert_new(&mut self, record: &CertRecord, der: &[u8]) -> Result<(), TxError> {
         insert_certificate(self.0, record, der, None)
     }
+
+    fn emit(&mut self, events: &[super::super::outbox::Event], now: u64) -> Result<(), TxError> {
+        super::outbox::emit_in(self.0, events, now)
+    }
 }
 
 pub(super) fn insert_challenges_in(

@@ -119,6 +119,29 @@ pub const MIGRATIONS: &[Migration] = &[
         );
     ",
     },
+    // Webhook endpoints and the outbox of deliveries (see `outbox.rs`).
+    Migration {
+        version: 4,
+        name: "webhooks",
+        sql: "
+        CREATE TABLE webhook_endpoints (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+        CREATE SEQUENCE webhook_delivery_seq;
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            next_attempt_at BIGINT NOT NULL,
+            lease_until BIGINT NOT NULL,
+            lease_owner TEXT,
+            occurred_at BIGINT NOT NULL,
+            record TEXT NOT NULL
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+        CREATE INDEX webhook_deliveries_by_seq ON webhook_deliveries (seq);
+        CREATE TABLE webhook_expiring_announced (serial TEXT PRIMARY KEY, announced_at BIGINT NOT NULL);
+        CREATE TABLE webhook_announced (key TEXT PRIMARY KEY, announced_at BIGINT NOT NULL);
+    ",
+    },
 ];
 
 /// The newest schema this build knows.
