@@ -122,23 +122,30 @@ pub struct CaSet {
 impl CaSet {
     /// The generation current at `now`: the one activated last, not later than `now`.
     pub fn current(&self, now: u64) -> &Arc<Generation> {
-        self.generations
-            .iter()
-            .filter(|g| g.is_active_at(now))
-            .max_by_key(|g| g.activate_at)
+        self.active_newest_first(now)
+            .first()
+            .copied()
             .unwrap_or(&self.generations[0])
     }
 
     /// The generation that issues at `now`, with its keys: the current one, or, on a node that
     /// lacks the current one's files, the newest active one it has (readiness says so).
     pub fn issuing(&self, now: u64) -> (Arc<Generation>, Arc<Authority>) {
-        let mut active: Vec<&Arc<Generation>> = self.generations.iter().filter(|g| g.is_active_at(now)).collect();
-        active.sort_by_key(|g| std::cmp::Reverse(g.activate_at));
-        active
+        self.active_newest_first(now)
             .into_iter()
             .chain(self.generations.iter())
             .find_map(|g| Some((Arc::clone(g), Arc::clone(g.authority.as_ref()?))))
             .expect("the original CA is always loaded")
+    }
+
+    /// The generations active at `now`, the one that became current last first. Of two
+    /// activated for the same second (two `activate-next` within one second), the one recorded
+    /// later is the newer.
+    fn active_newest_first(&self, now: u64) -> Vec<&Arc<Generation>> {
+        let mut active: Vec<&Arc<Generation>> = self.generations.iter().rev().filter(|g| g.is_active_at(now)).collect();
+        // A stable sort: equal moments keep the later-recorded generation first.
+        active.sort_by_key(|g| std::cmp::Reverse(g.activate_at));
+        active
     }
 
     /// The prepared next CA at `now`, if any.
@@ -264,5 +271,26 @@ mod tests {
         };
         assert_eq!(missing.current(20).issuer, missing.generations[1].issuer);
         assert_eq!(missing.issuing(20).0.issuer, missing.generations[0].issuer);
+    }
+
+    /// Two generations activated for the same second (two `ca activate-next` within one
+    /// second): the one recorded later is current, and issues.
+    #[test]
+    fn of_two_activated_for_the_same_second_the_later_recorded_is_current() {
+        let authorities: Vec<Authority> = (0..3)
+            .map(|_| Authority::create(&scepd_ca::CaParams::default()).unwrap())
+            .collect();
+        let newest_der = authorities[2].ca.der.clone();
+        let mut authorities = authorities.into_iter();
+        let set = CaSet {
+            generations: vec![
+                generation(0, Some(0), authorities.next()),
+                generation(1, Some(100), authorities.next()),
+                generation(2, Some(100), authorities.next()),
+            ],
+        };
+        assert_eq!(set.current(100).issuer, set.generations[2].issuer);
+        assert_eq!(set.issuing(100).1.ca.der, newest_der);
+        assert_eq!(set.role(&set.generations[1], 100), CaRole::Retired);
     }
 }

@@ -165,20 +165,26 @@ fn text(out: &Output) -> String {
 
 /// scepclient enrolls and `openssl verify` accepts the certificate under the CA.
 fn enroll(server: &Server, cn: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = scepclient(dir.path(), &server.scep_url(), CHALLENGE, cn);
+    enroll_in(server, tempfile::tempdir().unwrap().path(), cn);
+}
+
+/// scepclient enrolls `cn` in `dir`; the certificate verifies against the CA and carries the
+/// client's key. Returns the certificate's path.
+fn enroll_in(server: &Server, dir: &Path, cn: &str) -> PathBuf {
+    let out = scepclient(dir, &server.scep_url(), CHALLENGE, cn);
     assert!(
         out.status.success(),
         "scepclient: {}\n{}",
         text(&out),
         server.log_text()
     );
-    let cert = dir.path().join("cert.pem");
-    assert!(openssl::verifies(dir.path(), &server.ca_pem(), &cert));
+    let cert = dir.join("cert.pem");
+    assert!(openssl::verifies(dir, &server.ca_pem(), &cert));
     assert_eq!(
-        openssl::cert_pubkey(dir.path(), &cert),
-        openssl::key_pubkey(dir.path(), &dir.path().join("key.pem"))
+        openssl::cert_pubkey(dir, &cert),
+        openssl::key_pubkey(dir, &dir.join("key.pem"))
     );
+    cert
 }
 
 /// `scepd_key_operations_total{key,op,result="ok"}` of this server, and that nothing counted as
@@ -656,15 +662,7 @@ fn ra_and_ocsp_keys_made_beforehand_in_the_token_are_imported_by_their_uris() {
 
     let server = hsm.serve();
     let dir = tempfile::tempdir().unwrap();
-    let out = scepclient(dir.path(), &server.scep_url(), CHALLENGE, "hsm-imported-ra");
-    assert!(
-        out.status.success(),
-        "scepclient: {}\n{}",
-        text(&out),
-        server.log_text()
-    );
-    let leaf = dir.path().join("cert.pem");
-    assert!(openssl::verifies(dir.path(), &server.ca_pem(), &leaf));
+    let leaf = enroll_in(&server, dir.path(), "hsm-imported-ra");
     let status = crate::lifecycle::ocsp_status(&server, dir.path(), &leaf);
     assert!(status.contains(": good"), "{status}");
 

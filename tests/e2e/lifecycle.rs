@@ -61,7 +61,11 @@ pub(crate) fn crl_number(text: &str) -> u64 {
 }
 
 pub(crate) fn ocsp_status(server: &Server, dir: &Path, leaf: &Path) -> String {
-    let ca = server.ca_pem();
+    ocsp_status_from(server, dir, &server.ca_pem(), leaf)
+}
+
+/// `openssl ocsp` for `leaf`, issued by the CA certificate `ca`: the verified response's text.
+pub(crate) fn ocsp_status_from(server: &Server, dir: &Path, ca: &Path, leaf: &Path) -> String {
     let (ok, text) = openssl::try_run(
         dir,
         &[

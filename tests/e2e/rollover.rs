@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use scepd_ca::KeyBits;
 
 use crate::clients::scepclient;
-use crate::lifecycle::{holder_of, renew};
+use crate::lifecycle::{holder_of, ocsp_status_from, renew};
 use crate::support::requester::{ca_certs, recipient, Opts};
 use crate::support::{http, openssl, Requester, Server};
 
@@ -126,26 +126,6 @@ pub(crate) fn verify_with_own_crl(base: &str, dir: &Path, ca: &Path, leaf: &Path
             leaf.to_str().unwrap(),
         ],
     )
-}
-
-/// `openssl ocsp` for `leaf` issued by `ca`: its status line.
-pub(crate) fn ocsp(server: &Server, dir: &Path, ca: &Path, leaf: &Path) -> String {
-    let (ok, text) = openssl::try_run(
-        dir,
-        &[
-            "ocsp",
-            "-issuer",
-            ca.to_str().unwrap(),
-            "-cert",
-            leaf.to_str().unwrap(),
-            "-url",
-            &format!("{}/ocsp", server.base),
-            "-CAfile",
-            ca.to_str().unwrap(),
-        ],
-    );
-    assert!(ok && text.contains("Response verify OK"), "{text}");
-    text
 }
 
 fn serial_of(dir: &Path, leaf: &Path) -> String {
@@ -476,8 +456,8 @@ fn rollover_announce_activate_and_every_certificate_stays_checkable() {
                 "{}: {text}",
                 revoked.display()
             );
-            assert!(ocsp(server, d, ca, good).contains(": good"));
-            assert!(ocsp(server, d, ca, revoked).contains(": revoked"));
+            assert!(ocsp_status_from(server, d, ca, good).contains(": good"));
+            assert!(ocsp_status_from(server, d, ca, revoked).contains(": revoked"));
         }
     };
     check_all(&server);
@@ -766,7 +746,7 @@ fn three_generations_each_with_its_own_crl() {
         // Each CRL lists only its own CA's revocation.
         let crl = String::from_utf8(openssl::run(d, &["crl", "-in", "own.crl.pem", "-noout", "-text"])).unwrap();
         assert_eq!(crl.matches("Serial Number:").count(), 1, "{crl}");
-        assert!(ocsp(&server, d, ca, &pair[0]).contains(": good"));
-        assert!(ocsp(&server, d, ca, &pair[1]).contains(": revoked"));
+        assert!(ocsp_status_from(&server, d, ca, &pair[0]).contains(": good"));
+        assert!(ocsp_status_from(&server, d, ca, &pair[1]).contains(": revoked"));
     }
 }
