@@ -66,8 +66,15 @@ pub fn store(command: StoreCommand) -> Result<(), Box<dyn std::error::Error>> {
     target.import(&batch)?;
     target.flush()?;
     println!(
-        "copied {from} to {to}: {} certificates, {} challenges, {} MDM clients, {} audit entries, {} CRL",
-        counts.certificates, counts.challenges, counts.mdm_clients, counts.audit, counts.crls
+        "copied {from} to {to}: {} certificates, {} challenges, {} MDM clients, {} audit entries, {} CRL, \
+         {} webhook endpoints, {} webhook deliveries",
+        counts.certificates,
+        counts.challenges,
+        counts.mdm_clients,
+        counts.audit,
+        counts.crls,
+        counts.webhooks,
+        counts.deliveries
     );
     Ok(())
 }
@@ -79,6 +86,8 @@ struct Counts {
     mdm_clients: u64,
     audit: u64,
     crls: u64,
+    webhooks: u64,
+    deliveries: u64,
 }
 
 impl Counts {
@@ -89,8 +98,13 @@ impl Counts {
             StoreItem::MdmClient(_) => self.mdm_clients += 1,
             StoreItem::Audit(_) => self.audit += 1,
             StoreItem::Crl(_) => self.crls += 1,
-            StoreItem::Counter(..) | StoreItem::Identity(..) | StoreItem::CaGeneration(_) | StoreItem::IssuerCrl(_) => {
-            }
+            StoreItem::WebhookEndpoint(_) => self.webhooks += 1,
+            StoreItem::WebhookDelivery(_) => self.deliveries += 1,
+            StoreItem::Counter(..)
+            | StoreItem::Identity(..)
+            | StoreItem::CaGeneration(_)
+            | StoreItem::IssuerCrl(_)
+            | StoreItem::Announced(..) => {}
         }
     }
 }

@@ -223,6 +223,15 @@ pub struct SealedSecret {
     pub expires_at: Option<u64>,
 }
 
+/// What the outbox records as announced once, so that no restart or other node repeats it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Announcement {
+    /// `certificate.expiring` was written for this certificate.
+    Expiring(Serial),
+    /// [`WebhookStore::announce_once`] wrote the event of this key (e.g. `ca.expiring:…`).
+    Once(String),
+}
+
 /// A webhook endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEndpoint {

@@ -415,4 +415,10 @@ pub enum StoreItem {
     CaGeneration(super::CaGenerationRecord),
     /// The CRL state of a CA generation after the original one.
     IssuerCrl(super::IssuerCrl),
+    /// A webhook endpoint, its secrets sealed as they are stored.
+    WebhookEndpoint(super::outbox::WebhookEndpoint),
+    /// A delivery of the outbox, whatever its status (oldest first).
+    WebhookDelivery(super::outbox::Delivery),
+    /// Something announced once, and when (Unix seconds).
+    Announced(super::outbox::Announcement, u64),
 }

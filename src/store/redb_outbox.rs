@@ -14,12 +14,14 @@
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
+use scepd_ca::Serial;
+
 use super::outbox::{
-    fan_out, wants_expiring, CertFacts, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats,
+    fan_out, wants_expiring, Announcement, CertFacts, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats,
     WebhookEndpoint, WebhookId, WebhookStore,
 };
 use super::redb_store::{bump, decode, decode_record, encode, RedbFile, CERTS};
-use super::{CertStatus, RedbStore, StoreError};
+use super::{CertStatus, RedbStore, StoreError, StoreItem};
 
 const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_endpoints");
 const DELIVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox_deliveries");
@@ -390,4 +392,58 @@ impl WebhookStore for RedbStore {
     fn prune_deliveries(&self, before: u64, limit: usize) -> Result<usize, StoreError> {
         self.with(|f| f.prune_deliveries(before, limit))
     }
+}
+
+/// The webhook part of a `store copy`: endpoints, every delivery (oldest first) and what was
+/// announced once.
+pub(super) fn export(
+    txn: &redb::ReadTransaction,
+    sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for entry in txn.open_table(ENDPOINTS)?.iter()? {
+        sink(StoreItem::WebhookEndpoint(decode(entry?.1.value())?))?;
+    }
+    for entry in txn.open_table(DELIVERIES)?.iter()? {
+        sink(StoreItem::WebhookDelivery(decode(entry?.1.value())?))?;
+    }
+    for entry in txn.open_table(EXPIRING_ANNOUNCED)?.iter()? {
+        let (serial, at) = entry?;
+        let serial = Serial::try_from(serial.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sink(StoreItem::Announced(Announcement::Expiring(serial), at.value()))?;
+    }
+    for entry in txn.open_table(ANNOUNCED)?.iter()? {
+        let (key, at) = entry?;
+        sink(StoreItem::Announced(Announcement::Once(key.value().into()), at.value()))?;
+    }
+    Ok(())
+}
+
+/// Writes one webhook item of a `store copy`; a delivery gets the next sequence number here.
+pub(super) fn import(txn: &WriteTransaction, item: &StoreItem) -> Result<(), StoreError> {
+    match item {
+        StoreItem::WebhookEndpoint(endpoint) => {
+            txn.open_table(ENDPOINTS)?
+                .insert(endpoint.id.as_str(), encode(endpoint)?.as_slice())?;
+        }
+        StoreItem::WebhookDelivery(delivery) => {
+            let seq = bump(txn, "outbox_seq")?.to_be_bytes();
+            txn.open_table(DELIVERIES)?
+                .insert(seq.as_slice(), encode(delivery)?.as_slice())?;
+            txn.open_table(DELIVERY_IDS)?
+                .insert(delivery.id.as_str(), seq.as_slice())?;
+            if delivery.status == DeliveryStatus::Pending {
+                txn.open_table(DUE)?
+                    .insert(due_key(delivery.next_attempt_at, &seq).as_slice(), ())?;
+            }
+        }
+        StoreItem::Announced(Announcement::Expiring(serial), at) => {
+            txn.open_table(EXPIRING_ANNOUNCED)?
+                .insert(serial.as_bytes().as_slice(), *at)?;
+        }
+        StoreItem::Announced(Announcement::Once(key), at) => {
+            txn.open_table(ANNOUNCED)?.insert(key.as_str(), *at)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }

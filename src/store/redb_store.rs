@@ -586,6 +586,7 @@ impl Store for RedbFile {
             sink(StoreItem::Identity(name.value().into(), value.value().into()))?;
         }
         ca::export(&txn, sink)?;
+        super::redb_outbox::export(&txn, sink)?;
         Ok(())
     }
 
@@ -621,6 +622,9 @@ impl Store for RedbFile {
                     txn.open_table(IDENTITY)?.insert(name.as_str(), value.as_str())?;
                 }
                 StoreItem::CaGeneration(_) | StoreItem::IssuerCrl(_) => ca::import(&txn, item)?,
+                StoreItem::WebhookEndpoint(_) | StoreItem::WebhookDelivery(_) | StoreItem::Announced(..) => {
+                    super::redb_outbox::import(&txn, item)?
+                }
             }
         }
         txn.commit().map_err(StoreError::from)

@@ -618,10 +618,31 @@ fn store_copy_moves_an_installation_to_postgres_and_back() {
             }
         })
         .collect();
+    // A webhook endpoint (TEST-NET-1: never answers) and the delivery of the revocation below.
+    let hook = single.cli(&["webhook", "add", "https://192.0.2.10/scepd"]);
+    assert!(hook.status.success(), "{}", String::from_utf8_lossy(&hook.stderr));
     assert!(single.cli(&["cert", "revoke", &serials[0]]).status.success());
     let d = tmp.path();
     let (crl_single, _) = fetch_crl(&single, d);
     let list_single = list(&single, &[]);
+    let webhooks = |server: &Server, what: &[&str]| -> serde_json::Value {
+        let out = server.cli(&[&["webhook"], what, &["--json"]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let ids = |deliveries: serde_json::Value| -> Vec<String> {
+        let mut ids: Vec<String> = deliveries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["event_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let endpoints_single = webhooks(&single, &["list"]);
+    let deliveries_single = ids(webhooks(&single, &["deliveries"]));
+    assert_eq!(deliveries_single.len(), 1);
     single.terminate();
 
     let copy = |from: &str, to: &str| {
@@ -642,11 +663,21 @@ fn store_copy_moves_an_installation_to_postgres_and_back() {
         .unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
+    assert!(
+        summary.contains("1 webhook endpoints, 1 webhook deliveries"),
+        "{summary}"
+    );
     let node = Server::start_in(&data, &["--static-challenge", CHALLENGE, "--store", &db.url]);
     assert_eq!(
         list(&node, &[]),
         list_single,
         "same certificates and statuses on PostgreSQL"
+    );
+    assert_eq!(webhooks(&node, &["list"]), endpoints_single);
+    assert_eq!(
+        ids(webhooks(&node, &["deliveries"])),
+        deliveries_single,
+        "same webhook-id"
     );
     assert!(node.cli(&["cert", "revoke", &serials[1]]).status.success());
     let (crl_pg, _) = fetch_crl(&node, d);

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use scepd::store::outbox::{
-    Claim, DeliveryStatus, Event, EventType, RevokedBy, SealedSecret, WebhookEndpoint, WebhookId,
+    Claim, DeliveryStatus, Event, EventType, RevokedBy, SealedSecret, WebhookEndpoint, WebhookId, WebhookStore,
 };
 use scepd::store::{CertRecord, Issuance, IssuanceOutcome, RevokeOutcome, Store, Supersede};
 use scepd_ca::{Reason, Serial};
@@ -330,4 +330,72 @@ pub fn delivered_ones_are_pruned(store: &dyn Store) {
     assert_eq!(left.len(), 2);
     assert!(left.iter().all(|d| d.status != DeliveryStatus::Delivered));
     assert_eq!(store.prune_deliveries(t + 10, 100).unwrap(), 0);
+}
+
+/// `store copy` carries the endpoints (secrets sealed as stored), every delivery with its
+/// status and id, and what was announced, into a fresh store (redb here; redb into PostgreSQL
+/// is `tests/e2e/multinode.rs`): the copy delivers what was pending and announces nothing twice.
+pub fn copies_carry_webhooks(store: &dyn Store) {
+    let t = now();
+    let hook = endpoint(vec![]);
+    store.add_webhook(&hook).unwrap();
+    store.record_issuance(&issuance("w1", "wt1")).unwrap();
+    let claim = Claim {
+        owner: "original",
+        now: t,
+        lease_until: t + 60,
+        limit: 1,
+    };
+    let delivered = store.claim_deliveries(&claim).unwrap().remove(0);
+    let delivered = scepd::store::outbox::Delivery {
+        status: DeliveryStatus::Delivered,
+        delivered_at: Some(t),
+        ..delivered
+    };
+    assert!(store.finish_delivery(&delivered, "original").unwrap());
+    store.record_issuance(&issuance("w2", "wt2")).unwrap();
+    assert_eq!(store.emit_expiring(t, t + 2 * 86_400, 100).unwrap(), 2);
+    let ca = Event::CaExpiring {
+        subject: "CN=CA".into(),
+        not_after: t + 86_400,
+        sha256: "11".repeat(32),
+    };
+    assert!(store.announce_once("ca:copied", &ca, t).unwrap());
+
+    let mut items = Vec::new();
+    store
+        .export(&mut |item| {
+            items.push(item);
+            Ok(())
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = scepd::store::RedbStore::open(&dir.path().join("copy.redb")).unwrap();
+    copy.import(&items).unwrap();
+
+    assert_eq!(copy.webhooks().unwrap(), vec![hook]);
+    let by_id = |s: &dyn Store| {
+        let mut all: Vec<_> = s
+            .deliveries(None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id, d.event_id, d.status, d.event))
+            .collect();
+        all.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        all
+    };
+    assert_eq!(by_id(&copy), by_id(store));
+    assert_eq!(by_id(&copy).len(), 5, "2 issued, 2 expiring, 1 ca.expiring");
+    // Nothing is announced again, and what was pending is due on the copy.
+    assert_eq!(copy.emit_expiring(t, t + 2 * 86_400, 100).unwrap(), 0);
+    assert!(!copy.announce_once("ca:copied", &ca, t).unwrap());
+    let claimed = copy
+        .claim_deliveries(&Claim {
+            owner: "copy",
+            now: t,
+            lease_until: t + 60,
+            limit: 100,
+        })
+        .unwrap();
+    assert_eq!(claimed.len(), 4, "everything but the delivered one");
 }

@@ -91,6 +91,7 @@ pub(super) fn export(
         sink(StoreItem::Identity(row.get(0), row.get(1)))?;
     }
     super::ca::export(&mut tx, sink)?;
+    super::outbox::export(&mut tx, sink)?;
     Ok(())
 }
 
@@ -123,6 +124,9 @@ pub(super) fn import(tx: &mut Tx<'_, '_>, items: &[StoreItem]) -> Result<(), TxE
             StoreItem::Counter(name, value) => set_counter(tx, name, *value)?,
             StoreItem::Crl(crl) => put_crl_in(tx, crl)?,
             StoreItem::CaGeneration(_) | StoreItem::IssuerCrl(_) => super::ca::import(tx, item)?,
+            StoreItem::WebhookEndpoint(_) | StoreItem::WebhookDelivery(_) | StoreItem::Announced(..) => {
+                super::outbox::import(tx, item)?
+            }
             StoreItem::Identity(name, value) => {
                 tx.execute(
                     "INSERT INTO identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",

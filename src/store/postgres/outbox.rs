@@ -10,10 +10,10 @@ use postgres::GenericClient;
 use scepd_ca::Serial;
 
 use super::super::outbox::{
-    fan_out, wants_expiring, CertFacts, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats, RevokedBy,
-    WebhookEndpoint, WebhookId, WebhookStore,
+    fan_out, wants_expiring, Announcement, CertFacts, Claim, Delivery, DeliveryId, DeliveryStatus, Event, OutboxStats,
+    RevokedBy, WebhookEndpoint, WebhookId, WebhookStore,
 };
-use super::super::StoreError;
+use super::super::{StoreError, StoreItem};
 use super::pool::Session;
 use super::rows::{self, int, CERT_COLUMNS};
 use super::{PgStore, Tx, TxError};
@@ -284,4 +284,77 @@ impl WebhookStore for PgStore {
             Ok(true)
         })
     }
+}
+
+/// The webhook part of a `store copy`: endpoints, every delivery (oldest first) and what was
+/// announced once.
+pub(super) fn export(
+    session: &mut Session<'_, impl GenericClient>,
+    sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for endpoint in endpoints_in(session)? {
+        sink(StoreItem::WebhookEndpoint(endpoint))?;
+    }
+    let deliveries = session.query(
+        &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries ORDER BY seq"),
+        &[],
+    )?;
+    for row in &deliveries {
+        sink(StoreItem::WebhookDelivery(delivery(row)?))?;
+    }
+    for row in session.query("SELECT serial, announced_at FROM webhook_expiring_announced", &[])? {
+        let serial = rows::serial(&row, "serial")?;
+        sink(StoreItem::Announced(
+            Announcement::Expiring(serial),
+            row.get::<_, i64>(1) as u64,
+        ))?;
+    }
+    for row in session.query("SELECT key, announced_at FROM webhook_announced", &[])? {
+        sink(StoreItem::Announced(
+            Announcement::Once(row.get(0)),
+            row.get::<_, i64>(1) as u64,
+        ))?;
+    }
+    Ok(())
+}
+
+/// Writes one webhook item of a `store copy`; a delivery gets the next sequence number here.
+pub(super) fn import(tx: &mut Tx<'_, '_>, item: &StoreItem) -> Result<(), TxError> {
+    match item {
+        StoreItem::WebhookEndpoint(endpoint) => {
+            tx.execute(
+                "INSERT INTO webhook_endpoints (id, record) VALUES ($1, $2)",
+                &[&endpoint.id.as_str(), &encode(endpoint)?],
+            )?;
+        }
+        StoreItem::WebhookDelivery(d) => {
+            tx.execute(
+                "INSERT INTO webhook_deliveries (id, seq, status, next_attempt_at, lease_until, lease_owner, occurred_at, record)
+                 VALUES ($1, nextval('webhook_delivery_seq'), $2, $3, $4, $5, $6, $7)",
+                &[
+                    &d.id.as_str(),
+                    &d.status.as_str(),
+                    &int(d.next_attempt_at),
+                    &int(d.lease_until),
+                    &d.lease_owner,
+                    &int(d.occurred_at),
+                    &encode(d)?,
+                ],
+            )?;
+        }
+        StoreItem::Announced(Announcement::Expiring(serial), at) => {
+            tx.execute(
+                "INSERT INTO webhook_expiring_announced (serial, announced_at) VALUES ($1, $2)",
+                &[&serial.to_hex(), &int(*at)],
+            )?;
+        }
+        StoreItem::Announced(Announcement::Once(key), at) => {
+            tx.execute(
+                "INSERT INTO webhook_announced (key, announced_at) VALUES ($1, $2)",
+                &[key, &int(*at)],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
