@@ -75,7 +75,10 @@ fn route(
                 "webhooks are not running",
             ));
         };
-        return super::webhooks::route(webhooks, method, path, query, body).or_else(|e| match e {
+        return super::webhooks::route(webhooks, method, path, query, body, &|event, detail| {
+            service.audit_blocking(origin.entry(event, None, Some(detail)))
+        })
+        .or_else(|e| match e {
             crate::webhook::WebhookError::Store(e) => Err(ServiceError::Store(e)),
             other => {
                 tracing::error!(error = %other, "webhook request failed");

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::response::{self, Body};
 use crate::store::outbox::{Delivery, DeliveryId, DeliveryStatus, WebhookEndpoint, WebhookId};
+use crate::store::AuditEvent;
 use crate::webhook::{NewEndpoint, WebhookError, Webhooks};
 use scepd_ca::time::rfc3339;
 
@@ -52,13 +53,14 @@ fn delivery_json(d: &Delivery) -> Value {
     })
 }
 
-/// One webhook request, on the blocking pool.
+/// One webhook request, on the blocking pool. Every change is recorded with `audit`.
 pub fn route(
     webhooks: &Webhooks,
     method: &Method,
     path: &str,
     query: &str,
     body: &[u8],
+    audit: &dyn Fn(AuditEvent, String),
 ) -> Result<Response<Body>, WebhookError> {
     let bad_request = |message: &str| Ok(response::json_error(StatusCode::BAD_REQUEST, message));
     let not_found = |what: &str| Ok(response::json_error(StatusCode::NOT_FOUND, what));
@@ -80,6 +82,7 @@ pub fn route(
             };
             match webhooks.add(&new) {
                 Ok((endpoint, secret)) => {
+                    audit(AuditEvent::WebhookAdded, format!("{} {}", endpoint.id, endpoint.url));
                     let mut v = endpoint_json(&endpoint);
                     v["secret"] = Value::String(secret);
                     Ok(response::json(StatusCode::CREATED, &v))
@@ -95,10 +98,13 @@ pub fn route(
                 return not_found("no such webhook");
             };
             match webhooks.rotate(&id)? {
-                Some((secret, until)) => Ok(response::json(
-                    StatusCode::OK,
-                    &json!({ "id": id, "secret": secret, "previous_valid_until": rfc3339(until) }),
-                )),
+                Some((secret, until)) => {
+                    audit(AuditEvent::WebhookRotated, id.to_string());
+                    Ok(response::json(
+                        StatusCode::OK,
+                        &json!({ "id": id, "secret": secret, "previous_valid_until": rfc3339(until) }),
+                    ))
+                }
                 None => not_found("no such webhook"),
             }
         }
@@ -107,6 +113,7 @@ pub fn route(
                 return not_found("no such webhook");
             };
             if webhooks.remove(&id)? {
+                audit(AuditEvent::WebhookRemoved, id.to_string());
                 Ok(response::json(StatusCode::OK, &json!({ "removed": id })))
             } else {
                 not_found("no such webhook")
@@ -136,6 +143,7 @@ pub fn route(
                 return not_found("no such delivery");
             };
             if webhooks.retry(&id)? {
+                audit(AuditEvent::WebhookRetried, id.to_string());
                 Ok(response::json(StatusCode::OK, &json!({ "retrying": id })))
             } else {
                 not_found("no such delivery")

@@ -315,11 +315,23 @@ pub enum AuditEvent {
     /// The next CA's activation was recorded (detail: issuer id and moment).
     #[serde(rename = "ca.activated")]
     CaActivated,
+    /// A webhook endpoint was added (detail: its id and URL).
+    #[serde(rename = "webhook.added")]
+    WebhookAdded,
+    /// A webhook endpoint was removed (detail: its id).
+    #[serde(rename = "webhook.removed")]
+    WebhookRemoved,
+    /// A webhook endpoint's secret was rotated (detail: its id).
+    #[serde(rename = "webhook.rotated")]
+    WebhookRotated,
+    /// A failed webhook delivery was sent again by hand (detail: the delivery's id).
+    #[serde(rename = "webhook.retried")]
+    WebhookRetried,
 }
 
 impl AuditEvent {
     /// Every event, for listings and the PostgreSQL store's text column.
-    pub const ALL: [AuditEvent; 13] = [
+    pub const ALL: [AuditEvent; 17] = [
         AuditEvent::CertificateIssued,
         AuditEvent::CertificateRevoked,
         AuditEvent::CertificateSuperseded,
@@ -333,6 +345,10 @@ impl AuditEvent {
         AuditEvent::CaRollover,
         AuditEvent::CaInstalled,
         AuditEvent::CaActivated,
+        AuditEvent::WebhookAdded,
+        AuditEvent::WebhookRemoved,
+        AuditEvent::WebhookRotated,
+        AuditEvent::WebhookRetried,
     ];
 
     /// The stored name (`certificate.issued`, …).
@@ -351,6 +367,10 @@ impl AuditEvent {
             AuditEvent::CaRollover => "ca.rollover",
             AuditEvent::CaInstalled => "ca.installed",
             AuditEvent::CaActivated => "ca.activated",
+            AuditEvent::WebhookAdded => "webhook.added",
+            AuditEvent::WebhookRemoved => "webhook.removed",
+            AuditEvent::WebhookRotated => "webhook.rotated",
+            AuditEvent::WebhookRetried => "webhook.retried",
         }
     }
 

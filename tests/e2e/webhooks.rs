@@ -255,6 +255,21 @@ fn issue_reenroll_revoke_and_rotation_are_signed_events() {
         delivered(l, "certificate.revoked").len() == 2
     });
 
+    // Adding and rotating are on the audit trail, by the admin token, with the endpoint's id.
+    let audit = server.cli(&["audit", "export"]);
+    let audit = String::from_utf8(audit.stdout).unwrap();
+    let id = listed[0]["id"].as_str().unwrap();
+    for event in ["webhook.added", "webhook.rotated"] {
+        let entry = audit
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["event"] == event)
+            .unwrap_or_else(|| panic!("{event} missing:\n{audit}"));
+        assert_eq!(entry["actor"], "admin", "{entry}");
+        assert!(entry["detail"].as_str().unwrap().starts_with(id), "{entry}");
+    }
+    assert!(!audit.contains("whsec_"), "no secret on the audit trail");
+
     // Every request verified; no secret of any kind in any body.
     assert!(log.iter().all(|e| e["status"] == 200), "{log:?}");
     let all = serde_json::to_string(&log).unwrap();
