@@ -120,7 +120,11 @@ fn open_noting_key_failure(
         .ok_or(Rejection::new(FailInfo::BadAlg, "missing or malformed IV"))?;
     let ciphertext = parts.encrypted_content.as_slice();
 
-    let (ktri, identity) = parts
+    // The first of `identities` (the caller's order of preference: the current RA first) that a
+    // RecipientInfo is addressed to, not the first RecipientInfo: micromdm's scepclient encrypts
+    // the content key to every certificate of GetCACert, the RA and the CA, and the SET OF puts
+    // those in the order of their encodings, which their random serials decide.
+    let ktris: Vec<_> = parts
         .recipient_infos
         .0
         .iter()
@@ -128,7 +132,10 @@ fn open_noting_key_failure(
             RecipientInfo::Ktri(k) => Some(k),
             _ => None,
         })
-        .find_map(|k| identities.iter().find(|id| addressed_to(&k.rid, id)).map(|id| (k, *id)))
+        .collect();
+    let (ktri, identity) = identities
+        .iter()
+        .find_map(|id| ktris.iter().find(|k| addressed_to(&k.rid, id)).map(|k| (*k, *id)))
         .ok_or(Rejection::new(
             FailInfo::BadMessageCheck,
             "request is not encrypted to this CA",

@@ -193,6 +193,15 @@ fn key_operations(server: &Server, key: &str, op: &str) -> f64 {
     let text = http::get(&format!("{}/metrics", server.base)).unwrap().text();
     assert!(!text.contains("result=\"error\""), "{text}");
     let labels = format!("scepd_key_operations_total{{key=\"{key}\",op=\"{op}\",result=\"ok\"}}");
+    let operations: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("scepd_key_operations_total"))
+        .collect();
+    assert!(
+        text.contains(&labels),
+        "{labels} not among {operations:#?}\n{}",
+        server.log_text()
+    );
     let count = crate::operations::metric(&text, &labels);
     let timed = format!("scepd_key_operation_duration_seconds_count{{key=\"{key}\",op=\"{op}\"}}");
     assert_eq!(crate::operations::metric(&text, &timed), count, "{text}");

@@ -140,3 +140,26 @@ fn tampering_is_detected() {
         assert_eq!(verdict.fail_info, FailInfo::BadMessageCheck, "{}: content", v.name);
     }
 }
+
+/// micromdm's scepclient encrypts the content key to every certificate of GetCACert: its
+/// request carries two KeyTransRecipientInfos, the RA's and the CA's. The identity the caller
+/// prefers opens it, whatever the order of the RecipientInfos: each case gives the other
+/// identity the wrong key, so picking it would end in implicit rejection (no CSR).
+#[test]
+fn scepclient_is_opened_by_the_preferred_of_its_two_recipients() {
+    use super::identity;
+    let message = request::decode(SCEPCLIENT.message).unwrap();
+    let pem = |name: &str| match name {
+        "ca.pem" => include_str!("../../../tests/vectors/ca.pem"),
+        "ca.key" => include_str!("../../../tests/vectors/ca.key"),
+        "ra.pem" => include_str!("../../../tests/vectors/ra.pem"),
+        _ => include_str!("../../../tests/vectors/ra.key"),
+    };
+    for (preferred, other) in [("ra", "ca"), ("ca", "ra")] {
+        let right = identity(pem(&format!("{preferred}.pem")), pem(&format!("{preferred}.key")));
+        let wrong_key = identity(pem(&format!("{other}.pem")), pem(&format!("{preferred}.key")));
+        let opened = envelope::open(&message.econtent, &[&right, &wrong_key], policy(true))
+            .unwrap_or_else(|e| panic!("{preferred} first: {e:?}"));
+        csr::parse_and_verify(&opened.content).unwrap_or_else(|e| panic!("{preferred} first: {e:?}"));
+    }
+}
