@@ -1,6 +1,7 @@
 //! The command line. `serve` and `init` work on the data directory; every other command is a
 //! client of the running server's admin API.
 
+mod admin_accounts;
 mod client;
 mod store;
 
@@ -46,6 +47,9 @@ enum Command {
     /// The audit trail (through the admin API).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Web console accounts (through the admin API, or on the store when no server runs).
+    #[command(subcommand)]
+    Admin(admin_accounts::AdminCommand),
     /// An unsigned Apple configuration profile (CA certificates and SCEP payload) on stdout.
     Profile(ProfileArgs),
     /// The configuration.
@@ -392,6 +396,7 @@ pub fn main() -> ExitCode {
         Command::Challenge(cmd) => client::challenge(cmd),
         Command::Device(cmd) => client::device(cmd),
         Command::Audit(AuditCommand::Export { client, after }) => client::audit_export(&client, after),
+        Command::Admin(cmd) => admin_accounts::admin(cmd),
         Command::Profile(args) => profile(&args),
         Command::Backup { client, out } => backup(&client, &out),
         Command::Bench(args) => bench(args),

@@ -4,6 +4,7 @@
 //! before it returns. The embedded implementation, and the default, is redb ([`redb_store`]);
 //! several nodes share one PostgreSQL (or CockroachDB) database instead ([`postgres`]).
 
+pub mod console;
 pub mod issuance;
 pub mod location;
 pub mod postgres;
@@ -272,6 +273,9 @@ pub trait Store: Send + Sync {
 
     /// Audit entries after sequence number `after`, oldest first, at most `limit`.
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The web console's accounts, sessions and paged reads (see [`console`]).
+    fn console(&self) -> &dyn console::ConsoleStore;
 
     /// Makes every earlier commit durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -298,11 +298,21 @@ pub enum AuditEvent {
     MdmRotated,
     #[serde(rename = "auth.failed")]
     AuthFailed,
+    /// A console account was created (detail: its role) or removed.
+    #[serde(rename = "account.added")]
+    AccountAdded,
+    #[serde(rename = "account.removed")]
+    AccountRemoved,
+    /// Someone signed in to (or out of) the web console.
+    #[serde(rename = "console.signin")]
+    ConsoleSignIn,
+    #[serde(rename = "console.signout")]
+    ConsoleSignOut,
 }
 
 impl AuditEvent {
     /// Every event, for listings and the PostgreSQL store's text column.
-    pub const ALL: [AuditEvent; 10] = [
+    pub const ALL: [AuditEvent; 14] = [
         AuditEvent::CertificateIssued,
         AuditEvent::CertificateRevoked,
         AuditEvent::CertificateSuperseded,
@@ -313,6 +323,10 @@ impl AuditEvent {
         AuditEvent::MdmRemoved,
         AuditEvent::MdmRotated,
         AuditEvent::AuthFailed,
+        AuditEvent::AccountAdded,
+        AuditEvent::AccountRemoved,
+        AuditEvent::ConsoleSignIn,
+        AuditEvent::ConsoleSignOut,
     ];
 
     /// The stored name (`certificate.issued`, …).
@@ -328,6 +342,10 @@ impl AuditEvent {
             AuditEvent::MdmRemoved => "mdm.removed",
             AuditEvent::MdmRotated => "mdm.rotated",
             AuditEvent::AuthFailed => "auth.failed",
+            AuditEvent::AccountAdded => "account.added",
+            AuditEvent::AccountRemoved => "account.removed",
+            AuditEvent::ConsoleSignIn => "console.signin",
+            AuditEvent::ConsoleSignOut => "console.signout",
         }
     }
 

@@ -19,6 +19,9 @@
 //! Every write is one redb transaction with immediate durability (fsync before commit returns),
 //! except minting a challenge (see [`Store::insert_challenge`]).
 
+#[path = "console_redb.rs"]
+mod console_redb;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -160,6 +163,7 @@ impl RedbFile {
             txn.open_table(AUDIT)?;
             txn.open_table(CRL)?;
             txn.open_table(IDENTITY)?;
+            console_redb::create_tables(&txn)?;
         }
         txn.commit()?;
         Ok(RedbFile {
@@ -623,6 +627,10 @@ impl Store for RedbFile {
 
     fn size_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn console(&self) -> &dyn super::console::ConsoleStore {
+        self
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -56,7 +56,7 @@ impl RedbStore {
     }
 
     /// Runs `call` on the open file; an I/O error marks the file for reopening.
-    fn with<T>(&self, call: impl FnOnce(&RedbFile) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(super) fn with<T>(&self, call: impl FnOnce(&RedbFile) -> Result<T, StoreError>) -> Result<T, StoreError> {
         if self.needs_reopen.load(Ordering::Acquire) {
             self.reopen();
         }
@@ -229,6 +229,10 @@ impl Store for RedbStore {
 
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         self.with(|f| f.audit_entries(after, limit))
+    }
+
+    fn console(&self) -> &dyn super::console::ConsoleStore {
+        self
     }
 
     fn flush(&self) -> Result<(), StoreError> {

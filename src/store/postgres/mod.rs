@@ -7,6 +7,7 @@
 //! sequence) are rows of `counters`, updated inside those transactions. Commits are durable
 //! when they return (the server's `synchronous_commit`, on by default).
 
+mod console;
 mod copy;
 mod pool;
 mod records;
@@ -556,6 +557,10 @@ impl Store for PgStore {
             )?;
             Ok(rows.iter().map(rows::audit).collect::<Result<_, _>>()?)
         })
+    }
+
+    fn console(&self) -> &dyn super::console::ConsoleStore {
+        self
     }
 
     /// Every commit is durable when it returns.
