@@ -11,6 +11,7 @@ mod challenges;
 mod cli;
 mod clients;
 mod concurrency;
+mod console;
 mod crash;
 mod disk;
 mod faults;
