@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod concurrency;
 mod console;
+mod console_auth;
 mod crash;
 mod disk;
 mod faults;

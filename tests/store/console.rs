@@ -34,7 +34,14 @@ macro_rules! console_cases {
     };
 }
 
-console_cases!(accounts, sessions, certificate_pages, device_pages, audit_pages, summary);
+console_cases!(
+    accounts,
+    sessions,
+    certificate_pages,
+    device_pages,
+    audit_pages,
+    summary
+);
 
 fn account(name: &str, role: Role) -> Account {
     Account {
@@ -57,7 +64,10 @@ fn session(actor: &str, created_at: u64, last_seen: u64) -> Session {
 pub fn accounts(store: &dyn Store) {
     let c = store.console();
     assert!(c.add_account(&account("olga", Role::Operator)).unwrap());
-    assert!(!c.add_account(&account("olga", Role::Viewer)).unwrap(), "a second add of one name");
+    assert!(
+        !c.add_account(&account("olga", Role::Viewer)).unwrap(),
+        "a second add of one name"
+    );
     assert!(c.add_account(&account("vera", Role::Viewer)).unwrap());
     assert_eq!(c.account("olga").unwrap().unwrap().role, Role::Operator);
     assert_eq!(c.accounts().unwrap().len(), 2);
@@ -89,7 +99,9 @@ pub fn sessions(store: &dyn Store) {
 }
 
 pub fn certificate_pages(store: &dyn Store) {
-    let items: Vec<_> = (0..25).map(|i| issuance(Some(&format!("dev{i:02}")), &format!("p{i}"), "x")).collect();
+    let items: Vec<_> = (0..25)
+        .map(|i| issuance(Some(&format!("dev{i:02}")), &format!("p{i}"), "x"))
+        .collect();
     for it in &items {
         stored(store.record_issuance(it).unwrap());
     }
@@ -131,7 +143,11 @@ pub fn certificate_pages(store: &dyn Store) {
 
 pub fn device_pages(store: &dyn Store) {
     for (i, device) in ["mac-a", "mac-a", "mac-b", "mac-c", "ipad-1"].iter().enumerate() {
-        stored(store.record_issuance(&issuance(Some(device), &format!("d{i}"), "x")).unwrap());
+        stored(
+            store
+                .record_issuance(&issuance(Some(device), &format!("d{i}"), "x"))
+                .unwrap(),
+        );
     }
     let c = store.console();
     let page = c.device_page("mac", None, 2).unwrap();
@@ -152,7 +168,11 @@ pub fn audit_pages(store: &dyn Store) {
     };
     let entries: Vec<AuditEntry> = (0..30)
         .map(|i| {
-            let event = if i % 3 == 0 { AuditEvent::MdmAdded } else { AuditEvent::ChallengeMinted };
+            let event = if i % 3 == 0 {
+                AuditEvent::MdmAdded
+            } else {
+                AuditEvent::ChallengeMinted
+            };
             entry(event, if i % 2 == 0 { "olga" } else { "jamf" })
         })
         .collect();
@@ -208,7 +228,11 @@ pub fn summary(store: &dyn Store) {
     let s = store.console().certificate_summary(now(), 30, 30 * day).unwrap();
     assert_eq!((s.active, s.superseded, s.revoked, s.expired), (5, 0, 1, 1));
     assert_eq!(s.issued_per_day.len(), 30);
-    assert_eq!(s.issued_per_day.iter().sum::<u64>(), 6, "the expired one was issued long ago");
+    assert_eq!(
+        s.issued_per_day.iter().sum::<u64>(),
+        6,
+        "the expired one was issued long ago"
+    );
     assert_eq!(*s.issued_per_day.last().unwrap(), 1, "today");
     // Active and expiring within 30 days: only s0 (20 days).
     assert_eq!(s.expiring_total, 1);
