@@ -120,7 +120,7 @@ async fn sign_in(b: &Client, base: &str, name: &str, password: &str) {
         .send_keys(password)
         .await
         .unwrap();
-    click(&b, Locator::Css("main button[type=submit]")).await;
+    click(b, Locator::Css("main button[type=submit]")).await;
 }
 
 async fn session_cookie(b: &Client) -> String {

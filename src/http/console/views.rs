@@ -107,11 +107,7 @@ impl Chart {
             .iter()
             .enumerate()
             .map(|(i, &n)| {
-                let height = if max == 0 {
-                    0
-                } else {
-                    (n * u64::from(bar_area) / max) as u32
-                };
+                let height = (n * u64::from(bar_area)).checked_div(max).unwrap_or(0) as u32;
                 Bar {
                     x: i as u32 * slot + 1,
                     y: base - height,
