@@ -237,6 +237,24 @@ async fn browse() {
     shot(&b, "login").await;
     sign_in(&b, &base, "", &token).await;
     assert_eq!(h1(&b).await, "Overview");
+    // The counts come from a background pass over the store: the first view may say so.
+    let mut overview = b.source().await.unwrap();
+    for _ in 0..40 {
+        if !overview.contains("Counting the certificates") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        b.refresh().await.unwrap();
+        overview = b.source().await.unwrap();
+    }
+    assert!(
+        overview.contains(r#"<a href="/ui/certificates?status=active">1</a>"#),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("<svg class=\"chart\"") && overview.contains("<title>"),
+        "the chart is inline SVG"
+    );
     shot(&b, "overview").await;
     b.goto(&format!("{base}/ui/devices")).await.unwrap();
     b.find(Locator::Id("q"))

@@ -191,3 +191,82 @@ fn admin_accounts_without_a_server_and_names_taken_once() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn under_tls_the_cookies_are_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::support::openssl::run(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "2",
+            "-out",
+            "tls.pem",
+        ],
+    );
+    let server = Server::start(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        d.join("tls.pem").to_str().unwrap(),
+        "--tls-key",
+        d.join("tls.key").to_str().unwrap(),
+        "--admin-tls-only",
+    ]);
+    let tls_url = std::fs::read_to_string(server.data().join("tls.url")).unwrap();
+    let jar = d.join("jar");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sik", "-c", jar.to_str().unwrap(), "-b", jar.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let page = curl(&[&format!("{}/ui/login", tls_url.trim())]);
+    let cookie = page
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie: scepd_login="))
+        .unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let token_field = page
+        .split("name=\"login_csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let admin_token = std::fs::read_to_string(server.data().join("admin.token")).unwrap();
+    let answer = curl(&[
+        "--data-urlencode",
+        &format!("login_csrf={token_field}"),
+        "--data-urlencode",
+        "name=",
+        "--data-urlencode",
+        &format!("password={}", admin_token.trim()),
+        &format!("{}/ui/login", tls_url.trim()),
+    ]);
+    let session = answer
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie: scepd_session="))
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("; Secure"),
+        "{session}"
+    );
+    let overview = curl(&[&format!("{}/ui/", tls_url.trim())]);
+    assert!(
+        overview.starts_with("HTTP/1.1 200") && overview.contains("<h1>Overview</h1>"),
+        "{overview}"
+    );
+}

@@ -1,5 +1,6 @@
 //! One function per page: read through the service (on the blocking pool), shape rows, render.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,10 +31,41 @@ struct Counted {
     today: (u64, u64, u64, bool),
 }
 
-/// The console's share of the server's state: the overview's counts, cached.
+/// The console's share of the server's state: the overview's counts, cached. A count is one
+/// pass over every certificate (seconds on a million): it runs in the background and the page
+/// shows the last one, so no page view waits for more than [`FIRST_COUNT_WAIT`].
 #[derive(Default)]
 pub struct ConsoleState {
-    counted: Mutex<Option<Arc<Counted>>>,
+    counted: Arc<Mutex<Option<Arc<Counted>>>>,
+    counting: Arc<AtomicBool>,
+}
+
+/// How long the first overview waits for the first count before it says "counting".
+const FIRST_COUNT_WAIT: Duration = Duration::from_millis(150);
+
+impl ConsoleState {
+    fn last(&self) -> Option<Arc<Counted>> {
+        self.counted.lock().expect("console cache").clone()
+    }
+
+    /// Starts a count unless one runs.
+    fn recount(&self, service: &Arc<ScepService>) {
+        if self.counting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (service, counted, counting) = (
+            Arc::clone(service),
+            Arc::clone(&self.counted),
+            Arc::clone(&self.counting),
+        );
+        tokio::task::spawn_blocking(move || {
+            match count(&service) {
+                Ok(c) => *counted.lock().expect("console cache") = Some(Arc::new(c)),
+                Err(e) => tracing::warn!(error = %e, "console overview count failed"),
+            }
+            counting.store(false, Ordering::Release);
+        });
+    }
 }
 
 pub fn render(status: StatusCode, page: &impl Template) -> Response<Body> {
@@ -110,20 +142,30 @@ pub async fn post(state: &AppState, ctx: Ctx, path: &str, form: Vec<(String, Str
 type Page = Result<Response<Body>, Response<Body>>;
 
 async fn overview(state: &AppState, ctx: &Ctx) -> Page {
-    let cached = state.console.counted.lock().expect("console cache").clone();
-    let counted = match cached.filter(|c| c.at.elapsed() < SUMMARY_TTL) {
-        Some(c) => c,
-        None => {
-            let fresh = Arc::new(blocking(state, count).await?);
-            *state.console.counted.lock().expect("console cache") = Some(Arc::clone(&fresh));
-            fresh
-        }
-    };
+    let console = &state.console;
+    let mut counted = console.last();
+    if counted.as_ref().is_none_or(|c| c.at.elapsed() >= SUMMARY_TTL) {
+        console.recount(&state.service);
+    }
+    let deadline = Instant::now() + FIRST_COUNT_WAIT;
+    while counted.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        counted = console.last();
+    }
     let (health, now) = blocking(state, |s| Ok((health(s), scepd_ca::time::unix_now()))).await?;
+    let counted = counted.unwrap_or_else(|| {
+        Arc::new(Counted {
+            at: Instant::now(),
+            at_unix: 0,
+            summary: Arc::default(),
+            today: (0, 0, 0, false),
+        })
+    });
     Ok(ok(&views::Overview {
         nav: ctx.nav(),
+        ready: counted.at_unix != 0,
         counted_at: views::date(counted.at_unix),
-        chart: views::Chart::new(&counted.summary.issued_per_day, counted.at_unix),
+        chart: views::Chart::new(&counted.summary.issued_per_day, counted.at_unix.max(1)),
         expiring: counted.summary.expiring.iter().map(|r| CertRow::new(r, now)).collect(),
         summary: Arc::clone(&counted.summary),
         health,

@@ -135,6 +135,8 @@ impl Chart {
 #[template(path = "console/overview.html")]
 pub struct Overview {
     pub nav: Nav,
+    /// Whether a count has finished (else the page says it is counting).
+    pub ready: bool,
     pub summary: std::sync::Arc<CertSummary>,
     pub counted_at: String,
     pub chart: Chart,
