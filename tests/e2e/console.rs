@@ -89,6 +89,11 @@ async fn shot(b: &Client, name: &str) {
 async fn click(b: &Client, what: Locator<'_>) {
     let old = b.find(Locator::Css("html")).await.unwrap();
     b.find(what).await.unwrap().click().await.unwrap();
+    replaced(old).await;
+}
+
+/// Waits until `old` (an element of the page before) is stale: a new page is in.
+async fn replaced(old: fantoccini::elements::Element) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while old.tag_name().await.is_ok() {
         assert!(Instant::now() < deadline, "the page did not change");
@@ -327,8 +332,17 @@ async fn browse() {
 
     // An operator: add an MDM credential (checked on the NDES page), mint a bound challenge
     // (redeemed by scepclient).
+    // Keyboard only: type the name, Tab to the password, Enter submits.
     let b = driver.browser().await;
-    sign_in(&b, &base, "olga", &operator_pw).await;
+    b.goto(&format!("{base}/ui/login")).await.unwrap();
+    let old = b.find(Locator::Css("html")).await.unwrap();
+    b.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(&format!("olga\u{E004}{operator_pw}\u{E007}"))
+        .await
+        .unwrap();
+    replaced(old).await;
     assert_eq!(h1(&b).await, "Overview");
     assert!(b.source().await.unwrap().contains("Signed in as <strong>olga</strong>"));
     b.goto(&format!("{base}/ui/mdm")).await.unwrap();
