@@ -89,7 +89,7 @@ impl Counts {
             StoreItem::MdmClient(_) => self.mdm_clients += 1,
             StoreItem::Audit(_) => self.audit += 1,
             StoreItem::Crl(_) => self.crls += 1,
-            StoreItem::Counter(..) | StoreItem::Identity(..) => {}
+            StoreItem::Counter(..) | StoreItem::Identity(..) | StoreItem::ConsoleAccount(_) => {}
         }
     }
 }

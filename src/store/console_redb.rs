@@ -14,7 +14,7 @@ use super::super::console::{
     audit_matches, matches, Account, AuditPage, AuditQuery, CertPage, CertQuery, CertSummary, ConsoleStore, DeviceRow,
     Session, SessionHash, SummaryBuilder, SCAN_BUDGET,
 };
-use super::super::{CertStatus, RedbStore, StoreError};
+use super::super::{CertStatus, RedbStore, StoreError, StoreItem};
 use super::{be_u64, decode, decode_record, encode, RedbFile, AUDIT, BY_DEVICE, CERTS, REVOKED};
 
 const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("console_accounts");
@@ -24,6 +24,23 @@ const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("console_se
 pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ACCOUNTS)?;
     txn.open_table(SESSIONS)?;
+    Ok(())
+}
+
+/// The accounts, for a whole-store copy.
+pub(super) fn export(
+    txn: &redb::ReadTransaction,
+    sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for entry in txn.open_table(ACCOUNTS)?.iter()? {
+        sink(StoreItem::ConsoleAccount(decode(entry?.1.value())?))?;
+    }
+    Ok(())
+}
+
+pub(super) fn import(txn: &redb::WriteTransaction, account: &Account) -> Result<(), StoreError> {
+    txn.open_table(ACCOUNTS)?
+        .insert(account.name.as_str(), encode(account)?.as_slice())?;
     Ok(())
 }
 

@@ -406,4 +406,6 @@ pub enum StoreItem {
     Crl(StoredCrl),
     /// A cluster identity value (see [`super::Store::bind_identity`]).
     Identity(String, String),
+    /// A web console account (sessions are not copied: they end with the old store).
+    ConsoleAccount(super::console::Account),
 }

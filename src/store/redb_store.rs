@@ -577,6 +577,7 @@ impl Store for RedbFile {
             let (name, value) = entry?;
             sink(StoreItem::Identity(name.value().into(), value.value().into()))?;
         }
+        console_redb::export(&txn, sink)?;
         Ok(())
     }
 
@@ -611,6 +612,7 @@ impl Store for RedbFile {
                 StoreItem::Identity(name, value) => {
                     txn.open_table(IDENTITY)?.insert(name.as_str(), value.as_str())?;
                 }
+                StoreItem::ConsoleAccount(account) => console_redb::import(&txn, account)?,
             }
         }
         txn.commit().map_err(StoreError::from)

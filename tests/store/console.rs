@@ -2,7 +2,7 @@
 //! a time, alike on both backends.
 
 use scepd::store::console::{Account, AuditQuery, CertQuery, Role, Session};
-use scepd::store::{AuditEntry, AuditEvent, CertStatus, Store};
+use scepd::store::{AuditEntry, AuditEvent, CertStatus, RedbStore, Store, StoreItem};
 use scepd_ca::{Reason, Serial};
 
 use crate::contract::{issuance, now, stored};
@@ -237,4 +237,28 @@ pub fn summary(store: &dyn Store) {
     // Active and expiring within 30 days: only s0 (20 days).
     assert_eq!(s.expiring_total, 1);
     assert_eq!(s.expiring[0].serial, items[0].serial);
+}
+
+/// `scepd store copy` carries the accounts (with their hashes), not the sessions.
+pub fn accounts_are_copied(store: &dyn Store) {
+    let c = store.console();
+    c.add_account(&account("olga", Role::Operator)).unwrap();
+    c.put_session(&[9; 32], &session("olga", now(), now())).unwrap();
+    let mut items = Vec::new();
+    store
+        .export(&mut |item| {
+            items.push(item);
+            Ok(())
+        })
+        .unwrap();
+    assert!(items.contains(&StoreItem::ConsoleAccount(account("olga", Role::Operator))) || items.iter().any(|i| matches!(i, StoreItem::ConsoleAccount(a) if a.name == "olga" && a.password_hash == "$argon2id$fake$olga")));
+    let dir = tempfile::tempdir().unwrap();
+    let copy = RedbStore::open(&dir.path().join("copy.redb")).unwrap();
+    copy.import(&items).unwrap();
+    let copied = copy.console().account("olga").unwrap().unwrap();
+    assert_eq!(
+        (copied.role, copied.password_hash.as_str()),
+        (Role::Operator, "$argon2id$fake$olga")
+    );
+    assert!(copy.console().session(&[9; 32]).unwrap().is_none());
 }

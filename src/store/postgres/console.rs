@@ -2,15 +2,18 @@
 //! Pages are `ORDER BY` an indexed key with `LIMIT`; the filters are those of
 //! [`crate::store::console::matches`], written in SQL.
 
-use postgres::Row;
+use postgres::{GenericClient, Row};
 
 use super::super::console::{
     Account, AuditPage, AuditQuery, CertPage, CertQuery, CertSummary, ConsoleStore, DeviceRow, Role, Session,
     SessionHash,
 };
-use super::super::StoreError;
+use super::super::{StoreError, StoreItem};
+use super::pool::Session as PgSession;
 use super::rows::{self, int, AUDIT_COLUMNS, CERT_COLUMNS};
-use super::PgStore;
+use super::{PgStore, Tx, TxError};
+
+const ACCOUNT_COLUMNS: &str = "name, role, password_hash, created_at";
 
 /// Expiring certificates listed on the overview (as the embedded store's summary).
 const EXPIRING_LISTED: i64 = 50;
@@ -34,22 +37,39 @@ fn limit(n: usize) -> i64 {
     n.min(i64::MAX as usize) as i64
 }
 
+/// Inserts an account unless one of its name exists; whether it did.
+pub(super) fn insert_account(tx: &mut Tx<'_, '_>, a: &Account) -> Result<bool, TxError> {
+    let added = tx.execute(
+        "INSERT INTO console_accounts (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO NOTHING",
+        &[&a.name, &a.role.as_str(), &a.password_hash, &int(a.created_at)],
+    )?;
+    Ok(added == 1)
+}
+
+/// The accounts, for a whole-store copy (inside its snapshot).
+pub(super) fn export(
+    session: &mut PgSession<'_, impl GenericClient>,
+    sink: &mut dyn FnMut(StoreItem) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for row in session.query(
+        &format!("SELECT {ACCOUNT_COLUMNS} FROM console_accounts ORDER BY name"),
+        &[],
+    )? {
+        sink(StoreItem::ConsoleAccount(account(&row)?))?;
+    }
+    Ok(())
+}
+
 impl ConsoleStore for PgStore {
     fn add_account(&self, a: &Account) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            let added = tx.execute(
-                "INSERT INTO console_accounts (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (name) DO NOTHING",
-                &[&a.name, &a.role.as_str(), &a.password_hash, &int(a.created_at)],
-            )?;
-            Ok(added == 1)
-        })
+        self.write(|tx| insert_account(tx, a))
     }
 
     fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {
         self.read(|c| {
             let row = c.query_opt(
-                "SELECT name, role, password_hash, created_at FROM console_accounts WHERE name = $1",
+                &format!("SELECT {ACCOUNT_COLUMNS} FROM console_accounts WHERE name = $1"),
                 &[&name],
             )?;
             Ok(row.map(|r| account(&r)).transpose()?)
@@ -59,7 +79,7 @@ impl ConsoleStore for PgStore {
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.read(|c| {
             let rows = c.query(
-                "SELECT name, role, password_hash, created_at FROM console_accounts ORDER BY name",
+                &format!("SELECT {ACCOUNT_COLUMNS} FROM console_accounts ORDER BY name"),
                 &[],
             )?;
             Ok(rows.iter().map(account).collect::<Result<_, _>>()?)

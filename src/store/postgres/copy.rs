@@ -90,6 +90,7 @@ pub(super) fn export(
     for row in tx.query("SELECT name, value FROM identity", &[])? {
         sink(StoreItem::Identity(row.get(0), row.get(1)))?;
     }
+    super::console::export(&mut tx, sink)?;
     Ok(())
 }
 
@@ -126,6 +127,9 @@ pub(super) fn import(tx: &mut Tx<'_, '_>, items: &[StoreItem]) -> Result<(), TxE
                     "INSERT INTO identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                     &[name, value],
                 )?;
+            }
+            StoreItem::ConsoleAccount(account) => {
+                super::console::insert_account(tx, account)?;
             }
         }
     }
