@@ -240,8 +240,10 @@ mod tests {
         assert_eq!(s.expiring.len(), EXPIRING_LISTED);
         assert_eq!(s.expiring[0].not_after, now + DAY);
         assert_eq!(s.issued_per_day.len(), 30);
-        // Issued 0..29 days ago land in the window; 30..39 days ago do not.
-        assert_eq!(s.issued_per_day.iter().sum::<u64>(), 300 / 40 * 30);
-        assert_eq!(*s.issued_per_day.last().unwrap(), 300 / 40);
+        // Issued 0..29 days ago land in the window (7 full rounds of 30, then i = 280..299);
+        // 30..39 days ago do not.
+        assert_eq!(s.issued_per_day.iter().sum::<u64>(), 7 * 30 + 20);
+        // Today: i = 0, 40, …, 280.
+        assert_eq!(*s.issued_per_day.last().unwrap(), 8);
     }
 }
