@@ -238,13 +238,10 @@ async fn sign_in(state: &AppState, req: Request<Incoming>, client: IpAddr, secur
     }
     let name = form::get(&pairs, "name").to_string();
     let password = form::get(&pairs, "password").to_string();
-    // The token's failures share the admin API's budget ("admin"); an account's its own.
-    let limited_as = if name.is_empty() {
-        TOKEN_ACTOR.to_string()
-    } else {
-        format!("console:{name}")
-    };
-    let attempt = state.auth_failures.arrive(client, &limited_as);
+    // Failures are counted per address: the token's with the admin API's ("admin"), every
+    // account's together ("console"), so trying many names gains nothing over trying one.
+    let limited_as = if name.is_empty() { TOKEN_ACTOR } else { "console" };
+    let attempt = state.auth_failures.arrive(client, limited_as);
     let signed_in = if name.is_empty() {
         bool::from(sha256(password.as_bytes()).ct_eq(&state.admin_token_sha256))
             .then_some((TOKEN_ACTOR.to_string(), Role::Operator))
