@@ -321,6 +321,31 @@ async fn browse() {
         "{audit}"
     );
     shot(&b, "audit").await;
+    // 200 % zoom is half the CSS width: every page reflows, nothing scrolls sideways.
+    b.set_window_size(640, 1000).await.unwrap();
+    for path in [
+        "/ui/",
+        "/ui/devices?q=console",
+        "/ui/device?id=console-device-1",
+        "/ui/certificates",
+        "/ui/audit",
+    ] {
+        b.goto(&format!("{base}{path}")).await.unwrap();
+        let fits = b
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            fits,
+            serde_json::Value::Bool(true),
+            "{path} scrolls sideways at 200 % zoom"
+        );
+    }
+    shot(&b, "audit-narrow").await;
+    b.set_window_size(1280, 1000).await.unwrap();
     // Sign-out ends the session, for this browser and for anyone holding the cookie.
     let old = session_cookie(&b).await;
     click(&b, Locator::Css("form.signout button")).await;
