@@ -28,7 +28,7 @@ pub fn describe(record: &CertRecord, der: &[u8], now: u64) -> (Vec<(&'static str
             .into(),
         ),
         ("Issued", date(record.issued_at)),
-        ("Issued by", record.kind.as_str().to_string()),
+        ("Issuance kind", record.kind.as_str().to_string()),
         ("Not before", date(record.not_before)),
         ("Not after", date(record.not_after)),
     ];
