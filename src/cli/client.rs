@@ -276,8 +276,18 @@ pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// One admin API call with the data directory's token (for commands in other files).
+pub(super) fn api_call(
+    client: &ClientArgs,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    Ok(AdminClient::new(client)?.call(method, path, body)?.1)
+}
+
 /// Percent-encodes a query value.
-fn encode(v: &str) -> String {
+pub(super) fn encode(v: &str) -> String {
     v.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

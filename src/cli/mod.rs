@@ -1,6 +1,7 @@
 //! The command line. `serve` and `init` work on the data directory; every other command is a
 //! client of the running server's admin API.
 
+mod admin_accounts;
 mod ca;
 mod client;
 mod store;
@@ -51,6 +52,9 @@ enum Command {
     /// Webhook endpoints and deliveries (through the admin API).
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
+    /// Web console accounts (through the admin API, or on the store when no server runs).
+    #[command(subcommand)]
+    Admin(admin_accounts::AdminCommand),
     /// An unsigned Apple configuration profile (CA certificates and SCEP payload) on stdout.
     Profile(ProfileArgs),
     /// The configuration.
@@ -443,6 +447,7 @@ pub fn main() -> ExitCode {
         Command::Device(cmd) => client::device(cmd),
         Command::Webhook(cmd) => webhook::run(cmd),
         Command::Audit(AuditCommand::Export { client, after }) => client::audit_export(&client, after),
+        Command::Admin(cmd) => admin_accounts::admin(cmd),
         Command::Profile(args) => profile(&args),
         Command::Backup { client, out } => backup(&client, &out),
         Command::Bench(args) => bench(args),

@@ -104,7 +104,8 @@ impl Counts {
             | StoreItem::Identity(..)
             | StoreItem::CaGeneration(_)
             | StoreItem::IssuerCrl(_)
-            | StoreItem::Announced(..) => {}
+            | StoreItem::Announced(..)
+            | StoreItem::ConsoleAccount(_) => {}
         }
     }
 }

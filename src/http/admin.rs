@@ -222,6 +222,7 @@ fn route(
             StatusCode::OK,
             &serde_json::json!({ "challenges_stored": service.challenges_stored()? }),
         )),
+        (m, p) if super::console::is_accounts_path(p) => super::console::accounts_api(service, m, p, body, origin),
         _ => Ok(response::json_error(StatusCode::NOT_FOUND, "no such endpoint")),
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 mod ca_admin;
 mod client_addr;
 mod connections;
+mod console;
 mod mdm;
 mod pki;
 mod ratelimit;
@@ -57,6 +58,8 @@ pub struct AppState {
     /// Refused challenges per source address on the SCEP endpoint.
     pub challenge_failures: ratelimit::FailureLimiter,
     pub limits: Limits,
+    /// The web console's cached overview.
+    pub console: console::ConsoleState,
     next_request_id: AtomicU64,
 }
 
@@ -114,6 +117,7 @@ impl AppState {
             source_connections: Arc::new(connections::SourceConnections::new(limits.max_connections_per_source)),
             trusted_proxies,
             limits,
+            console: console::ConsoleState::default(),
             next_request_id: AtomicU64::new(1),
         }
     }

@@ -8,7 +8,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tracing::Instrument;
 
 use super::response::{self, Body};
-use super::{admin, mdm, pki, scep, AppState};
+use super::{admin, console, mdm, pki, scep, AppState};
 
 /// SCEP lives at `/scep` and every path below it (`/scep/pkiclient.exe`), and at the
 /// `/cgi-bin/pkiclient.exe` path that older clients (Cisco, sscep defaults) hard-code.
@@ -16,10 +16,10 @@ fn is_scep_path(path: &str) -> bool {
     path == "/scep" || path.starts_with("/scep/") || path == "/cgi-bin/pkiclient.exe"
 }
 
-/// Whether `admin_tls_only` refuses this request: the admin and challenge APIs over plain
-/// HTTP, except from loopback (the local CLI).
+/// Whether `admin_tls_only` refuses this request: the admin and challenge APIs and the web
+/// console over plain HTTP, except from loopback (the local CLI).
 fn refused_over_plain_http(admin_tls_only: bool, secure: bool, path: &str, peer: std::net::IpAddr) -> bool {
-    let api = path.starts_with("/api/") || path.starts_with("/certsrv/");
+    let api = path.starts_with("/api/") || path.starts_with("/certsrv/") || console::is_console_path(path);
     admin_tls_only && !secure && api && !peer.is_loopback()
 }
 
@@ -51,6 +51,8 @@ pub async fn route(state: &AppState, req: Request<Incoming>, peer: SocketAddr, s
             )
         } else if refused_over_plain_http(state.admin_tls_only, secure, &path, client) {
             response::text(StatusCode::FORBIDDEN, "this API is served over HTTPS only")
+        } else if console::is_console_path(&path) {
+            console::handle(state, req, client, secure, id).await
         } else if is_scep_path(&path) {
             scep::handle(state, req, client, id).await
         } else {
@@ -161,5 +163,7 @@ mod tests {
         assert!(!refused(true, false, "/api/v1/challenges", local), "the local CLI");
         assert!(!refused(true, false, "/scep", remote), "SCEP stays on plain HTTP");
         assert!(!refused(false, false, "/api/v1/challenges", remote));
+        assert!(refused(true, false, "/ui/login", remote), "the console too");
+        assert!(!refused(true, false, "/ui/", local));
     }
 }

@@ -6,6 +6,7 @@ mod batch;
 mod ca_set;
 mod challenges;
 mod committer;
+pub mod console;
 mod enroll;
 mod lifecycle;
 mod queries;
@@ -128,6 +129,9 @@ pub enum ServiceError {
     /// Other nodes published a CRL first on every attempt.
     #[error("other nodes kept publishing CRLs first ({0} attempts)")]
     CrlContention(usize),
+    /// Argon2 refused to hash a console password (it does not, with its default parameters).
+    #[error("password hashing: {0}")]
+    PasswordHash(String),
 }
 
 /// The actor of what scepd does by itself (revocations by the lifecycle policy).

@@ -101,7 +101,7 @@ fn glob_matches(glob: &str, value: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-fn text_of(name: &GeneralName) -> Option<String> {
+pub(crate) fn text_of(name: &GeneralName) -> Option<String> {
     match name {
         GeneralName::DnsName(s) => Some(s.to_string().to_ascii_lowercase()),
         GeneralName::Rfc822Name(s) => Some(s.to_string().to_ascii_lowercase()),

@@ -5,6 +5,7 @@
 //! several nodes share one PostgreSQL (or CockroachDB) database instead ([`postgres`]).
 
 pub mod ca_state;
+pub mod console;
 pub mod issuance;
 pub mod location;
 pub mod outbox;
@@ -276,6 +277,9 @@ pub trait Store: outbox::WebhookStore + CaStore + Send + Sync {
 
     /// Audit entries after sequence number `after`, oldest first, at most `limit`.
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The web console's accounts, sessions and paged reads (see [`console`]).
+    fn console(&self) -> &dyn console::ConsoleStore;
 
     /// Makes every earlier commit durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -327,11 +327,21 @@ pub enum AuditEvent {
     /// A failed webhook delivery was sent again by hand (detail: the delivery's id).
     #[serde(rename = "webhook.retried")]
     WebhookRetried,
+    /// A console account was created (detail: its role) or removed.
+    #[serde(rename = "account.added")]
+    AccountAdded,
+    #[serde(rename = "account.removed")]
+    AccountRemoved,
+    /// Someone signed in to (or out of) the web console.
+    #[serde(rename = "console.signin")]
+    ConsoleSignIn,
+    #[serde(rename = "console.signout")]
+    ConsoleSignOut,
 }
 
 impl AuditEvent {
     /// Every event, for listings and the PostgreSQL store's text column.
-    pub const ALL: [AuditEvent; 17] = [
+    pub const ALL: [AuditEvent; 21] = [
         AuditEvent::CertificateIssued,
         AuditEvent::CertificateRevoked,
         AuditEvent::CertificateSuperseded,
@@ -349,6 +359,10 @@ impl AuditEvent {
         AuditEvent::WebhookRemoved,
         AuditEvent::WebhookRotated,
         AuditEvent::WebhookRetried,
+        AuditEvent::AccountAdded,
+        AuditEvent::AccountRemoved,
+        AuditEvent::ConsoleSignIn,
+        AuditEvent::ConsoleSignOut,
     ];
 
     /// The stored name (`certificate.issued`, …).
@@ -371,6 +385,10 @@ impl AuditEvent {
             AuditEvent::WebhookRemoved => "webhook.removed",
             AuditEvent::WebhookRotated => "webhook.rotated",
             AuditEvent::WebhookRetried => "webhook.retried",
+            AuditEvent::AccountAdded => "account.added",
+            AuditEvent::AccountRemoved => "account.removed",
+            AuditEvent::ConsoleSignIn => "console.signin",
+            AuditEvent::ConsoleSignOut => "console.signout",
         }
     }
 
@@ -441,4 +459,6 @@ pub enum StoreItem {
     WebhookDelivery(super::outbox::Delivery),
     /// Something announced once, and when (Unix seconds).
     Announced(super::outbox::Announcement, u64),
+    /// A web console account (sessions are not copied: they end with the old store).
+    ConsoleAccount(super::console::Account),
 }

@@ -19,6 +19,9 @@
 //! Every write is one redb transaction with immediate durability (fsync before commit returns),
 //! except minting a challenge (see [`Store::insert_challenge`]).
 
+#[path = "console_redb.rs"]
+mod console_redb;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -165,6 +168,7 @@ impl RedbFile {
             txn.open_table(IDENTITY)?;
             ca::create_tables(&txn)?;
             super::redb_outbox::create_tables(&txn)?;
+            console_redb::create_tables(&txn)?;
         }
         txn.commit()?;
         Ok(RedbFile {
@@ -587,6 +591,7 @@ impl Store for RedbFile {
         }
         ca::export(&txn, sink)?;
         super::redb_outbox::export(&txn, sink)?;
+        console_redb::export(&txn, sink)?;
         Ok(())
     }
 
@@ -625,6 +630,7 @@ impl Store for RedbFile {
                 StoreItem::WebhookEndpoint(_) | StoreItem::WebhookDelivery(_) | StoreItem::Announced(..) => {
                     super::redb_outbox::import(&txn, item)?
                 }
+                StoreItem::ConsoleAccount(account) => console_redb::import(&txn, account)?,
             }
         }
         txn.commit().map_err(StoreError::from)
@@ -641,6 +647,10 @@ impl Store for RedbFile {
 
     fn size_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn console(&self) -> &dyn super::console::ConsoleStore {
+        self
     }
 
     fn flush(&self) -> Result<(), StoreError> {

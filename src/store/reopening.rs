@@ -231,6 +231,10 @@ impl Store for RedbStore {
         self.with(|f| f.audit_entries(after, limit))
     }
 
+    fn console(&self) -> &dyn super::console::ConsoleStore {
+        self
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.with(|f| f.flush())
     }

@@ -11,6 +11,8 @@ mod challenges;
 mod cli;
 mod clients;
 mod concurrency;
+mod console;
+mod console_auth;
 mod crash;
 mod disk;
 mod faults;

@@ -6,7 +6,7 @@ use scepd::store::{
 };
 use scepd_ca::{Reason, Serial};
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     scepd_ca::time::unix_now()
 }
 
@@ -14,7 +14,7 @@ fn reason(name: &str) -> Reason {
     Reason::from_name(name).unwrap()
 }
 
-fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
+pub(crate) fn issuance(device: Option<&str>, tid: &str, csr: &str) -> Issuance {
     let serial = Serial::random();
     Issuance {
         serial,
@@ -45,7 +45,7 @@ fn unbound(device: &str, tid: &str, supersede: Supersede) -> Issuance {
     issuance
 }
 
-fn stored(outcome: IssuanceOutcome) {
+pub(crate) fn stored(outcome: IssuanceOutcome) {
     assert!(matches!(outcome, IssuanceOutcome::Stored { .. }), "{outcome:?}");
 }
 

@@ -1,6 +1,7 @@
 //! The Store contract: one generic suite of what every backend must guarantee, instantiated
 //! for each backend: redb, and PostgreSQL when `SCEPD_TEST_DATABASE_URL` is set.
 
+mod console;
 mod contract;
 mod outbox;
 #[path = "../support/scratch_db.rs"]

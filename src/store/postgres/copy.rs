@@ -92,6 +92,7 @@ pub(super) fn export(
     }
     super::ca::export(&mut tx, sink)?;
     super::outbox::export(&mut tx, sink)?;
+    super::console::export(&mut tx, sink)?;
     Ok(())
 }
 
@@ -132,6 +133,9 @@ pub(super) fn import(tx: &mut Tx<'_, '_>, items: &[StoreItem]) -> Result<(), TxE
                     "INSERT INTO identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                     &[name, value],
                 )?;
+            }
+            StoreItem::ConsoleAccount(account) => {
+                super::console::insert_account(tx, account)?;
             }
         }
     }

@@ -8,6 +8,7 @@
 //! when they return (the server's `synchronous_commit`, on by default).
 
 mod ca;
+mod console;
 mod copy;
 mod outbox;
 mod pool;
@@ -573,6 +574,10 @@ impl Store for PgStore {
             )?;
             Ok(rows.iter().map(rows::audit).collect::<Result<_, _>>()?)
         })
+    }
+
+    fn console(&self) -> &dyn super::console::ConsoleStore {
+        self
     }
 
     /// Every commit is durable when it returns.

@@ -142,6 +142,26 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE TABLE webhook_announced (key TEXT PRIMARY KEY, announced_at BIGINT NOT NULL);
     ",
     },
+    // The web console: operator accounts and sign-in sessions (any node serves a session).
+    Migration {
+        version: 5,
+        name: "console",
+        sql: "
+        CREATE TABLE console_accounts (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE TABLE console_sessions (
+            id_hash BYTEA PRIMARY KEY,
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            last_seen BIGINT NOT NULL
+        );
+    ",
+    },
 ];
 
 /// The newest schema this build knows.
