@@ -57,6 +57,7 @@ pub fn cert_json(r: &CertRecord, der: Option<&[u8]>) -> Value {
         "revocation_reason": r.revocation_reason,
         // The issuing CA generation's id; null: the original CA.
         "issuer": r.issuer,
+        "challenge": r.challenge,
     });
     if let Some(der) = der {
         v["pem"] = Value::String(scepd_ca::pem::encode("CERTIFICATE", der));

@@ -12,7 +12,7 @@ use crate::scep::request::{PkiMessage, SignerCert};
 use crate::scep::{csr, envelope, reply, FailInfo, Rejection};
 use crate::store::{
     AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState,
-    Issuance, IssuanceKind, IssuanceOutcome, Supersede,
+    ChallengeUsed, Issuance, IssuanceKind, IssuanceOutcome, Supersede,
 };
 
 /// A certs-only body ready to send, sealed to the requester.
@@ -186,7 +186,14 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
         },
         redeems,
         okta,
-        insecure: grant == Grant::Insecure,
+        challenge: Some(match &grant {
+            Grant::Static => ChallengeUsed::Static,
+            Grant::Insecure => ChallengeUsed::Insecure,
+            Grant::Dynamic(_, record) => ChallengeUsed::Minted {
+                endpoint: record.endpoint.clone(),
+                minted_by: record.minted_by.clone(),
+            },
+        }),
     };
     issue(svc, &csr, &plan, &opened, signer, now)
 }
@@ -282,7 +289,8 @@ pub(super) struct Plan {
     pub kind: IssuanceKind,
     pub redeems: Option<ChallengeHash>,
     pub okta: bool,
-    pub insecure: bool,
+    /// The challenge the request carried (none for a RenewalReq).
+    pub challenge: Option<ChallengeUsed>,
 }
 
 /// Issues the certificate, records it (consuming the challenge, superseding the device's earlier
@@ -327,6 +335,7 @@ pub(super) fn issue(
             kind: plan.kind,
             device_bound: plan.device_bound,
             issuer: generation.record_issuer(),
+            challenge: plan.challenge.clone(),
             ..CertRecord::issued(
                 &serial,
                 csr.subject.to_string(),
@@ -344,7 +353,7 @@ pub(super) fn issue(
         };
         match svc.committer.commit(issuance)? {
             IssuanceOutcome::Stored { superseded, revoked } => {
-                if plan.insecure {
+                if plan.challenge == Some(ChallengeUsed::Insecure) {
                     tracing::warn!(serial = %serial, "INSECURE: certificate issued without a challenge (--insecure-no-challenge)");
                 }
                 let metrics = svc.metrics();

@@ -98,7 +98,7 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
         kind: IssuanceKind::Renewal,
         redeems: None,
         okta,
-        insecure: false,
+        challenge: None,
     };
     issue(svc, &csr, &plan, &opened, signer, now)
 }

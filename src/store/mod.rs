@@ -22,8 +22,8 @@ pub use postgres::PgStore;
 pub use postgres::DEFAULT_POOL_SIZE;
 pub use record::{
     AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeHash, ChallengeRecord, ChallengeState,
-    CrlState, Issuance, IssuanceKind, IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem, StoredCrl,
-    Supersede,
+    ChallengeUsed, CrlState, Issuance, IssuanceKind, IssuanceOutcome, MdmClient, RevokeOutcome, RevokedRow, StoreItem,
+    StoredCrl, Supersede,
 };
 pub use reopening::RedbStore;
 

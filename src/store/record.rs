@@ -105,6 +105,35 @@ pub struct CertRecord {
     /// CA rollovers existed have none and belong to the original CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<IssuerId>,
+    /// The challenge its request carried: none for a RenewalReq (signed by the certificate it
+    /// renews) and for records from before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<ChallengeUsed>,
+}
+
+/// Which kind of challenge let a certificate be issued (the console shows it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChallengeUsed {
+    /// The configured static challenge.
+    Static,
+    /// A one-time challenge minted through `endpoint` (`ndes`, `jamf`, `api`, `console`) for
+    /// `minted_by` (an MDM credential's name, or `admin`).
+    Minted { endpoint: String, minted_by: String },
+    /// None at all: the lab-only `--insecure-no-challenge`.
+    Insecure,
+}
+
+impl std::fmt::Display for ChallengeUsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChallengeUsed::Static => f.write_str("static challenge"),
+            ChallengeUsed::Minted { endpoint, minted_by } => {
+                write!(f, "one-time challenge minted through {endpoint} by {minted_by}")
+            }
+            ChallengeUsed::Insecure => f.write_str("no challenge (--insecure-no-challenge)"),
+        }
+    }
 }
 
 /// A revoked certificate, as the CRL and OCSP need it.
@@ -149,6 +178,7 @@ impl CertRecord {
             seq: 0,
             device_bound: false,
             issuer: None,
+            challenge: None,
         }
     }
 

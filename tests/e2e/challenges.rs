@@ -327,6 +327,25 @@ fn real_clients_redeem_challenges_from_every_endpoint_once() {
     let log = server.log_text();
     assert!(log.contains("challenge_rejection=\"used\""), "{log}");
     assert!(log.contains("challenge_rejection=\"expired\""), "{log}");
+
+    // Each certificate records the kind of challenge that issued it, and who minted it where.
+    let listed = crate::lifecycle::list(&server, &[]);
+    let challenge_of = |cn: &str| {
+        let found = listed
+            .iter()
+            .find(|c| c["subject"].as_str().unwrap().contains(&format!("CN={cn}")))
+            .unwrap_or_else(|| panic!("{cn}: {listed:?}"));
+        (
+            found["challenge"]["kind"].as_str().unwrap().to_string(),
+            found["challenge"]["endpoint"].as_str().unwrap().to_string(),
+            found["challenge"]["minted_by"].as_str().unwrap().to_string(),
+        )
+    };
+    let minted = |endpoint: &str, by: &str| ("minted".to_string(), endpoint.to_string(), by.to_string());
+    assert_eq!(challenge_of("scepclient-0"), minted("ndes", "mdm"));
+    assert_eq!(challenge_of("scepclient-1"), minted("jamf", "mdm"));
+    assert_eq!(challenge_of("certmonger-0"), minted("api", "mdm"));
+    assert_eq!(challenge_of("certmonger-1").2, "admin");
 }
 
 #[test]

@@ -304,3 +304,31 @@ fn the_overview_shows_the_next_and_the_retired_ca() {
     let page = overview();
     assert!(!page.contains("Next CA") && page.contains("Retired CA"), "{page}");
 }
+
+/// A certificate's page says which kind of challenge issued it (here the static one).
+#[test]
+fn the_certificate_page_names_the_challenge_that_issued_it() {
+    let server = Server::start(&["--static-challenge", "console-static", "--allow-des"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::clients::scepclient(dir.path(), &server.scep_url(), "console-static", "console-device");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = crate::lifecycle::list(&server, &[]);
+    let serial = listed[0]["serial"].as_str().unwrap();
+    assert_eq!(listed[0]["challenge"]["kind"], "static");
+
+    let token = std::fs::read_to_string(server.data().join("admin.token")).unwrap();
+    let cookie = session(&sign_in(&server.base, "", token.trim()));
+    let page = http::request(
+        "GET",
+        &format!("{}/ui/certificate?serial={serial}", server.base),
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("Challenge") && text.contains("static challenge"),
+        "{text}"
+    );
+}

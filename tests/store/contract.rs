@@ -1,8 +1,8 @@
 //! What every Store must do, as functions over `&dyn Store`.
 
 use scepd::store::{
-    AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeRecord, CrlState, Issuance, IssuanceOutcome,
-    MdmClient, RedbStore, RevokeOutcome, Store, StoreItem, StoredCrl, Supersede,
+    AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, ChallengeRecord, ChallengeUsed, CrlState, Issuance,
+    IssuanceOutcome, MdmClient, RedbStore, RevokeOutcome, Store, StoreItem, StoredCrl, Supersede,
 };
 use scepd_ca::{Reason, Serial};
 
@@ -232,7 +232,11 @@ pub fn identity(store: &dyn Store) {
 /// Everything exported from one store and imported into an empty one (another backend's too)
 /// comes back out the same, and the counters carry on from where they were.
 pub fn copy_round_trip(store: &dyn Store) {
-    let a = issuance(Some("cp"), "c1", "a");
+    let mut a = issuance(Some("cp"), "c1", "a");
+    a.record.challenge = Some(ChallengeUsed::Minted {
+        endpoint: "jamf".into(),
+        minted_by: "kandji".into(),
+    });
     let b = issuance(Some("cp"), "c2", "b");
     stored(store.record_issuance(&a).unwrap());
     stored(store.record_issuance(&b).unwrap());
@@ -282,6 +286,14 @@ pub fn copy_round_trip(store: &dyn Store) {
     assert_eq!(
         copy.certificate(&a.serial).unwrap().unwrap().0.status,
         CertStatus::Revoked
+    );
+    assert_eq!(
+        store.certificate(&a.serial).unwrap().unwrap().0.challenge,
+        a.record.challenge
+    );
+    assert_eq!(
+        copy.certificate(&a.serial).unwrap().unwrap().0.challenge,
+        a.record.challenge
     );
     assert_eq!(copy.revoked().unwrap().len(), 1);
     assert_eq!(copy.revocation_epoch().unwrap(), store.revocation_epoch().unwrap());

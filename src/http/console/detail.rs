@@ -29,6 +29,16 @@ pub fn describe(record: &CertRecord, der: &[u8], now: u64) -> (Vec<(&'static str
         ),
         ("Issued", date(record.issued_at)),
         ("Issuance kind", record.kind.as_str().to_string()),
+        (
+            "Challenge",
+            match (&record.challenge, record.kind) {
+                (Some(challenge), _) => challenge.to_string(),
+                (None, crate::store::IssuanceKind::Renewal) => {
+                    "none: a RenewalReq signed by the renewed certificate".into()
+                }
+                (None, _) => "not recorded (issued before scepd kept it)".into(),
+            },
+        ),
         ("Not before", date(record.not_before)),
         ("Not after", date(record.not_after)),
     ];

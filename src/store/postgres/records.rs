@@ -77,7 +77,13 @@ pub(super) fn insert_certificate(
     let superseded_by = record.superseded_by.map(|s| s.to_hex());
     let reason = record.revocation_reason.map(Reason::as_str);
     let issuer = record.issuer.map(|i| i.to_hex());
-    let values: [&(dyn ToSql + Sync); 17] = [
+    let challenge = record
+        .challenge
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| TxError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+    let values: [&(dyn ToSql + Sync); 18] = [
         &serial,
         &record.subject,
         &int(record.not_before),
@@ -95,11 +101,12 @@ pub(super) fn insert_certificate(
         &der,
         &record.device_bound,
         &issuer,
+        &challenge,
     ];
     let columns =
         "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, issued_at, kind, \
-                   superseded_by, superseded_at, revoked_at, revocation_reason, der, device_bound, issuer, seq";
-    let placeholders = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17";
+                   superseded_by, superseded_at, revoked_at, revocation_reason, der, device_bound, issuer, challenge, seq";
+    let placeholders = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18";
     match seq {
         None => tx.execute(
             &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, nextval('certificate_seq'))"),
@@ -110,7 +117,7 @@ pub(super) fn insert_certificate(
             let mut with_seq = values.to_vec();
             with_seq.push(&seq);
             tx.execute(
-                &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $18)"),
+                &format!("INSERT INTO certificates ({columns}) VALUES ({placeholders}, $19)"),
                 &with_seq,
             )?
         }

@@ -12,7 +12,7 @@ use super::super::{
 /// The columns of [`CertRecord`], in the order [`certificate`] reads them.
 pub const CERT_COLUMNS: &str =
     "serial, subject, not_before, not_after, status, device_id, transaction_id, csr_sha256, \
-     issued_at, kind, superseded_by, superseded_at, revoked_at, revocation_reason, seq, device_bound, issuer";
+     issued_at, kind, superseded_by, superseded_at, revoked_at, revocation_reason, seq, device_bound, issuer, challenge";
 
 pub const CHALLENGE_COLUMNS: &str =
     "hash, expires_at, created_at, minted_by, endpoint, device_id, subject_cn, san, payload_identifier, okta_device_access, redeemed_at";
@@ -79,6 +79,7 @@ pub fn certificate(row: &Row) -> Result<CertRecord, StoreError> {
         seq: uint(row, "seq"),
         device_bound: row.get("device_bound"),
         issuer: opt_named(row, "issuer", |t| t.parse().ok())?,
+        challenge: opt_named(row, "challenge", |t| serde_json::from_str(t).ok())?,
     })
 }
 

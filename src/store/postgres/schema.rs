@@ -162,6 +162,13 @@ pub const MIGRATIONS: &[Migration] = &[
         );
     ",
     },
+    // The kind of challenge each certificate was issued with (JSON; NULL for renewals and for
+    // certificates from before), which the console shows.
+    Migration {
+        version: 6,
+        name: "certificate_challenge",
+        sql: "ALTER TABLE certificates ADD COLUMN challenge TEXT;",
+    },
 ];
 
 /// The newest schema this build knows.
