@@ -48,7 +48,7 @@ pub fn admin(cmd: AdminCommand) -> CliResult {
         AdminCommand::Add { name, client, role } => {
             let role = Role::from_name(&role).ok_or("--role: viewer or operator")?;
             let body = serde_json::json!({ "name": name, "role": role.as_str() });
-            let password = match client::api_call(&client, Method::POST, "/api/v1/admin-accounts", Some(body)) {
+            let password = match client::api(&client, Method::POST, "/api/v1/admin-accounts", Some(body)) {
                 Ok(created) => text(&created, "password").to_string(),
                 Err(e) if e.is::<client::Refused>() => return Err(e),
                 Err(api_error) => {
@@ -73,7 +73,7 @@ pub fn admin(cmd: AdminCommand) -> CliResult {
             println!("{password}");
         }
         AdminCommand::List { client, json } => {
-            let list = match client::api_call(&client, Method::GET, "/api/v1/admin-accounts", None) {
+            let list = match client::api(&client, Method::GET, "/api/v1/admin-accounts", None) {
                 Ok(list) => list,
                 Err(e) if e.is::<client::Refused>() => return Err(e),
                 Err(api_error) => {
@@ -102,7 +102,7 @@ pub fn admin(cmd: AdminCommand) -> CliResult {
         }
         AdminCommand::Remove { name, client } => {
             let path = format!("/api/v1/admin-accounts/{}", client::encode(&name));
-            match client::api_call(&client, Method::DELETE, &path, None) {
+            match client::api(&client, Method::DELETE, &path, None) {
                 Ok(_) => {}
                 Err(e) if e.is::<client::Refused>() => return Err(e),
                 Err(api_error) => {

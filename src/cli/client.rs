@@ -276,16 +276,6 @@ pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// One admin API call with the data directory's token (for commands in other files).
-pub(super) fn api_call(
-    client: &ClientArgs,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value, Box<dyn std::error::Error>> {
-    Ok(AdminClient::new(client)?.call(method, path, body)?.1)
-}
-
 /// Percent-encodes a query value.
 pub(super) fn encode(v: &str) -> String {
     v.bytes()
@@ -299,7 +289,8 @@ pub(super) fn encode(v: &str) -> String {
         .collect()
 }
 
-/// One admin API call for commands defined elsewhere (`scepd ca …`): the JSON answer, or
+/// One admin API call with the data directory's token, for commands defined elsewhere
+/// (`scepd ca …`, `scepd admin …`): the JSON answer, or
 /// [`Refused`] when the server said no, or another error when no server answered.
 pub(super) fn api(
     client: &ClientArgs,

@@ -103,12 +103,7 @@ async fn route(state: &AppState, req: Request<Incoming>, client: IpAddr, secure:
         (&Method::POST, "/ui/login") => return sign_in(state, req, client, secure, id).await,
         _ => {}
     }
-    let cookies = req
-        .headers()
-        .get(COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let cookies = cookie_header(&req);
     let session_id = form::cookie(&cookies, SESSION_COOKIE).unwrap_or("").to_string();
     let session = if session_id.is_empty() {
         Ok(None)
@@ -220,14 +215,18 @@ fn login_page(status: StatusCode, message: Option<String>, secure: bool) -> Resp
     r
 }
 
-/// `POST /ui/login`: an account name and password, or no name and the admin token.
-async fn sign_in(state: &AppState, req: Request<Incoming>, client: IpAddr, secure: bool, id: u64) -> Response<Body> {
-    let cookies = req
-        .headers()
+/// The request's `Cookie` header, or nothing.
+fn cookie_header(req: &Request<Incoming>) -> String {
+    req.headers()
         .get(COOKIE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_string();
+        .to_string()
+}
+
+/// `POST /ui/login`: an account name and password, or no name and the admin token.
+async fn sign_in(state: &AppState, req: Request<Incoming>, client: IpAddr, secure: bool, id: u64) -> Response<Body> {
+    let cookies = cookie_header(&req);
     let pairs = match read_form(req).await {
         Ok(p) => p,
         Err(r) => return r,
