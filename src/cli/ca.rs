@@ -1,4 +1,4 @@
-//! `scepd ca rollover | install-cert --next | export --next | activate-next | list`.
+//! `scepd ca rollover | install-cert --next | export --next | activate-next | list | remove`.
 //!
 //! The next CA's keys and certificates are made here, in the data directory (`DIR/cas/<issuer
 //! id>/`), as `init` makes the first ones: they never travel through the API. The store's
@@ -180,6 +180,15 @@ pub(super) fn activate_next(client: &ClientArgs, at: Option<String>) -> CliResul
         done.get("issuer").and_then(Value::as_str).unwrap_or("?"),
         done.get("activate_at").and_then(Value::as_str).unwrap_or("?")
     );
+    Ok(())
+}
+
+pub(super) fn remove(client: &ClientArgs, issuer: &str) -> CliResult {
+    let issuer: IssuerId = issuer
+        .parse()
+        .map_err(|_| "ISSUER: 40 hex digits, as `scepd ca list` shows it")?;
+    client::api(client, Method::DELETE, &format!("/api/v1/ca/{issuer}"), None)?;
+    println!("CA {issuer} removed: its CRL is no longer signed; its files in the data directories may go");
     Ok(())
 }
 

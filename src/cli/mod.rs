@@ -360,6 +360,13 @@ enum CaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a retired CA whose certificates have all expired: its CRL is no longer signed.
+    Remove {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Its issuer id (40 hex digits, as `scepd ca list` shows it).
+        issuer: String,
+    },
 }
 
 /// How CLI commands reach the server.
@@ -441,6 +448,7 @@ pub fn main() -> ExitCode {
         Command::Ca(CaCommand::Rollover(args)) => ca::rollover(args),
         Command::Ca(CaCommand::ActivateNext { client, at }) => ca::activate_next(&client, at),
         Command::Ca(CaCommand::List { client, json }) => ca::list(&client, json),
+        Command::Ca(CaCommand::Remove { client, issuer }) => ca::remove(&client, &issuer),
         Command::Cert(cmd) => client::cert(cmd),
         Command::Mdm(cmd) => client::mdm(cmd),
         Command::Challenge(cmd) => client::challenge(cmd),

@@ -75,6 +75,15 @@ pub fn route(
                 Err(why) => response::json_error(StatusCode::CONFLICT, &why),
             })
         }
+        (&Method::DELETE, _) => {
+            let Some(issuer) = path.strip_prefix("/api/v1/ca/").and_then(|i| i.parse().ok()) else {
+                return Ok(response::json_error(StatusCode::NOT_FOUND, "no such CA"));
+            };
+            Ok(match service.remove_retired_ca(&issuer, origin)? {
+                Ok(()) => response::json(StatusCode::OK, &json!({ "removed": issuer })),
+                Err(why) => response::json_error(StatusCode::CONFLICT, &why),
+            })
+        }
         _ => Ok(response::json_error(StatusCode::NOT_FOUND, "no such endpoint")),
     }
 }

@@ -65,7 +65,8 @@ impl ScepService {
         let records = self.store().ca_generations()?;
         let old = self.ca_set();
         let mut generations = vec![Arc::clone(&old.generations[0])];
-        for record in records {
+        // A removed generation is no longer served: no CRL, no OCSP, not listed.
+        for record in records.into_iter().filter(|r| r.removed_at.is_none()) {
             let kept = old
                 .by_issuer(&record.issuer)
                 .filter(|g| g.activate_at == record.activate_at && g.authority.is_some());
@@ -178,6 +179,7 @@ impl ScepService {
             ra_der: authority.ra.as_ref().map(|ra| ra.der.clone()),
             added_at: now,
             activate_at: None,
+            removed_at: None,
         };
         let outcome = self.store().add_ca_generation(&record, now)?;
         self.refresh_cas()?;
@@ -198,7 +200,10 @@ impl ScepService {
     /// `scepd ca rollover` while no server ran) are recorded as the next CA.
     pub fn register_local_generations(&self, issuers: &[IssuerId]) -> Result<(), ServiceError> {
         let known = self.ca_set();
-        for issuer in issuers.iter().filter(|i| known.by_issuer(i).is_none()) {
+        // The store's records, removed generations included: those stay removed.
+        let recorded = self.store().ca_generations()?;
+        let is_new = |i: &IssuerId| known.by_issuer(i).is_none() && !recorded.iter().any(|r| r.issuer == *i);
+        for issuer in issuers.iter().filter(|i| is_new(i)) {
             match self.register_next_ca(issuer, AuditEvent::CaRollover, &Origin::policy())? {
                 Ok(()) => {}
                 Err(why) => tracing::warn!(issuer = %issuer, reason = %why, "CA generation not recorded"),
@@ -249,6 +254,38 @@ impl ScepService {
                 Ok(Ok(record))
             }
         }
+    }
+
+    /// `scepd ca remove`: forgets a retired CA once the last certificate it issued has expired
+    /// (until then its CRL must go on). The original CA stays: it is the data directory's own.
+    pub fn remove_retired_ca(&self, issuer: &IssuerId, origin: &Origin) -> Result<Result<(), String>, ServiceError> {
+        let now = scepd_ca::time::unix_now();
+        let listing = self.ca_listing()?;
+        let Some(ca) = listing.iter().find(|l| l.issuer == issuer.to_hex()) else {
+            return Ok(Err(format!("no CA {issuer}")));
+        };
+        if ca.original {
+            return Ok(Err("the original CA stays: it is the data directory's ca.pem".into()));
+        }
+        if ca.role != CaRole::Retired {
+            return Ok(Err(format!(
+                "only a retired CA can be removed; {issuer} is {}",
+                ca.role.as_str()
+            )));
+        }
+        if let Some(last) = ca.last_certificate_not_after.filter(|&last| last > now) {
+            return Ok(Err(format!(
+                "its last certificate expires {}: until then its CRL must go on",
+                scepd_ca::time::rfc3339(last)
+            )));
+        }
+        if !self.store().remove_ca_generation(issuer, now)? {
+            return Ok(Err(format!("no CA {issuer}")));
+        }
+        self.refresh_cas()?;
+        tracing::info!(issuer = %issuer, "retired CA removed");
+        self.audit_blocking(origin.entry(AuditEvent::CaRemoved, None, Some(issuer.to_hex())));
+        Ok(Ok(()))
     }
 
     /// `scepd ca list`: every generation with its role and certificate counts.

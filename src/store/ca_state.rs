@@ -26,6 +26,10 @@ pub struct CaGenerationRecord {
     /// When it becomes (or became) the current CA; none while it waits for `ca activate-next`.
     #[serde(default)]
     pub activate_at: Option<u64>,
+    /// When `scepd ca remove` retired it for good: its CRL is no longer signed. The record
+    /// stays, so that the generation's files, still in a data directory, are not recorded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<u64>,
 }
 
 impl CaGenerationRecord {
@@ -88,6 +92,10 @@ pub trait CaStore {
     /// Publishes `crl` for `issuer` when its number is exactly one more than the last one (as
     /// [`super::Store::publish_crl`] does for the original CA).
     fn publish_issuer_crl(&self, issuer: &IssuerId, crl: &StoredCrl) -> Result<bool, StoreError>;
+
+    /// Marks a generation removed at `at` (`scepd ca remove`, once the service found it retired
+    /// and its certificates expired); whether it was there and not removed yet.
+    fn remove_ca_generation(&self, issuer: &IssuerId, at: u64) -> Result<bool, StoreError>;
 }
 
 /// One issuer's CRL state as the stores keep it (and `store copy` carries it).
@@ -119,6 +127,7 @@ mod tests {
             ra_der: None,
             added_at: 1,
             activate_at,
+            removed_at: None,
         }
     }
 

@@ -345,6 +345,9 @@ pub enum AuditEvent {
     /// The next CA's activation was recorded (detail: issuer id and moment).
     #[serde(rename = "ca.activated")]
     CaActivated,
+    /// A retired CA whose certificates had all expired was removed (detail: its issuer id).
+    #[serde(rename = "ca.removed")]
+    CaRemoved,
     /// A webhook endpoint was added (detail: its id and URL).
     #[serde(rename = "webhook.added")]
     WebhookAdded,
@@ -371,7 +374,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event, for listings and the PostgreSQL store's text column.
-    pub const ALL: [AuditEvent; 21] = [
+    pub const ALL: [AuditEvent; 22] = [
         AuditEvent::CertificateIssued,
         AuditEvent::CertificateRevoked,
         AuditEvent::CertificateSuperseded,
@@ -385,6 +388,7 @@ impl AuditEvent {
         AuditEvent::CaRollover,
         AuditEvent::CaInstalled,
         AuditEvent::CaActivated,
+        AuditEvent::CaRemoved,
         AuditEvent::WebhookAdded,
         AuditEvent::WebhookRemoved,
         AuditEvent::WebhookRotated,
@@ -411,6 +415,7 @@ impl AuditEvent {
             AuditEvent::CaRollover => "ca.rollover",
             AuditEvent::CaInstalled => "ca.installed",
             AuditEvent::CaActivated => "ca.activated",
+            AuditEvent::CaRemoved => "ca.removed",
             AuditEvent::WebhookAdded => "webhook.added",
             AuditEvent::WebhookRemoved => "webhook.removed",
             AuditEvent::WebhookRotated => "webhook.rotated",

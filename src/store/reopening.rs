@@ -268,4 +268,8 @@ impl crate::store::CaStore for RedbStore {
     fn publish_issuer_crl(&self, issuer: &scepd_ca::IssuerId, crl: &StoredCrl) -> Result<bool, StoreError> {
         self.with(|f| f.publish_issuer_crl(issuer, crl))
     }
+
+    fn remove_ca_generation(&self, issuer: &scepd_ca::IssuerId, at: u64) -> Result<bool, StoreError> {
+        self.with(|f| f.remove_ca_generation(issuer, at))
+    }
 }

@@ -750,3 +750,59 @@ fn three_generations_each_with_its_own_crl() {
         assert!(ocsp_status_from(&server, d, ca, &pair[1]).contains(": revoked"));
     }
 }
+
+/// `scepd ca remove`: only a retired CA whose certificates have all expired goes; the original
+/// and the current CA stay. A removed CA is no longer listed or served, and stays removed after
+/// a restart although its files are still in the data directory.
+#[test]
+fn a_retired_ca_is_removed_only_once_its_certificates_expired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--static-challenge", CHALLENGE, "--allow-des"];
+    let mut server = Server::start(&args);
+    let current = |server: &Server| {
+        role(&ca_list(server), "current")[0]["issuer"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let roll = |server: &Server| {
+        cli_ok(server, &["ca", "rollover"]);
+        cli_ok(server, &["ca", "activate-next"]);
+        current(server)
+    };
+    let original = current(&server);
+    let first = roll(&server);
+    enroll(&server, &tmp.path().join("leaf"), "removal-test-device");
+    let second = roll(&server);
+    let third = roll(&server);
+    let refused = |server: &Server, issuer: &str, why: &str| {
+        let out = server.cli(&["ca", "remove", issuer]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && text.contains(why), "{issuer}: {text}");
+    };
+    refused(&server, &original, "original CA stays");
+    refused(&server, &third, "is current");
+    refused(&server, &first, "its last certificate expires");
+
+    // The second CA issued nothing: it goes.
+    cli_ok(&server, &["ca", "remove", &second]);
+    refused(&server, &second, "no CA");
+    let listed = ca_list(&server);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed.iter().all(|g| g["issuer"] != second.as_str()));
+    let audit = cli_ok(&server, &["audit", "export"]);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"ca.removed\"") && l.contains(&second)),
+        "{audit}"
+    );
+
+    let data = server.data().to_path_buf();
+    assert!(data.join("cas").join(&second).join("ca.pem").exists());
+    server.terminate();
+    let server = Server::start_in(&data, &args);
+    let listed = ca_list(&server);
+    assert_eq!(listed.len(), 3, "not recorded again from its files: {listed:?}");
+    assert_eq!(current(&server), third);
+}

@@ -549,6 +549,7 @@ pub fn ca_generations(store: &dyn Store) {
         ra_der: Some(vec![b; 2]),
         added_at: now(),
         activate_at: None,
+        removed_at: None,
     };
     assert!(store.ca_generations().unwrap().is_empty());
     assert_eq!(store.activate_next_ca(now()).unwrap(), Activation::NoNext);
@@ -623,7 +624,20 @@ pub fn ca_generations(store: &dyn Store) {
     assert_eq!(rows.iter().find(|r| r.serial == a.serial).unwrap().issuer, Some(id(1)));
     assert_eq!(rows.iter().find(|r| r.serial == original.serial).unwrap().issuer, None);
 
-    // `store copy` carries the generations and their CRLs.
+    // Removed (`scepd ca remove`): marked once, kept, and never recorded again.
+    assert!(store.remove_ca_generation(&id(1), at + 5).unwrap());
+    assert!(!store.remove_ca_generation(&id(1), at + 6).unwrap(), "once");
+    assert!(!store.remove_ca_generation(&id(9), at + 6).unwrap(), "unknown");
+    let removed = store.ca_generations().unwrap();
+    assert_eq!(removed[0].removed_at, Some(at + 5));
+    assert_eq!(removed[0].activate_at, Some(at));
+    assert_eq!(removed[1].removed_at, None);
+    assert_eq!(
+        store.add_ca_generation(&generation(1), at + 10).unwrap(),
+        AddGeneration::Duplicate
+    );
+
+    // `store copy` carries the generations (removed ones too) and their CRLs.
     let items = export(store);
     let dir = tempfile::tempdir().unwrap();
     let copy = RedbStore::open(&dir.path().join("copy.redb")).unwrap();

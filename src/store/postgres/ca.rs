@@ -9,7 +9,7 @@ use super::{PgStore, Tx, TxError};
 use crate::store::ca_state::{self, Activation, AddGeneration, CaGenerationRecord, CaStore, IssuerCrl};
 use crate::store::{CrlState, StoreError, StoreItem, StoredCrl};
 
-const GENERATION_COLUMNS: &str = "issuer, ca_der, ra_der, added_at, activate_at";
+const GENERATION_COLUMNS: &str = "issuer, ca_der, ra_der, added_at, activate_at, removed_at";
 const CRL_COLUMNS: &str = "issuer, last_number, number, epoch, this_update, next_update, der";
 
 fn issuer(row: &Row) -> Result<IssuerId, StoreError> {
@@ -25,6 +25,7 @@ fn generation(row: &Row) -> Result<CaGenerationRecord, StoreError> {
         ra_der: row.get("ra_der"),
         added_at: row.get::<_, i64>("added_at") as u64,
         activate_at: row.get::<_, Option<i64>>("activate_at").map(|v| v as u64),
+        removed_at: row.get::<_, Option<i64>>("removed_at").map(|v| v as u64),
     })
 }
 
@@ -53,8 +54,8 @@ fn generations(session: &mut Session<'_, impl GenericClient>) -> Result<Vec<CaGe
 fn put_generation(tx: &mut Tx<'_, '_>, g: &CaGenerationRecord) -> Result<(), TxError> {
     tx.execute(
         &format!(
-            "INSERT INTO ca_generations ({GENERATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (issuer) DO UPDATE SET activate_at = excluded.activate_at"
+            "INSERT INTO ca_generations ({GENERATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (issuer) DO UPDATE SET activate_at = excluded.activate_at, removed_at = excluded.removed_at"
         ),
         &[
             &g.issuer.to_hex(),
@@ -62,6 +63,7 @@ fn put_generation(tx: &mut Tx<'_, '_>, g: &CaGenerationRecord) -> Result<(), TxE
             &g.ra_der,
             &int(g.added_at),
             &opt_int(g.activate_at),
+            &opt_int(g.removed_at),
         ],
     )?;
     Ok(())
@@ -158,6 +160,16 @@ impl CaStore for PgStore {
 
     fn issuer_crl(&self, id: &IssuerId) -> Result<CrlState, StoreError> {
         self.read(|c| Ok(crl_of(c, id)?.state()))
+    }
+
+    fn remove_ca_generation(&self, id: &IssuerId, at: u64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let removed = tx.execute(
+                "UPDATE ca_generations SET removed_at = $2 WHERE issuer = $1 AND removed_at IS NULL",
+                &[&id.to_hex(), &int(at)],
+            )?;
+            Ok(removed > 0)
+        })
     }
 
     fn publish_issuer_crl(&self, id: &IssuerId, crl: &StoredCrl) -> Result<bool, StoreError> {

@@ -169,6 +169,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "certificate_challenge",
         sql: "ALTER TABLE certificates ADD COLUMN challenge TEXT;",
     },
+    // `scepd ca remove`: a retired CA generation kept as removed, so that it is not recorded
+    // again from a data directory that still holds its files.
+    Migration {
+        version: 7,
+        name: "ca_removed",
+        sql: "ALTER TABLE ca_generations ADD COLUMN removed_at BIGINT;",
+    },
 ];
 
 /// The newest schema this build knows.

@@ -110,6 +110,28 @@ impl CaStore for RedbFile {
         Ok(outcome)
     }
 
+    fn remove_ca_generation(&self, issuer: &IssuerId, at: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let removed = {
+            let mut table = txn.open_table(CA_GENERATIONS)?;
+            let key = issuer.to_hex();
+            let found: Option<CaGenerationRecord> = table.get(key.as_str())?.map(|v| decode(v.value())).transpose()?;
+            match found.filter(|g| g.removed_at.is_none()) {
+                Some(g) => {
+                    let removed = CaGenerationRecord {
+                        removed_at: Some(at),
+                        ..g
+                    };
+                    table.insert(key.as_str(), encode(&removed)?.as_slice())?;
+                    true
+                }
+                None => false,
+            }
+        };
+        txn.commit()?;
+        Ok(removed)
+    }
+
     fn issuer_crl(&self, issuer: &IssuerId) -> Result<CrlState, StoreError> {
         let txn = self.db.begin_read()?;
         Ok(issuer_crl(&txn.open_table(CA_CRLS)?, issuer)?.state())
