@@ -53,6 +53,18 @@ fn delivery_json(d: &Delivery) -> Value {
     })
 }
 
+/// `scheme://host[:port]` of an endpoint's URL, for the audit trail: every console role reads
+/// it, and a receiver's path or query may hold a credential of its own.
+fn site_of(url: &str) -> String {
+    match url.parse::<hyper::Uri>() {
+        Ok(uri) => match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+            _ => String::new(),
+        },
+        Err(_) => String::new(),
+    }
+}
+
 /// One webhook request, on the blocking pool. Every change is recorded with `audit`.
 pub fn route(
     webhooks: &Webhooks,
@@ -82,7 +94,10 @@ pub fn route(
             };
             match webhooks.add(&new) {
                 Ok((endpoint, secret)) => {
-                    audit(AuditEvent::WebhookAdded, format!("{} {}", endpoint.id, endpoint.url));
+                    audit(
+                        AuditEvent::WebhookAdded,
+                        format!("{} {}", endpoint.id, site_of(&endpoint.url)),
+                    );
                     let mut v = endpoint_json(&endpoint);
                     v["secret"] = Value::String(secret);
                     Ok(response::json(StatusCode::CREATED, &v))

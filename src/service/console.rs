@@ -174,8 +174,11 @@ impl ScepService {
             return Ok(None);
         }
         if now >= session.last_seen + TOUCH_EVERY_SECONDS {
+            // Only if it still exists: a sign-out or the account's removal may have just ended it.
+            if !console.touch_session(&hash, now)? {
+                return Ok(None);
+            }
             session.last_seen = now;
-            console.put_session(&hash, &session)?;
         }
         Ok(Some(session))
     }

@@ -229,9 +229,17 @@ impl ScepService {
                 next.issuer
             )));
         }
-        let (_, not_after) = next.validity();
+        let (not_before, not_after) = next.validity();
         if at >= not_after {
             return Ok(Err("that moment is past the next CA's notAfter".into()));
+        }
+        // An externally signed CA may start later: issuing before then would make chains no
+        // client accepts.
+        if at < not_before {
+            return Ok(Err(format!(
+                "that moment is before the next CA's notBefore ({}): activate it with --at then or later",
+                scepd_ca::time::rfc3339(not_before)
+            )));
         }
         // Before the current CA's own activation the next one would never be current.
         let latest = set.generations.iter().filter_map(|g| g.activate_at).max().unwrap_or(0);

@@ -126,6 +126,9 @@ pub trait ConsoleStore: Send + Sync {
     fn remove_account(&self, name: &str) -> Result<bool, StoreError>;
 
     fn put_session(&self, hash: &SessionHash, session: &Session) -> Result<(), StoreError>;
+    /// Moves an existing session's `last_seen` on; whether it still existed. Never recreates
+    /// one: a sign-out or an account's removal that committed meanwhile stays in force.
+    fn touch_session(&self, hash: &SessionHash, last_seen: u64) -> Result<bool, StoreError>;
     fn session(&self, hash: &SessionHash) -> Result<Option<Session>, StoreError>;
     fn remove_session(&self, hash: &SessionHash) -> Result<(), StoreError>;
     /// Removes sessions last seen before `idle_before` or created before `created_before`.

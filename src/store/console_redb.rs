@@ -103,6 +103,24 @@ impl ConsoleStore for RedbFile {
         Ok(())
     }
 
+    fn touch_session(&self, hash: &SessionHash, last_seen: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let touched = {
+            let mut table = txn.open_table(SESSIONS)?;
+            let found: Option<Session> = table.get(hash.as_slice())?.map(|v| decode(v.value())).transpose()?;
+            match found {
+                Some(session) => {
+                    let touched = Session { last_seen, ..session };
+                    table.insert(hash.as_slice(), encode(&touched)?.as_slice())?;
+                    true
+                }
+                None => false,
+            }
+        };
+        txn.commit()?;
+        Ok(touched)
+    }
+
     fn session(&self, hash: &SessionHash) -> Result<Option<Session>, StoreError> {
         let txn = self.db.begin_read()?;
         let found = txn.open_table(SESSIONS)?.get(hash.as_slice())?;
@@ -262,6 +280,9 @@ impl ConsoleStore for RedbStore {
     }
     fn session(&self, hash: &SessionHash) -> Result<Option<Session>, StoreError> {
         self.with(|f| f.session(hash))
+    }
+    fn touch_session(&self, hash: &SessionHash, last_seen: u64) -> Result<bool, StoreError> {
+        self.with(|f| f.touch_session(hash, last_seen))
     }
     fn remove_session(&self, hash: &SessionHash) -> Result<(), StoreError> {
         self.with(|f| f.remove_session(hash))

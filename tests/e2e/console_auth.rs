@@ -332,3 +332,33 @@ fn the_certificate_page_names_the_challenge_that_issued_it() {
         "{text}"
     );
 }
+
+/// A burst of sign-ins: a few password checks (Argon2, about 19 MiB each) run at once, the rest
+/// are told to retry (503 with Retry-After) without hashing; none fails otherwise, and the right
+/// password still signs in afterwards.
+#[test]
+fn a_burst_of_sign_ins_hashes_a_few_at_a_time() {
+    let server = Server::start(&["--auth-failures-per-minute", "1000"]);
+    let base = server.base.clone();
+    let password = last_line(&server.cli(&["admin", "add", "burst"]));
+    let statuses: Vec<(u16, bool)> = std::thread::scope(|s| {
+        let tries: Vec<_> = (0..24)
+            .map(|_| {
+                s.spawn(|| {
+                    let r = sign_in(&base, "burst", "wrong");
+                    (r.status, r.header("retry-after").is_some())
+                })
+            })
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|(s, _)| *s == 401 || *s == 503), "{statuses:?}");
+    assert!(statuses.iter().filter(|(s, _)| *s == 503).all(|(_, retry)| *retry));
+    assert!(
+        statuses.iter().any(|(s, _)| *s == 503),
+        "more than 4 at once: {statuses:?}"
+    );
+    assert!(statuses.iter().any(|(s, _)| *s == 401), "{statuses:?}");
+    let cookie = session(&sign_in(&base, "burst", &password));
+    assert_eq!(overview_status(&base, &cookie), 200);
+}

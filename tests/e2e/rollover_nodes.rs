@@ -305,3 +305,74 @@ fn three_nodes_on_postgresql_switch_together() {
         assert_eq!(role(&list, "retired").len(), 1);
     }
 }
+
+/// An externally signed next CA whose validity starts later (signed here by OpenSSL under
+/// faketime, two days ahead) cannot be activated before its notBefore: a CA issuing before it is
+/// valid would hand out chains no client accepts. An activation scheduled after it is accepted.
+#[test]
+fn an_external_next_ca_is_not_activated_before_its_not_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    cli_ok(
+        &server,
+        &["ca", "rollover", "--ca-csr", d.join("next.csr").to_str().unwrap()],
+    );
+    openssl::run(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-subj",
+            "/CN=External Root",
+            "-days",
+            "30",
+        ],
+    );
+    openssl::write(d, "ext.cnf", CA_EXTENSIONS.as_bytes());
+    let signed = Command::new("faketime")
+        .args([
+            "-f", "+2d", "openssl", "x509", "-req", "-in", "next.csr", "-CA", "root.pem",
+        ])
+        .args([
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-out",
+            "next.pem",
+            "-days",
+            "365",
+        ])
+        .args(["-extfile", "ext.cnf", "-extensions", "v3_ca"])
+        .current_dir(d)
+        .output()
+        .expect("faketime (Debian package faketime)");
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    let next = d.join("next.pem");
+    cli_ok(
+        &server,
+        &[
+            "ca",
+            "install-cert",
+            "--next",
+            next.to_str().unwrap(),
+            "--chain",
+            d.join("root.pem").to_str().unwrap(),
+        ],
+    );
+
+    let now = server.cli(&["ca", "activate-next"]);
+    let why = String::from_utf8_lossy(&now.stderr);
+    assert!(!now.status.success() && why.contains("notBefore"), "{why}");
+    assert_eq!(role(&ca_list(&server), "next").len(), 1, "still the next CA");
+    let later = scepd_ca::time::rfc3339(scepd_ca::time::unix_now() + 3 * 86_400);
+    cli_ok(&server, &["ca", "activate-next", "--at", &later]);
+    assert_eq!(role(&ca_list(&server), "next")[0]["activate_at"], later.as_str());
+}

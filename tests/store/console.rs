@@ -89,13 +89,16 @@ pub fn sessions(store: &dyn Store) {
     c.put_session(&[2; 32], &session("b", t - 100, t - 100)).unwrap();
     c.put_session(&[3; 32], &session("c", t - 10_000, t)).unwrap();
     // A touch updates last_seen.
-    c.put_session(&[2; 32], &session("b", t - 100, t - 50)).unwrap();
+    assert!(c.touch_session(&[2; 32], t - 50).unwrap());
     assert_eq!(c.session(&[2; 32]).unwrap().unwrap().last_seen, t - 50);
     // Idle since before t-60, or created before t-5000: b is not idle (seen at t-50); c is too old.
     assert_eq!(c.sweep_sessions(t - 60, t - 5000).unwrap(), 1);
     assert!(c.session(&[3; 32]).unwrap().is_none());
     assert_eq!(c.sweep_sessions(t - 10, t - 5000).unwrap(), 1, "b is idle past t-10");
     c.remove_session(&[1; 32]).unwrap();
+    assert!(c.session(&[1; 32]).unwrap().is_none());
+    // A touch after the session ended (signed out on another node) does not bring it back.
+    assert!(!c.touch_session(&[1; 32], t).unwrap());
     assert!(c.session(&[1; 32]).unwrap().is_none());
 }
 

@@ -215,6 +215,9 @@ fn login_page(status: StatusCode, message: Option<String>, secure: bool) -> Resp
     r
 }
 
+/// Password checks in flight, at most (see `sign_in`).
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// The request's `Cookie` header, or nothing.
 fn cookie_header(req: &Request<Incoming>) -> String {
     req.headers()
@@ -245,6 +248,13 @@ async fn sign_in(state: &AppState, req: Request<Incoming>, client: IpAddr, secur
         bool::from(sha256(password.as_bytes()).ct_eq(&state.admin_token_sha256))
             .then_some((TOKEN_ACTOR.to_string(), Role::Operator))
     } else {
+        // Argon2 costs about 19 MiB and tens of milliseconds of a core per check: a flood of
+        // sign-ins must not take the memory or the blocking pool the enrollments need. Beyond
+        // a few at once, the answer is "retry later" without hashing (a legitimate operator
+        // retries; nothing counts against the account).
+        let Ok(_permit) = PASSWORD_CHECKS.try_acquire() else {
+            return response::retry_later("too many sign-ins at once", 1);
+        };
         let n = name.clone();
         match blocking(state, move |s| s.check_console_password(&n, &password)).await {
             Ok(role) => role.map(|r| (name.clone(), r)),

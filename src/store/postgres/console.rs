@@ -93,6 +93,16 @@ impl ConsoleStore for PgStore {
         })
     }
 
+    fn touch_session(&self, hash: &SessionHash, last_seen: u64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let touched = tx.execute(
+                "UPDATE console_sessions SET last_seen = $2 WHERE id_hash = $1",
+                &[&hash.as_slice(), &int(last_seen)],
+            )?;
+            Ok(touched > 0)
+        })
+    }
+
     fn put_session(&self, hash: &SessionHash, s: &Session) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(
