@@ -180,6 +180,7 @@ impl ScepService {
             added_at: now,
             activate_at: None,
             removed_at: None,
+            seq: 0,
         };
         let outcome = self.store().add_ca_generation(&record, now)?;
         self.refresh_cas()?;

@@ -30,6 +30,10 @@ pub struct CaGenerationRecord {
     /// stays, so that the generation's files, still in a data directory, are not recorded again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed_at: Option<u64>,
+    /// The order generations were recorded in (1, 2, …; given by the store): of two activated
+    /// for the same second, the later-recorded is the current one.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl CaGenerationRecord {
@@ -57,6 +61,15 @@ pub fn may_add(existing: &[CaGenerationRecord], new: &CaGenerationRecord, now: u
         AddGeneration::NextExists
     } else {
         AddGeneration::Added
+    }
+}
+
+/// `new` numbered after every `existing` generation: what a store records when [`may_add`] says
+/// `Added`.
+pub fn numbered(existing: &[CaGenerationRecord], new: &CaGenerationRecord) -> CaGenerationRecord {
+    CaGenerationRecord {
+        seq: existing.iter().map(|g| g.seq).max().unwrap_or(0) + 1,
+        ..new.clone()
     }
 }
 
@@ -128,6 +141,7 @@ mod tests {
             added_at: 1,
             activate_at,
             removed_at: None,
+            seq: u64::from(byte),
         }
     }
 

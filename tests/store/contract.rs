@@ -550,6 +550,7 @@ pub fn ca_generations(store: &dyn Store) {
         added_at: now(),
         activate_at: None,
         removed_at: None,
+        seq: 0,
     };
     assert!(store.ca_generations().unwrap().is_empty());
     assert_eq!(store.activate_next_ca(now()).unwrap(), Activation::NoNext);
@@ -588,6 +589,8 @@ pub fn ca_generations(store: &dyn Store) {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0], activated);
     assert_eq!(all[1].activate_at, None);
+    // Numbered in the order they were recorded, whatever their ids or times.
+    assert_eq!((all[0].seq, all[1].seq), (1, 2));
 
     // Each issuer's CRL numbers start at one, apart from the original CA's.
     let crl = |number: u64| StoredCrl {

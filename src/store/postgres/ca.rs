@@ -9,7 +9,7 @@ use super::{PgStore, Tx, TxError};
 use crate::store::ca_state::{self, Activation, AddGeneration, CaGenerationRecord, CaStore, IssuerCrl};
 use crate::store::{CrlState, StoreError, StoreItem, StoredCrl};
 
-const GENERATION_COLUMNS: &str = "issuer, ca_der, ra_der, added_at, activate_at, removed_at";
+const GENERATION_COLUMNS: &str = "issuer, ca_der, ra_der, added_at, activate_at, removed_at, seq";
 const CRL_COLUMNS: &str = "issuer, last_number, number, epoch, this_update, next_update, der";
 
 fn issuer(row: &Row) -> Result<IssuerId, StoreError> {
@@ -26,6 +26,7 @@ fn generation(row: &Row) -> Result<CaGenerationRecord, StoreError> {
         added_at: row.get::<_, i64>("added_at") as u64,
         activate_at: row.get::<_, Option<i64>>("activate_at").map(|v| v as u64),
         removed_at: row.get::<_, Option<i64>>("removed_at").map(|v| v as u64),
+        seq: row.get::<_, i64>("seq") as u64,
     })
 }
 
@@ -45,7 +46,7 @@ fn issuer_crl(row: &Row) -> Result<IssuerCrl, StoreError> {
 
 fn generations(session: &mut Session<'_, impl GenericClient>) -> Result<Vec<CaGenerationRecord>, TxError> {
     let rows = session.query(
-        &format!("SELECT {GENERATION_COLUMNS} FROM ca_generations ORDER BY added_at, issuer"),
+        &format!("SELECT {GENERATION_COLUMNS} FROM ca_generations ORDER BY seq, added_at, issuer"),
         &[],
     )?;
     Ok(rows.iter().map(generation).collect::<Result<_, _>>()?)
@@ -54,7 +55,7 @@ fn generations(session: &mut Session<'_, impl GenericClient>) -> Result<Vec<CaGe
 fn put_generation(tx: &mut Tx<'_, '_>, g: &CaGenerationRecord) -> Result<(), TxError> {
     tx.execute(
         &format!(
-            "INSERT INTO ca_generations ({GENERATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO ca_generations ({GENERATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (issuer) DO UPDATE SET activate_at = excluded.activate_at, removed_at = excluded.removed_at"
         ),
         &[
@@ -64,6 +65,7 @@ fn put_generation(tx: &mut Tx<'_, '_>, g: &CaGenerationRecord) -> Result<(), TxE
             &int(g.added_at),
             &opt_int(g.activate_at),
             &opt_int(g.removed_at),
+            &int(g.seq),
         ],
     )?;
     Ok(())
@@ -135,9 +137,10 @@ impl CaStore for PgStore {
 
     fn add_ca_generation(&self, new: &CaGenerationRecord, now: u64) -> Result<AddGeneration, StoreError> {
         self.write(|tx| {
-            let verdict = ca_state::may_add(&generations(tx)?, new, now);
+            let existing = generations(tx)?;
+            let verdict = ca_state::may_add(&existing, new, now);
             if verdict == AddGeneration::Added {
-                put_generation(tx, new)?;
+                put_generation(tx, &ca_state::numbered(&existing, new))?;
             }
             Ok(verdict)
         })

@@ -170,11 +170,15 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: "ALTER TABLE certificates ADD COLUMN challenge TEXT;",
     },
     // `scepd ca remove`: a retired CA generation kept as removed, so that it is not recorded
-    // again from a data directory that still holds its files.
+    // again from a data directory that still holds its files; and the order generations were
+    // recorded in (of two activated for the same second, the later is current).
     Migration {
         version: 7,
-        name: "ca_removed",
-        sql: "ALTER TABLE ca_generations ADD COLUMN removed_at BIGINT;",
+        name: "ca_generations_removed_and_order",
+        sql: "
+        ALTER TABLE ca_generations ADD COLUMN removed_at BIGINT;
+        ALTER TABLE ca_generations ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+    ",
     },
 ];
 

@@ -23,7 +23,7 @@ fn generations(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Resul
     for entry in table.iter()? {
         out.push(decode(entry?.1.value())?);
     }
-    out.sort_by_key(|g| g.added_at);
+    out.sort_by_key(|g| (g.seq, g.added_at));
     Ok(out)
 }
 
@@ -79,9 +79,11 @@ impl CaStore for RedbFile {
         let txn = self.db.begin_write()?;
         let verdict = {
             let mut table = txn.open_table(CA_GENERATIONS)?;
-            let verdict = ca_state::may_add(&generations(&table)?, generation, now);
+            let existing = generations(&table)?;
+            let verdict = ca_state::may_add(&existing, generation, now);
             if verdict == AddGeneration::Added {
-                table.insert(generation.issuer.to_hex().as_str(), encode(generation)?.as_slice())?;
+                let numbered = ca_state::numbered(&existing, generation);
+                table.insert(generation.issuer.to_hex().as_str(), encode(&numbered)?.as_slice())?;
             }
             verdict
         };
