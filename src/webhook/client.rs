@@ -51,6 +51,9 @@ impl DeliveryError {
     }
 }
 
+/// Addresses of a receiver tried per attempt, at most.
+pub const MAX_ADDRESSES_TRIED: usize = 3;
+
 /// The settings of the delivery client.
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
@@ -102,6 +105,7 @@ impl DeliveryClient {
     }
 
     /// The addresses of `target` that it may be sent to (all, or an error naming a refused one).
+    /// Every one is checked, though at most [`MAX_ADDRESSES_TRIED`] are tried.
     async fn resolve(&self, target: &Target) -> Result<Vec<SocketAddr>, DeliveryError> {
         let addrs: Vec<SocketAddr> = match target.host.parse() {
             Ok(ip) => vec![SocketAddr::new(ip, target.port)],
@@ -136,7 +140,9 @@ impl DeliveryClient {
     pub async fn post(&self, target: &Target, headers: &[(&str, String)], body: Bytes) -> Result<u16, DeliveryError> {
         let addrs = self.resolve(target).await?;
         let mut last = DeliveryError::Connect("no address".into());
-        for addr in addrs {
+        // A few of its addresses at most: a receiver's owner controls its DNS, and trying many
+        // one after the other could outlast the delivery's lease (another node would send too).
+        for addr in addrs.into_iter().take(MAX_ADDRESSES_TRIED) {
             match tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(tcp)) => return self.send(target, tcp, headers, body).await,
                 Ok(Err(e)) => last = DeliveryError::Connect(format!("{addr}: {e}")),

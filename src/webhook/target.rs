@@ -79,11 +79,25 @@ impl Target {
     }
 }
 
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+/// An IPv6 address that carries an IPv4 one, as that IPv4 address: IPv4-mapped (::ffff:0:0/96),
+/// NAT64 (64:ff9b::/96), 6to4 (2002::/16, the address in bits 16–48) and the old
+/// IPv4-compatible form (::/96), so that none of them reaches a forbidden IPv4 address where a
+/// translator routes it.
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else {
+        return ip;
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| IpAddr::V4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => v4(hi, lo),
+        [0x2002, hi, lo, ..] => v4(hi, lo),
+        // ::/96 but not :: and ::1 themselves.
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => v4(hi, lo),
+        _ => ip,
     }
 }
 
@@ -136,6 +150,10 @@ mod tests {
             "https://169.254.1.1/",
             "https://[fe80::1]/",
             "https://[::ffff:169.254.169.254]/",
+            // The same through NAT64, 6to4 and the IPv4-compatible form.
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[2002:a9fe:a9fe::1]/",
+            "https://[::a9fe:a9fe]/",
             "https://[fd00:ec2::254]/",
             "https://100.100.100.200/",
             "https://0.0.0.0/",
@@ -148,6 +166,11 @@ mod tests {
         let t = Target::parse("https://hooks.example.com/", false).unwrap();
         assert!(t.check("169.254.169.254".parse().unwrap()).is_err());
         assert!(t.check("192.0.2.1".parse().unwrap()).is_ok());
+        assert!(
+            t.check("64:ff9b::c000:201".parse().unwrap()).is_ok(),
+            "NAT64 of 192.0.2.1"
+        );
+        assert!(t.check("2001:db8::1".parse().unwrap()).is_ok());
         let local = Target::parse("http://localhost:8080/", false).unwrap();
         assert!(
             local.check("192.0.2.1".parse().unwrap()).is_err(),

@@ -309,8 +309,13 @@ async fn deliver(
     endpoint: Option<WebhookEndpoint>,
     mut delivery: Delivery,
 ) -> Delivery {
+    // The whole attempt ends well within the lease: past it, another node may claim the
+    // delivery and send it too.
+    let deadline = std::time::Duration::from_secs(LEASE_SECONDS / 2);
     let result = match &endpoint {
-        Some(endpoint) => attempt(&webhooks, &client, endpoint, &delivery).await,
+        Some(endpoint) => tokio::time::timeout(deadline, attempt(&webhooks, &client, endpoint, &delivery))
+            .await
+            .unwrap_or_else(|_| Err(Failure::from("the attempt took longer than half the lease"))),
         None => Err(Failure::from("the endpoint was removed")),
     };
     let now = scepd_ca::time::unix_now();
