@@ -112,15 +112,17 @@ pub fn route(
             let Some(id) = id_between("/api/v1/webhooks/", "/rotate").and_then(|i| WebhookId::parse(&i)) else {
                 return not_found("no such webhook");
             };
-            match webhooks.rotate(&id)? {
-                Some((secret, until)) => {
+            match webhooks.rotate(&id) {
+                Err(e @ WebhookError::Contended) => Ok(response::json_error(StatusCode::CONFLICT, &e.to_string())),
+                Err(e) => Err(e),
+                Ok(Some((secret, until))) => {
                     audit(AuditEvent::WebhookRotated, id.to_string());
                     Ok(response::json(
                         StatusCode::OK,
                         &json!({ "id": id, "secret": secret, "previous_valid_until": rfc3339(until) }),
                     ))
                 }
-                None => not_found("no such webhook"),
+                Ok(None) => not_found("no such webhook"),
             }
         }
         (&Method::DELETE, _) if id_between("/api/v1/webhooks/", "").is_some() => {

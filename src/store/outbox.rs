@@ -360,8 +360,9 @@ pub trait WebhookStore {
     /// Adds an endpoint (its id is new).
     fn add_webhook(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError>;
 
-    /// Replaces an endpoint; false (nothing written) when it does not exist.
-    fn replace_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError>;
+    /// Replaces `previous` by `new` (the same id) when the stored endpoint is still exactly
+    /// `previous`; false (nothing written) when it is gone or was changed meanwhile.
+    fn replace_webhook(&self, previous: &WebhookEndpoint, new: &WebhookEndpoint) -> Result<bool, StoreError>;
 
     /// Removes an endpoint; whether it existed. Its pending deliveries fail when due.
     fn remove_webhook(&self, id: &WebhookId) -> Result<bool, StoreError>;

@@ -104,15 +104,24 @@ fn put(txn: &WriteTransaction, seq: &[u8], old: &Delivery, new: &Delivery) -> Re
 }
 
 impl RedbFile {
-    fn write_endpoint(&self, endpoint: &WebhookEndpoint, existing: bool) -> Result<bool, StoreError> {
+    /// Writes `endpoint` when the stored one is `expected` (None: there is none yet).
+    fn write_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        expected: Option<&WebhookEndpoint>,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
         let written = {
             let mut table = txn.open_table(ENDPOINTS)?;
-            let exists = table.get(endpoint.id.as_str())?.is_some();
-            if exists == existing {
+            let stored: Option<WebhookEndpoint> = table
+                .get(endpoint.id.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let matches = stored.as_ref() == expected;
+            if matches {
                 table.insert(endpoint.id.as_str(), encode(endpoint)?.as_slice())?;
             }
-            exists == existing
+            matches
         };
         txn.commit()?;
         Ok(written)
@@ -121,15 +130,15 @@ impl RedbFile {
 
 impl WebhookStore for RedbFile {
     fn add_webhook(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
-        if self.write_endpoint(endpoint, false)? {
+        if self.write_endpoint(endpoint, None)? {
             Ok(())
         } else {
             Err(StoreError::Corrupt("webhook id already taken".into()))
         }
     }
 
-    fn replace_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
-        self.write_endpoint(endpoint, true)
+    fn replace_webhook(&self, previous: &WebhookEndpoint, new: &WebhookEndpoint) -> Result<bool, StoreError> {
+        self.write_endpoint(new, Some(previous))
     }
 
     fn remove_webhook(&self, id: &WebhookId) -> Result<bool, StoreError> {
@@ -345,8 +354,8 @@ impl WebhookStore for RedbStore {
         self.with(|f| f.add_webhook(endpoint))
     }
 
-    fn replace_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
-        self.with(|f| f.replace_webhook(endpoint))
+    fn replace_webhook(&self, previous: &WebhookEndpoint, new: &WebhookEndpoint) -> Result<bool, StoreError> {
+        self.with(|f| f.replace_webhook(previous, new))
     }
 
     fn remove_webhook(&self, id: &WebhookId) -> Result<bool, StoreError> {

@@ -70,6 +70,9 @@ pub enum WebhookError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The endpoint kept being changed by others while it was rotated.
+    #[error("the endpoint kept changing while it was rotated; try again")]
+    Contended,
 }
 
 /// Settings of webhook delivery (`webhook_*` configuration keys).
@@ -141,6 +144,9 @@ pub struct CaFacts {
     /// SHA-256 of its DER, hex.
     pub sha256: String,
 }
+
+/// Rotations of one endpoint tried while others change it at the same moment.
+const ROTATION_ATTEMPTS: usize = 5;
 
 type CaSource = Box<dyn Fn() -> Option<CaFacts> + Send + Sync>;
 
@@ -268,31 +274,34 @@ impl Webhooks {
     /// A new secret for `id`; the current one keeps signing for the overlap (both signatures
     /// are sent meanwhile). None when there is no such endpoint.
     pub fn rotate(&self, id: &WebhookId) -> Result<Option<(String, u64)>, WebhookError> {
-        let now = scepd_ca::time::unix_now();
-        let Some(mut endpoint) = self.store.webhooks()?.into_iter().find(|e| e.id == *id) else {
-            return Ok(None);
-        };
-        let until = now + self.settings.rotation_overlap;
-        let secret = SigningSecret::generate();
-        let mut secrets = vec![SealedSecret {
-            sealed: self.secrets.seal(id, &secret),
-            expires_at: None,
-        }];
-        for old in endpoint
-            .secrets
-            .into_iter()
-            .filter(|s| s.expires_at.is_none_or(|t| t > now))
-        {
-            secrets.push(SealedSecret {
-                expires_at: Some(old.expires_at.unwrap_or(until).min(until)),
-                ..old
-            });
+        // Two rotations at once: each writes only over the endpoint it read, so the secret a
+        // caller gets back is the one stored; the later one reads again and rotates after it.
+        for _ in 0..ROTATION_ATTEMPTS {
+            let now = scepd_ca::time::unix_now();
+            let Some(previous) = self.store.webhooks()?.into_iter().find(|e| e.id == *id) else {
+                return Ok(None);
+            };
+            let until = now + self.settings.rotation_overlap;
+            let secret = SigningSecret::generate();
+            let mut secrets = vec![SealedSecret {
+                sealed: self.secrets.seal(id, &secret),
+                expires_at: None,
+            }];
+            for old in previous.secrets.iter().filter(|s| s.expires_at.is_none_or(|t| t > now)) {
+                secrets.push(SealedSecret {
+                    expires_at: Some(old.expires_at.unwrap_or(until).min(until)),
+                    ..old.clone()
+                });
+            }
+            let rotated = WebhookEndpoint {
+                secrets,
+                ..previous.clone()
+            };
+            if self.store.replace_webhook(&previous, &rotated)? {
+                return Ok(Some((secret.to_whsec(), until)));
+            }
         }
-        endpoint.secrets = secrets;
-        Ok(self
-            .store
-            .replace_webhook(&endpoint)?
-            .then(|| (secret.to_whsec(), until)))
+        Err(WebhookError::Contended)
     }
 
     /// The secrets that sign now: the current one and those still in their overlap.

@@ -75,10 +75,10 @@ macro_rules! instantiate_outbox {
 
 instantiate_outbox!(redb_outbox = redb: events_commit_with_their_cause, leases_give_each_delivery_to_one_node,
     concurrent_claims_are_disjoint, expiring_is_announced_once, announced_once, delivered_ones_are_pruned,
-    copies_carry_webhooks);
+    copies_carry_webhooks, replacing_an_endpoint_is_compare_and_swap);
 instantiate_outbox!(postgres_outbox = postgres: events_commit_with_their_cause, leases_give_each_delivery_to_one_node,
     concurrent_claims_are_disjoint, expiring_is_announced_once, announced_once, delivered_ones_are_pruned,
-    copies_carry_webhooks);
+    copies_carry_webhooks, replacing_an_endpoint_is_compare_and_swap);
 
 /// TLS to PostgreSQL with libpq's sslmode meanings, against the test server's own certificate
 /// (Debian's PostgreSQL serves a self-signed "snakeoil" one for `localhost`); whether the

@@ -399,3 +399,27 @@ pub fn copies_carry_webhooks(store: &dyn Store) {
         .unwrap();
     assert_eq!(claimed.len(), 4, "everything but the delivered one");
 }
+
+/// An endpoint is replaced only over the version that was read: of two rotations at once, the
+/// later writer must read again (no secret handed out that the store does not keep).
+pub fn replacing_an_endpoint_is_compare_and_swap(store: &dyn Store) {
+    let first = endpoint(vec![]);
+    store.add_webhook(&first).unwrap();
+    let second = WebhookEndpoint {
+        description: Some("second".into()),
+        ..first.clone()
+    };
+    let stale = WebhookEndpoint {
+        description: Some("stale".into()),
+        ..first.clone()
+    };
+    assert!(store.replace_webhook(&first, &second).unwrap());
+    assert!(
+        !store.replace_webhook(&first, &stale).unwrap(),
+        "read before the other wrote"
+    );
+    assert_eq!(store.webhooks().unwrap(), vec![second.clone()]);
+    assert!(store.remove_webhook(&second.id).unwrap());
+    assert!(!store.replace_webhook(&second, &stale).unwrap(), "gone");
+    assert!(store.webhooks().unwrap().is_empty());
+}

@@ -111,13 +111,23 @@ impl WebhookStore for PgStore {
         })
     }
 
-    fn replace_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
+    fn replace_webhook(&self, previous: &WebhookEndpoint, new: &WebhookEndpoint) -> Result<bool, StoreError> {
         self.write(|tx| {
-            let updated = tx.execute(
+            let id = new.id.as_str();
+            let Some(row) = tx.query_opt("SELECT record FROM webhook_endpoints WHERE id = $1 FOR UPDATE", &[&id])?
+            else {
+                return Ok(false);
+            };
+            // Compared as values, not as JSON text (a record written by an older build may
+            // lack a field that now has a default).
+            if decode::<WebhookEndpoint>(row.get::<_, &str>(0))? != *previous {
+                return Ok(false);
+            }
+            tx.execute(
                 "UPDATE webhook_endpoints SET record = $2 WHERE id = $1",
-                &[&endpoint.id.as_str(), &encode(endpoint)?],
+                &[&id, &encode(new)?],
             )?;
-            Ok(updated > 0)
+            Ok(true)
         })
     }
 
