@@ -74,47 +74,7 @@ fn externally_signed_next_ca_installed_offline_then_activated() {
     assert!(!caps(&server).contains("GetNextCACert"));
 
     // The external root signs it (OpenSSL).
-    openssl::run(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "root.key",
-            "-out",
-            "root.pem",
-            "-subj",
-            "/CN=External Root",
-            "-days",
-            "30",
-        ],
-    );
-    openssl::write(d, "ext.cnf", CA_EXTENSIONS.as_bytes());
-    openssl::run(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "next.csr",
-            "-CA",
-            "root.pem",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-out",
-            "next.pem",
-            "-days",
-            "365",
-            "-extfile",
-            "ext.cnf",
-            "-extensions",
-            "v3_ca",
-        ],
-    );
+    sign_externally(d, &[]);
 
     // Step two with the server stopped: `scepd serve` records it when it starts.
     server.terminate();
@@ -306,18 +266,9 @@ fn three_nodes_on_postgresql_switch_together() {
     }
 }
 
-/// An externally signed next CA whose validity starts later (signed here by OpenSSL under
-/// faketime, two days ahead) cannot be activated before its notBefore: a CA issuing before it is
-/// valid would hand out chains no client accepts. An activation scheduled after it is accepted.
-#[test]
-fn an_external_next_ca_is_not_activated_before_its_not_before() {
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let server = Server::start(&["--static-challenge", CHALLENGE]);
-    cli_ok(
-        &server,
-        &["ca", "rollover", "--ca-csr", d.join("next.csr").to_str().unwrap()],
-    );
+/// An external root (`root.pem`, made by OpenSSL) signs `DIR/next.csr` into `DIR/next.pem`
+/// as a CA certificate, with the `openssl x509 -req` run under `wrapper` (e.g. faketime).
+fn sign_externally(d: &Path, wrapper: &[&str]) {
     openssl::run(
         d,
         &[
@@ -337,24 +288,48 @@ fn an_external_next_ca_is_not_activated_before_its_not_before() {
         ],
     );
     openssl::write(d, "ext.cnf", CA_EXTENSIONS.as_bytes());
-    let signed = Command::new("faketime")
-        .args([
-            "-f", "+2d", "openssl", "x509", "-req", "-in", "next.csr", "-CA", "root.pem",
-        ])
-        .args([
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-out",
-            "next.pem",
-            "-days",
-            "365",
-        ])
-        .args(["-extfile", "ext.cnf", "-extensions", "v3_ca"])
+    let sign = [
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        "next.csr",
+        "-CA",
+        "root.pem",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-out",
+        "next.pem",
+        "-days",
+        "365",
+        "-extfile",
+        "ext.cnf",
+        "-extensions",
+        "v3_ca",
+    ];
+    let command = [wrapper, &sign[..]].concat();
+    let out = Command::new(command[0])
+        .args(&command[1..])
         .current_dir(d)
         .output()
-        .expect("faketime (Debian package faketime)");
-    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+        .unwrap_or_else(|e| panic!("{}: {e}", command[0]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An externally signed next CA whose validity starts later (signed here by OpenSSL under
+/// faketime, two days ahead) cannot be activated before its notBefore: a CA issuing before it is
+/// valid would hand out chains no client accepts. An activation scheduled after it is accepted.
+#[test]
+fn an_external_next_ca_is_not_activated_before_its_not_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let server = Server::start(&["--static-challenge", CHALLENGE]);
+    cli_ok(
+        &server,
+        &["ca", "rollover", "--ca-csr", d.join("next.csr").to_str().unwrap()],
+    );
+    sign_externally(d, &["faketime", "-f", "+2d"]);
     let next = d.join("next.pem");
     cli_ok(
         &server,
