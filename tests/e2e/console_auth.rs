@@ -196,24 +196,7 @@ fn admin_accounts_without_a_server_and_names_taken_once() {
 fn under_tls_the_cookies_are_secure() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    crate::support::openssl::run(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "tls.key",
-            "-subj",
-            "/CN=localhost",
-            "-days",
-            "2",
-            "-out",
-            "tls.pem",
-        ],
-    );
+    crate::support::openssl::self_signed(d, "tls.key", "tls.pem", "/CN=localhost", 2, &[]);
     let server = Server::start(&[
         "--tls-listen",
         "127.0.0.1:0",

@@ -427,24 +427,7 @@ fn renewal_req_window_key_and_signer_checks() {
     let ca_subject = openssl::x509_field(d, &server.ca_pem(), "-subject")
         .trim_start_matches("subject=")
         .to_string();
-    openssl::run(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "fake.key",
-            "-subj",
-            "/CN=impostor",
-            "-days",
-            "1",
-            "-out",
-            "self.pem",
-        ],
-    );
+    openssl::self_signed(d, "fake.key", "self.pem", "/CN=impostor", 1, &[]);
     openssl::write(d, "fake.ext", b"basicConstraints=CA:FALSE\n");
     let subj = format!(
         "/{}",

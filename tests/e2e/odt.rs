@@ -186,26 +186,17 @@ fn signed_profile_verifies_with_openssl_cms() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl::run(
+    openssl::self_signed(
         d,
+        "sign.key",
+        "sign.pem",
+        "/CN=Profile Signer",
+        2,
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "sign.key",
-            "-subj",
-            "/CN=Profile Signer",
-            "-days",
-            "2",
             "-addext",
             "keyUsage=digitalSignature",
             "-addext",
             "extendedKeyUsage=codeSigning,emailProtection",
-            "-out",
-            "sign.pem",
         ],
     );
     let unsigned = odt(&server, &["--platform", "ios"]).stdout;

@@ -269,24 +269,7 @@ fn three_nodes_on_postgresql_switch_together() {
 /// An external root (`root.pem`, made by OpenSSL) signs `DIR/next.csr` into `DIR/next.pem`
 /// as a CA certificate, with the `openssl x509 -req` run under `wrapper` (e.g. faketime).
 fn sign_externally(d: &Path, wrapper: &[&str]) {
-    openssl::run(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "root.key",
-            "-out",
-            "root.pem",
-            "-subj",
-            "/CN=External Root",
-            "-days",
-            "30",
-        ],
-    );
+    openssl::self_signed(d, "root.key", "root.pem", "/CN=External Root", 30, &[]);
     openssl::write(d, "ext.cnf", CA_EXTENSIONS.as_bytes());
     let sign = [
         "openssl",

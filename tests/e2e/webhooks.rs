@@ -483,33 +483,23 @@ fn refused_challenges_are_summarized_and_the_ca_announced_once() {
 
 /// A test CA and a server certificate for 127.0.0.1 only (not `localhost`), by openssl.
 fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
+    use crate::support::openssl;
+    openssl::self_signed(
+        dir,
         "ca.key",
-        "-out",
         "ca.pem",
-        "-subj",
         "/CN=webhook test CA",
-        "-days",
-        "2",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-    ]);
+        2,
+        &[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    let run = |args: &[&str]| {
+        openssl::run(dir, args);
+    };
     run(&[
         "req",
         "-newkey",

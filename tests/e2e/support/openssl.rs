@@ -40,6 +40,16 @@ pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     p
 }
 
+/// A new RSA-2048 key `key` and a self-signed certificate `cert` for `subject`, valid `days`,
+/// with `extra` arguments (e.g. `-addext`), made by `openssl req -x509` in `dir`.
+pub fn self_signed(dir: &Path, key: &str, cert: &str, subject: &str, days: u32, extra: &[&str]) {
+    let days = days.to_string();
+    let args = [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-subj", subject, "-days", &days,
+    ];
+    run(dir, &[&args[..], extra].concat());
+}
+
 /// `openssl verify -CAfile CA LEAF` succeeds.
 pub fn verifies(dir: &Path, ca_pem: &Path, leaf_pem: &Path) -> bool {
     let (ok, text) = try_run(
