@@ -45,8 +45,8 @@ pub struct AppState {
     source_connections: Arc<connections::SourceConnections>,
     /// Whose forwarding headers give the client address.
     pub trusted_proxies: TrustedProxies,
-    /// Bounds concurrent private-key work for SCEP to the cores, so a flood queues instead of
-    /// starving the accept loop and the health checks.
+    /// Bounds the PKIOperations in progress ([`PKI_OPERATIONS_PER_CORE`] per core), so a flood
+    /// queues instead of starving the accept loop and the health checks.
     pub signing: PermitPool,
     /// OCSP's own, smaller share of private-key work: unauthenticated OCSP requests never take
     /// the permits or the queue enrollment needs.
@@ -62,6 +62,15 @@ pub struct AppState {
     pub console: console::ConsoleState,
     next_request_id: AtomicU64,
 }
+
+/// PKIOperations in progress at once, per core. An enrollment keeps its permit through its
+/// durable commit, where it waits on the disk without using a CPU. With one permit per core the
+/// cores sat idle during every fsync and no two enrollments ever reached the commit together, so
+/// group commit never grouped: one fdatasync and about 24 page writes per enrollment. With eight,
+/// enrollments meet at the commit and share it: server CPU per enrollment fell by a quarter at
+/// C = 4 and by a third at C = 16 (BENCHMARKS.md, issue 16). The CPU-bound part is still
+/// bounded: its threads only take turns on the cores.
+pub const PKI_OPERATIONS_PER_CORE: usize = 8;
 
 /// Permits for private-key work and a bounded queue of waiters.
 pub struct PermitPool {
@@ -108,7 +117,7 @@ impl AppState {
             service,
             admin_token_sha256: sha256(admin_token.as_bytes()),
             max_body_bytes: limits.max_body_bytes,
-            signing: PermitPool::new(cores, limits.max_queued_operations),
+            signing: PermitPool::new(cores * PKI_OPERATIONS_PER_CORE, limits.max_queued_operations),
             ocsp_signing: PermitPool::new(cores / 2, limits.max_queued_operations),
             auth_failures: ratelimit::FailureLimiter::new(limits.auth_failures_per_minute),
             admin_tls_only,

@@ -99,8 +99,9 @@ fn module(path: &Path) -> Result<Pkcs11, TokenError> {
     Ok(ctx)
 }
 
-/// How many sessions a token may have open at once: one per signing permit of the HTTP layer
-/// (one per core for SCEP, half as many for OCSP), plus the CRL signer and `/readyz`.
+/// How many sessions a token may have open at once: one per core for SCEP's private-key work
+/// (its further permits only wait for the disk's commit; past this they wait for a session),
+/// half as many for OCSP, plus the CRL signer and `/readyz`.
 pub fn default_sessions() -> usize {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     cores + (cores / 2).max(1) + 2
