@@ -35,28 +35,68 @@ pub struct CrlParams {
     pub next_update: u64,
 }
 
-/// Builds and signs a CRL. The authorityKeyIdentifier is the CA's own key identifier (built
-/// here rather than by x509-cert's `CrlBuilder`, which copies the issuer certificate's *own*
-/// AKI — the key of the issuer's issuer — when an intermediate CA has one).
-///
-/// A CRL of a large installation holds 100,000 entries and more: each entry is encoded once,
-/// straight into one buffer, and the signed TBSCertList is placed into the CertificateList as
-/// the bytes that were signed, rather than the whole list being built as values and encoded
-/// twice (once to sign, once to emit).
-pub fn build_crl(ca: &Identity, params: &CrlParams, entries: &[RevokedEntry]) -> Result<Vec<u8>, CaError> {
-    let mut revoked = Vec::with_capacity(entries.len() * 40);
-    for e in entries {
+impl RevokedEntry {
+    /// This entry as it appears in a CRL's revokedCertificates.
+    pub fn encode(&self) -> Result<EncodedRevokedEntry, CaError> {
         // RFC 5280 §5.3.1: omit the reasonCode rather than write `unspecified`.
-        let crl_entry_extensions = match e.reason.0 {
+        let crl_entry_extensions = match self.reason.0 {
             CrlReason::Unspecified => None,
             reason => Some(vec![extension(&reason, false)?]),
         };
-        RevokedCert {
-            serial_number: SerialNumber::<Rfc5280>::new(e.serial.as_bytes())?,
-            revocation_date: time::to_x509(e.revoked_at)?,
+        let entry = RevokedCert {
+            serial_number: SerialNumber::<Rfc5280>::new(self.serial.as_bytes())?,
+            revocation_date: time::to_x509(self.revoked_at)?,
             crl_entry_extensions,
-        }
-        .encode_to_vec(&mut revoked)?;
+        };
+        Ok(EncodedRevokedEntry(entry.to_der()?))
+    }
+}
+
+/// One entry of a CRL's revokedCertificates, DER-encoded. A store keeps it from the revocation
+/// on, so that a CRL of 100,000 entries is their concatenation and one signature, not 100,000
+/// encodings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedRevokedEntry(Vec<u8>);
+
+impl EncodedRevokedEntry {
+    /// Bytes kept from [`EncodedRevokedEntry::as_der`]. They must be one DER SEQUENCE and nothing
+    /// after it, so that a damaged value cannot change the framing of the CRL it goes into.
+    pub fn from_der(der: Vec<u8>) -> Result<EncodedRevokedEntry, CaError> {
+        let mut reader = der::SliceReader::new(&der)?;
+        let header = der::Header::decode(&mut reader)?;
+        header.tag().assert_eq(der::Tag::Sequence)?;
+        der::Reader::read_slice(&mut reader, header.length())?;
+        der::Reader::finish(reader)?;
+        Ok(EncodedRevokedEntry(der))
+    }
+
+    /// The DER of the entry.
+    pub fn as_der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Builds and signs a CRL of `entries` (see [`sign_crl`]).
+pub fn build_crl(ca: &Identity, params: &CrlParams, entries: &[RevokedEntry]) -> Result<Vec<u8>, CaError> {
+    let encoded = entries
+        .iter()
+        .map(RevokedEntry::encode)
+        .collect::<Result<Vec<_>, _>>()?;
+    sign_crl(ca, params, &encoded)
+}
+
+/// Signs a CRL of entries encoded beforehand. The authorityKeyIdentifier is the CA's own key
+/// identifier (built here rather than by x509-cert's `CrlBuilder`, which copies the issuer
+/// certificate's *own* AKI — the key of the issuer's issuer — when an intermediate CA has one).
+///
+/// A CRL of a large installation holds 100,000 entries and more: the entries go into one buffer
+/// as they are, and the signed TBSCertList is placed into the CertificateList as the bytes that
+/// were signed, rather than the whole list being built as values and encoded twice (once to
+/// sign, once to emit).
+pub fn sign_crl(ca: &Identity, params: &CrlParams, entries: &[EncodedRevokedEntry]) -> Result<Vec<u8>, CaError> {
+    let mut revoked = Vec::with_capacity(entries.iter().map(|e| e.0.len()).sum());
+    for entry in entries {
+        revoked.extend_from_slice(&entry.0);
     }
     let number = CrlNumber(Uint::new(&params.number.to_be_bytes())?);
     let signature_algorithm = spki::AlgorithmIdentifierOwned {
@@ -122,4 +162,29 @@ fn sequence(contents: &[u8]) -> Result<Vec<u8>, CaError> {
     header.encode_to_vec(&mut out)?;
     out.extend_from_slice(contents);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_entry_reads_back_and_damaged_bytes_are_refused() {
+        let entry = RevokedEntry {
+            serial: Serial::random(),
+            revoked_at: 1_700_000_000,
+            reason: Reason::KEY_COMPROMISE,
+        }
+        .encode()
+        .unwrap();
+        let der = entry.as_der().to_vec();
+        assert_eq!(EncodedRevokedEntry::from_der(der.clone()).unwrap(), entry);
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert!(EncodedRevokedEntry::from_der(trailing).is_err());
+        assert!(EncodedRevokedEntry::from_der(der[..der.len() - 1].to_vec()).is_err());
+        let mut not_a_sequence = der;
+        not_a_sequence[0] = 0x02;
+        assert!(EncodedRevokedEntry::from_der(not_a_sequence).is_err());
+    }
 }

@@ -39,6 +39,11 @@ impl IssuerId {
         &self.0
     }
 
+    /// The id whose bytes are `bytes` (as [`IssuerId::as_bytes`] gave them).
+    pub fn from_bytes(bytes: [u8; 20]) -> IssuerId {
+        IssuerId(bytes)
+    }
+
     /// Lower-case hex, as it appears in URLs and directory names.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()

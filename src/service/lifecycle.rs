@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use scepd_ca::crl::{build_crl, CrlParams, RevokedEntry};
+use scepd_ca::crl::{sign_crl, CrlParams, EncodedRevokedEntry};
 use scepd_ca::ocsp::{self, CertStatus as OcspStatus, ResponseStatus};
 use scepd_ca::{Reason, Serial};
 
@@ -220,7 +220,7 @@ impl ScepService {
     ) -> Result<StoredCrl, ServiceError> {
         let lifecycle = &self.policy().lifecycle;
         let issuer = generation.record_issuer();
-        let entries: Vec<RevokedEntry> = self
+        let entries: Vec<EncodedRevokedEntry> = self
             .store()
             .revoked()?
             .into_iter()
@@ -228,18 +228,14 @@ impl ScepService {
             .filter(|row| row.issuer == issuer)
             // Entries of certificates that expired (longer ago than configured) are dropped.
             .filter(|row| row.not_after + lifecycle.crl_keep_expired_seconds >= now)
-            .map(|row| RevokedEntry {
-                serial: row.serial,
-                revoked_at: row.revoked_at,
-                reason: row.reason,
-            })
+            .map(|row| row.entry)
             .collect();
         let params = CrlParams {
             number,
             this_update: now,
             next_update: now + lifecycle.crl_next_update_seconds,
         };
-        let der = build_crl(&authority.ca, &params, &entries)?;
+        let der = sign_crl(&authority.ca, &params, &entries)?;
         Ok(StoredCrl {
             der,
             number,

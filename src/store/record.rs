@@ -1,6 +1,9 @@
 //! What the store keeps about a certificate.
 
+use scepd_ca::crl::{EncodedRevokedEntry, RevokedEntry};
 use scepd_ca::{IssuerId, Reason, Serial};
+
+use super::StoreError;
 use serde::{Deserialize, Serialize};
 
 /// Stored status. `expired` is not stored: it is derived from notAfter when read.
@@ -136,16 +139,40 @@ impl std::fmt::Display for ChallengeUsed {
     }
 }
 
-/// A revoked certificate, as the CRL and OCSP need it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A revoked certificate, as the CRL needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevokedRow {
     pub serial: Serial,
-    pub revoked_at: u64,
-    pub reason: Reason,
     pub not_after: u64,
     /// The issuing CA, when not the original one (see [`CertRecord::issuer`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<IssuerId>,
+    /// Its CRL entry (serial, revocation date, reason), encoded once at the revocation.
+    pub entry: EncodedRevokedEntry,
+}
+
+impl RevokedRow {
+    /// The row of `serial`, revoked at `revoked_at` for `reason`.
+    pub fn new(
+        serial: Serial,
+        revoked_at: u64,
+        reason: Reason,
+        not_after: u64,
+        issuer: Option<IssuerId>,
+    ) -> Result<RevokedRow, StoreError> {
+        let entry = RevokedEntry {
+            serial,
+            revoked_at,
+            reason,
+        }
+        .encode()
+        .map_err(|e| StoreError::Corrupt(format!("CRL entry of {serial}: {e}")))?;
+        Ok(RevokedRow {
+            serial,
+            not_after,
+            issuer,
+            entry,
+        })
+    }
 }
 
 /// What a revocation found.
@@ -462,7 +489,43 @@ pub struct StoredCrl {
     pub epoch: u64,
     pub this_update: u64,
     pub next_update: u64,
+    #[serde(with = "base64_bytes")]
     pub der: Vec<u8>,
+}
+
+/// Bytes as one base64 string in a JSON value. A CRL of 100,000 entries is about 5 MB; as a JSON
+/// array of numbers (serde's default for `Vec<u8>`, what stores before issue 16 hold, still
+/// read) it was three times that, and reading and writing it took most of a CRL rebuild.
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("base64 text or an array of bytes")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(byte) = seq.next_element()? {
+                    bytes.push(byte);
+                }
+                Ok(bytes)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The last CRL number handed out and the newest CRL published.
@@ -496,4 +559,27 @@ pub enum StoreItem {
     Announced(super::outbox::Announcement, u64),
     /// A web console account (sessions are not copied: they end with the old store).
     ConsoleAccount(super::console::Account),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoredCrl;
+
+    /// A CRL's DER is written as base64 text, and a value written before that (an array of
+    /// numbers) still reads.
+    #[test]
+    fn a_stored_crl_is_base64_and_the_earlier_array_form_still_reads() {
+        let crl = StoredCrl {
+            number: 7,
+            epoch: 3,
+            this_update: 10,
+            next_update: 20,
+            der: vec![0x30, 0x03, 0x02, 0x01, 0xff],
+        };
+        let written = serde_json::to_string(&crl).unwrap();
+        assert!(written.contains(r#""der":"MAMCAf8=""#), "{written}");
+        assert_eq!(serde_json::from_str::<StoredCrl>(&written).unwrap(), crl);
+        let earlier = r#"{"number":7,"epoch":3,"this_update":10,"next_update":20,"der":[48,3,2,1,255]}"#;
+        assert_eq!(serde_json::from_str::<StoredCrl>(earlier).unwrap(), crl);
+    }
 }

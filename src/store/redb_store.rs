@@ -10,7 +10,8 @@
 //! - `challenges`: HMAC of the challenge → JSON [`ChallengeRecord`].
 //! - `challenges_by_expiry`: expires_at (big-endian) ‖ HMAC → () (the sweeper's range).
 //! - `mdm_clients`: name → JSON [`MdmClient`].
-//! - `revoked`: serial → JSON [`RevokedRow`] (the CRL's source: no scan of all certificates).
+//! - `revoked`: serial → [`RevokedRow`] with its CRL entry encoded (`revoked.rs`; the CRL's
+//!   source: no scan of all certificates).
 //! - `superseded`: superseded_at (big-endian) ‖ serial → () (for `revoke_superseded_after`).
 //! - `meta` also holds `crl_number`, `revocation_epoch` and `cert_seq`.
 //! - `crl`: `latest` → JSON [`StoredCrl`] (the newest CRL published).
@@ -36,6 +37,7 @@ use super::{
 };
 
 mod ca;
+mod revoked;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(super) const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
@@ -419,8 +421,8 @@ impl Store for RedbFile {
         let table = txn.open_table(REVOKED)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
-            let (_, v) = entry?;
-            out.push(decode(v.value())?);
+            let (serial, row) = entry?;
+            out.push(revoked::decode(serial.value(), row.value())?);
         }
         Ok(out)
     }
@@ -730,15 +732,9 @@ fn revoke_in(txn: &redb::WriteTransaction, serial: &Serial, reason: Reason, at: 
     record.revoked_at = Some(at);
     record.revocation_reason = Some(reason);
     put_record(txn, &record)?;
-    let row = RevokedRow {
-        serial: *serial,
-        revoked_at: at,
-        reason,
-        not_after: record.not_after,
-        issuer: record.issuer,
-    };
+    let row = RevokedRow::new(*serial, at, reason, record.not_after, record.issuer)?;
     txn.open_table(REVOKED)?
-        .insert(serial.as_bytes().as_slice(), encode(&row)?.as_slice())?;
+        .insert(serial.as_bytes().as_slice(), revoked::encode(&row).as_slice())?;
     bump(txn, "revocation_epoch")?;
     Ok(record)
 }
@@ -847,15 +843,9 @@ fn insert_certificate(txn: &redb::WriteTransaction, record: &CertRecord, der: &[
         }
         (CertStatus::Revoked, _, Some(at)) => {
             let reason = record.revocation_reason.unwrap_or(Reason::UNSPECIFIED);
-            let row = RevokedRow {
-                serial: record.serial,
-                revoked_at: at,
-                reason,
-                not_after: record.not_after,
-                issuer: record.issuer,
-            };
+            let row = RevokedRow::new(record.serial, at, reason, record.not_after, record.issuer)?;
             txn.open_table(REVOKED)?
-                .insert(serial.as_slice(), encode(&row)?.as_slice())?;
+                .insert(serial.as_slice(), revoked::encode(&row).as_slice())?;
         }
         _ => {}
     }

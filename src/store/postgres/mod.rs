@@ -447,16 +447,16 @@ impl Store for PgStore {
             let mut revoked = Vec::with_capacity(rows.len());
             for r in &rows {
                 let reason: Option<&str> = r.get(2);
-                revoked.push(RevokedRow {
-                    serial: rows::serial(r, "serial")?,
-                    revoked_at: r.get::<_, Option<i64>>(1).unwrap_or(0) as u64,
-                    reason: reason.and_then(Reason::from_name).unwrap_or(Reason::UNSPECIFIED),
-                    not_after: r.get::<_, i64>(3) as u64,
-                    issuer: r
-                        .get::<_, Option<&str>>(4)
+                // The entry is encoded as it is read here: the rows are columns, not kept bytes.
+                revoked.push(RevokedRow::new(
+                    rows::serial(r, "serial")?,
+                    r.get::<_, Option<i64>>(1).unwrap_or(0) as u64,
+                    reason.and_then(Reason::from_name).unwrap_or(Reason::UNSPECIFIED),
+                    r.get::<_, i64>(3) as u64,
+                    r.get::<_, Option<&str>>(4)
                         .map(|t| t.parse().map_err(|_| StoreError::Corrupt(format!("issuer {t:?}"))))
                         .transpose()?,
-                });
+                )?);
             }
             Ok(revoked)
         })
