@@ -94,10 +94,6 @@ pub fn build_crl(ca: &Identity, params: &CrlParams, entries: &[RevokedEntry]) ->
 /// were signed, rather than the whole list being built as values and encoded twice (once to
 /// sign, once to emit).
 pub fn sign_crl(ca: &Identity, params: &CrlParams, entries: &[EncodedRevokedEntry]) -> Result<Vec<u8>, CaError> {
-    let mut revoked = Vec::with_capacity(entries.iter().map(|e| e.0.len()).sum());
-    for entry in entries {
-        revoked.extend_from_slice(&entry.0);
-    }
     let number = CrlNumber(Uint::new(&params.number.to_be_bytes())?);
     let signature_algorithm = spki::AlgorithmIdentifierOwned {
         oid: const_oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
@@ -113,18 +109,17 @@ pub fn sign_crl(ca: &Identity, params: &CrlParams, entries: &[EncodedRevokedEntr
         crl_extensions: Some(vec![extension(&number, false)?, aki(&ca.cert)?]),
     }
     .to_der()?;
-    let tbs = with_entries(&tbs_without_entries, &revoked)?;
+    let tbs = with_entries(&tbs_without_entries, entries)?;
     let signature = ca.key.sign_sha256(&tbs)?;
-    let mut body = tbs;
-    signature_algorithm.encode_to_vec(&mut body)?;
-    der::asn1::BitString::from_bytes(&signature)?.encode_to_vec(&mut body)?;
-    sequence(&body)
+    let mut signature_fields = signature_algorithm.to_der()?;
+    der::asn1::BitString::from_bytes(&signature)?.encode_to_vec(&mut signature_fields)?;
+    sequence(&[&tbs, &signature_fields])
 }
 
-/// The TBSCertList `tbs` (encoded without revokedCertificates) with the SEQUENCE OF whose
-/// contents are `entries` inserted where RFC 5280 §5.1 puts it: after nextUpdate, before the
-/// [0] crlExtensions, which is the last field.
-fn with_entries(tbs: &[u8], entries: &[u8]) -> Result<Vec<u8>, CaError> {
+/// The TBSCertList `tbs` (encoded without revokedCertificates) with the SEQUENCE OF `entries`
+/// inserted where RFC 5280 §5.1 puts it: after nextUpdate, before the [0] crlExtensions, which
+/// is the last field. The entries are copied once, into the result.
+fn with_entries(tbs: &[u8], entries: &[EncodedRevokedEntry]) -> Result<Vec<u8>, CaError> {
     if entries.is_empty() {
         return Ok(tbs.to_vec());
     }
@@ -138,11 +133,14 @@ fn with_entries(tbs: &[u8], entries: &[u8]) -> Result<Vec<u8>, CaError> {
         }
         split += header_len + content_len;
     }
-    let mut body = Vec::with_capacity(fields.len() + entries.len() + 8);
-    body.extend_from_slice(&fields[..split]);
-    body.extend_from_slice(&sequence(entries)?);
-    body.extend_from_slice(&fields[split..]);
-    sequence(&body)
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(entries.len() + 2);
+    parts.push(&fields[..split]);
+    let entries_len = entries.iter().map(|e| e.0.len()).sum::<usize>();
+    let entries_header = der::Header::new(der::Tag::Sequence, der::Length::try_from(entries_len)?).to_der()?;
+    parts.push(&entries_header);
+    parts.extend(entries.iter().map(|e| e.0.as_slice()));
+    parts.push(&fields[split..]);
+    sequence(&parts)
 }
 
 /// The tag, header length and contents length of the DER TLV at the start of `bytes`.
@@ -155,12 +153,15 @@ fn next_tlv(bytes: &[u8]) -> Result<(der::Tag, usize, usize), CaError> {
     ))
 }
 
-/// A DER SEQUENCE around the already encoded `contents`.
-fn sequence(contents: &[u8]) -> Result<Vec<u8>, CaError> {
-    let header = der::Header::new(der::Tag::Sequence, der::Length::try_from(contents.len())?);
-    let mut out = Vec::with_capacity(contents.len() + 6);
+/// A DER SEQUENCE around the already encoded `parts`, written into one buffer of its exact size.
+fn sequence(parts: &[&[u8]]) -> Result<Vec<u8>, CaError> {
+    let contents_len = parts.iter().map(|p| p.len()).sum::<usize>();
+    let header = der::Header::new(der::Tag::Sequence, der::Length::try_from(contents_len)?);
+    let mut out = Vec::with_capacity(contents_len + 6);
     header.encode_to_vec(&mut out)?;
-    out.extend_from_slice(contents);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
     Ok(out)
 }
 

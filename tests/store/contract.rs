@@ -151,10 +151,10 @@ pub fn revocation(store: &dyn Store) {
     stored(store.record_issuance(&a).unwrap());
     stored(store.record_issuance(&b).unwrap());
     let epoch = store.revocation_epoch().unwrap();
-    assert!(matches!(
-        store.revoke(&a.serial, reason("keyCompromise"), now()).unwrap(),
-        RevokeOutcome::Revoked(_)
-    ));
+    let revoked_at = match store.revoke(&a.serial, reason("keyCompromise"), now()).unwrap() {
+        RevokeOutcome::Revoked(record) => record.revoked_at.expect("revoked_at"),
+        other => panic!("{other:?}"),
+    };
     assert!(matches!(
         store.revoke(&a.serial, reason("keyCompromise"), now()).unwrap(),
         RevokeOutcome::AlreadyRevoked(_)
@@ -165,9 +165,15 @@ pub fn revocation(store: &dyn Store) {
     );
     assert!(store.revocation_epoch().unwrap() > epoch);
     let rows = store.revoked().unwrap();
-    assert!(rows
-        .iter()
-        .any(|r| r.serial == a.record.serial && r.reason.as_str() == "keyCompromise"));
+    // The row keeps the CRL entry: serial, revocation date and reason, encoded.
+    let entry = scepd_ca::crl::RevokedEntry {
+        serial: a.record.serial,
+        revoked_at,
+        reason: reason("keyCompromise"),
+    }
+    .encode()
+    .unwrap();
+    assert!(rows.iter().any(|r| r.serial == a.record.serial && r.entry == entry));
     // a is superseded by b; b is active: revoking the device takes what is not revoked yet.
     assert_eq!(
         store
