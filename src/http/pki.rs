@@ -29,6 +29,15 @@ fn header(v: String) -> HeaderValue {
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// A CRL's DER as a response body, without a copy.
+struct CrlDer(Arc<crate::store::StoredCrl>);
+
+impl AsRef<[u8]> for CrlDer {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.der
+    }
+}
+
 /// `GET /crl` and `/crl/<name>.crl`: DER (`application/pkix-crl`), or PEM with
 /// `Accept: application/x-pem-file` or `?format=pem`. Caching headers follow nextUpdate.
 ///
@@ -81,7 +90,13 @@ pub async fn crl(state: &AppState, req: Request<Incoming>) -> Response<Body> {
             scepd_ca::pem::encode("X509 CRL", &snapshot.der),
         )
     } else {
-        response::bytes(StatusCode::OK, "application/pkix-crl", snapshot.der.clone())
+        // The body shares the CRL held in memory: Okta and every other relying party poll it, and
+        // at 100,000 entries each copy would be 5 MB.
+        response::bytes(
+            StatusCode::OK,
+            "application/pkix-crl",
+            Bytes::from_owner(CrlDer(Arc::clone(&snapshot))),
+        )
     };
     let h = resp.headers_mut();
     h.insert(ETAG, header(etag));

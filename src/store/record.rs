@@ -501,7 +501,11 @@ mod base64_bytes {
     use serde::{de, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+        // Written as it is encoded: no copy of the whole text first.
+        serializer.collect_str(&base64::display::Base64Display::new(
+            bytes,
+            &base64::engine::general_purpose::STANDARD,
+        ))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {

@@ -3,7 +3,7 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use scepd_ca::IssuerId;
 
-use super::{decode, encode, RedbFile};
+use super::{decode, encode, encode_with_crl, RedbFile};
 use crate::store::ca_state::{self, Activation, AddGeneration, CaGenerationRecord, CaStore, IssuerCrl};
 use crate::store::{CrlState, StoreError, StoreItem, StoredCrl};
 
@@ -61,8 +61,10 @@ pub(super) fn import(txn: &redb::WriteTransaction, item: &StoreItem) -> Result<(
                 .insert(g.issuer.to_hex().as_str(), encode(g)?.as_slice())?;
         }
         StoreItem::IssuerCrl(c) => {
-            txn.open_table(CA_CRLS)?
-                .insert(c.issuer.to_hex().as_str(), encode(c)?.as_slice())?;
+            txn.open_table(CA_CRLS)?.insert(
+                c.issuer.to_hex().as_str(),
+                encode_with_crl(c, c.published.as_ref().map_or(0, |p| p.der.len()))?.as_slice(),
+            )?;
         }
         _ => {}
     }
@@ -152,7 +154,10 @@ impl CaStore for RedbFile {
                     last_number: crl.number,
                     published: Some(crl.clone()),
                 };
-                table.insert(issuer.to_hex().as_str(), encode(&next)?.as_slice())?;
+                table.insert(
+                    issuer.to_hex().as_str(),
+                    encode_with_crl(&next, crl.der.len())?.as_slice(),
+                )?;
                 true
             }
         };
