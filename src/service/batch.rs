@@ -11,6 +11,12 @@ use crate::store::StoreError;
 const MAX_QUEUED: usize = 16_384;
 /// Largest number of items committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// How long the writer waits after an item arrives before it commits. Items come one per
+/// request (an audit entry per enrollment): committed as they came, each enrollment cost the
+/// writer a wake-up and a transaction of its own, about 3.7 page writes and 2.3 context switches
+/// per enrollment at the next durable commit (measured for issue 16). Nothing waits for these
+/// commits but a [`BatchWriter::sync`], which is answered at most this much later.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long a writer whose last batch failed waits before trying it again.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -47,6 +53,12 @@ impl<T: Send + 'static> BatchWriter<T> {
                 loop {
                     let first = if kept.is_empty() {
                         match rx.blocking_recv() {
+                            Some(job @ Job::Item(_)) => {
+                                // Let the items of the next moments join this one's batch: one
+                                // transaction and one wake-up for them all, not one each.
+                                std::thread::sleep(LINGER);
+                                Some(job)
+                            }
                             Some(job) => Some(job),
                             None => break,
                         }
@@ -119,5 +131,40 @@ impl<T: Send + 'static> BatchWriter<T> {
         if self.queue.blocking_send(Job::Sync(done)).is_ok() {
             let _ = wait.recv();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Items pushed from several threads are all committed, in each thread's order, by the time
+    /// a sync returns — the linger delays commits, it does not drop or reorder them — and they
+    /// share transactions.
+    #[test]
+    fn a_sync_returns_after_every_item_queued_before_it_is_committed() {
+        let batches: Arc<Mutex<Vec<Vec<(usize, usize)>>>> = Arc::default();
+        let seen = Arc::clone(&batches);
+        let writer = Arc::new(BatchWriter::start("test-writer", move |items: &[(usize, usize)]| {
+            seen.lock().unwrap().push(items.to_vec());
+            Ok(())
+        }));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let writer = Arc::clone(&writer);
+                std::thread::spawn(move || (0..100).for_each(|n| writer.push_blocking((t, n))))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        writer.sync();
+        let batches = batches.lock().unwrap();
+        let written: Vec<(usize, usize)> = batches.iter().flatten().copied().collect();
+        assert_eq!(written.len(), 400);
+        for t in 0..4 {
+            let order: Vec<usize> = written.iter().filter(|(w, _)| *w == t).map(|(_, n)| *n).collect();
+            assert_eq!(order, (0..100).collect::<Vec<_>>());
+        }
+        assert!(batches.len() < 400, "{} transactions for 400 items", batches.len());
     }
 }

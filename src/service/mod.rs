@@ -305,8 +305,13 @@ impl ScepService {
 
     /// The audit trail after `after`, everything queued so far included.
     pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        self.audit.sync();
+        self.sync_audit();
         self.store.audit_entries(after, limit)
+    }
+
+    /// Returns once every audit entry queued so far is in the store (from blocking code).
+    pub fn sync_audit(&self) {
+        self.audit.sync();
     }
 
     pub fn metrics(&self) -> &Metrics {

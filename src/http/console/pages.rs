@@ -609,7 +609,12 @@ async fn audit(state: &AppState, ctx: &Ctx, q: &[(String, String)]) -> Page {
         actor: (!actor.is_empty()).then(|| actor.clone()),
         before: form::get(q, "before").parse().ok(),
     };
-    let page = blocking(state, move |s| Ok(s.store().console().audit_page(&query, PAGE)?)).await?;
+    let page = blocking(state, move |s| {
+        // The page shows the trail as of this request, entries still queued included.
+        s.sync_audit();
+        Ok(s.store().console().audit_page(&query, PAGE)?)
+    })
+    .await?;
     Ok(ok(&views::Audit {
         nav: ctx.nav(),
         events: AuditEvent::ALL.iter().map(|e| e.as_str()).collect(),
