@@ -139,12 +139,15 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// What the writer was given, batch by batch: (thread, item number).
+    type Batches = Arc<Mutex<Vec<Vec<(usize, usize)>>>>;
+
     /// Items pushed from several threads are all committed, in each thread's order, by the time
     /// a sync returns — the linger delays commits, it does not drop or reorder them — and they
     /// share transactions.
     #[test]
     fn a_sync_returns_after_every_item_queued_before_it_is_committed() {
-        let batches: Arc<Mutex<Vec<Vec<(usize, usize)>>>> = Arc::default();
+        let batches: Batches = Arc::default();
         let seen = Arc::clone(&batches);
         let writer = Arc::new(BatchWriter::start("test-writer", move |items: &[(usize, usize)]| {
             seen.lock().unwrap().push(items.to_vec());
