@@ -340,10 +340,11 @@ pub fn copies_carry_webhooks(store: &dyn Store) {
     let hook = endpoint(vec![]);
     store.add_webhook(&hook).unwrap();
     store.record_issuance(&issuance("w1", "wt1")).unwrap();
+    // Claims read the clock again: an issuance recorded after `t` may be due a second later.
     let claim = Claim {
         owner: "original",
-        now: t,
-        lease_until: t + 60,
+        now: now(),
+        lease_until: now() + 60,
         limit: 1,
     };
     let delivered = store.claim_deliveries(&claim).unwrap().remove(0);
@@ -392,8 +393,8 @@ pub fn copies_carry_webhooks(store: &dyn Store) {
     let claimed = copy
         .claim_deliveries(&Claim {
             owner: "copy",
-            now: t,
-            lease_until: t + 60,
+            now: now(),
+            lease_until: now() + 60,
             limit: 100,
         })
         .unwrap();
