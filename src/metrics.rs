@@ -29,6 +29,7 @@ pub struct Metrics {
     pub store_retries: IntCounterVec,
     pub store_failures: IntCounter,
     pub store_reopens: IntCounter,
+    pub issuance_commits: IntCounter,
     pub in_flight: IntGauge,
     pub auth_failures: IntCounterVec,
     pub ready: IntGauge,
@@ -190,6 +191,10 @@ impl Metrics {
             store_reopens: r.counter(
                 "scepd_store_reopens_total",
                 "Times the embedded store's file was opened again after a failure.",
+            ),
+            issuance_commits: r.counter(
+                "scepd_issuance_commits_total",
+                "Store transactions that recorded issued certificates: concurrent enrollments share one (group commit).",
             ),
             in_flight: r.int_gauge("scepd_http_requests_in_flight", "HTTP requests being served."),
             ready: r.int_gauge("scepd_ready", "1 when every readiness check passes (see /readyz)."),

@@ -119,6 +119,8 @@ fn retried(
 }
 
 pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
+    // From here the request is on its way to the commit: a leader waits for it (group commit).
+    let mut approach = svc.committer.approach();
     let (opened, csr) = open_csr(svc, message)?;
     let transaction_id = message.header.transaction_id_text();
     if let Some(issued) = retried(svc, &transaction_id, &csr, &opened, signer)? {
@@ -195,7 +197,7 @@ pub(super) fn pkcs_req(svc: &ScepService, message: &PkiMessage, signer: &SignerC
             },
         }),
     };
-    issue(svc, &csr, &plan, &opened, signer, now)
+    issue(svc, &mut approach, &csr, &plan, &opened, signer, now)
 }
 
 /// Whether a challenge's binding fixes the CSR field the device id is read from.
@@ -293,10 +295,11 @@ pub(super) struct Plan {
     pub challenge: Option<ChallengeUsed>,
 }
 
-/// Issues the certificate, records it (consuming the challenge, superseding the device's earlier
-/// certificates) and seals it to the requester.
+/// Issues the certificate, records it through `approach` (consuming the challenge, superseding
+/// the device's earlier certificates) and seals it to the requester.
 pub(super) fn issue(
     svc: &ScepService,
+    approach: &mut super::committer::Approach<'_>,
     csr: &Csr,
     plan: &Plan,
     opened: &Opened,
@@ -351,7 +354,7 @@ pub(super) fn issue(
             redeems: plan.redeems,
             supersede: plan.supersede.clone(),
         };
-        match svc.committer.commit(issuance)? {
+        match approach.commit(issuance)? {
             IssuanceOutcome::Stored { superseded, revoked } => {
                 if plan.challenge == Some(ChallengeUsed::Insecure) {
                     tracing::warn!(serial = %serial, "INSECURE: certificate issued without a challenge (--insecure-no-challenge)");

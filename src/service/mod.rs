@@ -227,7 +227,7 @@ impl ScepService {
         let audit = BatchWriter::start("audit-writer", move |entries: &[AuditEntry]| {
             audit_store.append_audit(entries)
         });
-        let committer = committer::IssuanceCommitter::start(Arc::clone(&store));
+        let committer = committer::IssuanceCommitter::start(Arc::clone(&store), metrics.issuance_commits.clone());
         // Both series exist from the start (at 0), so a dashboard sees them before the first retry.
         for event in [StoreEvent::Retried, StoreEvent::Reconnected] {
             metrics.store_retries.with_label_values(&[event.as_str()]);

@@ -10,6 +10,8 @@ use crate::store::{CertStatus, IssuanceKind, Supersede};
 use scepd_ca::Serial;
 
 pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &SignerCert) -> Result<Issued, Refusal> {
+    // On its way to the commit from here (see `pkcs_req`).
+    let mut approach = svc.committer.approach();
     let (opened, csr) = open_csr(svc, message)?;
     // A certificate of any CA generation renews (one of a retired CA across a rollover too);
     // the new certificate comes from the current CA.
@@ -100,5 +102,5 @@ pub(super) fn renewal_req(svc: &ScepService, message: &PkiMessage, signer: &Sign
         okta,
         challenge: None,
     };
-    issue(svc, &csr, &plan, &opened, signer, now)
+    issue(svc, &mut approach, &csr, &plan, &opened, signer, now)
 }

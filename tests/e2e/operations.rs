@@ -65,6 +65,7 @@ fn metrics_change_with_enrollment_challenge_failure_and_revocation_and_pass_prom
     let token = std::fs::read_to_string(server.data().join("admin.token")).unwrap();
     let text = http::get(&format!("{}/metrics", server.base)).unwrap().text();
     assert_eq!(metric(&text, "scepd_certificates_issued_total{kind=\"new\"}"), 1.0);
+    assert_eq!(metric(&text, "scepd_issuance_commits_total"), 1.0);
     assert_eq!(
         metric(&text, "scepd_challenge_rejections_total{reason=\"unknown\"}"),
         1.0
