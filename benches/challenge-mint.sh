@@ -7,13 +7,14 @@
 #
 # With POSTGRES_URL (a server it may create and drop a database on), the server runs on a
 # PostgreSQL store instead of the embedded one.
-# Needs wrk (Debian package `wrk`) and a release build (`cargo build --release`).
+# Needs wrk (Debian package `wrk`) and a release build (`cargo build --release`); SCEPD_BIN
+# names another binary (an earlier build, for a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 CONNECTIONS=${2:-16}
 PG_URL=${3:-}
-BIN=target/release/scepd
+BIN=${SCEPD_BIN:-target/release/scepd}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 2; }
 
