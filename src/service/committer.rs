@@ -38,18 +38,12 @@ struct Queue {
     waiting: Vec<(Ticket, Issuance)>,
     /// A caller is committing a batch now (or gathering one).
     committing: bool,
-    /// Issuances between [`IssuanceCommitter::approach`] and the end of their commit.
-    approaching: usize,
-    /// Callers inside [`IssuanceCommitter::commit`]: queued, leading, or waiting for an outcome.
-    in_commit: usize,
+    /// The leader is waiting in [`IssuanceCommitter::gather`] (only then is `arrived` notified).
+    gathering: bool,
+    /// Issuances announced ([`IssuanceCommitter::approach`]) and not queued: their requests are
+    /// being opened, checked or signed.
+    on_their_way: usize,
     outcomes: HashMap<Ticket, Result<IssuanceOutcome, StoreError>>,
-}
-
-impl Queue {
-    /// Issuances announced but not queued yet: their certificates are being signed.
-    fn on_their_way(&self) -> usize {
-        self.approaching.saturating_sub(self.in_commit)
-    }
 }
 
 pub struct IssuanceCommitter {
@@ -64,23 +58,40 @@ pub struct IssuanceCommitter {
     commits: IntCounter,
 }
 
-/// An issuance on its way to the commit, from the moment its request is being opened until its
-/// caller is done with it, committed or not (see [`IssuanceCommitter::approach`]).
+/// An issuance announced to the committer (see [`IssuanceCommitter::approach`]): on its way from
+/// the moment its request is being opened until it queues in [`Approach::commit`], and again
+/// after a serial already taken, until it comes back with another.
 pub struct Approach<'a> {
     committer: &'a IssuanceCommitter,
-    /// Inside [`Approach::commit`] (still true if the store panicked there).
-    in_commit: bool,
+    /// Counted in `on_their_way`.
+    on_its_way: bool,
+}
+
+impl Approach<'_> {
+    /// Counts this issuance in or out of `on_their_way`, waking a gathering leader.
+    fn set_on_its_way(&mut self, queue: &mut Queue, on_its_way: bool) {
+        if self.on_its_way == on_its_way {
+            return;
+        }
+        if on_its_way {
+            queue.on_their_way += 1;
+        } else {
+            queue.on_their_way -= 1;
+        }
+        self.on_its_way = on_its_way;
+        if queue.gathering {
+            self.committer.arrived.notify_one();
+        }
+    }
 }
 
 impl Drop for Approach<'_> {
+    /// A request refused on its way is no longer waited for.
     fn drop(&mut self) {
-        let mut queue = self.committer.lock();
-        queue.approaching -= 1;
-        if self.in_commit {
-            queue.in_commit -= 1;
+        if self.on_its_way {
+            let committer = self.committer;
+            self.set_on_its_way(&mut committer.lock(), false);
         }
-        drop(queue);
-        self.committer.arrived.notify_one();
     }
 }
 
@@ -111,10 +122,10 @@ impl IssuanceCommitter {
     /// the announced issuances, so that they share its commit; a request refused on the way
     /// drops its `Approach` and stops being waited for.
     pub fn approach(&self) -> Approach<'_> {
-        self.lock().approaching += 1;
+        self.lock().on_their_way += 1;
         Approach {
             committer: self,
-            in_commit: false,
+            on_its_way: true,
         }
     }
 
@@ -122,7 +133,8 @@ impl IssuanceCommitter {
     /// the gathering bound has passed.
     fn gather<'q>(&self, mut queue: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
         let deadline = Instant::now() + self.gather_at_most;
-        while queue.on_their_way() > 0 && queue.waiting.len() < MAX_BATCH {
+        queue.gathering = true;
+        while queue.on_their_way > 0 && queue.waiting.len() < MAX_BATCH {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
             };
@@ -132,6 +144,7 @@ impl IssuanceCommitter {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         }
+        queue.gathering = false;
         queue
     }
 }
@@ -144,15 +157,13 @@ impl Approach<'_> {
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
         queue.waiting.push((ticket, issuance));
-        queue.in_commit += 1;
-        self.in_commit = true;
-        if queue.committing {
-            committer.arrived.notify_one();
-        }
+        self.set_on_its_way(&mut queue, false);
         loop {
             if let Some(outcome) = queue.outcomes.remove(&ticket) {
-                queue.in_commit -= 1;
-                self.in_commit = false;
+                // Another serial is drawn and signed: on its way again.
+                if matches!(outcome, Ok(IssuanceOutcome::SerialTaken)) {
+                    self.set_on_its_way(&mut queue, true);
+                }
                 return outcome;
             }
             if queue.committing {
