@@ -12,8 +12,25 @@ use crate::store::ChallengeHash;
 
 /// `[A-Za-z0-9]` only: MDMs and Windows profiles break on other characters.
 const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-/// 22 characters of a 62-letter alphabet: 131 bits.
+/// 22 characters of a 62-letter alphabet: [`ORDER_LEN`] that spell when it was minted, then
+/// random ones.
 pub const CHALLENGE_LEN: usize = 22;
+/// A challenge opens with its mint time in milliseconds, modulo 62^6 (the count starts over
+/// every 1.8 years, far beyond any challenge's lifetime), and so does the store's key for it.
+/// Challenges minted together are then neighbours in the store's B-tree: a batch of 512 fills a
+/// few leaf pages at the tree's moving edge instead of rewriting one random page each. That cut
+/// the challenge writer's CPU from about 17 to 7 µs per challenge, and minting went from 35,000
+/// to 80,000/s with its p99 from 12 ms to under 1 ms (BENCHMARKS.md). The time is not secret:
+/// the MDM that asked for the challenge knows it.
+const ORDER_LEN: usize = 6;
+/// 62^6: the order's modulus.
+const ORDER_CYCLE: u64 = 56_800_235_584;
+/// The random rest: 16 characters, 95 bits, beyond guessing for a single-use secret that lives
+/// hours (NDES's own challenges carry 64).
+const RANDOM_LEN: usize = CHALLENGE_LEN - ORDER_LEN;
+/// How many bytes of a store key the order takes (big-endian); the keyed hash fills the rest.
+const ORDER_BYTES: usize = 8;
+const HASH_BYTES: usize = std::mem::size_of::<ChallengeHash>();
 /// MDM passwords: 32 characters, 190 bits.
 pub const PASSWORD_LEN: usize = 32;
 
@@ -43,6 +60,27 @@ pub fn random_alphanumeric(len: usize) -> String {
     out
 }
 
+/// A mint time as [`ORDER_LEN`] base-62 digits, most significant first (the store key holds
+/// the number, which is what sorts).
+fn order_letters(millis: u128) -> String {
+    let mut rest = u64::try_from(millis % u128::from(ORDER_CYCLE)).expect("below 62^6");
+    let mut letters = [0u8; ORDER_LEN];
+    for letter in letters.iter_mut().rev() {
+        *letter = ALPHABET[usize::try_from(rest % 62).expect("below 62")];
+        rest /= 62;
+    }
+    String::from_utf8(letters.to_vec()).expect("ASCII")
+}
+
+/// The order a presented challenge's first letters spell; anything else (a short or foreign
+/// value) counts as zero there, and simply is not found.
+fn order_of(challenge: &str) -> u64 {
+    let mut digits = challenge
+        .bytes()
+        .map(|b| ALPHABET.iter().position(|&a| a == b).unwrap_or(0) as u64);
+    (0..ORDER_LEN).fold(0, |order, _| order * 62 + digits.next().unwrap_or(0))
+}
+
 impl ChallengeKey {
     pub fn new(secret: &[u8]) -> ChallengeKey {
         ChallengeKey {
@@ -69,13 +107,26 @@ impl ChallengeKey {
         self.tag(b"scepd derived key\0", purpose)
     }
 
+    /// The store's key for a challenge: the order its first letters spell, then its keyed hash.
     pub fn hash_challenge(&self, challenge: &str) -> ChallengeHash {
+        let mut key = self.hash_unordered_challenge(challenge);
+        key.copy_within(..HASH_BYTES - ORDER_BYTES, ORDER_BYTES);
+        key[..ORDER_BYTES].copy_from_slice(&order_of(challenge).to_be_bytes());
+        key
+    }
+
+    /// The key a challenge had before keys were ordered (the keyed hash alone): challenges
+    /// minted by an earlier build are still looked up by it until they expire.
+    pub fn hash_unordered_challenge(&self, challenge: &str) -> ChallengeHash {
         self.tag(b"scepd challenge\0", challenge)
     }
 
     /// A new challenge and the hash the store keeps.
     pub fn mint(&self) -> (String, ChallengeHash) {
-        let challenge = random_alphanumeric(CHALLENGE_LEN);
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let challenge = order_letters(millis) + &random_alphanumeric(RANDOM_LEN);
         let hash = self.hash_challenge(&challenge);
         (challenge, hash)
     }
@@ -105,8 +156,45 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(key.hash_challenge(&a), ha);
         assert_ne!(ChallengeKey::new(b"k2").hash_challenge(&a), ha);
+        assert_ne!(key.hash_unordered_challenge(&a), ha);
         // Domain separation: a password with the challenge's text hashes differently.
         assert_ne!(key.hash_password(&a), hex::encode(ha));
+    }
+
+    /// Keys sort by mint time (what keeps a batch's inserts together in the store) and still
+    /// differ by the challenge's random part.
+    #[test]
+    fn keys_open_with_the_mint_time_in_order() {
+        let key = ChallengeKey::new(b"k");
+        assert_eq!(order_letters(0), "AAAAAA");
+        assert_eq!(order_letters(ORDER_CYCLE as u128 - 1), "999999");
+        assert_eq!(order_letters(ORDER_CYCLE as u128 + 61), "AAAAA9");
+        let times = [
+            1_765_000_000_000u128,
+            1_765_000_000_001,
+            1_765_000_003_600,
+            1_765_086_400_000,
+        ];
+        let mut previous: Option<(String, ChallengeHash)> = None;
+        for millis in times {
+            let letters = order_letters(millis);
+            assert_eq!(order_of(&letters), (millis % ORDER_CYCLE as u128) as u64);
+            let challenge = letters + &random_alphanumeric(RANDOM_LEN);
+            let hash = key.hash_challenge(&challenge);
+            if let Some((before, before_hash)) = previous {
+                assert!(order_of(&before) < order_of(&challenge), "{before} then {challenge}");
+                assert!(before_hash < hash, "{before} then {challenge}: keys out of order");
+            }
+            previous = Some((challenge, hash));
+        }
+        let (a, ha) = key.mint();
+        let same_time = a[..ORDER_LEN].to_string() + &random_alphanumeric(RANDOM_LEN);
+        assert_eq!(key.hash_challenge(&same_time)[..ORDER_BYTES], ha[..ORDER_BYTES]);
+        assert_ne!(key.hash_challenge(&same_time), ha);
+        // Values no mint made still hash, without panicking.
+        for odd in ["", "x", "ÄÖÜ-+/", "s3cret static challenge"] {
+            let _ = key.hash_challenge(odd);
+        }
     }
 
     #[test]

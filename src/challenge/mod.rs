@@ -64,9 +64,19 @@ pub enum Presented {
     Static,
     /// No challenge, and the lab-only mode allows that.
     Insecure,
-    /// Possibly a dynamic challenge: its keyed hash, to look up.
-    Dynamic(ChallengeHash),
+    /// Possibly a dynamic challenge: the store keys to look it up by.
+    Dynamic(DynamicKeys),
     Missing,
+}
+
+/// Where a presented dynamic challenge may be stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DynamicKeys {
+    /// Its key as minted now (ordered by mint time).
+    pub ordered: ChallengeHash,
+    /// Its key if an earlier build minted it, before keys were ordered: such challenges stay
+    /// redeemable after an upgrade until they expire.
+    pub unordered: ChallengeHash,
 }
 
 fn sha256(s: &str) -> [u8; 32] {
@@ -99,7 +109,10 @@ impl ChallengePolicy {
     pub fn classify(&self, presented: Option<&str>) -> Presented {
         match presented.filter(|p| !p.is_empty()) {
             Some(p) if self.static_sha256.is_some_and(|s| bool::from(sha256(p).ct_eq(&s))) => Presented::Static,
-            Some(p) => Presented::Dynamic(self.key.hash_challenge(p)),
+            Some(p) => Presented::Dynamic(DynamicKeys {
+                ordered: self.key.hash_challenge(p),
+                unordered: self.key.hash_unordered_challenge(p),
+            }),
             None if self.insecure_no_challenge => Presented::Insecure,
             None => Presented::Missing,
         }
@@ -120,7 +133,10 @@ mod tests {
         assert_eq!(p.classify(Some("s3cret")), Presented::Static);
         assert_eq!(
             p.classify(Some("s3cre")),
-            Presented::Dynamic(p.key().hash_challenge("s3cre"))
+            Presented::Dynamic(DynamicKeys {
+                ordered: p.key().hash_challenge("s3cre"),
+                unordered: p.key().hash_unordered_challenge("s3cre"),
+            })
         );
         assert_eq!(p.classify(None), Presented::Missing);
         assert_eq!(p.classify(Some("")), Presented::Missing);

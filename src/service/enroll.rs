@@ -441,21 +441,27 @@ fn refuse(why: ChallengeRejection) -> Refusal {
 /// recording the certificate.
 fn check_challenge(svc: &ScepService, csr: &Csr, now: u64) -> Result<Grant, Refusal> {
     let policy = &svc.policy().challenge;
-    let hash = match policy.classify(csr.challenge.as_deref()) {
+    let keys = match policy.classify(csr.challenge.as_deref()) {
         Presented::Static => return Ok(Grant::Static),
         Presented::Insecure => return Ok(Grant::Insecure),
         Presented::Missing => return Err(refuse(ChallengeRejection::Missing)),
-        Presented::Dynamic(hash) => hash,
+        Presented::Dynamic(keys) => keys,
     };
-    let mut found = svc.store().challenge(&hash)?;
+    let stored =
+        |hash: ChallengeHash| -> Result<_, Refusal> { Ok(svc.store().challenge(&hash)?.map(|record| (hash, record))) };
+    let mut found = stored(keys.ordered)?;
+    if found.is_none() {
+        // Minted by the build before an upgrade, under its unordered key?
+        found = stored(keys.unordered)?;
+    }
     if found.is_none() {
         // Minted an instant ago and still on its way to the store?
         svc.sync_challenges();
-        found = svc.store().challenge(&hash)?;
+        found = stored(keys.ordered)?;
     }
     let why = match found {
         None => ChallengeRejection::Unknown,
-        Some(record) => match record.state_at(now) {
+        Some((hash, record)) => match record.state_at(now) {
             ChallengeState::Used => ChallengeRejection::Used,
             ChallengeState::Expired => ChallengeRejection::Expired,
             ChallengeState::Usable if !binding::matches(&record, csr) => ChallengeRejection::Mismatch,
