@@ -160,7 +160,7 @@ fn build_certificate_and_certrep(c: &mut Criterion) {
     let who = requester();
     let spki: spki::SubjectPublicKeyInfoOwned = der::Decode::from_der(&who.key.public_key_spki_der()).unwrap();
     let leaf = || LeafRequest {
-        serial: Serial::random(),
+        serial: Serial::fresh(),
         subject: scepd_ca::name::parse("CN=device").unwrap(),
         public_key: spki.clone(),
         subject_alt_name: None,

@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn a_kept_entry_reads_back_and_damaged_bytes_are_refused() {
         let entry = RevokedEntry {
-            serial: Serial::random(),
+            serial: Serial::fresh(),
             revoked_at: 1_700_000_000,
             reason: Reason::KEY_COMPROMISE,
         }

@@ -30,7 +30,7 @@ pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
     let now = scepd_ca::time::unix_now();
     let der = authority
         .issue(&LeafRequest {
-            serial: Serial::random(),
+            serial: Serial::fresh(),
             subject: scepd_ca::name::parse("CN=fill")?,
             public_key: der::Decode::from_der(&key.public_key_spki_der())?,
             subject_alt_name: None,
@@ -47,7 +47,7 @@ pub fn fill(args: &FillArgs) -> Result<(), Box<dyn std::error::Error>> {
     while done < args.certificates {
         let batch: Vec<Issuance> = (done..(done + 1000).min(args.certificates))
             .map(|i| {
-                let serial = Serial::random();
+                let serial = Serial::fresh();
                 Issuance {
                     serial,
                     record: CertRecord {

@@ -123,7 +123,7 @@ fn open_noting_key_failure(
     // The first of `identities` (the caller's order of preference: the current RA first) that a
     // RecipientInfo is addressed to, not the first RecipientInfo: micromdm's scepclient encrypts
     // the content key to every certificate of GetCACert, the RA and the CA, and the SET OF puts
-    // those in the order of their encodings, which their random serials decide.
+    // those in the order of their encodings, which their serials decide.
     let ktris: Vec<_> = parts
         .recipient_infos
         .0

@@ -243,7 +243,7 @@ mod tests {
     use scepd_ca::Serial;
 
     fn issuance(thread: usize, n: usize) -> Issuance {
-        let serial = Serial::random();
+        let serial = Serial::fresh();
         let now = scepd_ca::time::unix_now();
         Issuance {
             serial,

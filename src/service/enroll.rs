@@ -310,7 +310,7 @@ pub(super) fn issue(
     // The current CA generation issues (after a rollover's activation, the new one).
     let (generation, authority) = svc.ca_set().issuing(now);
     for _ in 0..SERIAL_ATTEMPTS {
-        let serial = Serial::random();
+        let serial = Serial::fresh();
         let cert = authority.issue(&LeafRequest {
             serial,
             subject: csr.subject.clone(),

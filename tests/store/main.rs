@@ -199,7 +199,7 @@ fn postgres_reconnects_after_the_server_closed_its_connections() {
     store.ping().unwrap();
     close_connections();
     assert!(store
-        .certificate(&scepd_ca::Serial::random())
+        .certificate(&scepd_ca::Serial::fresh())
         .expect("a read after the server closed the connection")
         .is_none());
     assert_eq!(reconnects.load(std::sync::atomic::Ordering::SeqCst), 1);

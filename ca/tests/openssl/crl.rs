@@ -51,7 +51,7 @@ fn crl_verifies_and_lists_serials_with_reasons() {
         .iter()
         .enumerate()
         .map(|(i, (name, _))| RevokedEntry {
-            serial: Serial::random(),
+            serial: Serial::fresh(),
             revoked_at: now - 3600 * (i as u64 + 1),
             reason: Reason::from_name(name).unwrap(),
         })
@@ -134,9 +134,9 @@ fn revocation_applies_in_openssl_verify() {
     let ossl = Openssl::new();
     let authority = authority();
     ossl.write_cert("ca.pem", &authority.ca.der);
-    let revoked_serial = Serial::random();
+    let revoked_serial = Serial::fresh();
     let (revoked, _) = leaf(&authority, revoked_serial, "revoked", 7);
-    let (good, _) = leaf(&authority, Serial::random(), "good", 7);
+    let (good, _) = leaf(&authority, Serial::fresh(), "good", 7);
     ossl.write_cert("revoked.pem", &revoked);
     ossl.write_cert("good.pem", &good);
     let now = scepd_ca::time::unix_now();
@@ -171,7 +171,7 @@ fn a_large_crl_is_canonical_der_that_openssl_verifies_whole() {
     let now = scepd_ca::time::unix_now();
     let entries: Vec<RevokedEntry> = (0..3000u64)
         .map(|i| RevokedEntry {
-            serial: Serial::random(),
+            serial: Serial::fresh(),
             revoked_at: now - i,
             reason: if i % 3 == 0 {
                 Reason::KEY_COMPROMISE

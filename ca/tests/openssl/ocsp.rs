@@ -21,7 +21,7 @@ fn fixture() -> Fixture {
     let ossl = Openssl::new();
     let authority = authority();
     ossl.write_cert("ca.pem", &authority.ca.der);
-    let (good, revoked) = (Serial::random(), Serial::random());
+    let (good, revoked) = (Serial::fresh(), Serial::fresh());
     ossl.write_cert("good.pem", &leaf(&authority, good, "good", 7).0);
     ossl.write_cert("revoked.pem", &leaf(&authority, revoked, "revoked", 7).0);
     Fixture {
@@ -29,7 +29,7 @@ fn fixture() -> Fixture {
         authority,
         good,
         revoked,
-        unknown: format!("0x{}", Serial::random()),
+        unknown: format!("0x{}", Serial::fresh()),
         revoked_at: scepd_ca::time::unix_now() - 600,
     }
 }

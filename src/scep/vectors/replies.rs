@@ -146,7 +146,7 @@ fn success_is_enveloped_to_the_apple_signer() {
     let csr = csr::parse_and_verify(&opened.content).unwrap();
     let leaf = authority
         .issue(&LeafRequest {
-            serial: Serial::random(),
+            serial: Serial::fresh(),
             subject: csr.subject.clone(),
             public_key: csr.public_key.clone(),
             subject_alt_name: None,
