@@ -109,10 +109,7 @@ impl ChallengePolicy {
     pub fn classify(&self, presented: Option<&str>) -> Presented {
         match presented.filter(|p| !p.is_empty()) {
             Some(p) if self.static_sha256.is_some_and(|s| bool::from(sha256(p).ct_eq(&s))) => Presented::Static,
-            Some(p) => Presented::Dynamic(DynamicKeys {
-                ordered: self.key.hash_challenge(p),
-                unordered: self.key.hash_unordered_challenge(p),
-            }),
+            Some(p) => Presented::Dynamic(self.key.keys_of(p)),
             None if self.insecure_no_challenge => Presented::Insecure,
             None => Presented::Missing,
         }

@@ -2,7 +2,7 @@
 //! be walked through the SCEP or MDM endpoints, nor the admin token through the admin API.
 //!
 //! Only failures are limited. A request is always checked, and a valid credential or challenge
-//! always accepted: the secrets are 131 bits and more, so an attacker past the limit gains
+//! always accepted: the secrets carry 95 random bits and more, so an attacker past the limit gains
 //! nothing, while refusing the right credential would let one attacker lock out every device
 //! and MDM behind the same address. Past the limit a failure is answered 429 with Retry-After
 //! instead of its usual answer.

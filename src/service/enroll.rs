@@ -451,13 +451,13 @@ fn check_challenge(svc: &ScepService, csr: &Csr, now: u64) -> Result<Grant, Refu
         |hash: ChallengeHash| -> Result<_, Refusal> { Ok(svc.store().challenge(&hash)?.map(|record| (hash, record))) };
     let mut found = stored(keys.ordered)?;
     if found.is_none() {
-        // Minted by the build before an upgrade, under its unordered key?
-        found = stored(keys.unordered)?;
-    }
-    if found.is_none() {
         // Minted an instant ago and still on its way to the store?
         svc.sync_challenges();
         found = stored(keys.ordered)?;
+    }
+    if found.is_none() {
+        // Minted by a build from before keys were ordered (an upgrade with challenges out)?
+        found = stored(keys.unordered)?;
     }
     let why = match found {
         None => ChallengeRejection::Unknown,

@@ -441,68 +441,97 @@ fn concurrent_requests_sharing_one_challenge_get_exactly_one_certificate() {
     assert_eq!(list.as_array().unwrap().len(), 1, "exactly one certificate stored");
 }
 
-/// A challenge an earlier build minted, stored under its keyed hash alone (before keys opened
-/// with the mint time), still enrolls once after the upgrade. The row is written straight into
-/// the PostgreSQL store, its key computed by `openssl mac` from the data directory's
+/// Challenges an earlier build minted, stored under their keyed hash alone (before keys opened
+/// with the mint time), keep their meaning after the upgrade: a usable one enrolls once, an
+/// expired or used one is refused for that reason. The rows are written straight into the
+/// PostgreSQL store, their keys computed by `openssl mac` from the data directory's
 /// challenge.key: an implementation independent of scepd's.
 #[test]
-fn a_challenge_stored_under_the_earlier_key_still_enrolls_once() {
+fn challenges_stored_under_the_earlier_key_keep_their_state() {
     let Some(db) = crate::support::scratch_db::ScratchDb::create(
-        "challenges::a_challenge_stored_under_the_earlier_key_still_enrolls_once",
+        "challenges::challenges_stored_under_the_earlier_key_keep_their_state",
     ) else {
         return;
     };
     // --allow-des: micromdm's scepclient encrypts its request with single DES.
     let server = Server::start(&["--allow-des", "--store", &db.url]);
     let tmp = tempfile::tempdir().unwrap();
-    // 22 letters drawn at random, as earlier builds minted them.
-    let challenge = "q7RvX2mKp9LwT4bZs8NcYe";
     let secret = std::fs::read_to_string(server.data().join("challenge.key")).unwrap();
-    let message = crate::support::openssl::write(
-        tmp.path(),
-        "message",
-        format!("scepd challenge\0{challenge}").as_bytes(),
-    );
-    let mac = crate::support::openssl::run(
-        tmp.path(),
-        &[
-            "mac",
-            "-digest",
-            "SHA256",
-            "-macopt",
-            &format!("hexkey:{}", secret.trim()),
-            "-in",
-            message.to_str().unwrap(),
-            "HMAC",
-        ],
-    );
-    let key = hex::decode(String::from_utf8(mac).unwrap().trim()).unwrap();
-    assert_eq!(key.len(), 32);
+    let earlier_key = |challenge: &str| -> Vec<u8> {
+        let message = crate::support::openssl::write(
+            tmp.path(),
+            "message",
+            format!("scepd challenge\0{challenge}").as_bytes(),
+        );
+        let mac = crate::support::openssl::run(
+            tmp.path(),
+            &[
+                "mac",
+                "-digest",
+                "SHA256",
+                "-macopt",
+                &format!("hexkey:{}", secret.trim()),
+                "-in",
+                message.to_str().unwrap(),
+                "HMAC",
+            ],
+        );
+        let key = hex::decode(String::from_utf8(mac).unwrap().trim()).unwrap();
+        assert_eq!(key.len(), 32);
+        key
+    };
     let now = scepd_ca::time::unix_now() as i64;
     let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
-    client
-        .execute(
-            "INSERT INTO challenges (hash, expires_at, created_at, minted_by, endpoint) VALUES ($1, $2, $3, 'mdm', 'api')",
-            &[&key, &(now + 3600), &now],
-        )
-        .unwrap();
+    // 22 letters drawn at random, as earlier builds minted them: usable, expired, used.
+    let (usable, expired, used) = (
+        "q7RvX2mKp9LwT4bZs8NcYe",
+        "Hn3Jw8QzL0pV5xRt2KbMa7",
+        "Z4cYt9WqE1uN6sDf3GhJk8",
+    );
+    let rows: [(&str, i64, Option<i64>); 3] = [
+        (usable, now + 3600, None),
+        (expired, now - 60, None),
+        (used, now + 3600, Some(now - 30)),
+    ];
+    for (challenge, expires_at, redeemed_at) in rows {
+        client
+            .execute(
+                "INSERT INTO challenges (hash, expires_at, created_at, minted_by, endpoint, redeemed_at) \
+                 VALUES ($1, $2, $3, 'mdm', 'api', $4)",
+                &[&earlier_key(challenge), &expires_at, &(now - 120), &redeemed_at],
+            )
+            .unwrap();
+    }
 
-    let dir = tempfile::tempdir().unwrap();
-    let out = scepclient(dir.path(), &server.scep_url(), challenge, "upgraded");
+    let enroll = |challenge: &str, cn: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        scepclient(dir.path(), &server.scep_url(), challenge, cn)
+    };
+    let out = enroll(usable, "upgraded");
     assert!(
         out.status.success(),
         "{}\n{}",
         String::from_utf8_lossy(&out.stderr),
         server.log_text()
     );
-    let again = tempfile::tempdir().unwrap();
-    let out = scepclient(again.path(), &server.scep_url(), challenge, "upgraded-again");
-    assert!(!out.status.success(), "a redeemed challenge enrolled twice");
     let redeemed: Option<i64> = client
-        .query_one("SELECT redeemed_at FROM challenges WHERE hash = $1", &[&key])
+        .query_one(
+            "SELECT redeemed_at FROM challenges WHERE hash = $1",
+            &[&earlier_key(usable)],
+        )
         .unwrap()
         .get(0);
     assert!(redeemed.is_some(), "the row under the earlier key was redeemed");
+    for (challenge, why) in [(usable, "used"), (expired, "expired"), (used, "used")] {
+        let log_before = server.log_text().len();
+        assert!(!enroll(challenge, "refused").status.success(), "{challenge} enrolled");
+        let log = server.log_text();
+        assert!(
+            log[log_before..].contains(&format!("challenge_rejection=\"{why}\"")),
+            "{challenge}: {}",
+            &log[log_before..]
+        );
+    }
 }
 
 #[test]
