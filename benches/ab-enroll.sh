@@ -8,9 +8,13 @@
 #   benches/ab-enroll.sh BIN_A BIN_B [REQUESTS] [ROUNDS] [CONCURRENCY LEVELS...]
 #
 # Keep the "before" binary first: cp target/release/scepd /tmp/scepd-before, change, rebuild.
+# One load generator (`scepd bench`, which also measures the floor) drives both servers: B's,
+# or the binary CLIENT_BIN names, so that a change to the generator does not count as the
+# server's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2 N=${3:-2000} ROUNDS=${4:-3}
+CLIENT=${CLIENT_BIN:-$B}
 shift 4 || shift $#
 LEVELS=${*:-4 16}
 WORK=$(mktemp -d)
@@ -27,11 +31,11 @@ run() { # label binary concurrency
   PID=$!; wait_up
   # A warm-up at C = 16 first, so that every thread the counts below follow exists already:
   # `perf stat -p` counts the threads a process has when it attaches.
-  "$2" bench --url "http://127.0.0.1:$PORT/scep" --challenge bench -n 200 -c 16 >/dev/null
+  "$CLIENT" bench --url "http://127.0.0.1:$PORT/scep" --challenge bench -n 200 -c 16 >/dev/null
   perf stat -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64,context-switches -p "$PID" -o "$WORK/counts" 2>/dev/null &
   local counter=$!
   sleep 0.3
-  "$2" bench --url "http://127.0.0.1:$PORT/scep" --challenge bench -n "$N" -c "$3" --server-pid "$PID" \
+  "$CLIENT" bench --url "http://127.0.0.1:$PORT/scep" --challenge bench -n "$N" -c "$3" --server-pid "$PID" \
     --floor "$WORK/data" --json >"$WORK/result.json"
   kill -INT "$counter"; wait "$counter" 2>/dev/null || true
   python3 - "$1" "$N" "$WORK/result.json" "$WORK/counts" <<'PY'
