@@ -6,10 +6,12 @@
 #
 #   benches/scale-ab.sh BIN_A BIN_B [N] [M] [ROUNDS]    (defaults 1000000 100000 3; ~4 GB disk)
 #
-# Loopback only. Use one binary twice to compare empty and full alone.
+# Loopback only. Use one binary twice to compare empty and full alone. One load generator
+# (`scepd bench`) drives both servers: B's, or the binary CLIENT_BIN names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2 N=${3:-1000000} M=${4:-100000} ROUNDS=${5:-3}
+CLIENT=${CLIENT_BIN:-$B}
 WORK=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -23,7 +25,7 @@ run() { # label binary data-directory
   # Let start-up work (the first scan for the certificate gauges) finish before timing anything.
   sleep 8
   local result
-  result=$("$2" bench --url "http://127.0.0.1:$PORT/scep" --challenge bench -n 1000 -c 4 --server-pid "$PID" --json \
+  result=$("$CLIENT" bench --url "http://127.0.0.1:$PORT/scep" --challenge bench -n 1000 -c 4 --server-pid "$PID" --json \
     | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f | %.2f" % (r["enrollments_per_second"], r["server_cpu_ms_per_enrollment"]))')
   echo "| $1 | $result | $(awk '/VmHWM/{print int($2/1024)}' "/proc/$PID/status") |"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
