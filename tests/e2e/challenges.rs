@@ -453,8 +453,10 @@ fn challenges_stored_under_the_earlier_key_keep_their_state() {
     ) else {
         return;
     };
-    // --allow-des: micromdm's scepclient encrypts its request with single DES.
-    let server = Server::start(&["--allow-des", "--store", &db.url]);
+    // --allow-des: micromdm's scepclient encrypts its request with single DES. The sweep of
+    // expired challenges runs at start, then not for an hour: the row that expires below stays
+    // to be refused as expired, not swept away and refused as unknown.
+    let server = Server::start(&["--allow-des", "--store", &db.url, "--challenge-sweep-interval", "3600"]);
     let tmp = tempfile::tempdir().unwrap();
     let secret = std::fs::read_to_string(server.data().join("challenge.key")).unwrap();
     let earlier_key = |challenge: &str| -> Vec<u8> {
@@ -482,7 +484,7 @@ fn challenges_stored_under_the_earlier_key_keep_their_state() {
     };
     let now = scepd_ca::time::unix_now() as i64;
     let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
-    // 22 letters drawn at random, as earlier builds minted them: usable, expired, used.
+    // 22 letters drawn at random, as earlier builds minted them: usable, about to expire, used.
     let (usable, expired, used) = (
         "q7RvX2mKp9LwT4bZs8NcYe",
         "Hn3Jw8QzL0pV5xRt2KbMa7",
@@ -490,7 +492,7 @@ fn challenges_stored_under_the_earlier_key_keep_their_state() {
     );
     let rows: [(&str, i64, Option<i64>); 3] = [
         (usable, now + 3600, None),
-        (expired, now - 60, None),
+        (expired, now + 3, None),
         (used, now + 3600, Some(now - 30)),
     ];
     for (challenge, expires_at, redeemed_at) in rows {
@@ -522,6 +524,10 @@ fn challenges_stored_under_the_earlier_key_keep_their_state() {
         .unwrap()
         .get(0);
     assert!(redeemed.is_some(), "the row under the earlier key was redeemed");
+    // Past its expiry by a second more than the server's steady clock may lag the wall clock.
+    while scepd_ca::time::unix_now() as i64 <= now + 4 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     for (challenge, why) in [(usable, "used"), (expired, "expired"), (used, "used")] {
         let log_before = server.log_text().len();
         assert!(!enroll(challenge, "refused").status.success(), "{challenge} enrolled");
