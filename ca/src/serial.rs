@@ -29,10 +29,7 @@ impl Serial {
     /// certificates issued together neighbours in the store's B-trees, which are keyed by serial:
     /// an issuance appends at the trees' edge instead of rewriting a random leaf page of each.
     pub fn fresh() -> Serial {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        Serial::at(millis)
+        Serial::at(crate::time::unix_millis())
     }
 
     fn at(millis: u128) -> Serial {

@@ -15,6 +15,15 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch: the time that opens serials and challenges, so that
+/// those made together sort together in the store.
+pub fn unix_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
 /// Unix seconds that follow the monotonic clock from the first call on: the system clock at
 /// that moment, plus the time elapsed since. A step of the system clock while the process runs
 /// (set back an hour, forward a day) does not move it, so a lifetime measured with it neither

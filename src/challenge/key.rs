@@ -137,10 +137,7 @@ impl ChallengeKey {
 
     /// A new challenge and the hash the store keeps.
     pub fn mint(&self) -> (String, ChallengeHash) {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let challenge = order_letters(millis) + &random_alphanumeric(RANDOM_LEN);
+        let challenge = order_letters(scepd_ca::time::unix_millis()) + &random_alphanumeric(RANDOM_LEN);
         let hash = self.hash_challenge(&challenge);
         (challenge, hash)
     }
