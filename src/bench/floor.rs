@@ -23,6 +23,21 @@ pub struct Floor {
     pub ca_bits: usize,
 }
 
+/// The floor timed before the load and again after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bracketed {
+    pub before: Floor,
+    pub after: Floor,
+}
+
+impl Bracketed {
+    /// The mean of the two readings: what the operations cost while the load ran, as well as
+    /// this machine's drift allows.
+    pub fn ms_per_enrollment(&self) -> f64 {
+        (self.before.ms_per_enrollment + self.after.ms_per_enrollment) / 2.0
+    }
+}
+
 /// Loads the keys of the data directory `data` (a token's PIN from `pin_file` or
 /// `SCEPD_PKCS11_PIN`) and times their three operations for at least `seconds`.
 pub fn measure(data: &Path, pin_file: Option<&Path>, seconds: f64) -> Result<Floor, Box<dyn std::error::Error>> {

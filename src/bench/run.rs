@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use scepd_ca::{Identity, KeyBits, RsaKey};
 use x509_cert::Certificate;
 
-use super::floor::Floor;
+use super::floor::{Bracketed, Floor};
 use crate::scep::cipher::ContentCipher;
 use crate::scep::client::{self, RequestParams};
 use crate::scep::digest::DigestAlg;
@@ -258,6 +258,10 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
 
+    // The floor is timed before the load and again after it, and the two are averaged: this
+    // machine's speed drifts by ±10 % over the seconds a run takes (BENCHMARKS.md), and one
+    // reading on one side of the load would put all of that drift into the ratio.
+    let floor_before = measure_floor(&args).await?;
     let cpu_before = args.server_pid.and_then(cpu_ticks);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.max_seconds);
@@ -353,16 +357,10 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         let p = &work.0[a.request];
         validate(&a.body, p, &requesters[p.requester], &ca_certs, a.latency)
     }));
-    let floor = match args.floor.clone() {
-        Some(data) => {
-            let pin_file = args.pkcs11_pin_file.clone();
-            let measured = tokio::task::spawn_blocking(move || {
-                super::floor::measure(&data, pin_file.as_deref(), 2.0).map_err(|e| e.to_string())
-            });
-            Some(measured.await??)
-        }
-        None => None,
-    };
+    let floor_after = measure_floor(&args).await?;
+    let floor = floor_before
+        .zip(floor_after)
+        .map(|(before, after)| Bracketed { before, after });
     report(
         &args,
         &outcomes,
@@ -370,6 +368,21 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a)),
         floor,
     )
+}
+
+/// Thread CPU seconds each reading of the floor takes, at the least.
+const FLOOR_SECONDS: f64 = 2.0;
+
+/// With `--floor`, the three private-key operations timed with the server's own keys.
+async fn measure_floor(args: &BenchArgs) -> Result<Option<Floor>, Box<dyn std::error::Error>> {
+    let Some(data) = args.floor.clone() else {
+        return Ok(None);
+    };
+    let pin_file = args.pkcs11_pin_file.clone();
+    let measured = tokio::task::spawn_blocking(move || {
+        super::floor::measure(&data, pin_file.as_deref(), FLOOR_SECONDS).map_err(|e| e.to_string())
+    });
+    Ok(Some(measured.await??))
 }
 
 /// Checks one reply completely; a SUCCESS that fails any check counts as an error.
@@ -419,7 +432,7 @@ fn report(
     outcomes: &[Outcome],
     elapsed: Duration,
     server_ticks: Option<u64>,
-    floor: Option<Floor>,
+    floor: Option<Bracketed>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut latencies: Vec<Duration> = Vec::new();
     let mut serials = HashSet::new();
@@ -446,7 +459,8 @@ fn report(
     let rate = issued as f64 / elapsed.as_secs_f64();
     let ticks_per_second = 100.0; // USER_HZ on Linux
     let cpu_ms = server_ticks.map(|t| t as f64 * 1e3 / ticks_per_second / issued.max(1) as f64);
-    let ratio = cpu_ms.zip(floor).map(|(cpu, f)| cpu / f.ms_per_enrollment);
+    let floor_ms = floor.map(|f| f.ms_per_enrollment());
+    let ratio = cpu_ms.zip(floor_ms).map(|(cpu, f)| cpu / f);
     let summary = serde_json::json!({
         "url": args.url,
         "concurrency": args.concurrency,
@@ -461,9 +475,11 @@ fn report(
         "errors": errors,
         "duplicate_serials": duplicates,
         "server_cpu_ms_per_enrollment": cpu_ms,
-        "floor_ms_per_enrollment": floor.map(|f| f.ms_per_enrollment),
-        "floor_rounds": floor.map(|f| f.rounds),
-        "ca_key_bits": floor.map(|f| f.ca_bits),
+        "floor_ms_per_enrollment": floor_ms,
+        "floor_before_ms": floor.map(|f| f.before.ms_per_enrollment),
+        "floor_after_ms": floor.map(|f| f.after.ms_per_enrollment),
+        "floor_rounds": floor.map(|f| f.before.rounds + f.after.rounds),
+        "ca_key_bits": floor.map(|f| f.after.ca_bits),
         "cpu_to_floor_ratio": ratio,
     });
     if args.json {
@@ -484,8 +500,11 @@ fn report(
         }
         if let (Some(f), Some(ratio)) = (floor, ratio) {
             println!(
-                "floor (RA decrypt + CA sign + RA sign, RSA-{} CA, {} rounds): {:.3} ms; server CPU / floor: {ratio:.2}",
-                f.ca_bits, f.rounds, f.ms_per_enrollment
+                "floor (RA decrypt + CA sign + RA sign, RSA-{} CA): {:.3} ms ({:.3} before the load, {:.3} after); server CPU / floor: {ratio:.2}",
+                f.after.ca_bits,
+                f.ms_per_enrollment(),
+                f.before.ms_per_enrollment,
+                f.after.ms_per_enrollment
             );
         }
     }

@@ -27,7 +27,7 @@ pub(crate) fn bench(server: &Server, challenge: &str, extra: &[&str], env: &[(&s
 }
 
 /// The summary says every request was issued, once, and the floor was measured with a key of
-/// `bits`; returns the server-CPU-to-floor ratio.
+/// `bits`, before the load and after it, and averaged; returns the server-CPU-to-floor ratio.
 pub(crate) fn assert_floor_measured(summary: &serde_json::Value, bits: u64) -> f64 {
     assert_eq!(summary["issued"], 24, "{summary}");
     assert_eq!(summary["duplicate_serials"], 0, "{summary}");
@@ -40,6 +40,12 @@ pub(crate) fn assert_floor_measured(summary: &serde_json::Value, bits: u64) -> f
         floor > 0.0 && summary["floor_rounds"].as_u64().unwrap() >= 20,
         "{summary}"
     );
+    let (before, after) = (
+        summary["floor_before_ms"].as_f64().unwrap(),
+        summary["floor_after_ms"].as_f64().unwrap(),
+    );
+    assert!(before > 0.0 && after > 0.0, "{summary}");
+    assert!((floor - (before + after) / 2.0).abs() < 1e-9, "{summary}");
     assert!((ratio - cpu / floor).abs() < 1e-9, "{summary}");
     ratio
 }
