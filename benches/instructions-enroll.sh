@@ -11,12 +11,13 @@
 # PKIOperation, the store, the runtime (not the kernel's). The floor is counted the same way
 # inside `scepd bench --floor`'s rounds (each: the RA decrypts, the CA signs, the RA signs).
 # Valgrind hides AVX-512 from aws-lc, which then takes its AVX2 path for RSA in both counts.
+# KEEP=1 leaves the work directory (the callgrind files) in place for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/scepd} N=${2:-200}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 WORK=$(mktemp -d)
-PID= SERVER=
+PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
